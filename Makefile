@@ -1,0 +1,58 @@
+# galaxy-synth — every target bootstraps .venv on first use.
+#   make synth                       study on the embedded procedural galaxies
+#   make synth DATA=path TRIALS=60   your own images; run again to resume
+#   make test                        the test suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Study options passed through to `galaxy-synth synth` (empty = the CLI's default).
+DATA        ?=
+TRIALS      ?=
+STUDY       ?=
+STORAGE     ?=
+SIZE        ?=
+EPOCHS      ?=
+SEED        ?=
+RESULTS     ?=
+DEVICE      ?=
+MAX_SAMPLES ?=
+MERGE       ?=
+DROP        ?=
+ARGS        ?=
+
+opt = $(if $(strip $(2)),$(1) $(2))
+SYNTH_ARGS = $(call opt,--data,$(DATA)) $(call opt,--trials,$(TRIALS)) $(call opt,--study,$(STUDY)) \
+	$(call opt,--storage,$(STORAGE)) $(call opt,--size,$(SIZE)) $(call opt,--epochs,$(EPOCHS)) \
+	$(call opt,--seed,$(SEED)) $(call opt,--results,$(RESULTS)) $(call opt,--device,$(DEVICE)) \
+	$(call opt,--max-samples,$(MAX_SAMPLES)) $(call opt,--merge,$(MERGE)) $(call opt,--drop,$(DROP)) $(ARGS)
+
+.PHONY: venv synth test test-fast bench clean-venv help
+
+help:
+	@sed -n '1,5p' Makefile
+
+venv: $(STAMP)
+
+# constraints.txt pins the torch build that this project's machines install from local wheels.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+synth: $(STAMP)
+	$(BIN)/galaxy-synth synth $(SYNTH_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python bench/trial_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Ground truth by full training, proxy calibration and honest (cross-validated) reports."""

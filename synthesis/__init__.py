@@ -1,0 +1,1 @@
+"""Data, search space, models, training loop and the Optuna study."""

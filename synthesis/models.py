@@ -1,0 +1,152 @@
+"""Build an ``nn.Module`` from an :class:`~synthesis.spec.ArchSpec` (timm-style builder).
+
+Three block types share one stage layout, so the search compares like with like:
+
+* ``plain``    – conv3×3-BN-ReLU, as in the progressive-search seed;
+* ``residual`` – the ResNet basic block (two conv3×3 + identity/1×1 shortcut);
+* ``inverted`` – MobileNetV2 inverted residual (1×1 expand ×4, depthwise 3×3, 1×1 project).
+
+Each stage downsamples by 2 on entry (max-pool, or stride 2 in its first block), then the
+pooled features are optionally concatenated with an MLP embedding of the extra numeric inputs
+(e.g. redshift) before the linear classifier.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from synthesis.spec import ArchSpec
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class PlainBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = _conv_bn_relu(cin, cout, 3, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class InvertedResidualBlock(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        hidden = cin * self.expansion
+        self.use_residual = stride == 1 and cin == cout
+        self.body = nn.Sequential(
+            _conv_bn_relu(cin, hidden, 1),
+            _conv_bn_relu(hidden, hidden, 3, stride, groups=hidden),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        return x + out if self.use_residual else out
+
+
+BLOCKS: dict[str, type[nn.Module]] = {
+    "plain": PlainBlock,
+    "residual": ResidualBlock,
+    "inverted": InvertedResidualBlock,
+}
+
+
+class GalaxyNet(nn.Module):
+    """Stem → stages → global average pool (+ extra-input MLP) → dropout → linear."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        self.n_extra = spec.n_extra
+        self.stem = _conv_bn_relu(spec.in_channels, spec.stem_width, spec.stem_kernel)
+        block_cls = BLOCKS[spec.block]
+        stages: list[nn.Module] = []
+        cin = spec.stem_width
+        for stage in spec.stages:
+            layers: list[nn.Module] = []
+            if spec.downsample == "maxpool":
+                layers.append(nn.MaxPool2d(2))
+            for i in range(stage.depth):
+                stride = 2 if (i == 0 and spec.downsample == "stride") else 1
+                layers.append(block_cls(cin, stage.width, stride))
+                cin = stage.width
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.extra_mlp: nn.Module = nn.Identity()
+        features = cin
+        if spec.n_extra > 0:
+            self.extra_mlp = nn.Sequential(
+                nn.Linear(spec.n_extra, spec.extra_hidden),
+                nn.ReLU(inplace=True),
+                nn.Linear(spec.extra_hidden, spec.extra_hidden),
+                nn.ReLU(inplace=True),
+            )
+            features += spec.extra_hidden
+        self.dropout = nn.Dropout(spec.dropout)
+        self.classifier = nn.Linear(features, spec.num_classes)
+
+    def features(self, x: torch.Tensor, extra: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h = torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+        if self.n_extra > 0:
+            if extra is None:
+                raise ValueError(f"this model needs {self.n_extra} extra inputs (e.g. z, z_err)")
+            h = torch.cat([h, self.extra_mlp(extra)], dim=1)
+        return h
+
+    def forward(self, x: torch.Tensor, extra: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(x, extra)))
+
+
+def build_model(spec: ArchSpec) -> GalaxyNet:
+    """The one way to turn a spec into a model (trials, full training, export)."""
+    return GalaxyNet(spec)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: GalaxyNet, spec: ArchSpec) -> int:
+    """Forward FLOPs for one image, counted by torch's own FlopCounterMode (2 per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
+    extra = torch.zeros(1, spec.n_extra) if spec.n_extra else None
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x, extra)
+    model.train(was_training)
+    return int(counter.get_total_flops())

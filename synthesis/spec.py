@@ -1,0 +1,142 @@
+"""Architecture and training specs: small, frozen, JSON-serialisable.
+
+An :class:`ArchSpec` is the single source of truth for building a model: the study stores it
+with every trial, export writes it as ``arch.json``, and :func:`synthesis.models.build_model`
+turns it back into the same ``nn.Module``. Training hyper-parameters live apart in
+:class:`TrainConfig` because the same architecture is trained with different budgets
+(2-epoch trial, full training).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from synthesis.errors import GalaxySynthError
+
+SPEC_VERSION = 1
+BLOCK_TYPES = ("plain", "residual", "inverted")
+DOWNSAMPLE_MODES = ("maxpool", "stride")
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One resolution stage: ``depth`` blocks of ``width`` channels, downsampled on entry."""
+
+    depth: int
+    width: int
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A CNN for ``image_size``² RGB images, optionally joined by ``n_extra`` numeric inputs."""
+
+    num_classes: int
+    stages: tuple[StageSpec, ...]
+    block: str = "residual"
+    stem_width: int = 16
+    stem_kernel: int = 3
+    downsample: str = "maxpool"
+    dropout: float = 0.0
+    image_size: int = 64
+    in_channels: int = 3
+    n_extra: int = 0
+    extra_hidden: int = 16
+    version: int = SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        # Frozen dataclass: coerce stage dicts/lists (from JSON) into a tuple of StageSpec.
+        stages = tuple(s if isinstance(s, StageSpec) else StageSpec(**s) for s in self.stages)
+        object.__setattr__(self, "stages", stages)
+        self.validate()
+
+    def validate(self) -> None:
+        problems = []
+        if self.num_classes < 2:
+            problems.append(f"num_classes={self.num_classes} (need >= 2)")
+        if not self.stages:
+            problems.append("no stages")
+        if self.block not in BLOCK_TYPES:
+            problems.append(f"block={self.block!r} (choose from {BLOCK_TYPES})")
+        if self.downsample not in DOWNSAMPLE_MODES:
+            problems.append(f"downsample={self.downsample!r} (choose from {DOWNSAMPLE_MODES})")
+        if self.stem_kernel not in (3, 5, 7):
+            problems.append(f"stem_kernel={self.stem_kernel} (3, 5 or 7)")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout={self.dropout} (0 <= dropout < 1)")
+        if any(s.depth < 1 or s.width < 1 for s in self.stages):
+            problems.append("every stage needs depth >= 1 and width >= 1")
+        if self.image_size < 2 ** len(self.stages):
+            problems.append(f"image_size={self.image_size} too small for {len(self.stages)} downsamples")
+        if self.version != SPEC_VERSION:
+            problems.append(f"spec version {self.version} (this galaxy-synth reads {SPEC_VERSION})")
+        if problems:
+            raise GalaxySynthError("invalid architecture spec: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise GalaxySynthError(f"invalid architecture spec: unknown keys {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        return cls.from_dict(json.loads(text))
+
+    def spec_hash(self) -> str:
+        """Stable short id of the architecture (same spec → same hash, across runs)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        """One-line summary for tables: block type, stage depths×widths, downsampling."""
+        stages = " ".join(f"{s.depth}x{s.width}" for s in self.stages)
+        return f"{self.block}[{stages}] stem{self.stem_kernel}/{self.stem_width} {self.downsample} do{self.dropout:.2f}"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, schedule and loss. Epoch count is passed per run."""
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    momentum: float = 0.9
+    schedule: str = "constant"  # "constant" for short trials, "cosine" for full training
+    loss: str = "ce"  # "ce" | "weighted_ce" | "focal"
+    label_smoothing: float = 0.0
+    augment: bool = True
+    noise_std: float = 0.02
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise GalaxySynthError(f"unknown optimizer {self.optimizer!r} (choose from {OPTIMIZERS})")
+        if self.schedule not in ("constant", "cosine"):
+            raise GalaxySynthError(f"unknown schedule {self.schedule!r} (constant or cosine)")
+        if self.loss not in ("ce", "weighted_ce", "focal"):
+            raise GalaxySynthError(f"unknown loss {self.loss!r} (ce, weighted_ce or focal)")
+        if self.lr <= 0 or self.batch_size < 1:
+            raise GalaxySynthError("lr must be > 0 and batch_size >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})

@@ -1,0 +1,443 @@
+"""The resumable synthesis study: data → search space → short trials → Optuna storage.
+
+Everything a resumed or parallel run must agree on (data fingerprint, split indices, epochs,
+sampler options…) is written into the study's user attrs when the study is created and checked
+on every later run, so ``make synth`` after a crash continues the *same* experiment.
+
+Robustness comes from Optuna's own pieces, not a scheduler of ours: heartbeats with
+:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` re-queue a trial whose process died,
+and :class:`~optuna.study.MaxTrialsCallback` makes ``--trials N`` mean N *completed* trials in
+total across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import optuna
+import torch
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from synthesis.data import ClassMap, GalaxyImages, find_mirror_pairs, load_dataset
+from synthesis.errors import GalaxySynthError, StudyMismatchError
+from synthesis.models import build_model, count_flops, count_params
+from synthesis.space import SearchSpace
+from synthesis.spec import ArchSpec, TrainConfig
+from synthesis.splits import stratified_split, stratified_subset
+from synthesis.training import (
+    ExtraScaler,
+    Normalizer,
+    TensorSplit,
+    TrainingDiverged,
+    resolve_device,
+    to_tensor_split,
+    train_model,
+)
+
+log = logging.getLogger("galaxy_synth")
+STUDY_ATTR = "galaxy_synth"  # the study user attr that holds the frozen experiment settings
+
+
+@dataclass
+class StudySettings:
+    """All options of ``galaxy-synth synth``; see the CLI's ``--help`` for their meaning."""
+
+    data: str | None = None
+    size: int = 64
+    crop: float | None = None
+    merge: list[str] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+    extra_columns: list[str] | None = None
+    max_samples: int = 2000
+    val_subset: int = 500
+    seed: int = 0
+    epochs: int = 2
+    trials: int = 20
+    storage: str | None = None
+    study: str = "galaxy-synth"
+    device: str = "auto"
+    results: str = "results"
+    max_params: int = 5_000_000
+    pruner: str = "auto"
+    objective: str = "val_acc"
+    synthetic_n: int = 3000
+    heartbeat_interval: int = 10
+    grace_period: int | None = None
+    progress: bool = True
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.results)
+
+    @property
+    def storage_url(self) -> str:
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{(self.results_dir / 'study.db').as_posix()}"
+
+    def frozen(self) -> dict[str, Any]:
+        """Settings a resumed study must keep (changing them would mix incomparable trials)."""
+        return {
+            "data": self.data, "size": self.size, "crop": self.crop, "merge": sorted(self.merge), "drop": sorted(self.drop),
+            "max_samples": self.max_samples, "val_subset": self.val_subset, "seed": self.seed,
+            "epochs": self.epochs, "objective": self.objective, "synthetic_n": self.synthetic_n,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage, sampler, pruner
+
+
+def open_storage(url: str, heartbeat_interval: int = 10, grace_period: int | None = None) -> RDBStorage:
+    """An RDB storage (SQLite file or any SQLAlchemy URL) with heartbeats and stale-trial retry."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Wait for a lock instead of failing at once when another process writes.
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    return RDBStorage(
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period or 3 * heartbeat_interval,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+    )
+
+
+def make_sampler(seed: int, n_existing: int) -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
+    """TPE with explicit options (Optuna 5 changed its defaults) and a resume-aware seed.
+
+    A resumed run re-seeds with ``seed + n_existing`` so that it does not replay the random
+    start-up samples of the first run.
+    """
+    options = {"n_startup_trials": 10, "multivariate": True, "group": True, "constant_liar": True}
+    sampler = optuna.samplers.TPESampler(seed=seed + 7919 * n_existing, **options)
+    return sampler, {"name": "TPESampler", "seed": seed, **options}
+
+
+def make_pruner(name: str, epochs: int) -> tuple[optuna.pruners.BasePruner, str]:
+    """``auto``: median pruning only when trials have >= 4 epochs.
+
+    With 2-epoch trials the only pruning point is after epoch 1, where validation accuracy
+    barely ranks architectures (see docs/BENCHMARKS.md); pruning there would discard
+    candidates on noise and leave them without the metrics the composite proxy needs.
+    """
+    if name == "auto":
+        name = "median" if epochs >= 4 else "none"
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=10, n_warmup_steps=1), name
+    if name == "none":
+        return optuna.pruners.NopPruner(), name
+    raise GalaxySynthError(f"unknown pruner {name!r} (auto, median or none)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data for trials
+
+
+@dataclass
+class TrialData:
+    """What every trial trains and validates on, already on the device."""
+
+    train: TensorSplit
+    val: TensorSplit
+    normalizer: Normalizer
+    extra_scaler: ExtraScaler
+    class_names: tuple[str, ...]
+    mirror_pairs: list[tuple[int, int]]
+    allow_flips: bool
+    image_size: int
+    n_extra: int
+    device: torch.device
+
+
+def data_plan(data: GalaxyImages, settings: StudySettings) -> dict[str, list[int]]:
+    """Split indices (train/val/test) and the bounded trial subsets, all from the seed."""
+    split = stratified_split(data.labels, seed=settings.seed)
+    trial_train = stratified_subset(split["train"], data.labels, settings.max_samples, seed=settings.seed + 1)
+    trial_val = stratified_subset(split["val"], data.labels, settings.val_subset, seed=settings.seed + 2)
+    return {**{k: v.tolist() for k, v in split.items()}, "trial_train": trial_train.tolist(), "trial_val": trial_val.tolist()}
+
+
+def mirror_policy(class_names: tuple[str, ...]) -> tuple[list[tuple[int, int]], bool]:
+    pairs, unpaired = find_mirror_pairs(class_names)
+    if unpaired:
+        log.warning("class(es) %s look chiral but have no mirror partner: flips disabled, rotations only", unpaired)
+    return pairs, not unpaired
+
+
+def build_trial_data(data: GalaxyImages, plan: dict[str, list[int]], device: torch.device) -> TrialData:
+    train_idx = np.array(plan["trial_train"])
+    val_idx = np.array(plan["trial_val"])
+    normalizer = Normalizer.fit(data.images[np.array(plan["train"])])
+    scaler = ExtraScaler.fit(data.extras[np.array(plan["train"])])
+    pairs, allow_flips = mirror_policy(data.class_names)
+    return TrialData(
+        train=to_tensor_split(data, train_idx, scaler, device),
+        val=to_tensor_split(data, val_idx, scaler, device),
+        normalizer=normalizer,
+        extra_scaler=scaler,
+        class_names=data.class_names,
+        mirror_pairs=pairs,
+        allow_flips=allow_flips,
+        image_size=data.size,
+        n_extra=data.extras.shape[1],
+        device=device,
+    )
+
+
+def load_study_data(settings: StudySettings) -> GalaxyImages:
+    """Load and validate the dataset before anything touches the study storage."""
+    return load_dataset(
+        settings.data,
+        size=settings.size,
+        crop=settings.crop,
+        class_map=ClassMap.parse(settings.merge, settings.drop),
+        cache_dir=settings.results_dir / "cache",
+        extra_columns=settings.extra_columns,
+        synthetic_n=settings.synthetic_n,
+        synthetic_seed=settings.seed,
+        progress=settings.progress,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The study
+
+
+def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage | None = None) -> tuple[optuna.Study, dict[str, Any]]:
+    """Create the study, or load it and check that it was made with the same settings."""
+    storage = storage or open_storage(settings.storage_url, settings.heartbeat_interval, settings.grace_period)
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    n_existing = 0
+    if settings.study in existing:
+        attrs = existing[settings.study].user_attrs.get(STUDY_ATTR)
+        if attrs is None:
+            raise StudyMismatchError(f"study {settings.study!r} in {settings.storage_url} was not made by galaxy-synth; choose another --study")
+        _check_same_experiment(attrs, settings, data)
+        n_existing = existing[settings.study].n_trials
+    else:
+        attrs = None
+    sampler, sampler_info = make_sampler(settings.seed, n_existing)
+    pruner, pruner_name = make_pruner(settings.pruner, settings.epochs)
+    study = optuna.create_study(storage=storage, study_name=settings.study, direction="maximize",
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    if attrs is None:
+        attrs = {
+            "settings": settings.frozen(),
+            "fingerprint": data.fingerprint,
+            "class_names": list(data.class_names),
+            "extra_names": list(data.extra_names),
+            "image_size": data.size,
+            "crop": data.crop,
+            "n_images": len(data),
+            "plan": data_plan(data, settings),
+            "sampler": sampler_info,
+            "pruner": pruner_name,
+            "search_space": SearchSpace().to_dict(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "torch": torch.__version__,
+            "optuna": optuna.__version__,
+        }
+        study.set_user_attr(STUDY_ATTR, attrs)
+    return study, attrs
+
+
+def _check_same_experiment(attrs: dict[str, Any], settings: StudySettings, data: GalaxyImages) -> None:
+    stored = attrs["settings"]
+    now = settings.frozen()
+    diffs = [f"{k}: study has {stored.get(k)!r}, now {now[k]!r}" for k in now if stored.get(k) != now[k]]
+    if diffs:
+        raise StudyMismatchError(f"study {settings.study!r} was created with other settings ({'; '.join(diffs)}); "
+                                 f"use the same options to resume it, or a new --study name")
+    if attrs["fingerprint"] != data.fingerprint:
+        raise StudyMismatchError(f"study {settings.study!r} was created on different data (fingerprint "
+                                 f"{attrs['fingerprint']} vs {data.fingerprint}); use a new --study name")
+
+
+def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
+    """Per-trial seed; a retried trial reuses its original's, so its metrics reproduce."""
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+    number = original if original is not None else trial.number
+    return base_seed * 100_003 + number
+
+
+class Objective:
+    """Build the trial's model from its spec, train ``epochs``, record everything, score it."""
+
+    def __init__(self, trial_data: TrialData, settings: StudySettings, space: SearchSpace | None = None) -> None:
+        self.data = trial_data
+        self.settings = settings
+        self.space = space or SearchSpace()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        d = self.data
+        spec, train_cfg = self.space.suggest(trial, len(d.class_names), d.image_size, d.n_extra)
+        seed = trial_seed(trial, self.settings.seed)
+        torch.manual_seed(seed)
+        model = build_model(spec)
+        params = count_params(model)
+        trial.set_user_attr("arch", spec.to_dict())
+        trial.set_user_attr("spec_hash", spec.spec_hash())
+        trial.set_user_attr("train_config", train_cfg.to_dict())
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("seed", seed)
+        if params > self.settings.max_params:
+            trial.set_user_attr("prune_reason", f"params {params} > --max-params {self.settings.max_params}")
+            raise optuna.TrialPruned(f"{params} params exceed the cap")
+        trial.set_user_attr("flops", count_flops(model, spec))
+        model.to(d.device)
+
+        def report(record) -> None:
+            trial.report(record.val_acc, step=record.epoch)
+            if trial.should_prune():
+                trial.set_user_attr("prune_reason", f"pruner stopped it after epoch {record.epoch} (val_acc {record.val_acc:.3f})")
+                raise optuna.TrialPruned()
+
+        t0 = time.perf_counter()
+        try:
+            history = train_model(
+                model, d.train, train_cfg, self.settings.epochs, normalizer=d.normalizer,
+                num_classes=len(d.class_names), val=d.val, mirror_pairs=d.mirror_pairs,
+                allow_flips=d.allow_flips, seed=seed, on_epoch_end=report,
+            )
+        except TrainingDiverged as exc:
+            trial.set_user_attr("prune_reason", f"diverged: {exc}")
+            raise optuna.TrialPruned(f"diverged: {exc}") from None
+        except torch.OutOfMemoryError:
+            trial.set_user_attr("prune_reason", "out of device memory")
+            raise optuna.TrialPruned("out of memory") from None
+        wall = time.perf_counter() - t0
+        last = history.last
+        trial.set_user_attr("history", history.to_dict())
+        trial.set_user_attr("wall_seconds", wall)
+        trial.set_user_attr("images_per_second", float(np.mean([e.images_per_second for e in history.epochs])))
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc"):
+            trial.set_user_attr(key, getattr(last, key))
+        return float(last.val_acc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def completed_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+class ProgressBar:
+    """tqdm bar over completed trials (resumes from the stored count), with the best so far."""
+
+    def __init__(self, target: int, done: int, enabled: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=target, initial=done, desc="trials", unit="trial", disable=not enabled, dynamic_ncols=True)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            self.bar.update(1)
+        best = None
+        try:
+            best = study.best_value
+        except ValueError:
+            pass
+        last = f"{trial.value:.3f}" if trial.value is not None else trial.state.name.lower()
+        self.bar.set_postfix_str(f"last #{trial.number} {last} | best {best:.3f}" if best is not None else f"last #{trial.number} {last}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_study(settings: StudySettings, on_ready: Callable[[optuna.Study], None] | None = None) -> optuna.Study:
+    """Run (or resume) the study until ``settings.trials`` trials are COMPLETE in total."""
+    data = load_study_data(settings)  # validation errors surface here, before any storage write
+    device = resolve_device(settings.device)
+    study, attrs = open_study(settings, data)
+    plan = attrs["plan"]
+    trial_data = build_trial_data(data, plan, device)
+    log.info("study %r on %s: %s", settings.study, settings.storage_url, device)
+    if on_ready is not None:
+        on_ready(study)
+    done = len(completed_trials(study))
+    remaining = settings.trials - done
+    if remaining > 0:
+        bar = ProgressBar(settings.trials, done, settings.progress)
+        # Bound attempts in this run: every trial could be pruned (e.g. all over --max-params).
+        max_attempts = 3 * remaining + 10
+        try:
+            study.optimize(
+                Objective(trial_data, settings),
+                n_trials=max_attempts,
+                callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=(TrialState.COMPLETE,)), bar],
+                gc_after_trial=False,
+            )
+        finally:
+            bar.close()
+    return study
+
+
+def summary_rows(study: optuna.Study, top: int = 5) -> list[dict[str, Any]]:
+    """The best completed trials as plain rows (for the summary table and trials.csv)."""
+    trials = sorted(completed_trials(study), key=lambda t: -(t.value if t.value is not None else -math.inf))[:top]
+    rows = []
+    for t in trials:
+        spec = ArchSpec.from_dict(t.user_attrs["arch"])
+        cfg = TrainConfig.from_dict(t.user_attrs["train_config"])
+        rows.append({
+            "trial": t.number,
+            "value": round(t.value, 4),
+            "val_bal_acc": round(t.user_attrs.get("val_balanced_acc", float("nan")), 4),
+            "params": t.user_attrs["params"],
+            "arch": spec.describe(),
+            "optimizer": f"{cfg.optimizer} lr={cfg.lr:.1e} bs={cfg.batch_size}",
+            "seconds": round(t.user_attrs.get("wall_seconds", float("nan")), 1),
+        })
+    return rows
+
+
+def export_trials_table(study: optuna.Study, path: Path) -> None:
+    """One row per trial (all states) with params and scalar metrics, written atomically."""
+    df = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
+    drop = [c for c in df.columns if c in ("user_attrs_history", "user_attrs_arch", "user_attrs_train_config")]
+    df = df.drop(columns=drop)
+    df["arch_json"] = [json.dumps(t.user_attrs.get("arch")) for t in study.get_trials(deepcopy=False)]
+    tmp = path.with_suffix(".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def plot_history(study: optuna.Study, path: Path) -> None:
+    """Objective per completed trial and the best-so-far line (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = completed_trials(study)
+    if not trials:
+        return
+    xs = [t.number for t in trials]
+    ys = [t.value for t in trials]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.scatter(xs, ys, s=18, alpha=0.7, label="trial")
+    ax.plot(xs, np.maximum.accumulate(ys), color="C3", label="best so far")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel("objective (val accuracy after short training)")
+    ax.set_title(f"study {study.study_name}: {len(trials)} completed trials")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
