@@ -280,7 +280,7 @@ def train_model(
                 logits = _forward(model, x, train.extra[idx])
                 loss = loss_fn(logits, y)
                 if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"train loss became {float(loss)} at epoch {epoch}, batch {b + 1}")
+                    raise TrainingDiverged(f"train loss became {loss.item()} at epoch {epoch}, batch {b + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=float("inf")))

@@ -1,0 +1,104 @@
+"""The command line as a user runs it: separate processes, real signals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from galaxy_synth.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40",
+        "--max-params", "150000", "--no-progress", "--study", "cli"]
+
+
+def test_help_explains_every_documented_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--data", "--trials", "--epochs", "--size", "--max-samples", "--val-subset", "--storage",
+                 "--study", "--seed", "--device", "--results", "--merge", "--drop", "--crop"):
+        assert flag in out
+
+
+def test_bad_data_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    code = main(["synth", "--data", str(tmp_path / "missing"), "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "data not found" in err[0]
+    assert not (tmp_path / "r" / "study.db").exists()
+
+
+def test_bad_class_map_writes_no_study(tmp_path, csv_folder, capsys):
+    code = main(["synth", "--data", str(csv_folder), "--drop", "dont_know", "--results", str(tmp_path / "r"), *TINY])
+    assert code == 2 and "unknown class 'dont_know'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "study.db").exists()
+
+
+def test_runs_on_a_csv_folder_with_a_class_map(tmp_path, csv_folder, capsys):
+    code = main(["synth", "--data", str(csv_folder), "--merge", "spiral_cw,spiral_acw=spiral", "--trials", "1",
+                 "--epochs", "1", "--results", str(tmp_path / "r"), *TINY])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "best trials" in out and (tmp_path / "r" / "trials.csv").exists()
+    study = optuna.load_study(study_name="cli", storage=f"sqlite:///{tmp_path / 'r' / 'study.db'}")
+    attrs = study.user_attrs["galaxy_synth"]
+    assert attrs["class_names"] == ["elliptical", "spiral", "edge_on", "merger"] and attrs["extra_names"] == ["z", "z_err"]
+
+
+def _cmd(results, trials):
+    return [sys.executable, "-m", "galaxy_synth", "synth", "--results", str(results), "--trials", str(trials),
+            "--epochs", "2", "--heartbeat-interval", "1", *TINY]
+
+
+def _trials(db):
+    return optuna.load_study(study_name="cli", storage=f"sqlite:///{db}").get_trials()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path):
+    results = tmp_path / "r"
+    db = results / "study.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(_cmd(results, 4), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    killed_number = None
+    try:
+        while time.time() < deadline and killed_number is None:
+            time.sleep(0.3)
+            if not db.exists():
+                continue
+            try:
+                trials = _trials(db)
+            except Exception:  # study not created yet, or DB busy
+                continue
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            running = [t for t in trials if t.state == TrialState.RUNNING and "history" not in t.user_attrs]
+            if done and running and "arch" in running[0].user_attrs:
+                proc.send_signal(signal.SIGKILL)  # mid-trial: it has started training
+                killed_number = running[0].number
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed_number is not None, "never saw a completed and a running trial at once"
+    before = {t.number: t.value for t in _trials(db) if t.state == TrialState.COMPLETE}
+
+    time.sleep(3.5)  # past the heartbeat grace period (3 × 1 s), so the trial is known stale
+    res = subprocess.run(_cmd(results, 4), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    trials = _trials(db)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4  # --trials counts completed trials across both runs
+    assert all(t.state == TrialState.COMPLETE and t.value == v for n, v in before.items() for t in trials if t.number == n)
+    killed = next(t for t in trials if t.number == killed_number)
+    assert killed.state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed_number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == killed.params
+    assert not [t for t in trials if t.state == TrialState.RUNNING]

@@ -1,0 +1,90 @@
+import optuna
+import pytest
+
+import synthesis.study as study_mod
+from synthesis.errors import StudyMismatchError
+from synthesis.study import StudySettings, export_trials_table, plot_history, run_study, summary_rows
+from synthesis.training import TrainingDiverged
+from optuna.trial import TrialState
+
+
+def tiny(tmp_path, **kw):
+    base = dict(size=32, synthetic_n=200, max_samples=80, val_subset=40, epochs=1, trials=3,
+                results=str(tmp_path / "results"), max_params=150_000, progress=False, study="t")
+    return StudySettings(**{**base, **kw})
+
+
+def states(study):
+    return [t.state for t in study.get_trials()]
+
+
+def test_study_completes_records_and_resumes(tmp_path):
+    s = tiny(tmp_path)
+    study = run_study(s)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    t = complete[0]
+    for key in ("arch", "spec_hash", "train_config", "params", "flops", "history", "val_acc", "val_balanced_acc", "wall_seconds"):
+        assert key in t.user_attrs
+    assert t.value == t.user_attrs["val_acc"]
+    attrs = study.user_attrs[study_mod.STUDY_ATTR]
+    assert len(attrs["plan"]["trial_train"]) == 80 and attrs["sampler"]["name"] == "TPESampler"
+
+    again = run_study(s)  # target reached: nothing new
+    assert len(again.trials) == len(study.trials)
+    more = run_study(tiny(tmp_path, trials=4))
+    assert sum(st == TrialState.COMPLETE for st in states(more)) == 4
+    # earlier trials untouched
+    assert [t.value for t in more.trials[:3]] == [t.value for t in study.trials[:3]]
+
+    export_trials_table(more, tmp_path / "trials.csv")
+    plot_history(more, tmp_path / "history.png")
+    assert (tmp_path / "history.png").stat().st_size > 1000
+    assert len(summary_rows(more, top=2)) == 2
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run_study(tiny(tmp_path, trials=1))
+    with pytest.raises(StudyMismatchError, match="epochs: study has 1, now 2"):
+        run_study(tiny(tmp_path, trials=1, epochs=2))
+    with pytest.raises(StudyMismatchError, match="max_samples"):
+        run_study(tiny(tmp_path, trials=1, max_samples=60))
+
+
+def test_same_seed_same_parameters_and_metrics(tmp_path):
+    a = run_study(tiny(tmp_path / "a", trials=2))
+    b = run_study(tiny(tmp_path / "b", trials=2))
+    c = run_study(tiny(tmp_path / "c", trials=2, seed=1))
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.value for t in a.trials] == [t.value for t in b.trials]
+    assert [t.params for t in a.trials] != [t.params for t in c.trials]
+
+
+def test_diverging_trial_is_pruned_with_reason_and_study_goes_on(tmp_path, monkeypatch):
+    real = study_mod.train_model
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TrainingDiverged("train loss became nan at epoch 1, batch 3")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_mod, "train_model", flaky)
+    study = run_study(tiny(tmp_path, trials=2))
+    diverged = [t for t in study.trials if "diverged" in t.user_attrs.get("prune_reason", "")]
+    assert len(diverged) == 1 and diverged[0].state == TrialState.PRUNED
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 2
+
+
+def test_oversize_architectures_are_pruned_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_mod, "train_model", lambda *a, **k: pytest.fail("trained an oversize model"))
+    s = tiny(tmp_path, trials=1, max_params=10)
+    study = run_study(s)  # every candidate is over the cap: the run stops after its attempt budget
+    assert study.trials and all(t.state == TrialState.PRUNED for t in study.trials)
+    assert "--max-params" in study.trials[0].user_attrs["prune_reason"]
+
+
+def test_pruner_choice():
+    assert isinstance(study_mod.make_pruner("auto", 2)[0], optuna.pruners.NopPruner)
+    assert isinstance(study_mod.make_pruner("auto", 6)[0], optuna.pruners.MedianPruner)
