@@ -1,7 +1,9 @@
 """``galaxy-synth``: the command line that wires ``synthesis``, ``proxies`` and ``correlation``.
 
 Sub-commands:
-  synth   run or resume an architecture-synthesis study (Optuna, SQLite by default)
+  synth       run or resume an architecture-synthesis study (Optuna, SQLite by default)
+  rank        rank a study's trials by the current proxy calibration, with every metric
+  correlate   fit the composite proxy on a metrics table and report its cross-validated ranking
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
                    help="Optuna RDB storage URL (default: sqlite:///RESULTS/study.db); "
                         "e.g. postgresql+psycopg://user:pw@host/db to share a study between machines")
     s.add_argument("--results", default="results", metavar="DIR",
-                   help="output folder: study.db, cache/, trials.csv, plots (default: ./results)")
+                   help="output folder: study.db, cache/, trials_proxy_metrics.csv, plots (default: ./results)")
     s.add_argument("--seed", type=int, default=0,
                    help="seed for the split, the sampler and each trial's init (default: 0)")
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
@@ -85,27 +87,155 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=2, help="training epochs per trial (default: 2)")
     t.add_argument("--max-params", type=int, default=5_000_000,
                    help="prune architectures with more parameters before training (default: 5000000)")
+    t.add_argument("--max-mflops", type=float, default=None,
+                   help="prune architectures above this many forward MFLOPs per image before training "
+                        "(default: no cap; ~300 keeps CPU trials under a minute at 64 px)")
     t.add_argument("--pruner", choices=("auto", "median", "none"), default="auto",
                    help="auto = median pruning when --epochs >= 4, none for 2-epoch trials (default: auto)")
+    t.add_argument("--objective", choices=("composite", "val_acc", "multi"), default="composite",
+                   help="what TPE maximises: composite = the calibrated proxy's predicted full-training accuracy "
+                        "(default); val_acc = validation accuracy after --epochs; multi = composite and, as a "
+                        "second objective to minimise, the parameter count (Pareto front, no pruning)")
+    t.add_argument("--calibration", default=None, metavar="FILE",
+                   help="proxy calibration JSON for a NEW study (default: RESULTS/proxy_weights.json if "
+                        "'galaxy-synth correlate' wrote one, else the shipped default); a resumed study keeps its own")
     t.add_argument("--heartbeat-interval", type=int, default=10,
                    help="seconds between trial heartbeats; a trial silent for 3× this is re-queued (default: 10)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for log files)")
     p.set_defaults(func=cmd_synth)
+
+    r = sub.add_parser("rank", help="rank a study's trials by the current proxy calibration",
+                       description="Rescore every completed trial from its stored raw metrics with the current "
+                                   "calibration (the values TPE saw are not touched), print the best and write "
+                                   "RESULTS/trials_proxy_metrics.csv with every metric.")
+    r.add_argument("--study", default="galaxy-synth", help="study name (default: galaxy-synth)")
+    r.add_argument("--storage", default=None, metavar="URL", help="Optuna storage URL (default: sqlite:///RESULTS/study.db)")
+    r.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
+    r.add_argument("--calibration", default=None, metavar="FILE",
+                   help="proxy calibration JSON (default: RESULTS/proxy_weights.json, else the shipped default)")
+    r.add_argument("--top", type=int, default=10, help="rows to print (default: 10)")
+    r.set_defaults(func=cmd_rank)
+
+    c = sub.add_parser("correlate", help="fit the composite proxy and report its cross-validated ranking",
+                       description="Fit the composite proxy (rank-gauss transforms + ridge) on a table of metrics "
+                                   "with a known target, and report out-of-fold Spearman ρ, Kendall τ and top-3 "
+                                   "recall (repeated K-fold) against every single metric and the best single "
+                                   "metric chosen inside each training fold. Writes correlation_report.json/.csv, "
+                                   "proxy_weights.json (fitted on all rows) and PNG plots to RESULTS.",
+                       epilog="example:\n  galaxy-synth correlate --table ../shared/benchmarks/nb201_zc_cifar10.csv "
+                              "--target val_accuracy\n\nThis version calibrates from a table (--table). Measuring "
+                              "ground truth by full training of a study's trials comes with the calibration issue.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--table", required=True, metavar="CSV", help="CSV with one row per architecture: metric columns and the target")
+    c.add_argument("--target", default="accuracy", help="target column, e.g. val_accuracy (default: accuracy)")
+    c.add_argument("--features", default=None, metavar="COLS",
+                   help="comma-separated metric columns (default: every numeric, non-constant column but the target)")
+    c.add_argument("--folds", type=int, default=5, help="K of repeated K-fold (default: 5; leave-one-out below 2K rows)")
+    c.add_argument("--repeats", type=int, default=10, help="repeats of K-fold with fresh shuffles (default: 10)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the fold shuffles and bootstrap (default: 0)")
+    c.add_argument("--results", default="results", metavar="DIR", help="output folder (default: ./results)")
+    c.set_defaults(func=cmd_correlate)
     return parser
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    import optuna
+    import pandas as pd
+
+    from proxies.composite import MissingMetricError
+    from synthesis.errors import GalaxySynthError
+    from synthesis.study import find_calibration, metrics_table, write_table
+
+    results = Path(args.results)
+    url = args.storage or f"sqlite:///{(results / 'study.db').as_posix()}"
+    if not args.storage and not (results / "study.db").exists():
+        raise GalaxySynthError(f"no study database at {results / 'study.db'} (run 'galaxy-synth synth' first, or pass --storage)")
+    try:
+        study = optuna.load_study(study_name=args.study, storage=url)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(url, include_best_trial=False)]
+        raise GalaxySynthError(f"no study {args.study!r} in {url} (studies: {', '.join(names) or 'none'})") from None
+    proxy, source = find_calibration(args.calibration, results)
+    try:
+        df = metrics_table(study, proxy)
+    except MissingMetricError as exc:
+        raise GalaxySynthError(f"{exc}; the study's trials lack it (made by an older galaxy-synth?)") from None
+    out = results / "trials_proxy_metrics.csv"
+    write_table(df, out)
+    done = df[df["state"] == "COMPLETE"]
+    cols = ["trial", "proxy_score", "objective", "val_acc", "val_balanced_acc", "train_loss", "train_loss_cv",
+            "grad_norm_mean", "gap", "zc_synflow", "zc_naswot", "params_count"]
+    print(f"{len(done)} completed trials of study {args.study!r}, ranked by calibration {proxy.name!r} "
+          f"({proxy.calibration_hash}, from {source}):")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(done[[c for c in cols if c in done.columns]].head(args.top).to_string(index=False))
+    print(f"\nwrote {out} (every trial, every metric)")
+    return 0
+
+
+def cmd_correlate(args: argparse.Namespace) -> int:
+    import time
+
+    import pandas as pd
+
+    from correlation.fitting import correlation_report, numeric_features
+    from correlation.report import write_report
+    from proxies.composite import CompositeProxy
+    from synthesis.errors import DataError
+
+    path = Path(args.table)
+    if not path.is_file():
+        raise DataError(f"table not found: {path}")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise DataError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
+    if args.target not in table.columns:
+        raise DataError(f"{path} has no target column {args.target!r} (columns: {', '.join(table.columns)})")
+    features = [f.strip() for f in args.features.split(",")] if args.features else numeric_features(table, args.target)
+    missing = [f for f in features if f not in table.columns]
+    if missing:
+        raise DataError(f"{path} has no column {missing[0]!r} (asked for by --features)")
+    try:
+        report, cv, singles = correlation_report(table, args.target, features, args.folds, args.repeats, args.seed)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    ok = table[pd.to_numeric(table[args.target], errors="coerce").notna()]
+    proxy = CompositeProxy(features=features, name=f"fitted:{path.stem}").fit(ok, args.target)
+    proxy.provenance = {"dataset": str(path), "target": args.target, "n_ground_truth": int(len(ok)),
+                        "composite_spearman_cv": report["composite_spearman_cv"], "protocol": report["protocol"],
+                        "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    report["calibration_hash"] = proxy.calibration_hash
+    written = write_report(Path(args.results), report, cv, singles, proxy)
+    best = report["best_single_metric_in_fold"]
+    print(f"{report['n_rows']} rows, target {args.target!r}, {report['protocol']['kind']} "
+          f"({report['protocol']['folds']} folds × {report['protocol']['repeats']} repeats), out-of-fold:")
+    ci = report["composite_spearman_cv_ci95"]
+    print(f"  composite            ρ = {report['composite_spearman_cv']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
+          f"τ = {report['composite_kendall_cv']:.3f}  top-3 recall = {report['composite_top3_recall_cv']:.2f}")
+    print(f"  best single (in-fold) ρ = {best['spearman']:.3f}  τ = {best['kendall']:.3f}  "
+          f"top-3 recall = {best['top3_recall']:.2f}  (chosen: {best['chosen']})")
+    if "seed_weights_cv" in report:
+        sw = report["seed_weights_cv"]
+        print(f"  seed weights         ρ = {sw['spearman']:.3f}  τ = {sw['kendall']:.3f}")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from synthesis.study import StudySettings, export_trials_table, plot_history, run_study, summary_rows
+    from synthesis.study import (StudySettings, find_calibration, metrics_table, plot_history, run_study,
+                                 summary_rows, write_table)
 
     settings = StudySettings(
         data=args.data, size=args.size, crop=args.crop, merge=args.merge, drop=args.drop,
         extra_columns=[c.strip() for c in args.extra_columns.split(",") if c.strip()] if args.extra_columns else None,
         max_samples=args.max_samples, val_subset=args.val_subset, seed=args.seed, epochs=args.epochs,
         trials=args.trials, storage=args.storage, study=args.study, device=args.device, results=args.results,
-        max_params=args.max_params, pruner=args.pruner, synthetic_n=args.synthetic_n,
+        max_params=args.max_params, max_mflops=args.max_mflops, pruner=args.pruner, synthetic_n=args.synthetic_n,
         heartbeat_interval=args.heartbeat_interval, progress=not args.no_progress,
+        objective=args.objective, calibration=args.calibration,
     )
     if args.trials < 1 or args.epochs < 1:
         raise_usage("--trials and --epochs must be >= 1")
@@ -119,13 +249,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
     study = run_study(settings, on_ready=announce)
     results = settings.results_dir
     results.mkdir(parents=True, exist_ok=True)
-    export_trials_table(study, results / "trials.csv")
+    proxy, _ = find_calibration(args.calibration, results)
+    write_table(metrics_table(study, proxy), results / "trials_proxy_metrics.csv")
     plot_history(study, results / "history.png")
     rows = summary_rows(study, top=5)
     if rows:
-        print("\nbest trials (objective = validation accuracy after", settings.epochs, "epochs):")
+        what = {"val_acc": f"validation accuracy after {settings.epochs} epochs",
+                "composite": "proxy score = predicted full-training accuracy",
+                "multi": "proxy score (Pareto front with parameter count)"}[study.user_attrs["galaxy_synth"]["objective"]]
+        print(f"\nbest trials (objective: {what}):")
         print(pd.DataFrame(rows).to_string(index=False))
-    print(f"\nwrote {results / 'trials.csv'}, {results / 'history.png'}; study stored in {settings.storage_url}")
+    print(f"\nwrote {results / 'trials_proxy_metrics.csv'}, {results / 'history.png'}; study stored in {settings.storage_url}")
     return 0
 
 

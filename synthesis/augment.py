@@ -25,6 +25,17 @@ class DihedralAugment:
         for a, b in mirror_pairs:
             swap[a], swap[b] = b, a
         self.flip_label = swap
+        self._noise_bank: torch.Tensor | None = None
+
+    def _noise(self, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        # Drawing fresh Gaussian noise for every batch cost ~5 ms per 64 images on a CPU; a bank of
+        # 256 noise images drawn once, picked per sample and rolled by a random offset, is nearly free.
+        n, c, h, w = like.shape
+        if self._noise_bank is None or self._noise_bank.shape[1:] != (c, h, w):
+            self._noise_bank = torch.randn((256, c, h, w), generator=generator).to(like.device)
+        pick = torch.randint(0, 256, (n,), generator=generator).to(like.device)
+        shift = [int(v) for v in torch.randint(0, min(h, w), (2,), generator=generator)]
+        return torch.roll(self._noise_bank[pick], shifts=shift, dims=(2, 3))
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[0]
@@ -45,6 +56,5 @@ class DihedralAugment:
                 out[m] = xs
         y = torch.where(flip.to(y.device), self.flip_label.to(y.device)[y], y)
         if self.noise_std > 0:
-            noise = torch.randn(out.shape, generator=generator).to(out.device)
-            out = out + self.noise_std * noise
+            out = out.add_(self._noise(out, generator), alpha=self.noise_std)
         return out, y

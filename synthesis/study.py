@@ -22,10 +22,14 @@ from typing import Any, Callable
 
 import numpy as np
 import optuna
+import pandas as pd
 import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from proxies.composite import CompositeProxy
+from proxies.metrics import early_training_metrics
+from proxies.zero_cost import zero_cost_scores
 from synthesis.data import ClassMap, GalaxyImages, find_mirror_pairs, load_dataset
 from synthesis.errors import GalaxySynthError, StudyMismatchError
 from synthesis.models import build_model, count_flops, count_params
@@ -44,6 +48,8 @@ from synthesis.training import (
 
 log = logging.getLogger("galaxy_synth")
 STUDY_ATTR = "galaxy_synth"  # the study user attr that holds the frozen experiment settings
+OBJECTIVES = ("composite", "val_acc", "multi")
+DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "proxies" / "calibrations" / "default.json"
 
 
 @dataclass
@@ -66,8 +72,10 @@ class StudySettings:
     device: str = "auto"
     results: str = "results"
     max_params: int = 5_000_000
+    max_mflops: float | None = None
     pruner: str = "auto"
-    objective: str = "val_acc"
+    objective: str = "composite"
+    calibration: str | None = None
     synthetic_n: int = 3000
     heartbeat_interval: int = 10
     grace_period: int | None = None
@@ -124,13 +132,17 @@ def make_sampler(seed: int, n_existing: int) -> tuple[optuna.samplers.BaseSample
     return sampler, {"name": "TPESampler", "seed": seed, **options}
 
 
-def make_pruner(name: str, epochs: int) -> tuple[optuna.pruners.BasePruner, str]:
+def make_pruner(name: str, epochs: int, objective: str = "composite") -> tuple[optuna.pruners.BasePruner, str]:
     """``auto``: median pruning only when trials have >= 4 epochs.
 
     With 2-epoch trials the only pruning point is after epoch 1, where validation accuracy
     barely ranks architectures (see docs/BENCHMARKS.md); pruning there would discard
     candidates on noise and leave them without the metrics the composite proxy needs.
     """
+    if objective == "multi":
+        if name == "median":
+            raise GalaxySynthError("--objective multi cannot prune: Optuna does not prune multi-objective trials")
+        name = "none"
     if name == "auto":
         name = "median" if epochs >= 4 else "none"
     if name == "median":
@@ -214,8 +226,26 @@ def load_study_data(settings: StudySettings) -> GalaxyImages:
 # The study
 
 
+def find_calibration(path: str | None, results: Path) -> tuple[CompositeProxy, Path]:
+    """``path`` if given, else ``RESULTS/proxy_weights.json`` if calibrated, else the shipped default."""
+    candidates = [Path(path)] if path else [results / "proxy_weights.json", DEFAULT_CALIBRATION]
+    for candidate in candidates:
+        if candidate.exists():
+            try:
+                return CompositeProxy.load(candidate), candidate
+            except ValueError as exc:
+                raise GalaxySynthError(str(exc)) from None
+    raise GalaxySynthError(f"proxy calibration not found: {candidates[0]}")
+
+
 def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage | None = None) -> tuple[optuna.Study, dict[str, Any]]:
-    """Create the study, or load it and check that it was made with the same settings."""
+    """Create the study, or load it and check that it was made with the same settings.
+
+    A new study freezes its proxy calibration into its attrs; a resumed one keeps that one, so
+    the objective TPE sees never changes meaning mid-study (re-ranking is ``galaxy-synth rank``).
+    """
+    if settings.objective not in OBJECTIVES:
+        raise GalaxySynthError(f"unknown --objective {settings.objective!r} (choose from {', '.join(OBJECTIVES)})")
     storage = storage or open_storage(settings.storage_url, settings.heartbeat_interval, settings.grace_period)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     n_existing = 0
@@ -228,8 +258,12 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage 
     else:
         attrs = None
     sampler, sampler_info = make_sampler(settings.seed, n_existing)
-    pruner, pruner_name = make_pruner(settings.pruner, settings.epochs)
-    study = optuna.create_study(storage=storage, study_name=settings.study, direction="maximize",
+    pruner, pruner_name = make_pruner(settings.pruner, settings.epochs, settings.objective)
+    directions = ["maximize", "minimize"] if settings.objective == "multi" else ["maximize"]
+    calibration = None
+    if attrs is None and settings.objective != "val_acc":
+        calibration = find_calibration(settings.calibration, settings.results_dir)[0].to_dict()
+    study = optuna.create_study(storage=storage, study_name=settings.study, directions=directions,
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     if attrs is None:
         attrs = {
@@ -243,6 +277,9 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage 
             "plan": data_plan(data, settings),
             "sampler": sampler_info,
             "pruner": pruner_name,
+            "objective": settings.objective,
+            "directions": directions,
+            "calibration": calibration,
             "search_space": SearchSpace().to_dict(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "torch": torch.__version__,
@@ -275,12 +312,36 @@ def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
 class Objective:
     """Build the trial's model from its spec, train ``epochs``, record everything, score it."""
 
-    def __init__(self, trial_data: TrialData, settings: StudySettings, space: SearchSpace | None = None) -> None:
+    def __init__(self, trial_data: TrialData, settings: StudySettings, calibration: dict[str, Any] | None = None,
+                 space: SearchSpace | None = None) -> None:
         self.data = trial_data
         self.settings = settings
+        self.proxy = CompositeProxy.from_dict(calibration) if calibration else None
         self.space = space or SearchSpace()
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def zero_cost(self, model: torch.nn.Module) -> dict[str, float]:
+        """Zero-cost scores at initialisation on 32 (un-augmented) training images.
+
+        32 keeps their cost near 2% of a default trial (64 images measured 5%) while NASWOT's
+        32×32 kernel and Jacobian correlations stay well-defined.
+        """
+        d = self.data
+        n = min(32, len(d.train))
+        x = d.normalizer(d.train.x[:n]).contiguous(memory_format=torch.channels_last)
+        y, extra = d.train.y[:n], d.train.extra[:n]
+        model.to(memory_format=torch.channels_last)  # as in training: faster on CPU
+
+        def forward(m, inp):
+            if d.n_extra:
+                e = extra[: inp.shape[0]].to(inp.dtype)
+                if inp.shape[0] > e.shape[0]:
+                    e = e[:1].expand(inp.shape[0], -1)
+                return m(inp, e)
+            return m(inp)
+
+        return zero_cost_scores(model, x, y, forward)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         d = self.data
         spec, train_cfg = self.space.suggest(trial, len(d.class_names), d.image_size, d.n_extra)
         seed = trial_seed(trial, self.settings.seed)
@@ -295,10 +356,18 @@ class Objective:
         if params > self.settings.max_params:
             trial.set_user_attr("prune_reason", f"params {params} > --max-params {self.settings.max_params}")
             raise optuna.TrialPruned(f"{params} params exceed the cap")
-        trial.set_user_attr("flops", count_flops(model, spec))
+        flops = count_flops(model, spec)
+        trial.set_user_attr("flops", flops)
+        if self.settings.max_mflops is not None and flops > self.settings.max_mflops * 1e6:
+            trial.set_user_attr("prune_reason", f"{flops / 1e6:.0f} MFLOPs > --max-mflops {self.settings.max_mflops:g}")
+            raise optuna.TrialPruned("FLOPs exceed the cap")
         model.to(d.device)
+        zc = self.zero_cost(model)
+        multi = self.settings.objective == "multi"
 
         def report(record) -> None:
+            if multi:  # Optuna cannot prune (or take reports from) multi-objective trials
+                return
             trial.report(record.val_acc, step=record.epoch)
             if trial.should_prune():
                 trial.set_user_attr("prune_reason", f"pruner stopped it after epoch {record.epoch} (val_acc {record.val_acc:.3f})")
@@ -324,7 +393,17 @@ class Objective:
         trial.set_user_attr("images_per_second", float(np.mean([e.images_per_second for e in history.epochs])))
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc"):
             trial.set_user_attr(key, getattr(last, key))
-        return float(last.val_acc)
+        metrics = {**early_training_metrics(history.to_dict(), params, flops), **zc}
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("zc_fraction_of_trial", zc["zc_seconds"] / max(wall + zc["zc_seconds"], 1e-9))
+        if self.proxy is None:
+            return float(last.val_acc)
+        score = float(self.proxy.predict(pd.DataFrame([metrics]))[0])
+        trial.set_user_attr("proxy_score", score)
+        if not math.isfinite(score):
+            trial.set_user_attr("prune_reason", "proxy score is not finite")
+            raise optuna.TrialPruned("proxy score is not finite")
+        return (score, float(params)) if multi else score
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,11 +426,12 @@ class ProgressBar:
         if trial.state == TrialState.COMPLETE:
             self.bar.update(1)
         best = None
-        try:
-            best = study.best_value
-        except ValueError:
-            pass
-        last = f"{trial.value:.3f}" if trial.value is not None else trial.state.name.lower()
+        if len(study.directions) == 1:
+            try:
+                best = study.best_value
+            except ValueError:
+                pass
+        last = f"{trial.values[0]:.3f}" if trial.values else trial.state.name.lower()
         self.bar.set_postfix_str(f"last #{trial.number} {last} | best {best:.3f}" if best is not None else f"last #{trial.number} {last}")
 
     def close(self) -> None:
@@ -376,7 +456,7 @@ def run_study(settings: StudySettings, on_ready: Callable[[optuna.Study], None] 
         max_attempts = 3 * remaining + 10
         try:
             study.optimize(
-                Objective(trial_data, settings),
+                Objective(trial_data, settings, attrs.get("calibration")),
                 n_trials=max_attempts,
                 callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=(TrialState.COMPLETE,)), bar],
                 gc_after_trial=False,
@@ -386,16 +466,50 @@ def run_study(settings: StudySettings, on_ready: Callable[[optuna.Study], None] 
     return study
 
 
+def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None) -> pd.DataFrame:
+    """One tidy row per trial: number, state, params, spec, every metric, proxy score (rescored).
+
+    ``proxy`` rescored the stored raw metrics with a (possibly newer) calibration; the values TPE
+    saw (``objective``) are left as they were.
+    """
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name,
+                               "objective": t.values[0] if t.values else None,
+                               "spec_hash": t.user_attrs.get("spec_hash"), "params_count": t.user_attrs.get("params"),
+                               "flops": t.user_attrs.get("flops"), "prune_reason": t.user_attrs.get("prune_reason")}
+        row.update({f"param_{k}": v for k, v in t.params.items()})
+        row.update(t.user_attrs.get("metrics", {}))
+        row["arch_json"] = json.dumps(t.user_attrs.get("arch")) if t.user_attrs.get("arch") else None
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if proxy is not None and len(df):
+        scored = df["state"] == "COMPLETE"
+        df["proxy_score"] = np.nan
+        if scored.any():
+            df.loc[scored, "proxy_score"] = proxy.predict(df.loc[scored])
+        df = df.sort_values("proxy_score", ascending=False, na_position="last", ignore_index=True)
+    return df
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
 def summary_rows(study: optuna.Study, top: int = 5) -> list[dict[str, Any]]:
-    """The best completed trials as plain rows (for the summary table and trials.csv)."""
-    trials = sorted(completed_trials(study), key=lambda t: -(t.value if t.value is not None else -math.inf))[:top]
+    """The best completed trials as plain rows (for the printed summary table)."""
+    trials = sorted(completed_trials(study), key=lambda t: -(t.values[0] if t.values else -math.inf))[:top]
     rows = []
     for t in trials:
         spec = ArchSpec.from_dict(t.user_attrs["arch"])
         cfg = TrainConfig.from_dict(t.user_attrs["train_config"])
         rows.append({
             "trial": t.number,
-            "value": round(t.value, 4),
+            "objective": round(t.values[0], 4),
+            "val_acc": round(t.user_attrs.get("val_acc", float("nan")), 4),
             "val_bal_acc": round(t.user_attrs.get("val_balanced_acc", float("nan")), 4),
             "params": t.user_attrs["params"],
             "arch": spec.describe(),
@@ -403,17 +517,6 @@ def summary_rows(study: optuna.Study, top: int = 5) -> list[dict[str, Any]]:
             "seconds": round(t.user_attrs.get("wall_seconds", float("nan")), 1),
         })
     return rows
-
-
-def export_trials_table(study: optuna.Study, path: Path) -> None:
-    """One row per trial (all states) with params and scalar metrics, written atomically."""
-    df = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
-    drop = [c for c in df.columns if c in ("user_attrs_history", "user_attrs_arch", "user_attrs_train_config")]
-    df = df.drop(columns=drop)
-    df["arch_json"] = [json.dumps(t.user_attrs.get("arch")) for t in study.get_trials(deepcopy=False)]
-    tmp = path.with_suffix(".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
 
 
 def plot_history(study: optuna.Study, path: Path) -> None:
@@ -427,12 +530,12 @@ def plot_history(study: optuna.Study, path: Path) -> None:
     if not trials:
         return
     xs = [t.number for t in trials]
-    ys = [t.value for t in trials]
+    ys = [t.values[0] for t in trials]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.scatter(xs, ys, s=18, alpha=0.7, label="trial")
     ax.plot(xs, np.maximum.accumulate(ys), color="C3", label="best so far")
     ax.set_xlabel("trial number")
-    ax.set_ylabel("objective (val accuracy after short training)")
+    ax.set_ylabel(f"objective: {study.user_attrs.get(STUDY_ATTR, {}).get('objective', '?')}")
     ax.set_title(f"study {study.study_name}: {len(trials)} completed trials")
     ax.legend()
     ax.grid(alpha=0.3)

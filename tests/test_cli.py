@@ -45,7 +45,7 @@ def test_runs_on_a_csv_folder_with_a_class_map(tmp_path, csv_folder, capsys):
                  "--epochs", "1", "--results", str(tmp_path / "r"), *TINY])
     assert code == 0
     out = capsys.readouterr().out
-    assert "best trials" in out and (tmp_path / "r" / "trials.csv").exists()
+    assert "best trials" in out and (tmp_path / "r" / "trials_proxy_metrics.csv").exists()
     study = optuna.load_study(study_name="cli", storage=f"sqlite:///{tmp_path / 'r' / 'study.db'}")
     attrs = study.user_attrs["galaxy_synth"]
     assert attrs["class_names"] == ["elliptical", "spiral", "edge_on", "merger"] and attrs["extra_names"] == ["z", "z_err"]

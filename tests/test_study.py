@@ -3,14 +3,15 @@ import pytest
 
 import synthesis.study as study_mod
 from synthesis.errors import StudyMismatchError
-from synthesis.study import StudySettings, export_trials_table, plot_history, run_study, summary_rows
+from synthesis.study import StudySettings, metrics_table, plot_history, run_study, summary_rows, write_table
 from synthesis.training import TrainingDiverged
 from optuna.trial import TrialState
 
 
 def tiny(tmp_path, **kw):
     base = dict(size=32, synthetic_n=200, max_samples=80, val_subset=40, epochs=1, trials=3,
-                results=str(tmp_path / "results"), max_params=150_000, progress=False, study="t")
+                results=str(tmp_path / "results"), max_params=150_000, progress=False, study="t",
+                objective="val_acc")
     return StudySettings(**{**base, **kw})
 
 
@@ -37,7 +38,7 @@ def test_study_completes_records_and_resumes(tmp_path):
     # earlier trials untouched
     assert [t.value for t in more.trials[:3]] == [t.value for t in study.trials[:3]]
 
-    export_trials_table(more, tmp_path / "trials.csv")
+    write_table(metrics_table(more), tmp_path / "trials.csv")
     plot_history(more, tmp_path / "history.png")
     assert (tmp_path / "history.png").stat().st_size > 1000
     assert len(summary_rows(more, top=2)) == 2
@@ -83,6 +84,12 @@ def test_oversize_architectures_are_pruned_before_training(tmp_path, monkeypatch
     study = run_study(s)  # every candidate is over the cap: the run stops after its attempt budget
     assert study.trials and all(t.state == TrialState.PRUNED for t in study.trials)
     assert "--max-params" in study.trials[0].user_attrs["prune_reason"]
+
+
+def test_flops_cap_prunes_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_mod, "train_model", lambda *a, **k: pytest.fail("trained an over-FLOPs model"))
+    study = run_study(tiny(tmp_path, trials=1, max_mflops=0.001, max_params=10**9))
+    assert study.trials and all(t.state == TrialState.PRUNED and "--max-mflops" in t.user_attrs["prune_reason"] for t in study.trials)
 
 
 def test_pruner_choice():

@@ -1,0 +1,109 @@
+"""Write a correlation report: JSON, CSV and PNG plots, each atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from correlation.fitting import CrossValidation
+from proxies.composite import CompositeProxy
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    _plt().close(fig)
+    os.replace(tmp, path)
+
+
+def plot_scatter(cv: CrossValidation, report: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    pred = np.mean(cv.composite, axis=0)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(pred, cv.target, s=14, alpha=0.6)
+    lo, hi = np.nanmin([pred.min(), cv.target.min()]), np.nanmax([pred.max(), cv.target.max()])
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ci = report["composite_spearman_cv_ci95"]
+    ax.set_title(f"composite (out-of-fold) vs {report['target']}\n"
+                 f"ρ = {report['composite_spearman_cv']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}], n = {report['n_rows']}")
+    ax.set_xlabel("composite proxy, out-of-fold prediction")
+    ax.set_ylabel(report["target"])
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_metric_bars(report: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    rows = report["single_metrics"]
+    names = [r["metric"] for r in rows] + ["best single (in-fold)", "composite (CV)"]
+    rho = [r["spearman"] for r in rows] + [report["best_single_metric_in_fold"]["spearman"], report["composite_spearman_cv"]]
+    lo = [r["spearman_ci95_low"] for r in rows] + [report["best_single_metric_in_fold"]["spearman_ci95"][0], report["composite_spearman_cv_ci95"][0]]
+    hi = [r["spearman_ci95_high"] for r in rows] + [report["best_single_metric_in_fold"]["spearman_ci95"][1], report["composite_spearman_cv_ci95"][1]]
+    err = np.abs(np.array([np.array(rho) - np.array(lo), np.array(hi) - np.array(rho)]))
+    colors = ["C0"] * len(rows) + ["C1", "C3"]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.5))
+    y = np.arange(len(names))
+    ax.barh(y, rho, xerr=err, color=colors, alpha=0.85, capsize=2)
+    ax.set_yticks(y, names)
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_xlabel(f"Spearman ρ with {report['target']} (95% bootstrap CI)")
+    ax.set_title("single metrics (as measured) vs the cross-validated composite")
+    ax.grid(axis="x", alpha=0.3)
+    _save(fig, path)
+
+
+def plot_weights(proxy: CompositeProxy, path: Path) -> None:
+    plt = _plt()
+    coefs = proxy.coefficients()
+    names = sorted(coefs, key=lambda k: abs(coefs[k]))
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(names) + 1.5))
+    ax.barh(names, [coefs[n] for n in names], color=["C2" if coefs[n] > 0 else "C3" for n in names])
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_xlabel("weight on the rank-gauss-transformed metric (target units per σ)")
+    ax.set_title(f"learned composite weights (ridge α = {proxy.alpha:.3g})")
+    ax.grid(axis="x", alpha=0.3)
+    _save(fig, path)
+
+
+def write_report(results: Path, report: dict[str, Any], cv: CrossValidation, singles: pd.DataFrame, proxy: CompositeProxy) -> list[Path]:
+    """``correlation_report.json`` / ``.csv``, ``proxy_weights.json`` and three PNG plots."""
+    results.mkdir(parents=True, exist_ok=True)
+    paths = [results / "correlation_report.json", results / "correlation_report.csv", results / "proxy_weights.json",
+             results / "correlation_scatter.png", results / "correlation_metrics.png", results / "proxy_weights.png"]
+    _atomic_write_text(paths[0], json.dumps(report, indent=2, default=float))
+    summary = pd.concat([
+        pd.DataFrame([{"metric": "composite (cross-validated)", "spearman": report["composite_spearman_cv"],
+                       "kendall": report["composite_kendall_cv"], "top3_recall": report["composite_top3_recall_cv"],
+                       "spearman_ci95_low": report["composite_spearman_cv_ci95"][0],
+                       "spearman_ci95_high": report["composite_spearman_cv_ci95"][1]}]),
+        singles,
+    ], ignore_index=True)
+    tmp = paths[1].with_name(paths[1].name + ".tmp")
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, paths[1])
+    proxy.save(paths[2])
+    plot_scatter(cv, report, paths[3])
+    plot_metric_bars(report, paths[4])
+    plot_weights(proxy, paths[5])
+    return paths

@@ -1,0 +1,64 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from correlation.fitting import correlation_report, cross_validate, top_k_recall
+from tests.conftest import shared_or_skip
+
+
+def noisy_table(n=60, n_noise=30, seed=0):
+    """A target that depends weakly on one metric, plus many pure-noise metrics."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(size=(n, n_noise)), columns=[f"noise{i}" for i in range(n_noise)])
+    df["signal"] = rng.normal(size=n)
+    df["target"] = 0.3 * df["signal"] + rng.normal(size=n)
+    return df
+
+
+def test_reported_rho_is_out_of_sample_not_in_sample():
+    df = noisy_table(n=40, n_noise=34)
+    features = [c for c in df.columns if c != "target"]
+    # With alpha ~ 0, 35 metrics on 40 rows fit the training rows almost perfectly in-sample ...
+    from proxies.composite import CompositeProxy
+
+    in_sample = CompositeProxy(features=features, alphas=(1e-6,)).fit(df, "target").predict(df)
+    assert stats.spearmanr(in_sample, df["target"]).statistic > 0.9
+    # ... but the report's ρ comes from held-out folds, where the noise metrics do not help.
+    report, _, _ = correlation_report(df, "target", features, folds=5, repeats=3)
+    assert report["composite_spearman_cv"] < 0.5
+    assert report["protocol"]["kind"] == "repeated k-fold"
+
+
+def test_known_relation_is_recovered_out_of_fold():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"a": rng.normal(size=120), "b": rng.lognormal(sigma=2, size=120), "c": rng.normal(size=120)})
+    df["acc"] = 0.7 + 0.05 * df["a"] - 0.02 * np.log(df["b"]) + 0.005 * rng.normal(size=120)
+    report, cv, singles = correlation_report(df, "acc", ["a", "b", "c"], folds=5, repeats=2)
+    assert report["composite_spearman_cv"] > 0.95
+    assert report["composite_spearman_cv"] > report["best_single_metric_in_fold"]["spearman"]
+    low, high = report["composite_spearman_cv_ci95"]
+    assert low <= report["composite_spearman_cv"] + 0.02 and high >= report["composite_spearman_cv"] - 0.02
+    assert set(singles["metric"]) == {"a", "b", "c"}
+
+
+def test_small_tables_use_leave_one_out():
+    df = noisy_table(n=8, n_noise=2)
+    cv = cross_validate(df, "target", ["signal", "noise0"], folds=5, repeats=10)
+    assert len(cv.composite) == 1 and np.isfinite(cv.composite[0]).all()
+
+
+def test_top_k_recall():
+    target = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3])
+    assert top_k_recall(target, target) == 1.0
+    assert top_k_recall(-target, target) == 0.0
+    assert top_k_recall(np.array([5, 4, 0, 3, 0, 0]), target) == pytest.approx(2 / 3)
+
+
+@pytest.mark.slow
+def test_nas_bench_201_table_beats_the_best_single_column():
+    path = shared_or_skip("benchmarks/nb201_zc_cifar10.csv")
+    df = pd.read_csv(path)
+    report, _, _ = correlation_report(df, "val_accuracy", folds=5, repeats=2)
+    assert report["composite_spearman_cv"] >= 0.86
+    assert report["composite_spearman_cv"] > report["best_single_metric_in_fold"]["spearman"] + 0.05

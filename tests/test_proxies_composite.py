@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from proxies.composite import CompositeProxy, FeatureTransform, MissingMetricError, seed_calibration
+
+
+def synthetic_table(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    b = rng.lognormal(sigma=2.0, size=n)  # heavy-tailed, like SynFlow
+    noise = rng.normal(size=n)
+    target = 0.8 + 0.05 * a - 0.03 * np.log(b) + 0.002 * rng.normal(size=n)
+    return pd.DataFrame({"a": a, "b": b, "noise": noise, "target": target})
+
+
+def test_fit_recovers_a_known_relation_on_unseen_rows():
+    train, test = synthetic_table(seed=0), synthetic_table(seed=1)
+    proxy = CompositeProxy().fit(train, "target")
+    pred = proxy.predict(test)
+    assert stats.spearmanr(pred, test["target"]).statistic > 0.95
+    w = proxy.coefficients()
+    assert w["a"] > 0 and w["b"] < 0 and abs(w["noise"]) < 0.2 * abs(w["a"])
+    assert np.mean(np.abs(pred - test["target"])) < 0.01  # in the target's units
+
+
+def test_save_load_round_trip_predicts_identically(tmp_path):
+    t = synthetic_table()
+    proxy = CompositeProxy(name="test").fit(t, "target")
+    proxy.provenance = {"dataset": "synthetic", "n": len(t)}
+    path = proxy.save(tmp_path / "proxy_weights.json")
+    again = CompositeProxy.load(path)
+    assert np.allclose(again.predict(t), proxy.predict(t))
+    assert again.calibration_hash == proxy.calibration_hash and again.provenance["n"] == 200
+    data = json.loads(path.read_text())
+    assert data["hash"] == proxy.calibration_hash and "provenance" in data
+
+
+def test_hash_ignores_provenance_but_not_weights():
+    t = synthetic_table()
+    p1 = CompositeProxy().fit(t, "target")
+    h = p1.calibration_hash
+    p1.provenance["note"] = "x"
+    assert p1.calibration_hash == h
+    p2 = CompositeProxy().fit(synthetic_table(seed=3), "target")
+    assert p2.calibration_hash != h
+
+
+def test_missing_metric_is_named():
+    proxy = CompositeProxy(name="gz1").fit(synthetic_table(), "target")
+    with pytest.raises(MissingMetricError, match="no column 'b', required by calibration 'gz1'"):
+        proxy.predict(synthetic_table().drop(columns="b"))
+
+
+def test_rankgauss_is_monotone_and_handles_infinities():
+    values = np.array([-np.inf, 1.0, 2.0, 3.0, 1e30, np.inf, np.nan])
+    tf = FeatureTransform.fit("x", values, "rankgauss")
+    out = tf.transform(np.array([-np.inf, 0.5, 2.5, 1e40, np.inf]))
+    assert np.all(np.diff(out) >= 0) and np.all(np.isfinite(out))
+    assert tf.transform(np.array([np.nan]))[0] == pytest.approx(tf.transform(np.array([np.nanmedian(values)]))[0], abs=0.3)
+
+
+def test_constant_columns_are_ignored():
+    t = synthetic_table().assign(const=1.0)
+    assert "const" not in CompositeProxy().fit(t, "target").features
+
+
+def test_seed_calibration_has_the_published_weights():
+    t = pd.DataFrame({"train_loss": [1.0, 2.0, 3.0], "grad_norm_mean": [1.0, 1.0, 2.0], "val_loss": [1.0, 2.0, 2.0],
+                      "train_loss_cv": [0.1, 0.2, 0.3], "gap": [0.0, 0.1, 0.2]})
+    proxy = seed_calibration(t)
+    assert proxy.coefficients() == {"train_loss": -0.701, "grad_norm_mean": -0.671, "val_loss": 0.406,
+                                    "train_loss_cv": -0.395, "gap": 0.311}
+    z = (t - t.mean()) / t.std(ddof=0)
+    expected = z @ pd.Series(proxy.coefficients())
+    assert np.allclose(proxy.predict(t), expected)
