@@ -1,6 +1,7 @@
 # galaxy-synth — every target bootstraps .venv on first use.
 #   make synth                       study on the embedded procedural galaxies
 #   make synth DATA=path TRIALS=60   your own images; run again to resume
+#   make correlate                   full-train 24 of the study's trials, fit + report the proxy
 #   make test                        the test suite (what CI runs)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -21,6 +22,10 @@ MAX_SAMPLES ?=
 MERGE       ?=
 DROP        ?=
 ARGS        ?=
+GROUND_TRUTH ?=
+FULL_EPOCHS ?=
+TARGET      ?=
+TABLE       ?=
 
 opt = $(if $(strip $(2)),$(1) $(2))
 SYNTH_ARGS = $(call opt,--data,$(DATA)) $(call opt,--trials,$(TRIALS)) $(call opt,--study,$(STUDY)) \
@@ -28,10 +33,14 @@ SYNTH_ARGS = $(call opt,--data,$(DATA)) $(call opt,--trials,$(TRIALS)) $(call op
 	$(call opt,--seed,$(SEED)) $(call opt,--results,$(RESULTS)) $(call opt,--device,$(DEVICE)) \
 	$(call opt,--max-samples,$(MAX_SAMPLES)) $(call opt,--merge,$(MERGE)) $(call opt,--drop,$(DROP)) $(ARGS)
 
-.PHONY: venv synth test test-fast bench clean-venv help
+CORRELATE_ARGS = $(call opt,--table,$(TABLE)) $(call opt,--target,$(TARGET)) $(call opt,--study,$(STUDY)) \
+	$(call opt,--storage,$(STORAGE)) $(call opt,--results,$(RESULTS)) $(call opt,--device,$(DEVICE)) \
+	$(call opt,--seed,$(SEED)) $(call opt,--ground-truth,$(GROUND_TRUTH)) $(call opt,--full-epochs,$(FULL_EPOCHS)) $(ARGS)
+
+.PHONY: venv synth correlate rank test test-fast bench clean-venv help
 
 help:
-	@sed -n '1,5p' Makefile
+	@sed -n '1,6p' Makefile
 
 venv: $(STAMP)
 
@@ -44,6 +53,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 synth: $(STAMP)
 	$(BIN)/galaxy-synth synth $(SYNTH_ARGS)
+
+correlate: $(STAMP)
+	$(BIN)/galaxy-synth correlate $(CORRELATE_ARGS)
+
+rank: $(STAMP)
+	$(BIN)/galaxy-synth rank $(call opt,--study,$(STUDY)) $(call opt,--storage,$(STORAGE)) $(call opt,--results,$(RESULTS))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra

@@ -12,6 +12,7 @@ training folds). Single-metric ρ are reported as they are (nothing is fitted, s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -25,11 +26,16 @@ SEED_COLUMNS = ("train_loss", "grad_norm_mean", "val_loss", "train_loss_cv", "ga
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    return float(stats.spearmanr(a, b, nan_policy="omit").statistic)
+    """Spearman ρ; NaN where a side is constant (e.g. every model predicts the majority class)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return float(stats.spearmanr(a, b, nan_policy="omit").statistic)
 
 
 def kendall(a: np.ndarray, b: np.ndarray) -> float:
-    return float(stats.kendalltau(a, b, nan_policy="omit").statistic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return float(stats.kendalltau(a, b, nan_policy="omit").statistic)
 
 
 def top_k_recall(pred: np.ndarray, target: np.ndarray, k: int = 3) -> float:
@@ -41,10 +47,12 @@ def top_k_recall(pred: np.ndarray, target: np.ndarray, k: int = 3) -> float:
 def bootstrap_ci(pred: np.ndarray, target: np.ndarray, statistic: Callable = spearman, n_resamples: int = 1000, seed: int = 0) -> list[float]:
     """95% percentile interval of a paired statistic, rows resampled with scipy.stats.bootstrap."""
     ok = np.isfinite(pred) & np.isfinite(target)
-    if ok.sum() < 4:
+    if ok.sum() < 4 or np.ptp(pred[ok]) == 0 or np.ptp(target[ok]) == 0:
         return [float("nan"), float("nan")]
-    res = stats.bootstrap((pred[ok], target[ok]), lambda a, b: statistic(a, b), paired=True, vectorized=False,
-                          n_resamples=n_resamples, method="percentile", random_state=np.random.default_rng(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate resamples (a constant side) give NaN statistics
+        res = stats.bootstrap((pred[ok], target[ok]), lambda a, b: statistic(a, b), paired=True, vectorized=False,
+                              n_resamples=n_resamples, method="percentile", random_state=np.random.default_rng(seed))
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 

@@ -116,24 +116,38 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top", type=int, default=10, help="rows to print (default: 10)")
     r.set_defaults(func=cmd_rank)
 
-    c = sub.add_parser("correlate", help="fit the composite proxy and report its cross-validated ranking",
-                       description="Fit the composite proxy (rank-gauss transforms + ridge) on a table of metrics "
-                                   "with a known target, and report out-of-fold Spearman ρ, Kendall τ and top-3 "
-                                   "recall (repeated K-fold) against every single metric and the best single "
-                                   "metric chosen inside each training fold. Writes correlation_report.json/.csv, "
+    c = sub.add_parser("correlate", help="calibrate the composite proxy against full training and report its ranking",
+                       description="Study mode (default): pick --ground-truth K completed trials of a study (the "
+                                   "current top few plus a quantile spread of the rest), train each with the full "
+                                   "budget (--full-epochs, cosine schedule, the trial's own optimiser, all training "
+                                   "images; the same loop as trials), score them on the test split that trials never "
+                                   "saw, store each result in the study's database as soon as it finishes (so a killed "
+                                   "run resumes), then fit the composite proxy on them. Table mode (--table): fit and "
+                                   "report on any CSV of metrics with a target column. Both report out-of-fold "
+                                   "Spearman ρ, Kendall τ and top-3 recall (repeated K-fold, leave-one-out for small "
+                                   "sets) next to every single metric, the best single metric chosen inside each "
+                                   "training fold and the seed's weights, and write correlation_report.json/.csv, "
                                    "proxy_weights.json (fitted on all rows) and PNG plots to RESULTS.",
-                       epilog="example:\n  galaxy-synth correlate --table ../shared/benchmarks/nb201_zc_cifar10.csv "
-                              "--target val_accuracy\n\nThis version calibrates from a table (--table). Measuring "
-                              "ground truth by full training of a study's trials comes with the calibration issue.",
+                       epilog="examples:\n  galaxy-synth correlate --ground-truth 24 --full-epochs 30\n"
+                              "  galaxy-synth correlate --table ../shared/benchmarks/nb201_zc_cifar10.csv --target val_accuracy",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("--table", required=True, metavar="CSV", help="CSV with one row per architecture: metric columns and the target")
-    c.add_argument("--target", default="accuracy", help="target column, e.g. val_accuracy (default: accuracy)")
+    c.add_argument("--table", default=None, metavar="CSV", help="table mode: CSV with one row per architecture, metric columns and the target")
+    c.add_argument("--target", default="accuracy",
+                   help="target column; in study mode accuracy, balanced_accuracy or macro_f1 (default: accuracy; "
+                        "the report shows all three)")
     c.add_argument("--features", default=None, metavar="COLS",
-                   help="comma-separated metric columns (default: every numeric, non-constant column but the target)")
+                   help="table mode: comma-separated metric columns (default: every numeric, non-constant column but the target)")
+    c.add_argument("--ground-truth", type=int, default=24, metavar="K", help="study mode: architectures to fully train (default: 24)")
+    c.add_argument("--top", type=int, default=3, help="study mode: of those, the current best by proxy score (default: 3)")
+    c.add_argument("--full-epochs", type=int, default=30, help="study mode: epochs of full training (default: 30)")
+    c.add_argument("--study", default="galaxy-synth", help="study mode: study name (default: galaxy-synth)")
+    c.add_argument("--storage", default=None, metavar="URL", help="study mode: storage URL (default: sqlite:///RESULTS/study.db)")
+    c.add_argument("--device", default="auto", help="study mode: auto, cpu, cuda, mps")
     c.add_argument("--folds", type=int, default=5, help="K of repeated K-fold (default: 5; leave-one-out below 2K rows)")
     c.add_argument("--repeats", type=int, default=10, help="repeats of K-fold with fresh shuffles (default: 10)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the fold shuffles and bootstrap (default: 0)")
+    c.add_argument("--seed", type=int, default=0, help="seed of full training, fold shuffles and bootstrap (default: 0)")
     c.add_argument("--results", default="results", metavar="DIR", help="output folder (default: ./results)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_correlate)
     return parser
 
@@ -173,10 +187,46 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_correlation(report: dict, target: str) -> None:
+    best = report["best_single_metric_in_fold"]
+    proto = report["protocol"]
+    print(f"{report['n_rows']} rows, target {target!r}, {proto['kind']} ({proto['folds']} folds × {proto['repeats']} repeats), out-of-fold:")
+    ci = report["composite_spearman_cv_ci95"]
+    print(f"  composite             ρ = {report['composite_spearman_cv']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
+          f"τ = {report['composite_kendall_cv']:.3f}  top-3 recall = {report['composite_top3_recall_cv']:.2f}")
+    print(f"  best single (in-fold) ρ = {best['spearman']:.3f}  τ = {best['kendall']:.3f}  "
+          f"top-3 recall = {best['top3_recall']:.2f}  (chosen: {best['chosen']})")
+    if "seed_weights_cv" in report:
+        sw = report["seed_weights_cv"]
+        print(f"  seed weights          ρ = {sw['spearman']:.3f}  τ = {sw['kendall']:.3f}  top-3 recall = {sw['top3_recall']:.2f}")
+    if "val_acc_alone" in report:
+        va = report["val_acc_alone"]
+        print(f"  val_acc alone         ρ = {va['spearman']:.3f}  τ = {va['kendall']:.3f}  top-3 recall = {va['top3_recall']:.2f}")
+    for t, r in report.get("other_targets", {}).items():
+        print(f"  (composite fitted for {t}: ρ = {r['composite_spearman_cv']:.3f})")
+
+
 def cmd_correlate(args: argparse.Namespace) -> int:
     import time
 
     import pandas as pd
+
+    if args.table is None:
+        from correlation.calibrate import calibrate_study
+
+        results = Path(args.results)
+        storage = args.storage or f"sqlite:///{(results / 'study.db').as_posix()}"
+        if not args.storage and not (results / "study.db").exists():
+            from synthesis.errors import GalaxySynthError
+
+            raise GalaxySynthError(f"no study database at {results / 'study.db'} (run 'galaxy-synth synth' first, or pass --storage / --table)")
+        _configure_threads()
+        report, written = calibrate_study(storage, args.study, results, args.ground_truth, args.top, args.full_epochs,
+                                          args.target, args.seed, args.device, args.folds, args.repeats,
+                                          progress=not args.no_progress)
+        _print_correlation(report, args.target)
+        print("wrote " + ", ".join(str(p) for p in written))
+        return 0
 
     from correlation.fitting import correlation_report, numeric_features
     from correlation.report import write_report
@@ -207,17 +257,7 @@ def cmd_correlate(args: argparse.Namespace) -> int:
                         "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     report["calibration_hash"] = proxy.calibration_hash
     written = write_report(Path(args.results), report, cv, singles, proxy)
-    best = report["best_single_metric_in_fold"]
-    print(f"{report['n_rows']} rows, target {args.target!r}, {report['protocol']['kind']} "
-          f"({report['protocol']['folds']} folds × {report['protocol']['repeats']} repeats), out-of-fold:")
-    ci = report["composite_spearman_cv_ci95"]
-    print(f"  composite            ρ = {report['composite_spearman_cv']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
-          f"τ = {report['composite_kendall_cv']:.3f}  top-3 recall = {report['composite_top3_recall_cv']:.2f}")
-    print(f"  best single (in-fold) ρ = {best['spearman']:.3f}  τ = {best['kendall']:.3f}  "
-          f"top-3 recall = {best['top3_recall']:.2f}  (chosen: {best['chosen']})")
-    if "seed_weights_cv" in report:
-        sw = report["seed_weights_cv"]
-        print(f"  seed weights         ρ = {sw['spearman']:.3f}  τ = {sw['kendall']:.3f}")
+    _print_correlation(report, args.target)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -254,9 +294,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     plot_history(study, results / "history.png")
     rows = summary_rows(study, top=5)
     if rows:
+        attrs = study.user_attrs["galaxy_synth"]
+        calibration = (attrs.get("calibration") or {}).get("name")
         what = {"val_acc": f"validation accuracy after {settings.epochs} epochs",
-                "composite": "proxy score = predicted full-training accuracy",
-                "multi": "proxy score (Pareto front with parameter count)"}[study.user_attrs["galaxy_synth"]["objective"]]
+                "composite": f"composite proxy, calibration {calibration!r}",
+                "multi": f"composite proxy, calibration {calibration!r}, Pareto front with parameter count"}[attrs["objective"]]
         print(f"\nbest trials (objective: {what}):")
         print(pd.DataFrame(rows).to_string(index=False))
     print(f"\nwrote {results / 'trials_proxy_metrics.csv'}, {results / 'history.png'}; study stored in {settings.storage_url}")

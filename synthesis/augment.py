@@ -28,33 +28,39 @@ class DihedralAugment:
         self._noise_bank: torch.Tensor | None = None
 
     def _noise(self, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        # Drawing fresh Gaussian noise for every batch cost ~5 ms per 64 images on a CPU; a bank of
-        # 256 noise images drawn once, picked per sample and rolled by a random offset, is nearly free.
+        # Fresh Gaussian noise for every batch cost ~5 ms per 64 images on a CPU; 256 noise images
+        # drawn once and picked per sample cost one copy. Paired with a random D4 element and
+        # image, a repeated noise image is harmless.
         n, c, h, w = like.shape
         if self._noise_bank is None or self._noise_bank.shape[1:] != (c, h, w):
             self._noise_bank = torch.randn((256, c, h, w), generator=generator).to(like.device)
-        pick = torch.randint(0, 256, (n,), generator=generator).to(like.device)
-        shift = [int(v) for v in torch.randint(0, min(h, w), (2,), generator=generator)]
-        return torch.roll(self._noise_bank[pick], shifts=shift, dims=(2, 3))
+        return self._noise_bank[torch.randint(0, 256, (n,), generator=generator).to(like.device)]
+
+    @staticmethod
+    def _pixel_maps(h: int, w: int, device: torch.device) -> torch.Tensor:
+        """[8, h*w] source-pixel index of each D4 element (k rotations of an optional mirror)."""
+        grid = torch.arange(h * w, device=device).view(1, 1, h, w)
+        maps = []
+        for flip in (False, True):
+            base = torch.flip(grid, dims=(3,)) if flip else grid
+            for k in range(4):
+                maps.append(torch.rot90(base, k, dims=(2, 3)).reshape(-1))
+        return torch.stack(maps)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        n = x.shape[0]
+        n, c, h, w = x.shape
+        if h != w:
+            raise ValueError("dihedral augmentation needs square images")
         rot = torch.randint(0, 4, (n,), generator=generator)
-        flip = torch.randint(0, 2, (n,), generator=generator).bool() if self.allow_flips else torch.zeros(n, dtype=torch.bool)
-        out = x.clone()
-        for k in range(4):
-            for f in (False, True):
-                mask = (rot == k) & (flip == f)
-                if not mask.any():
-                    continue
-                m = mask.to(x.device)
-                xs = x[m]
-                if f:
-                    xs = torch.flip(xs, dims=(3,))  # left-right mirror
-                if k:
-                    xs = torch.rot90(xs, k, dims=(2, 3))
-                out[m] = xs
-        y = torch.where(flip.to(y.device), self.flip_label.to(y.device)[y], y)
+        flip = torch.randint(0, 2, (n,), generator=generator) if self.allow_flips else torch.zeros(n, dtype=torch.long)
+        maps = getattr(self, "_maps", None)
+        if maps is None or maps.shape[1] != h * w or maps.device != x.device:
+            maps = self._maps = self._pixel_maps(h, w, x.device)
+        # One gather for the whole batch (8 masked passes cost ~12 ms per 64 images on a CPU).
+        index = maps[(flip * 4 + rot).to(x.device)]  # [n, h*w]
+        out = torch.gather(x.reshape(n, c, h * w), 2, index[:, None, :].expand(n, c, h * w)).view(n, c, h, w)
+        flipped = flip.bool().to(y.device)
+        y = torch.where(flipped, self.flip_label.to(y.device)[y], y)
         if self.noise_std > 0:
             out = out.add_(self._noise(out, generator), alpha=self.noise_std)
         return out, y

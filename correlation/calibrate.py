@@ -1,0 +1,102 @@
+"""``galaxy-synth correlate`` on a study: select → full-train (resumable) → fit → honest report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from correlation.fitting import correlation_report, numeric_features
+from correlation.ground_truth import TARGETS, GroundTruthStore, full_train, select_for_ground_truth
+from correlation.report import write_report
+from proxies.composite import CompositeProxy
+from proxies.metrics import METRIC_NAMES
+from proxies.zero_cost import ZERO_COST_NAMES
+from synthesis.errors import GalaxySynthError, StudyMismatchError
+from synthesis.study import DEFAULT_CALIBRATION, STUDY_ATTR, StudySettings, load_study_data, metrics_table
+from synthesis.training import resolve_device
+
+FEATURES = tuple(METRIC_NAMES) + tuple(ZERO_COST_NAMES)
+
+
+def settings_from_study(study: optuna.Study, results: str, storage: str) -> StudySettings:
+    """Rebuild the data settings a study was created with (they are frozen in its attrs)."""
+    attrs = study.user_attrs.get(STUDY_ATTR)
+    if attrs is None:
+        raise GalaxySynthError(f"study {study.study_name!r} was not made by galaxy-synth")
+    frozen = attrs["settings"]
+    return StudySettings(**{k: frozen[k] for k in ("data", "size", "crop", "merge", "drop", "max_samples", "val_subset",
+                                                    "seed", "epochs", "objective", "synthetic_n")},
+                         extra_columns=attrs.get("extra_names") or None, results=results, storage=storage,
+                         study=study.study_name)
+
+
+def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: int = 24, top: int = 3,
+                    full_epochs: int = 30, target: str = "accuracy", seed: int = 0, device: str = "auto",
+                    folds: int = 5, repeats: int = 10, progress: bool = True) -> tuple[dict[str, Any], list[Path]]:
+    if target not in TARGETS:
+        raise GalaxySynthError(f"--target must be one of {', '.join(TARGETS)} in study mode, not {target!r}")
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise GalaxySynthError(f"no study {study_name!r} in {storage}") from None
+    attrs = study.user_attrs.get(STUDY_ATTR) or {}
+    settings = settings_from_study(study, str(results), storage)
+    settings.progress = progress
+    data = load_study_data(settings)
+    if data.fingerprint != attrs.get("fingerprint"):
+        raise StudyMismatchError(f"the data of study {study_name!r} changed since it was created "
+                                 f"(fingerprint {data.fingerprint} vs {attrs.get('fingerprint')})")
+    # Select by the calibration the study was created with (the score TPE optimised), not by a
+    # newer proxy_weights.json: that keeps a repeated run's selection, and its ground truth, the same.
+    frozen = attrs.get("calibration")
+    proxy = CompositeProxy.from_dict(frozen) if frozen else CompositeProxy.load(DEFAULT_CALIBRATION)
+    table = metrics_table(study, proxy)
+    table = table[table["state"] == "COMPLETE"].reset_index(drop=True)
+    if len(table) < 6:
+        raise GalaxySynthError(f"study {study_name!r} has {len(table)} completed trials; need at least 6 to calibrate")
+    chosen = select_for_ground_truth(table.set_index("trial")["proxy_score"], ground_truth, top)
+
+    store = GroundTruthStore(storage)
+    dev = resolve_device(device)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    from tqdm.auto import tqdm
+
+    todo = [n for n in chosen if store.get(study_name, n, full_epochs, seed) is None]
+    bar = tqdm(total=len(chosen), initial=len(chosen) - len(todo), desc="ground truth", unit="model", disable=not progress)
+    for n in todo:
+        res = full_train(study_name, n, trials[n].user_attrs, data, attrs["plan"], full_epochs, seed, dev,
+                         results / "ground_truth" / study_name, progress=progress)
+        store.add(res.record)  # stored at once: a kill loses at most the model in training
+        bar.update(1)
+        bar.set_postfix_str(f"trial {n}: acc {res.record.accuracy:.3f} in {res.record.wall_seconds:.0f} s")
+    bar.close()
+
+    gt = store.table(study_name, full_epochs)
+    gt = gt[gt["seed"] == seed][["trial_number", *TARGETS, "wall_seconds"]].rename(columns={"wall_seconds": "full_train_seconds"})
+    merged = table.merge(gt, left_on="trial", right_on="trial_number")
+    features = [f for f in numeric_features(merged, target, exclude=[*TARGETS, "trial", "trial_number", "objective",
+                                                                    "proxy_score", "full_train_seconds", "zc_seconds",
+                                                                    "params_count", "flops"])
+                if f in FEATURES]
+    report, cv, singles = correlation_report(merged, target, features, folds, repeats, seed)
+    report["other_targets"] = {
+        t: {"composite_spearman_cv": correlation_report(merged, t, features, folds, repeats, seed)[0]["composite_spearman_cv"]}
+        for t in TARGETS if t != target
+    }
+    report["ground_truth"] = merged[["trial", *TARGETS, "full_train_seconds"]].to_dict(orient="records")
+    report["full_epochs"] = full_epochs
+    fitted = CompositeProxy(features=features, name=f"fitted:{study_name}").fit(merged, target)
+    fitted.provenance = {
+        "dataset": attrs.get("settings", {}).get("data") or "embedded procedural galaxies",
+        "class_names": attrs.get("class_names"), "study": study_name, "target": target,
+        "n_ground_truth": int(len(merged)), "full_epochs": full_epochs,
+        "composite_spearman_cv": report["composite_spearman_cv"], "protocol": report["protocol"],
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    report["calibration_hash"] = fitted.calibration_hash
+    merged.to_csv(results / "ground_truth_table.csv", index=False)
+    return report, write_report(results, report, cv, singles, fitted)

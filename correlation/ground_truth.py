@@ -1,0 +1,146 @@
+"""Ground truth: full training of selected trials, stored as soon as each one finishes.
+
+Results live in a table of the study's own database (SQLAlchemy), keyed by study, trial,
+epochs and seed, so an interrupted ``galaxy-synth correlate`` resumes where it stopped and a
+repeated one reuses what exists. Full training uses the same loop as the trials
+(:func:`synthesis.training.train_model`) with the trial's own optimiser settings, a cosine
+schedule, all training images, and is scored on the test split that trials never saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sqlalchemy import DateTime, Float, Integer, String, Text, UniqueConstraint, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from synthesis.data import GalaxyImages
+from synthesis.models import build_model
+from synthesis.spec import ArchSpec, TrainConfig
+from synthesis.study import mirror_policy
+from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split, train_model
+
+TARGETS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class GroundTruthRecord(Base):
+    """One full training of one trial's architecture."""
+
+    __tablename__ = "galaxy_synth_ground_truth"
+    __table_args__ = (UniqueConstraint("study_name", "trial_number", "epochs", "seed"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(512), index=True)
+    trial_number: Mapped[int] = mapped_column(Integer)
+    spec_hash: Mapped[str] = mapped_column(String(32))
+    epochs: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float] = mapped_column(Float)
+    balanced_accuracy: Mapped[float] = mapped_column(Float)
+    macro_f1: Mapped[float] = mapped_column(Float)
+    test_loss: Mapped[float] = mapped_column(Float)
+    confusion_json: Mapped[str] = mapped_column(Text)
+    wall_seconds: Mapped[float] = mapped_column(Float)
+    device: Mapped[str] = mapped_column(String(64))
+    weights_path: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def as_row(self) -> dict[str, Any]:
+        return {c.name: getattr(self, c.name) for c in self.__table__.columns}
+
+
+class GroundTruthStore:
+    """The ground-truth table in any SQLAlchemy database (the study's storage by default)."""
+
+    def __init__(self, url: str) -> None:
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        self.engine = create_engine(url, **kwargs)
+        Base.metadata.create_all(self.engine)
+
+    def get(self, study: str, trial: int, epochs: int, seed: int) -> GroundTruthRecord | None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.scalars(select(GroundTruthRecord).where(
+                GroundTruthRecord.study_name == study, GroundTruthRecord.trial_number == trial,
+                GroundTruthRecord.epochs == epochs, GroundTruthRecord.seed == seed)).first()
+
+    def add(self, record: GroundTruthRecord) -> None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            s.add(record)
+            s.commit()
+
+    def table(self, study: str, epochs: int | None = None) -> pd.DataFrame:
+        with Session(self.engine) as s:
+            q = select(GroundTruthRecord).where(GroundTruthRecord.study_name == study)
+            if epochs is not None:
+                q = q.where(GroundTruthRecord.epochs == epochs)
+            return pd.DataFrame([r.as_row() for r in s.scalars(q)])
+
+
+def select_for_ground_truth(scores: pd.Series, k: int, top: int = 3) -> list[int]:
+    """``top`` best by score plus ``k − top`` spread over the rest by quantile (deterministic).
+
+    ``scores`` is indexed by trial number. The spread lets the fit see bad and mediocre models,
+    the top few are what the user will export.
+    """
+    scores = scores.dropna().sort_values(ascending=False)
+    if k >= len(scores):
+        return [int(i) for i in scores.index]
+    chosen = [int(i) for i in scores.index[:top]]
+    rest = scores.iloc[top:]
+    for bin_ in np.array_split(np.arange(len(rest)), k - len(chosen)):
+        if len(bin_):
+            chosen.append(int(rest.index[bin_[len(bin_) // 2]]))  # the bin's median trial
+    return chosen
+
+
+@dataclass
+class FullTrainingResult:
+    record: GroundTruthRecord
+    model: torch.nn.Module
+
+
+def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], data: GalaxyImages, plan: dict[str, list[int]],
+               epochs: int, seed: int, device: torch.device, weights_dir: Path, progress: bool = True) -> FullTrainingResult:
+    """Train one trial's architecture with the full budget and score it on the test split."""
+    spec = ArchSpec.from_dict(user_attrs["arch"])
+    cfg = TrainConfig.from_dict(user_attrs["train_config"]).replace(schedule="cosine")
+    train_idx, test_idx = np.array(plan["train"]), np.array(plan["test"])
+    normalizer = Normalizer.fit(data.images[train_idx])
+    scaler = ExtraScaler.fit(data.extras[train_idx])
+    pairs, allow_flips = mirror_policy(data.class_names)
+    train = to_tensor_split(data, train_idx, scaler, device)
+    test = to_tensor_split(data, test_idx, scaler, device)
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    t0 = time.perf_counter()
+    train_model(model, train, cfg, epochs, normalizer=normalizer, num_classes=len(data.class_names),
+                mirror_pairs=pairs, allow_flips=allow_flips, seed=seed, progress=progress,
+                progress_desc=f"full training trial {trial_number}")
+    wall = time.perf_counter() - t0
+    result = evaluate(model, test, normalizer, len(data.class_names))
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    weights = weights_dir / f"trial{trial_number}_e{epochs}_s{seed}.pt"
+    tmp = weights.with_name(weights.name + ".tmp")
+    torch.save({"state_dict": model.state_dict(), "arch": spec.to_dict(), "normalizer": normalizer.__dict__,
+                "extra_scaler": scaler.__dict__, "class_names": list(data.class_names)}, tmp)
+    os.replace(tmp, weights)
+    record = GroundTruthRecord(
+        study_name=study_name, trial_number=trial_number, spec_hash=spec.spec_hash(), epochs=epochs, seed=seed,
+        accuracy=result.accuracy, balanced_accuracy=result.balanced_accuracy, macro_f1=result.macro_f1,
+        test_loss=result.loss, confusion_json=json.dumps(result.confusion), wall_seconds=wall, device=str(device),
+        weights_path=str(weights), created=datetime.now(timezone.utc),
+    )
+    return FullTrainingResult(record, model)

@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import correlation.calibrate as calibrate_mod
+from correlation.calibrate import calibrate_study
+from correlation.ground_truth import GroundTruthStore, select_for_ground_truth
+from synthesis.models import build_model
+from synthesis.spec import ArchSpec
+from synthesis.study import StudySettings, run_study
+
+
+def test_selection_takes_the_top_and_spreads_over_the_range():
+    scores = pd.Series(np.arange(100.0), index=np.arange(100) + 1000)
+    chosen = select_for_ground_truth(scores, k=10, top=3)
+    assert len(chosen) == len(set(chosen)) == 10
+    assert {1099, 1098, 1097} <= set(chosen)
+    picked = scores[chosen]
+    assert picked.min() < 10 and ((picked > 30) & (picked < 70)).any()  # bottom and middle are represented
+    assert select_for_ground_truth(scores.iloc[:5], k=10) == [1004, 1003, 1002, 1001, 1000]
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gt")
+    settings = StudySettings(size=32, synthetic_n=200, max_samples=80, val_subset=40, epochs=1, trials=7,
+                             results=str(root), max_params=150_000, progress=False, study="gt", objective="val_acc")
+    run_study(settings)
+    return root, settings.storage_url
+
+
+def run(root, url, **kw):
+    args = dict(ground_truth=6, top=2, full_epochs=1, folds=5, repeats=2, progress=False)
+    return calibrate_study(url, "gt", root, **{**args, **kw})
+
+
+def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, monkeypatch):
+    root, url = tiny_study
+    real = calibrate_mod.full_train
+    calls = []
+
+    def dies_on_third(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process is stopped while training the third model
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(calibrate_mod, "full_train", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(root, url)
+    store = GroundTruthStore(url)
+    assert sorted(store.table("gt")["trial_number"]) == sorted(calls)  # both finished models were stored
+
+    again = []
+    monkeypatch.setattr(calibrate_mod, "full_train", lambda *a, **k: again.append(a[1]) or real(*a, **k))
+    report, written = run(root, url)
+    assert len(again) == 4 and not set(again) & set(calls)  # only the missing four were trained
+    assert report["n_rows"] == 6 and report["protocol"]["kind"] == "leave-one-out"
+    assert {"accuracy", "balanced_accuracy", "macro_f1"} <= set(report["ground_truth"][0])
+    assert "seed_weights_cv" in report and "val_acc_alone" in report
+    assert set(report["other_targets"]) == {"balanced_accuracy", "macro_f1"}
+
+    monkeypatch.setattr(calibrate_mod, "full_train", lambda *a, **k: pytest.fail("retrained an existing ground truth"))
+    run(root, url)  # everything reused
+    assert len(GroundTruthStore(url).table("gt")) == 6
+
+
+def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny_study):
+    root, url = tiny_study
+    table = GroundTruthStore(url).table("gt")
+    if table.empty:
+        run(root, url)
+        table = GroundTruthStore(url).table("gt")
+    row = table.iloc[0]
+    payload = torch.load(row["weights_path"], weights_only=True)  # no code can run on load
+    model = build_model(ArchSpec.from_dict(payload["arch"]))
+    model.load_state_dict(payload["state_dict"])
+    assert sum(sum(r) for r in json.loads(row["confusion_json"])) > 0
+    assert 0 <= row["accuracy"] <= 1 and row["epochs"] == 1
