@@ -85,6 +85,11 @@ def _build_parser() -> argparse.ArgumentParser:
     t = p.add_argument_group("trials")
     t.add_argument("--trials", type=int, default=20, help="target number of COMPLETED trials in the study (default: 20)")
     t.add_argument("--epochs", type=int, default=2, help="training epochs per trial (default: 2)")
+    t.add_argument("--loss", choices=("ce", "weighted_ce", "focal"), default="ce",
+                   help="training loss for trials and, through each trial's stored settings, full training: "
+                        "cross-entropy, class-weighted (inverse frequency) cross-entropy, or focal (γ=2, class-"
+                        "weighted) for imbalanced sets such as gz1 (70%% ellipticals) (default: ce)")
+    t.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing for ce / weighted_ce (default: 0)")
     t.add_argument("--max-params", type=int, default=5_000_000,
                    help="prune architectures with more parameters before training (default: 5000000)")
     t.add_argument("--max-mflops", type=float, default=None,
@@ -275,7 +280,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         trials=args.trials, storage=args.storage, study=args.study, device=args.device, results=args.results,
         max_params=args.max_params, max_mflops=args.max_mflops, pruner=args.pruner, synthetic_n=args.synthetic_n,
         heartbeat_interval=args.heartbeat_interval, progress=not args.no_progress,
-        objective=args.objective, calibration=args.calibration,
+        objective=args.objective, calibration=args.calibration, loss=args.loss, label_smoothing=args.label_smoothing,
     )
     if args.trials < 1 or args.epochs < 1:
         raise_usage("--trials and --epochs must be >= 1")

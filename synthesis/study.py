@@ -76,6 +76,8 @@ class StudySettings:
     pruner: str = "auto"
     objective: str = "composite"
     calibration: str | None = None
+    loss: str = "ce"
+    label_smoothing: float = 0.0
     synthetic_n: int = 3000
     heartbeat_interval: int = 10
     grace_period: int | None = None
@@ -97,6 +99,7 @@ class StudySettings:
             "data": self.data, "size": self.size, "crop": self.crop, "merge": sorted(self.merge), "drop": sorted(self.drop),
             "max_samples": self.max_samples, "val_subset": self.val_subset, "seed": self.seed,
             "epochs": self.epochs, "objective": self.objective, "synthetic_n": self.synthetic_n,
+            "loss": self.loss, "label_smoothing": self.label_smoothing,
         }
 
 
@@ -290,7 +293,8 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage 
 
 
 def _check_same_experiment(attrs: dict[str, Any], settings: StudySettings, data: GalaxyImages) -> None:
-    stored = attrs["settings"]
+    # A setting added after the study was created counts as its default (so old studies resume).
+    stored = {**StudySettings().frozen(), **attrs["settings"]}
     now = settings.frozen()
     diffs = [f"{k}: study has {stored.get(k)!r}, now {now[k]!r}" for k in now if stored.get(k) != now[k]]
     if diffs:
@@ -344,6 +348,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         d = self.data
         spec, train_cfg = self.space.suggest(trial, len(d.class_names), d.image_size, d.n_extra)
+        train_cfg = train_cfg.replace(loss=self.settings.loss, label_smoothing=self.settings.label_smoothing)
         seed = trial_seed(trial, self.settings.seed)
         torch.manual_seed(seed)
         model = build_model(spec)

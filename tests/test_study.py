@@ -92,6 +92,14 @@ def test_flops_cap_prunes_before_training(tmp_path, monkeypatch):
     assert study.trials and all(t.state == TrialState.PRUNED and "--max-mflops" in t.user_attrs["prune_reason"] for t in study.trials)
 
 
+def test_loss_choice_reaches_every_trial_and_is_frozen(tmp_path):
+    study = run_study(tiny(tmp_path, trials=1, loss="focal", label_smoothing=0.0))
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert done[0].user_attrs["train_config"]["loss"] == "focal"
+    with pytest.raises(StudyMismatchError, match="loss"):
+        run_study(tiny(tmp_path, trials=1, loss="ce"))
+
+
 def test_pruner_choice():
     assert isinstance(study_mod.make_pruner("auto", 2)[0], optuna.pruners.NopPruner)
     assert isinstance(study_mod.make_pruner("auto", 6)[0], optuna.pruners.MedianPruner)
