@@ -1,0 +1,40 @@
+import optuna
+import pytest
+
+from synthesis.space import SearchSpace
+from synthesis.spec import ArchSpec
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_every_sample_is_a_valid_spec(size):
+    space = SearchSpace()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(25):
+        trial = study.ask()
+        spec, cfg = space.suggest(trial, num_classes=4, image_size=size, n_extra=2)
+        assert ArchSpec.from_json(spec.to_json()) == spec
+        assert 2 <= len(spec.stages) <= 4 and size >= 2 ** len(spec.stages)
+        assert spec.n_extra == 2 and cfg.optimizer in space.optimizers
+        study.tell(trial, 0.0)
+
+
+def test_parameter_names_are_stable():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    trial = study.ask()
+    SearchSpace().suggest(trial, 3, 64, 0)
+    names = set(trial.params)
+    n = trial.params["n_stages"]
+    expected = {"n_stages", "block", "stem_width", "stem_kernel", "downsample", "dropout", "optimizer", "lr",
+                "weight_decay", "batch_size"} | {f"depth_s{i}" for i in range(n)} | {f"width_s{i}" for i in range(n)}
+    assert names == expected
+
+
+def test_fixed_params_replay_the_same_architecture():
+    # A retried (heartbeat-stale) trial is re-run from its stored params: it must rebuild the same spec.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    first = study.ask()
+    spec, _ = SearchSpace().suggest(first, 3, 64, 0)
+    study.tell(first, 0.5)
+    study.enqueue_trial(first.params)
+    again, _ = SearchSpace().suggest(study.ask(), 3, 64, 0)
+    assert again == spec
