@@ -6,17 +6,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 
-from correlation.fitting import correlation_report, numeric_features
+from correlation.fitting import correlation_report, cross_validate, numeric_features, spearman
 from correlation.ground_truth import TARGETS, GroundTruthStore, full_train, select_for_ground_truth
 from correlation.report import write_report
 from proxies.composite import CompositeProxy
 from proxies.metrics import METRIC_NAMES
 from proxies.zero_cost import ZERO_COST_NAMES
-from synthesis.errors import GalaxySynthError, StudyMismatchError
-from synthesis.study import DEFAULT_CALIBRATION, STUDY_ATTR, StudySettings, load_study_data, metrics_table
+from synthesis.errors import DataError, GalaxySynthError
+from synthesis.study import (DEFAULT_CALIBRATION, STUDY_ATTR, StudySettings, check_same_experiment, load_study_data,
+                             metrics_table, write_table)
 from synthesis.training import resolve_device
 
 FEATURES = tuple(METRIC_NAMES) + tuple(ZERO_COST_NAMES)
@@ -35,6 +37,41 @@ def settings_from_study(study: optuna.Study, results: str, storage: str) -> Stud
                          study=study.study_name)
 
 
+def _fit_and_write(table: pd.DataFrame, target: str, features: list[str], name: str, provenance: dict[str, Any],
+                   results: Path, report: dict[str, Any], cv, singles: pd.DataFrame) -> list[Path]:
+    """Fit the calibration on every row, stamp provenance and hash, write report + weights + plots."""
+    fitted = CompositeProxy(features=features, name=name).fit(table, target)
+    fitted.provenance = {**provenance, "target": target, "n_ground_truth": int(len(table)),
+                         "composite_spearman_cv": report["composite_spearman_cv"], "protocol": report["protocol"],
+                         "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    report["calibration_hash"] = fitted.calibration_hash
+    return write_report(results, report, cv, singles, fitted)
+
+
+def calibrate_table(path: Path, target: str, results: Path, features: list[str] | None = None, folds: int = 5,
+                    repeats: int = 10, seed: int = 0) -> tuple[dict[str, Any], list[Path]]:
+    """``correlate --table``: fit and report on any CSV of metrics with a target column."""
+    if not path.is_file():
+        raise DataError(f"table not found: {path}")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise DataError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
+    if target not in table.columns:
+        raise DataError(f"{path} has no target column {target!r} (columns: {', '.join(table.columns)})")
+    features = features or numeric_features(table, target)
+    missing = [f for f in features if f not in table.columns]
+    if missing:
+        raise DataError(f"{path} has no column {missing[0]!r} (asked for by --features)")
+    try:
+        report, cv, singles = correlation_report(table, target, features, folds, repeats, seed)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    rows = table[pd.to_numeric(table[target], errors="coerce").notna()]
+    return report, _fit_and_write(rows, target, features, f"fitted:{path.stem}", {"dataset": str(path)},
+                                  results, report, cv, singles)
+
+
 def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: int = 24, top: int = 3,
                     full_epochs: int = 30, target: str = "accuracy", seed: int = 0, device: str = "auto",
                     folds: int = 5, repeats: int = 10, progress: bool = True) -> tuple[dict[str, Any], list[Path]]:
@@ -48,9 +85,7 @@ def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: 
     settings = settings_from_study(study, str(results), storage)
     settings.progress = progress
     data = load_study_data(settings)
-    if data.fingerprint != attrs.get("fingerprint"):
-        raise StudyMismatchError(f"the data of study {study_name!r} changed since it was created "
-                                 f"(fingerprint {data.fingerprint} vs {attrs.get('fingerprint')})")
+    check_same_experiment(attrs, settings, data)
     # Select by the calibration the study was created with (the score TPE optimised), not by a
     # newer proxy_weights.json: that keeps a repeated run's selection, and its ground truth, the same.
     frozen = attrs.get("calibration")
@@ -79,25 +114,17 @@ def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: 
     gt = store.table(study_name, full_epochs)
     gt = gt[gt["seed"] == seed][["trial_number", *TARGETS, "wall_seconds"]].rename(columns={"wall_seconds": "full_train_seconds"})
     merged = table.merge(gt, left_on="trial", right_on="trial_number")
-    features = [f for f in numeric_features(merged, target, exclude=[*TARGETS, "trial", "trial_number", "objective",
-                                                                    "proxy_score", "full_train_seconds", "zc_seconds",
-                                                                    "params_count", "flops"])
-                if f in FEATURES]
+    features = [f for f in numeric_features(merged, target) if f in FEATURES]
     report, cv, singles = correlation_report(merged, target, features, folds, repeats, seed)
-    report["other_targets"] = {
-        t: {"composite_spearman_cv": correlation_report(merged, t, features, folds, repeats, seed)[0]["composite_spearman_cv"]}
-        for t in TARGETS if t != target
-    }
+    # Only the composite's out-of-fold ρ for the other targets: no single-metric bootstraps needed.
+    report["other_targets"] = {}
+    for other in (t for t in TARGETS if t != target):
+        cv_other = cross_validate(merged, other, features, folds, repeats, seed)
+        report["other_targets"][other] = {
+            "composite_spearman_cv": float(np.mean([spearman(p, cv_other.target) for p in cv_other.composite]))}
     report["ground_truth"] = merged[["trial", *TARGETS, "full_train_seconds"]].to_dict(orient="records")
     report["full_epochs"] = full_epochs
-    fitted = CompositeProxy(features=features, name=f"fitted:{study_name}").fit(merged, target)
-    fitted.provenance = {
-        "dataset": attrs.get("settings", {}).get("data") or "embedded procedural galaxies",
-        "class_names": attrs.get("class_names"), "study": study_name, "target": target,
-        "n_ground_truth": int(len(merged)), "full_epochs": full_epochs,
-        "composite_spearman_cv": report["composite_spearman_cv"], "protocol": report["protocol"],
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    report["calibration_hash"] = fitted.calibration_hash
-    merged.to_csv(results / "ground_truth_table.csv", index=False)
-    return report, write_report(results, report, cv, singles, fitted)
+    write_table(merged, results / "ground_truth_table.csv")
+    provenance = {"dataset": attrs.get("settings", {}).get("data") or "embedded procedural galaxies",
+                  "class_names": attrs.get("class_names"), "study": study_name, "full_epochs": full_epochs}
+    return report, _fit_and_write(merged, target, features, f"fitted:{study_name}", provenance, results, report, cv, singles)

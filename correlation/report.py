@@ -12,6 +12,7 @@ import pandas as pd
 
 from correlation.fitting import CrossValidation
 from proxies.composite import CompositeProxy
+from synthesis.study import write_table
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -99,9 +100,7 @@ def write_report(results: Path, report: dict[str, Any], cv: CrossValidation, sin
                        "spearman_ci95_high": report["composite_spearman_cv_ci95"][1]}]),
         singles,
     ], ignore_index=True)
-    tmp = paths[1].with_name(paths[1].name + ".tmp")
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, paths[1])
+    write_table(summary, paths[1])
     proxy.save(paths[2])
     plot_scatter(cv, report, paths[3])
     plot_metric_bars(report, paths[4])

@@ -157,6 +157,18 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _existing_storage(storage: str | None, results: Path, hint: str) -> str:
+    """``--storage`` as given, else the results folder's SQLite database, which must exist."""
+    from synthesis.errors import GalaxySynthError
+    from synthesis.study import default_storage_url
+
+    if storage:
+        return storage
+    if not (results / "study.db").exists():
+        raise GalaxySynthError(f"no study database at {results / 'study.db'} (run 'galaxy-synth synth' first, or pass {hint})")
+    return default_storage_url(results)
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
     import optuna
     import pandas as pd
@@ -166,9 +178,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from synthesis.study import find_calibration, metrics_table, write_table
 
     results = Path(args.results)
-    url = args.storage or f"sqlite:///{(results / 'study.db').as_posix()}"
-    if not args.storage and not (results / "study.db").exists():
-        raise GalaxySynthError(f"no study database at {results / 'study.db'} (run 'galaxy-synth synth' first, or pass --storage)")
+    url = _existing_storage(args.storage, results, "--storage")
     try:
         study = optuna.load_study(study_name=args.study, storage=url)
     except KeyError:
@@ -212,56 +222,18 @@ def _print_correlation(report: dict, target: str) -> None:
 
 
 def cmd_correlate(args: argparse.Namespace) -> int:
-    import time
+    from correlation.calibrate import calibrate_study, calibrate_table
 
-    import pandas as pd
-
+    results = Path(args.results)
     if args.table is None:
-        from correlation.calibrate import calibrate_study
-
-        results = Path(args.results)
-        storage = args.storage or f"sqlite:///{(results / 'study.db').as_posix()}"
-        if not args.storage and not (results / "study.db").exists():
-            from synthesis.errors import GalaxySynthError
-
-            raise GalaxySynthError(f"no study database at {results / 'study.db'} (run 'galaxy-synth synth' first, or pass --storage / --table)")
+        storage = _existing_storage(args.storage, results, "--storage / --table")
         _configure_threads()
         report, written = calibrate_study(storage, args.study, results, args.ground_truth, args.top, args.full_epochs,
                                           args.target, args.seed, args.device, args.folds, args.repeats,
                                           progress=not args.no_progress)
-        _print_correlation(report, args.target)
-        print("wrote " + ", ".join(str(p) for p in written))
-        return 0
-
-    from correlation.fitting import correlation_report, numeric_features
-    from correlation.report import write_report
-    from proxies.composite import CompositeProxy
-    from synthesis.errors import DataError
-
-    path = Path(args.table)
-    if not path.is_file():
-        raise DataError(f"table not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
-    if args.target not in table.columns:
-        raise DataError(f"{path} has no target column {args.target!r} (columns: {', '.join(table.columns)})")
-    features = [f.strip() for f in args.features.split(",")] if args.features else numeric_features(table, args.target)
-    missing = [f for f in features if f not in table.columns]
-    if missing:
-        raise DataError(f"{path} has no column {missing[0]!r} (asked for by --features)")
-    try:
-        report, cv, singles = correlation_report(table, args.target, features, args.folds, args.repeats, args.seed)
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
-    ok = table[pd.to_numeric(table[args.target], errors="coerce").notna()]
-    proxy = CompositeProxy(features=features, name=f"fitted:{path.stem}").fit(ok, args.target)
-    proxy.provenance = {"dataset": str(path), "target": args.target, "n_ground_truth": int(len(ok)),
-                        "composite_spearman_cv": report["composite_spearman_cv"], "protocol": report["protocol"],
-                        "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-    report["calibration_hash"] = proxy.calibration_hash
-    written = write_report(Path(args.results), report, cv, singles, proxy)
+    else:
+        features = [f.strip() for f in args.features.split(",")] if args.features else None
+        report, written = calibrate_table(Path(args.table), args.target, results, features, args.folds, args.repeats, args.seed)
     _print_correlation(report, args.target)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

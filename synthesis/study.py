@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +50,11 @@ log = logging.getLogger("galaxy_synth")
 STUDY_ATTR = "galaxy_synth"  # the study user attr that holds the frozen experiment settings
 OBJECTIVES = ("composite", "val_acc", "multi")
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "proxies" / "calibrations" / "default.json"
+
+
+def default_storage_url(results: Path) -> str:
+    """The SQLite study database inside the results folder."""
+    return f"sqlite:///{(Path(results) / 'study.db').as_posix()}"
 
 
 @dataclass
@@ -89,9 +94,7 @@ class StudySettings:
 
     @property
     def storage_url(self) -> str:
-        if self.storage:
-            return self.storage
-        return f"sqlite:///{(self.results_dir / 'study.db').as_posix()}"
+        return self.storage or default_storage_url(self.results_dir)
 
     def frozen(self) -> dict[str, Any]:
         """Settings a resumed study must keep (changing them would mix incomparable trials)."""
@@ -256,7 +259,7 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage 
         attrs = existing[settings.study].user_attrs.get(STUDY_ATTR)
         if attrs is None:
             raise StudyMismatchError(f"study {settings.study!r} in {settings.storage_url} was not made by galaxy-synth; choose another --study")
-        _check_same_experiment(attrs, settings, data)
+        check_same_experiment(attrs, settings, data)
         n_existing = existing[settings.study].n_trials
     else:
         attrs = None
@@ -292,7 +295,7 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage 
     return study, attrs
 
 
-def _check_same_experiment(attrs: dict[str, Any], settings: StudySettings, data: GalaxyImages) -> None:
+def check_same_experiment(attrs: dict[str, Any], settings: StudySettings, data: GalaxyImages) -> None:
     # A setting added after the study was created counts as its default (so old studies resume).
     stored = {**StudySettings().frozen(), **attrs["settings"]}
     now = settings.frozen()
@@ -336,12 +339,8 @@ class Objective:
         model.to(memory_format=torch.channels_last)  # as in training: faster on CPU
 
         def forward(m, inp):
-            if d.n_extra:
-                e = extra[: inp.shape[0]].to(inp.dtype)
-                if inp.shape[0] > e.shape[0]:
-                    e = e[:1].expand(inp.shape[0], -1)
-                return m(inp, e)
-            return m(inp)
+            # SynFlow feeds one all-ones image in float64; the others the n images above.
+            return m(inp, extra[: inp.shape[0]].to(inp.dtype)) if d.n_extra else m(inp)
 
         return zero_cost_scores(model, x, y, forward)
 
