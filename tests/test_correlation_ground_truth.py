@@ -69,6 +69,12 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
 
 
 def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny_study):
+    import optuna
+
+    from correlation.calibrate import settings_from_study
+    from synthesis.study import load_study_data
+    from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split
+
     root, url = tiny_study
     table = GroundTruthStore(url).table("gt")
     if table.empty:
@@ -78,5 +84,10 @@ def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny
     payload = torch.load(row["weights_path"], weights_only=True)  # no code can run on load
     model = build_model(ArchSpec.from_dict(payload["arch"]))
     model.load_state_dict(payload["state_dict"])
-    assert sum(sum(r) for r in json.loads(row["confusion_json"])) > 0
-    assert 0 <= row["accuracy"] <= 1 and row["epochs"] == 1
+    study = optuna.load_study(study_name="gt", storage=url)
+    data = load_study_data(settings_from_study(study, str(root), url))
+    test_idx = np.array(study.user_attrs["galaxy_synth"]["plan"]["test"])
+    test = to_tensor_split(data, test_idx, ExtraScaler(**payload["extra_scaler"]), torch.device("cpu"))
+    again = evaluate(model, test, Normalizer(**payload["normalizer"]), len(payload["class_names"]))
+    assert again.accuracy == pytest.approx(row["accuracy"])
+    assert again.confusion == json.loads(row["confusion_json"])
