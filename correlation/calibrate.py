@@ -17,7 +17,8 @@ from proxies.composite import CompositeProxy
 from proxies.metrics import METRIC_NAMES
 from proxies.zero_cost import ZERO_COST_NAMES
 from synthesis.errors import DataError, GalaxySynthError
-from synthesis.study import (DEFAULT_CALIBRATION, STUDY_ATTR, StudySettings, check_same_experiment, load_study_data,
+from synthesis.study import (DEFAULT_CALIBRATION, STUDY_ATTR, StudySettings, check_same_experiment, load_existing_study,
+                             load_study_data,
                              metrics_table, write_table)
 from synthesis.training import resolve_device
 
@@ -77,10 +78,7 @@ def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: 
                     folds: int = 5, repeats: int = 10, progress: bool = True) -> tuple[dict[str, Any], list[Path]]:
     if target not in TARGETS:
         raise GalaxySynthError(f"--target must be one of {', '.join(TARGETS)} in study mode, not {target!r}")
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        raise GalaxySynthError(f"no study {study_name!r} in {storage}") from None
+    study = load_existing_study(study_name, storage)
     attrs = study.user_attrs.get(STUDY_ATTR) or {}
     settings = settings_from_study(study, str(results), storage)
     settings.progress = progress

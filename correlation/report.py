@@ -12,7 +12,7 @@ import pandas as pd
 
 from correlation.fitting import CrossValidation
 from proxies.composite import CompositeProxy
-from synthesis.study import write_table
+from synthesis.study import save_figure, write_table
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -30,14 +30,6 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    _plt().close(fig)
-    os.replace(tmp, path)
-
-
 def plot_scatter(cv: CrossValidation, report: dict[str, Any], path: Path) -> None:
     plt = _plt()
     pred = np.mean(cv.composite, axis=0)
@@ -51,7 +43,7 @@ def plot_scatter(cv: CrossValidation, report: dict[str, Any], path: Path) -> Non
     ax.set_xlabel("composite proxy, out-of-fold prediction")
     ax.set_ylabel(report["target"])
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_metric_bars(report: dict[str, Any], path: Path) -> None:
@@ -71,7 +63,7 @@ def plot_metric_bars(report: dict[str, Any], path: Path) -> None:
     ax.set_xlabel(f"Spearman ρ with {report['target']} (95% bootstrap CI)")
     ax.set_title("single metrics (as measured) vs the cross-validated composite")
     ax.grid(axis="x", alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_weights(proxy: CompositeProxy, path: Path) -> None:
@@ -84,7 +76,7 @@ def plot_weights(proxy: CompositeProxy, path: Path) -> None:
     ax.set_xlabel("weight on the rank-gauss-transformed metric (target units per σ)")
     ax.set_title(f"learned composite weights (ridge α = {proxy.alpha:.3g})")
     ax.grid(axis="x", alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_report(results: Path, report: dict[str, Any], cv: CrossValidation, singles: pd.DataFrame, proxy: CompositeProxy) -> list[Path]:

@@ -170,20 +170,15 @@ def _existing_storage(storage: str | None, results: Path, hint: str) -> str:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    import optuna
     import pandas as pd
 
     from proxies.composite import MissingMetricError
     from synthesis.errors import GalaxySynthError
-    from synthesis.study import find_calibration, metrics_table, write_table
+    from synthesis.study import find_calibration, load_existing_study, metrics_table, write_table
 
     results = Path(args.results)
     url = _existing_storage(args.storage, results, "--storage")
-    try:
-        study = optuna.load_study(study_name=args.study, storage=url)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(url, include_best_trial=False)]
-        raise GalaxySynthError(f"no study {args.study!r} in {url} (studies: {', '.join(names) or 'none'})") from None
+    study = load_existing_study(args.study, url)
     proxy, source = find_calibration(args.calibration, results)
     try:
         df = metrics_table(study, proxy)

@@ -470,6 +470,15 @@ def run_study(settings: StudySettings, on_ready: Callable[[optuna.Study], None] 
     return study
 
 
+def load_existing_study(name: str, storage: str) -> optuna.Study:
+    """Load a study, or fail with one line naming the studies that do exist there."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        raise GalaxySynthError(f"no study {name!r} in {storage} (studies: {', '.join(names) or 'none'})") from None
+
+
 def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None) -> pd.DataFrame:
     """One tidy row per trial: number, state, params, spec, every metric, proxy score (rescored).
 
@@ -543,8 +552,15 @@ def plot_history(study: optuna.Study, path: Path) -> None:
     ax.set_title(f"study {study.study_name}: {len(trials)} completed trials")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
     tmp = path.with_name(path.stem + ".tmp.png")
+    fig.tight_layout()
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
