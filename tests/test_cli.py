@@ -79,8 +79,10 @@ def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path):
                 continue
             done = [t for t in trials if t.state == TrialState.COMPLETE]
             running = [t for t in trials if t.state == TrialState.RUNNING and "history" not in t.user_attrs]
-            if done and running and "arch" in running[0].user_attrs:
-                proc.send_signal(signal.SIGKILL)  # mid-trial: it has started training
+            # "flops" is stored only after the --max-params check: such a trial is going to train, not
+            # to be pruned as oversize (killing one of those would make its retry a pruned trial too).
+            if done and running and "flops" in running[0].user_attrs:
+                proc.send_signal(signal.SIGKILL)  # mid-trial: past the size checks, into zero-cost/training
                 killed_number = running[0].number
         proc.wait(timeout=30)
     finally:
