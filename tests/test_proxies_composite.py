@@ -23,7 +23,7 @@ def test_fit_recovers_a_known_relation_on_unseen_rows():
     pred = proxy.predict(test)
     assert stats.spearmanr(pred, test["target"]).statistic > 0.95
     w = proxy.coefficients()
-    assert w["a"] > 0 and w["b"] < 0 and abs(w["noise"]) < 0.2 * abs(w["a"])
+    assert w["a"] > 0 and w["b"] < 0 and abs(w.get("noise", 0.0)) < 0.2 * abs(w["a"])
     assert np.mean(np.abs(pred - test["target"])) < 0.01  # in the target's units
 
 
@@ -77,3 +77,40 @@ def test_seed_calibration_has_the_published_weights():
     z = (t - t.mean()) / t.std(ddof=0)
     expected = z @ pd.Series(proxy.coefficients())
     assert np.allclose(proxy.predict(t), expected)
+
+
+def few_rows_many_metrics(n, seed):
+    """Like a small ground-truth set: one metric that ranks, one weaker one, 15 that are noise."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=n)
+    cols = {"good": signal + 0.3 * rng.normal(size=n), "weak": signal + 1.5 * rng.normal(size=n)}
+    cols.update({f"noise{i}": rng.normal(size=n) for i in range(15)})
+    return pd.DataFrame({**cols, "target": 0.8 + 0.05 * signal})
+
+
+def test_auto_selection_keeps_the_metrics_that_rank_and_beats_all_metrics_out_of_sample():
+    gains = []
+    for seed in range(5):
+        train, test = few_rows_many_metrics(20, seed), few_rows_many_metrics(500, 100 + seed)
+        auto = CompositeProxy().fit(train, "target")
+        assert "good" in auto.features and auto.selection["kept"] <= 3 and auto.selection["of"] == 17
+        every = CompositeProxy(max_features=None).fit(train, "target")
+        assert len(every.features) == 17
+        rho = lambda p: stats.spearmanr(p.predict(test), test["target"]).statistic  # noqa: E731
+        gains.append(rho(auto) - rho(every))
+    assert np.mean(gains) > 0.05
+
+
+def test_fixed_max_features_and_bad_values():
+    t = few_rows_many_metrics(40, 0)
+    assert CompositeProxy(max_features=2).fit(t, "target").features == ["good", "weak"]
+    with pytest.raises(ValueError, match="max_features"):
+        CompositeProxy(max_features=0)
+
+
+def test_selection_is_saved_but_not_hashed(tmp_path):
+    proxy = CompositeProxy().fit(few_rows_many_metrics(20, 1), "target")
+    again = CompositeProxy.load(proxy.save(tmp_path / "w.json"))
+    assert again.selection == proxy.selection and again.calibration_hash == proxy.calibration_hash
+    proxy.selection = {}
+    assert proxy.calibration_hash == again.calibration_hash
