@@ -1,6 +1,7 @@
 # galaxy-synth — every target bootstraps .venv on first use.
 #   make synth                       study on the embedded procedural galaxies
 #   make synth DATA=path TRIALS=60   your own images; run again to resume
+#   make synth WORKERS=2             parallel workers on the same study
 #   make correlate                   full-train 24 of the study's trials, fit + report the proxy
 #   make test                        the test suite (what CI runs)
 PYTHON ?= python3
@@ -26,21 +27,22 @@ GROUND_TRUTH ?=
 FULL_EPOCHS ?=
 TARGET      ?=
 TABLE       ?=
+WORKERS     ?=
 
 opt = $(if $(strip $(2)),$(1) $(2))
 SYNTH_ARGS = $(call opt,--data,$(DATA)) $(call opt,--trials,$(TRIALS)) $(call opt,--study,$(STUDY)) \
 	$(call opt,--storage,$(STORAGE)) $(call opt,--size,$(SIZE)) $(call opt,--epochs,$(EPOCHS)) \
 	$(call opt,--seed,$(SEED)) $(call opt,--results,$(RESULTS)) $(call opt,--device,$(DEVICE)) \
-	$(call opt,--max-samples,$(MAX_SAMPLES)) $(call opt,--merge,$(MERGE)) $(call opt,--drop,$(DROP)) $(ARGS)
+	$(call opt,--max-samples,$(MAX_SAMPLES)) $(call opt,--merge,$(MERGE)) $(call opt,--drop,$(DROP)) $(call opt,--workers,$(WORKERS)) $(ARGS)
 
 CORRELATE_ARGS = $(call opt,--table,$(TABLE)) $(call opt,--target,$(TARGET)) $(call opt,--study,$(STUDY)) \
 	$(call opt,--storage,$(STORAGE)) $(call opt,--results,$(RESULTS)) $(call opt,--device,$(DEVICE)) \
 	$(call opt,--seed,$(SEED)) $(call opt,--ground-truth,$(GROUND_TRUTH)) $(call opt,--full-epochs,$(FULL_EPOCHS)) $(ARGS)
 
-.PHONY: venv synth correlate rank test test-fast bench clean-venv help
+.PHONY: venv synth correlate rank test test-fast bench clean-venv help postgres-server
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n "1,7p" Makefile
 
 venv: $(STAMP)
 
@@ -68,6 +70,19 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/trial_throughput.py
+
+# Debian's PostgreSQL server binaries, for the multi-worker test on a real server (it skips, saying
+# why, where they cannot be installed). Best effort: needs root or sudo and the package registry.
+postgres-server:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
+		echo "PostgreSQL server binaries present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+			|| echo "could not install postgresql; its test will skip"; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+			|| echo "could not install postgresql; its test will skip"; \
+	else echo "no root to install postgresql; its test will skip"; fi
 
 clean-venv:
 	rm -rf $(VENV)

@@ -21,7 +21,8 @@ examples:
   galaxy-synth synth                                  # embedded procedural galaxies, 20 trials
   galaxy-synth synth --trials 60                      # resume the same study up to 60 completed trials
   galaxy-synth synth --data ../shared/data/gz1_dev --merge spiral_cw,spiral_acw=spiral --drop dont_know
-  galaxy-synth synth --storage postgresql+psycopg://user:pw@host/db --study gz1
+  galaxy-synth synth --workers 2                      # two processes on this machine, one SQLite study
+  galaxy-synth synth --storage postgresql+psycopg://user:pw@host/db --study gz1   # same line on every machine
 
 data layouts accepted by --data:
   FOLDER/labels.csv     columns: 'file' (or 'id' + image extension), 'label_name'/'class' or integer
@@ -29,8 +30,9 @@ data layouts accepted by --data:
   FOLDER/<class>/*.jpg  an ImageFolder tree
   FILE.h5               Galaxy10 HDF5 as astroNN distributes it ('images', 'ans', optional 'redshift')
 
-resume: run the same command again. --trials N counts COMPLETED trials across all runs; a trial
-interrupted by a crash is re-queued (heartbeat) and the data split is read back from the study.
+resume: run the same command again. --trials N counts COMPLETED trials across all runs and all
+workers (the study stops at exactly N); a trial interrupted by a crash is re-queued (heartbeat)
+and the data split is read back from the study.
 """
 
 
@@ -106,6 +108,11 @@ def _build_parser() -> argparse.ArgumentParser:
                         "'galaxy-synth correlate' wrote one, else the shipped default); a resumed study keeps its own")
     t.add_argument("--heartbeat-interval", type=int, default=10,
                    help="seconds between trial heartbeats; a trial silent for 3× this is re-queued (default: 10)")
+    t.add_argument("--workers", type=int, default=1,
+                   help="parallel worker processes on this machine, sharing the study's storage, each with cores/N "
+                        "torch threads; logs in RESULTS/workers/ (default: 1). To use several machines, run the same "
+                        "command on each with one --storage postgresql+psycopg://... URL")
+    t.add_argument("--worker-id", type=int, default=None, help=argparse.SUPPRESS)  # set by --workers for its children
     t.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for log files)")
     p.set_defaults(func=cmd_synth)
 
@@ -251,6 +258,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )
     if args.trials < 1 or args.epochs < 1:
         raise_usage("--trials and --epochs must be >= 1")
+    if args.workers < 1:
+        raise_usage("--workers must be >= 1")
+    if args.worker_id is not None:
+        settings.worker_id = args.worker_id
     _configure_threads()
 
     def announce(study) -> None:
@@ -258,7 +269,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print(f"study {settings.study!r} in {settings.storage_url}: {done} completed trial(s), target {settings.trials}",
               file=sys.stderr)
 
-    study = run_study(settings, on_ready=announce)
+    if args.workers > 1:
+        from galaxy_synth.workers import run_workers
+        from synthesis.study import load_existing_study, prepare_study
+
+        announce(prepare_study(settings)[0])  # validate and create the study once, before the workers race
+        run_workers(args.argv, args.workers, settings.storage_url, settings.study, settings.trials,
+                    settings.results_dir / "workers", progress=settings.progress, poll_seconds=settings.poll_seconds)
+        study = load_existing_study(settings.study, settings.storage_url)
+    else:
+        study = run_study(settings, on_ready=announce)
+    if args.worker_id is not None:
+        return 0  # the parent writes the tables and plots once all workers are done
     results = settings.results_dir
     results.mkdir(parents=True, exist_ok=True)
     proxy, _ = find_calibration(args.calibration, results)
@@ -296,6 +318,7 @@ def _configure_threads() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # --workers re-runs this command line
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     import optuna
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import optuna
 import pandas as pd
+import sqlalchemy
 import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -87,6 +90,8 @@ class StudySettings:
     heartbeat_interval: int = 10
     grace_period: int | None = None
     progress: bool = True
+    worker_id: int = 0  # which of several parallel workers this process is (seeds its sampler)
+    poll_seconds: float = 2.0  # how often an idle worker looks whether the last trials finished
 
     @property
     def results_dir(self) -> Path:
@@ -111,30 +116,64 @@ class StudySettings:
 
 
 def open_storage(url: str, heartbeat_interval: int = 10, grace_period: int | None = None) -> RDBStorage:
-    """An RDB storage (SQLite file or any SQLAlchemy URL) with heartbeats and stale-trial retry."""
+    """An RDB storage (SQLite file or any SQLAlchemy URL) with heartbeats and stale-trial retry.
+
+    SQLite is made safe for several worker processes (see :func:`_serialise_sqlite_writes`).
+    """
     engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
+    sqlite = url.startswith("sqlite:///")
+    if sqlite:
         path = Path(url[len("sqlite:///"):])
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Wait for a lock instead of failing at once when another process writes.
-        engine_kwargs = {"connect_args": {"timeout": 60}}
-    return RDBStorage(
+        # Wait for a lock instead of failing at once; isolation_level=None hands BEGIN to us.
+        engine_kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}}
+    elif url.startswith(("postgresql", "mysql")):
+        engine_kwargs = {"pool_pre_ping": True}  # a long trial outlives idle server connections
+    storage = RDBStorage(
         url,
         engine_kwargs=engine_kwargs,
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period or 3 * heartbeat_interval,
         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
     )
+    if sqlite:
+        _serialise_sqlite_writes(storage.engine)
+    return storage
 
 
-def make_sampler(seed: int, n_existing: int) -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
-    """TPE with explicit options (Optuna 5 changed its defaults) and a resume-aware seed.
+def _serialise_sqlite_writes(engine: sqlalchemy.engine.Engine) -> None:
+    """Every transaction takes SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``), in WAL mode.
+
+    Why: SQLite ignores ``SELECT … FOR UPDATE``, and Python's sqlite3 runs the SELECT outside the
+    transaction, so two workers can both pop the same WAITING trial (a stale-trial retry or an
+    enqueued one): it runs twice and one worker fails with "Cannot tell a COMPLETE trial"
+    (bench/storage_race.py reproduces it). Taking the lock at BEGIN makes read-check-update
+    atomic; WAL lets readers (rank, the dashboard) go on while a worker writes.
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened by RDBStorage's own setup predate the listeners
+
+
+def make_sampler(seed: int, n_existing: int, worker_id: int = 0) -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
+    """TPE with explicit options (Optuna 5 changed its defaults), a resume-aware, per-worker seed.
 
     A resumed run re-seeds with ``seed + n_existing`` so that it does not replay the random
-    start-up samples of the first run.
+    start-up samples of the first run; each parallel worker adds its own offset so that workers
+    do not sample the same start-up architectures. ``constant_liar`` makes TPE treat the other
+    workers' running trials as bad results, so parallel workers spread out instead of piling onto
+    one region. (With several workers the sampled sequence depends on which trial finishes first,
+    so it is reproducible per worker only up to that timing.)
     """
     options = {"n_startup_trials": 10, "multivariate": True, "group": True, "constant_liar": True}
-    sampler = optuna.samplers.TPESampler(seed=seed + 7919 * n_existing, **options)
+    sampler = optuna.samplers.TPESampler(seed=seed + 7919 * n_existing + 104_729 * worker_id, **options)
     return sampler, {"name": "TPESampler", "seed": seed, **options}
 
 
@@ -263,7 +302,7 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage 
         n_existing = existing[settings.study].n_trials
     else:
         attrs = None
-    sampler, sampler_info = make_sampler(settings.seed, n_existing)
+    sampler, sampler_info = make_sampler(settings.seed, n_existing, settings.worker_id)
     pruner, pruner_name = make_pruner(settings.pruner, settings.epochs, settings.objective)
     directions = ["maximize", "minimize"] if settings.objective == "multi" else ["maximize"]
     calibration = None
@@ -346,6 +385,10 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         d = self.data
+        if surplus_trial(trial.study, trial.number, self.settings.trials):
+            trial.set_user_attr("prune_reason", f"surplus: other workers' trials already reach --trials {self.settings.trials}")
+            raise optuna.TrialPruned("surplus trial")
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it (many machines)
         spec, train_cfg = self.space.suggest(trial, len(d.class_names), d.image_size, d.n_extra)
         train_cfg = train_cfg.replace(loss=self.settings.loss, label_smoothing=self.settings.label_smoothing)
         seed = trial_seed(trial, self.settings.seed)
@@ -442,13 +485,52 @@ class ProgressBar:
         self.bar.close()
 
 
+def surplus_trial(study: optuna.Study, number: int, target: int) -> bool:
+    """True when COMPLETE trials plus RUNNING ones started before ``number`` already reach ``target``.
+
+    The backstop against two workers starting the last trial at the same moment: the later one
+    (higher number) yields, so the study ends with exactly ``target`` COMPLETE trials.
+    """
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    ahead = sum(1 for t in trials if t.state == TrialState.COMPLETE or t.number < number)
+    return ahead >= target
+
+
+def optimize_to_target(study: optuna.Study, objective: Callable[[optuna.Trial], Any], target: int,
+                       max_attempts: int, callbacks: list[Callable] = (), poll_seconds: float = 2.0) -> None:
+    """Run trials one at a time until the study holds ``target`` COMPLETE trials, from any worker.
+
+    Several processes may run this on one storage. A worker starts a trial only while COMPLETE +
+    RUNNING < target; otherwise it waits, because a running trial may still die: its worker's
+    heartbeat goes stale, Optuna fails it and queues a retry (WAITING), which the next free worker
+    picks up. ``max_attempts`` bounds this worker's trials (every trial could be pruned).
+    """
+    attempts = 0
+    while attempts < max_attempts:
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial → FAIL + queued retry
+        states = [t.state for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))]
+        complete = states.count(TrialState.COMPLETE)
+        if complete >= target:
+            return
+        if complete + states.count(TrialState.RUNNING) >= target:
+            time.sleep(poll_seconds)
+            continue
+        study.optimize(objective, n_trials=1, callbacks=list(callbacks), gc_after_trial=False)
+        attempts += 1
+
+
+def prepare_study(settings: StudySettings) -> tuple[optuna.Study, dict[str, Any], GalaxyImages]:
+    """Validate the data and create (or check) the study, before any training starts."""
+    data = load_study_data(settings)  # validation errors surface here, before any storage write
+    study, attrs = open_study(settings, data)
+    return study, attrs, data
+
+
 def run_study(settings: StudySettings, on_ready: Callable[[optuna.Study], None] | None = None) -> optuna.Study:
     """Run (or resume) the study until ``settings.trials`` trials are COMPLETE in total."""
-    data = load_study_data(settings)  # validation errors surface here, before any storage write
+    study, attrs, data = prepare_study(settings)
     device = resolve_device(settings.device)
-    study, attrs = open_study(settings, data)
-    plan = attrs["plan"]
-    trial_data = build_trial_data(data, plan, device)
+    trial_data = build_trial_data(data, attrs["plan"], device)
     log.info("study %r on %s: %s", settings.study, settings.storage_url, device)
     if on_ready is not None:
         on_ready(study)
@@ -456,15 +538,9 @@ def run_study(settings: StudySettings, on_ready: Callable[[optuna.Study], None] 
     remaining = settings.trials - done
     if remaining > 0:
         bar = ProgressBar(settings.trials, done, settings.progress)
-        # Bound attempts in this run: every trial could be pruned (e.g. all over --max-params).
-        max_attempts = 3 * remaining + 10
         try:
-            study.optimize(
-                Objective(trial_data, settings, attrs.get("calibration")),
-                n_trials=max_attempts,
-                callbacks=[optuna.study.MaxTrialsCallback(settings.trials, states=(TrialState.COMPLETE,)), bar],
-                gc_after_trial=False,
-            )
+            optimize_to_target(study, Objective(trial_data, settings, attrs.get("calibration")), settings.trials,
+                               max_attempts=3 * remaining + 10, callbacks=[bar], poll_seconds=settings.poll_seconds)
         finally:
             bar.close()
     return study

@@ -70,3 +70,17 @@ def shared_or_skip(rel: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data {path} is absent (tests read real data from ../shared and skip without it)")
     return path
+
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server on loopback (see tests/postgres_server.py); skips, saying why, without one."""
+    pytest.importorskip("psycopg", reason="psycopg not installed (it is in the project's dev extra)")
+    from tests.postgres_server import PostgresUnavailable, throwaway_postgres
+
+    try:
+        with throwaway_postgres() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))

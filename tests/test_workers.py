@@ -1,0 +1,148 @@
+"""Parallel workers on one storage: exact target, no lost or doubled trial, a SIGKILLed worker's trial retried."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from galaxy_synth.cli import _build_parser
+from galaxy_synth.workers import threads_per_worker, worker_command
+from synthesis.study import open_storage, optimize_to_target, surplus_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40",
+        "--max-params", "150000", "--no-progress", "--heartbeat-interval", "1"]
+
+
+def test_threads_split_the_cores_and_workers_rerun_the_users_command():
+    assert threads_per_worker(1) == (os.cpu_count() or 1)
+    assert threads_per_worker(10_000) == 1
+    cmd = worker_command(["-v", "synth", "--trials", "9", "--workers", "3"], 2)
+    assert cmd[:3] == [sys.executable, "-m", "galaxy_synth"]
+    args = _build_parser().parse_args(cmd[3:])  # what the worker process will see
+    assert (args.verbose, args.trials, args.workers, args.worker_id, args.no_progress) == (True, 9, 1, 2, True)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_ask_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")  # we ask() on purpose
+        yield
+
+
+def _study(tmp_path, name="s"):
+    storage = open_storage(f"sqlite:///{tmp_path / 'w.db'}", heartbeat_interval=1, grace_period=2)
+    return optuna.create_study(study_name=name, storage=storage), storage
+
+
+def test_surplus_trial_yields_to_earlier_running_trials(tmp_path):
+    study, _ = _study(tmp_path)
+    for _ in range(2):
+        study.tell(study.ask(), 1.0)
+    running = [study.ask() for _ in range(2)]  # numbers 2 and 3
+    assert not surplus_trial(study, running[0].number, 3)  # 2 COMPLETE + none ahead of #2
+    assert surplus_trial(study, running[1].number, 3)  # #2 is ahead of #3: #3 is one too many
+    assert not surplus_trial(study, running[1].number, 4)
+
+
+def test_optimize_to_target_waits_for_a_dead_workers_trial_then_runs_its_retry(tmp_path):
+    study, storage = _study(tmp_path)
+    study.tell(study.ask(), 0.5)
+    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage.record_heartbeat(dead._trial_id)  # then silence: its worker "died"
+    ran = []
+
+    def objective(trial):
+        ran.append(trial.number)
+        return trial.suggest_float("x", 0, 1)
+
+    t0 = time.time()
+    optimize_to_target(study, objective, target=2, max_attempts=5, poll_seconds=0.2)
+    trials = study.get_trials()
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 2  # exactly the target
+    assert trials[dead.number].state == TrialState.FAIL
+    retry = trials[ran[0]]
+    assert retry.system_attrs.get("failed_trial") == dead.number and retry.params == dead.params
+    assert len(ran) == 1 and time.time() - t0 >= 1.5  # it waited out the grace period instead of overshooting
+
+
+def _count_in_logs(logs: list[Path], pattern: str) -> int:
+    return sum(len(re.findall(pattern, p.read_text(errors="replace"), flags=re.I)) for p in logs)
+
+
+def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 3, target: int = 9):
+    """Start `synth --workers N`, SIGKILL one worker mid-trial, return (exit code, stderr, trials, killed, logs)."""
+    results = tmp_path / "r"
+    study_name = f"workers-{os.getpid()}-{time.time_ns()}"
+    cmd = [sys.executable, "-m", "galaxy_synth", "synth", "--results", str(results), "--trials", str(target),
+           "--workers", str(workers), "--study", study_name, *TINY]
+    url = storage or f"sqlite:///{results / 'study.db'}"
+    if storage:
+        cmd += ["--storage", storage]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.time() + 300
+    try:
+        while killed is None and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            if not (results / "workers").exists():  # made once the study exists: don't race its creation
+                continue
+            try:
+                trials = optuna.load_study(study_name=study_name, storage=url).get_trials()
+            except Exception:  # not created yet
+                continue
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            # "flops" is set after the size checks: this trial is going to train, not to be pruned.
+            running = [t for t in trials if t.state == TrialState.RUNNING and "flops" in t.user_attrs
+                       and "history" not in t.user_attrs]
+            if done and running:
+                pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
+                os.kill(pid, signal.SIGKILL)
+                killed = running[0].number
+        out, err = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    try:
+        trials = optuna.load_study(study_name=study_name, storage=url).get_trials()
+    except KeyError:
+        pytest.fail(f"no study was made; galaxy-synth exited {proc.returncode}: {err.strip()[-2000:]}")
+    return proc.returncode, err, trials, killed, sorted((results / "workers").glob("worker*.log"))
+
+
+def check_exact_and_retried(code, err, trials, killed, logs, workers=3, target=9):
+    assert killed is not None, "never saw a completed and a running trial at once"
+    assert code == 0, err
+    assert "warning: worker" in err and "exited with code -9" in err  # the parent says which worker died
+    assert len(logs) == workers
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == target  # exactly: no overshoot from racing workers
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    dead = trials[killed]
+    assert dead.state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == dead.params
+    # Nothing ran twice: every trial that reached training did so once, in one worker.
+    assert len({t.number for t in trials}) == len(trials)
+    assert len({t.user_attrs.get("worker") for t in trials if t.state == TrialState.COMPLETE}) >= 2  # really parallel
+    assert _count_in_logs(logs, r"database is locked|Cannot tell a|UpdateFinishedTrialError|Traceback") == 0
+
+
+@pytest.mark.slow
+def test_three_sqlite_workers_with_a_sigkill_reach_the_target_exactly(tmp_path):
+    check_exact_and_retried(*run_workers_with_a_kill(tmp_path, storage=None))
+
+
+@pytest.mark.slow
+def test_three_postgresql_workers_with_a_sigkill_reach_the_target_exactly(tmp_path, postgres_url):
+    check_exact_and_retried(*run_workers_with_a_kill(tmp_path, storage=postgres_url))
