@@ -81,6 +81,18 @@ class GroundTruthStore:
             s.add(record)
             s.commit()
 
+    def put(self, record: GroundTruthRecord) -> None:
+        """Add, replacing a stored result with the same key (e.g. one whose weights file was deleted)."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            old = s.scalars(select(GroundTruthRecord).where(
+                GroundTruthRecord.study_name == record.study_name, GroundTruthRecord.trial_number == record.trial_number,
+                GroundTruthRecord.epochs == record.epochs, GroundTruthRecord.seed == record.seed)).first()
+            if old is not None:
+                s.delete(old)
+                s.flush()
+            s.add(record)
+            s.commit()
+
     def table(self, study: str, epochs: int | None = None) -> pd.DataFrame:
         with Session(self.engine) as s:
             q = select(GroundTruthRecord).where(GroundTruthRecord.study_name == study)

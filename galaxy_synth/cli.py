@@ -4,6 +4,9 @@ Sub-commands:
   synth       run or resume an architecture-synthesis study (Optuna, SQLite by default)
   rank        rank a study's trials by the current proxy calibration, with every metric
   correlate   fit the composite proxy on a metrics table and report its cross-validated ranking
+  export      fully train and package the study's top models (TorchScript, ONNX, model cards)
+  predict     classify images with an exported model folder
+  report      a static HTML report of a study (history, importances, calibration, top models)
 """
 
 from __future__ import annotations
@@ -161,6 +164,42 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--results", default="results", metavar="DIR", help="output folder (default: ./results)")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_correlate)
+
+    e = sub.add_parser("export", help="fully train and package the study's top models",
+                       description="Rank the study's completed trials with the current calibration, take the top "
+                                   "--top, reuse the full-trained weights 'galaxy-synth correlate' stored for them (same "
+                                   "--full-epochs and --seed) or train them now with the same loop, and write "
+                                   "RESULTS/models/rank{1..N}/ (model.pt state dict, arch.json, model.ts TorchScript, "
+                                   "model.onnx when onnx is installed, card.json, card.md) and RESULTS/top{N}_models.json.",
+                       epilog="example:\n  galaxy-synth export --top 3 --full-epochs 30\n"
+                              "  python -c \"import torch; m = torch.jit.load('results/models/rank1/model.ts')\"",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("--top", type=int, default=3, help="how many models (default: 3)")
+    e.add_argument("--full-epochs", type=int, default=30, help="epochs of full training (default: 30, as correlate)")
+    e.add_argument("--study", default="galaxy-synth", help="study name (default: galaxy-synth)")
+    e.add_argument("--storage", default=None, metavar="URL", help="storage URL (default: sqlite:///RESULTS/study.db)")
+    e.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
+    e.add_argument("--calibration", default=None, metavar="FILE",
+                   help="proxy calibration for the ranking (default: RESULTS/proxy_weights.json, else the shipped default)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (for any training needed)")
+    e.add_argument("--seed", type=int, default=0, help="seed of full training (default: 0, as correlate)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_export)
+
+    pr = sub.add_parser("predict", help="classify images with an exported model",
+                        description="Classify image files (or every image in folders) with an exported model folder "
+                                    "and write a CSV: file, predicted class, confidence, one probability per class.",
+                        epilog="example:\n  galaxy-synth predict --model results/models/rank1 --tta new_images/ -o preds.csv",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files and/or folders (searched recursively)")
+    pr.add_argument("--model", required=True, metavar="DIR", help="an exported model folder, e.g. results/models/rank1")
+    pr.add_argument("--extra", default=None, metavar="CSV",
+                    help="CSV of the model's extra inputs (e.g. z, z_err) with a 'file' or 'id' column; "
+                         "required when the model card lists extra inputs")
+    pr.add_argument("--tta", action="store_true",
+                    help="average over 4 rotations × mirror flip (mirror-image classes swapped on flips)")
+    pr.add_argument("-o", "--out", default="predictions.csv", metavar="CSV", help="output CSV (default: predictions.csv)")
+    pr.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -238,6 +277,40 @@ def cmd_correlate(args: argparse.Namespace) -> int:
         report, written = calibrate_table(Path(args.table), args.target, results, features, args.folds, args.repeats, args.seed)
     _print_correlation(report, args.target)
     print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from galaxy_synth.export import export_top
+
+    results = Path(args.results)
+    storage = _existing_storage(args.storage, results, "--storage")
+    _configure_threads()
+    exported = export_top(storage, args.study, results, args.top, args.full_epochs, args.seed, args.device,
+                          args.calibration, progress=not args.no_progress)
+    for e in exported:
+        t = e.card["test"]
+        print(f"rank {e.rank}: trial {e.trial} {e.card['architecture']}  test acc {t['accuracy']:.3f}  "
+              f"balanced {t['balanced_accuracy']:.3f}  macro-F1 {t['macro_f1']:.3f}  "
+              f"{e.card['cpu_latency']['median_ms']:.2f} ms/img  → {e.folder}")
+    print(f"wrote {results / f'top{args.top}_models.json'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from galaxy_synth.predict import collect_images, load_model_dir, predict_files
+
+    loaded = load_model_dir(args.model)
+    files = collect_images(args.images)
+    df = predict_files(loaded, files, args.extra, args.tta)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(out)
+    counts = df["predicted"].value_counts().to_dict()
+    print(f"{len(df)} image(s){' with TTA' if args.tta else ''}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+          + f"; wrote {out}")
     return 0
 
 

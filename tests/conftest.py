@@ -84,3 +84,16 @@ def postgres_url():
             yield url
     except PostgresUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def exported_study(tmp_path_factory):
+    """A tiny study on the embedded set (it has z, z_err and mirror-image spirals), its top 2 exported."""
+    from galaxy_synth.cli import main
+
+    results = tmp_path_factory.mktemp("exported")
+    tiny = ["--results", str(results), "--study", "exp", "--no-progress"]
+    assert main(["synth", "--trials", "3", "--size", "32", "--synthetic-n", "240", "--max-samples", "100",
+                 "--val-subset", "40", "--max-params", "150000", *tiny]) == 0
+    assert main(["export", "--top", "2", "--full-epochs", "2", *tiny]) == 0
+    return results

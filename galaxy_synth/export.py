@@ -1,0 +1,297 @@
+"""``galaxy-synth export``: the study's best architectures, fully trained and packaged.
+
+Ranking uses the current calibration (as ``rank`` does); weights come from ``correlate``'s
+ground truth where they exist (same study, trial, epochs and seed), otherwise the trial is
+fully trained here with the same loop. Each ``RESULTS/models/rank{i}/`` holds:
+
+* ``model.pt``   the network's state dict, loadable with ``torch.load(..., weights_only=True)``
+* ``arch.json``  the spec that builds the network (:func:`synthesis.models.build_model`)
+* ``model.ts``   TorchScript of the *packaged* model (normalisation inside), runs with plain torch
+* ``model.onnx`` the same in ONNX, when the ``onnx`` package is installed (checked against torch)
+* ``card.json`` / ``card.md``  what a user needs to run and judge it
+
+The packaged model takes RGB images as float tensors in [0, 1], shape [N, 3, S, S], already
+centre-cropped and resized as the card says, plus the raw extra inputs (e.g. z, z_err) when
+the card lists any, and returns logits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from correlation.calibrate import settings_from_study
+from correlation.ground_truth import GroundTruthStore, full_train
+from synthesis.data import GalaxyImages
+from synthesis.errors import GalaxySynthError
+from synthesis.models import build_model, count_flops, count_params
+from synthesis.spec import ArchSpec, TrainConfig
+from synthesis.study import (STUDY_ATTR, check_same_experiment, find_calibration, load_existing_study, load_study_data,
+                             metrics_table, mirror_policy)
+from synthesis.training import ExtraScaler, Normalizer, evaluate, resolve_device, to_tensor_split
+
+MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
+
+
+class PackagedModel(nn.Module):
+    """The trained network with its input normalisation baked in: [0, 1] images (+ raw extras) → logits."""
+
+    def __init__(self, net: nn.Module, normalizer: Normalizer, scaler: ExtraScaler, n_extra: int) -> None:
+        super().__init__()
+        self.net = net
+        self.n_extra = n_extra
+        self.register_buffer("mean", torch.tensor(normalizer.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(normalizer.std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("extra_mean", torch.tensor(scaler.mean or [0.0] * n_extra, dtype=torch.float32))
+        self.register_buffer("extra_std", torch.tensor(scaler.std or [1.0] * n_extra, dtype=torch.float32))
+
+    def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        x = (images - self.mean) / self.std
+        if self.n_extra == 0 or extra is None:
+            return self.net(x)
+        return self.net(x, (extra - self.extra_mean) / self.extra_std)
+
+
+@dataclass
+class ExportedModel:
+    rank: int
+    trial: int
+    folder: Path
+    card: dict[str, Any]
+
+
+def _example_inputs(spec: ArchSpec, n: int = 2) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(n, 3, spec.image_size, spec.image_size, generator=g)
+    return (images, torch.rand(n, spec.n_extra, generator=g)) if spec.n_extra else (images,)
+
+
+def cpu_latency_ms(model: nn.Module, spec: ArchSpec, repeats: int = 30) -> dict[str, float]:
+    """Median (and p90) milliseconds for one image on the CPU, one thread, after warm-up."""
+    model = model.cpu().eval()
+    inputs = _example_inputs(spec, n=1)
+    times = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one image, one core: stable, and how a single-image service runs
+    with torch.inference_mode():
+        for i in range(repeats + 5):
+            t0 = time.perf_counter()
+            model(*inputs)
+            if i >= 5:
+                times.append((time.perf_counter() - t0) * 1e3)
+    torch.set_num_threads(threads)
+    return {"median_ms": round(float(np.median(times)), 3), "p90_ms": round(float(np.percentile(times, 90)), 3),
+            "batch": 1, "torch_threads": 1}
+
+
+def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, Any]:
+    """ONNX export checked against torch on a batch; a note instead when onnx is not installed."""
+    if importlib.util.find_spec("onnx") is None:
+        return {"written": False, "note": "onnx not installed (pip install 'galaxy-synth[export]')"}
+    inputs = _example_inputs(spec, n=4)
+    names = ["images", "extra"][: len(inputs)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated but needs no onnxscript
+        torch.onnx.export(model, inputs, str(path), input_names=names, output_names=["logits"],
+                          dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}, dynamo=False)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {"written": True, "verified": False, "note": "onnxruntime not installed: not checked"}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
+    with torch.inference_mode():
+        want = model(*inputs).numpy()
+    err = float(np.abs(got - want).max())
+    if err > 1e-3:
+        raise GalaxySynthError(f"ONNX export of {path.parent.name} disagrees with torch (max |Δlogit| {err:.2g})")
+    return {"written": True, "verified": True, "max_abs_diff_vs_torch": err, "checked_batch": 4}
+
+
+def load_or_train(study_name: str, trial: Any, data: GalaxyImages, plan: dict, full_epochs: int, seed: int,
+                  device: torch.device, store: GroundTruthStore, weights_dir: Path, progress: bool) -> tuple[nn.Module, str]:
+    """The trial's fully trained network: correlate's weights if stored, else train now (and store)."""
+    record = store.get(study_name, trial.number, full_epochs, seed)
+    if record is not None and Path(record.weights_path).is_file():
+        ckpt = torch.load(record.weights_path, map_location="cpu", weights_only=True)
+        model = build_model(ArchSpec.from_dict(ckpt["arch"]))
+        model.load_state_dict(ckpt["state_dict"])
+        return model, f"reused from galaxy-synth correlate ({record.weights_path})"
+    result = full_train(study_name, trial.number, trial.user_attrs, data, plan, full_epochs, seed, device,
+                        weights_dir, progress=progress)
+    store.put(result.record)
+    return result.model.cpu(), "trained by galaxy-synth export"
+
+
+def export_top(storage: str, study_name: str, results: Path, top: int = 3, full_epochs: int = 30, seed: int = 0,
+               device: str = "auto", calibration: str | None = None, progress: bool = True) -> list[ExportedModel]:
+    if top < 1:
+        raise GalaxySynthError("--top must be >= 1")
+    study = load_existing_study(study_name, storage)
+    attrs = study.user_attrs.get(STUDY_ATTR) or {}
+    settings = settings_from_study(study, str(results), storage)
+    settings.progress = progress
+    data = load_study_data(settings)
+    check_same_experiment(attrs, settings, data)
+    proxy, source = find_calibration(calibration, results)
+    table = metrics_table(study, proxy)
+    table = table[table["state"] == "COMPLETE"]
+    if table.empty:
+        raise GalaxySynthError(f"study {study_name!r} has no completed trials to export")
+    chosen = [int(n) for n in table["trial"].head(top)]
+    scores = dict(zip(table["trial"].astype(int), table["proxy_score"]))
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    plan = attrs["plan"]
+    train_idx, test_idx = np.array(plan["train"]), np.array(plan["test"])
+    normalizer, scaler = Normalizer.fit(data.images[train_idx]), ExtraScaler.fit(data.extras[train_idx])
+    test = to_tensor_split(data, test_idx, scaler, torch.device("cpu"))
+    pairs, allow_flips = mirror_policy(data.class_names)
+    store = GroundTruthStore(storage)
+    dev = resolve_device(device)
+    models_dir = results / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    exported = []
+    for rank, number in enumerate(chosen, start=1):
+        trial = trials[number]
+        net, origin = load_or_train(study_name, trial, data, plan, full_epochs, seed, dev, store,
+                                    results / "ground_truth" / study_name, progress)
+        net = net.cpu().eval()
+        spec = ArchSpec.from_dict(trial.user_attrs["arch"])
+        result = evaluate(net, test, normalizer, len(data.class_names))  # the card's numbers, measured here
+        packaged = PackagedModel(net, normalizer, scaler, spec.n_extra).eval()
+        card = {
+            "rank": rank, "study": study_name, "trial": number, "spec_hash": spec.spec_hash(),
+            "architecture": spec.describe(),
+            "class_names": list(data.class_names),
+            "input": {"size": spec.image_size, "channels": "RGB", "crop_fraction": data.crop,
+                      "preprocessing": f"centre-crop {data.crop:g} of each side, resize to {spec.image_size}² "
+                                       "(bilinear), scale to [0, 1]; model.ts/model.onnx normalise inside",
+                      "normalisation": {"mean": list(normalizer.mean), "std": list(normalizer.std)}},
+            "extra_inputs": {"names": list(data.extra_names), "mean": scaler.mean, "std": scaler.std,
+                             "note": "raw values; the packaged model standardises them" if data.extra_names else "none"},
+            "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in pairs], "flips_allowed": allow_flips,
+            "params": count_params(net), "flops_per_image": count_flops(net, spec),
+            "cpu_latency": cpu_latency_ms(packaged, spec),
+            "test": {"n_images": len(test_idx), "accuracy": result.accuracy, "balanced_accuracy": result.balanced_accuracy,
+                     "macro_f1": result.macro_f1, "loss": result.loss, "confusion": result.confusion,
+                     "confusion_axes": "rows = true class, columns = predicted, in class_names order"},
+            "proxy": {"score": float(scores[number]), "calibration": proxy.name, "calibration_hash": proxy.calibration_hash,
+                      "calibration_file": str(source)},
+            "training": {"full_epochs": full_epochs, "seed": seed, "weights": origin, "schedule": "cosine",
+                         **TrainConfig.from_dict(trial.user_attrs["train_config"]).to_dict()},
+            "data": {"dataset": attrs.get("settings", {}).get("data") or "embedded procedural galaxies",
+                     "fingerprint": attrs.get("fingerprint"), "merge": attrs.get("settings", {}).get("merge"),
+                     "drop": attrs.get("settings", {}).get("drop"), "n_images": attrs.get("n_images"),
+                     "split": {k: len(v) for k, v in plan.items() if k in ("train", "val", "test")}},
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
+        }
+        folder = models_dir / f"rank{rank}"
+        card["onnx"] = _write_folder(folder, net, packaged, spec, card)
+        exported.append(ExportedModel(rank, number, folder, card))
+        _register_artifacts(study, rank, number, folder, results)
+    summary = [{"rank": e.rank, "trial": e.trial, "folder": str(e.folder), "architecture": e.card["architecture"],
+                "params": e.card["params"], "proxy_score": e.card["proxy"]["score"], **{k: e.card["test"][k] for k in
+                ("accuracy", "balanced_accuracy", "macro_f1")}, "cpu_latency_ms": e.card["cpu_latency"]["median_ms"]}
+               for e in exported]
+    _atomic_write_text(results / f"top{top}_models.json", json.dumps(summary, indent=2))
+    return exported
+
+
+def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: ArchSpec, card: dict) -> dict:
+    """Write every file into a fresh temporary folder, then swap it in: never a half-written model."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        torch.save(net.state_dict(), tmp / "model.pt")
+        (tmp / "arch.json").write_text(json.dumps(spec.to_dict(), indent=2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still what plain torch loads
+            traced = torch.jit.trace(packaged, _example_inputs(spec))
+        traced.save(str(tmp / "model.ts"))
+        onnx_info = write_onnx(packaged, spec, tmp / "model.onnx")
+        card = {**card, "onnx": onnx_info}
+        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        (tmp / "card.md").write_text(card_markdown(card))
+        old = folder.with_name(folder.name + ".old")
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return onnx_info
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _register_artifacts(study: Any, rank: int, trial_number: int, folder: Path, results: Path) -> None:
+    """Attach the card and TorchScript file to the study in Optuna's artifact store (optuna-dashboard shows them).
+
+    On the study, not the trial: Optuna refuses to change a finished trial.
+    """
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    store_dir = results / "artifacts"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(store_dir)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental API
+        for name, mime in (("card.md", "text/markdown"), ("model.ts", "application/octet-stream")):
+            named = Path(tmp) / f"rank{rank}-trial{trial_number}-{name}"  # the store keeps the file's base name
+            shutil.copyfile(folder / name, named)
+            upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=study, mimetype=mime)
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    t, names = card["test"], card["class_names"]
+    header = "| true \\ predicted | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
+    rows = "".join(f"| {n} | " + " | ".join(str(v) for v in row) + " |\n" for n, row in zip(names, t["confusion"]))
+    extra = ", ".join(card["extra_inputs"]["names"]) or "none"
+    onnx = card.get("onnx", {})
+    return f"""# galaxy-synth model rank {card['rank']} — trial {card['trial']} of study `{card['study']}`
+
+**Architecture:** {card['architecture']} · {card['params']:,} parameters · {card['flops_per_image'] / 1e6:.1f} MFLOPs per image
+**CPU latency:** {card['cpu_latency']['median_ms']:.2f} ms per image (median, batch 1, {card['cpu_latency']['torch_threads']} threads)
+
+## Test split ({t['n_images']} images the search never saw)
+
+| accuracy | balanced accuracy | macro-F1 |
+|---|---|---|
+| {t['accuracy']:.4f} | {t['balanced_accuracy']:.4f} | {t['macro_f1']:.4f} |
+
+{header}{rows}
+## Input
+
+- classes (output order): {', '.join(names)}
+- {card['input']['preprocessing']}
+- normalisation (inside model.ts / model.onnx; apply yourself with model.pt): mean {[round(v, 4) for v in card['input']['normalisation']['mean']]}, std {[round(v, 4) for v in card['input']['normalisation']['std']]}
+- extra inputs: {extra}
+
+## Files
+
+- `model.ts`: `torch.jit.load('model.ts')(images)` — plain torch, no galaxy-synth needed
+- `model.pt` + `arch.json`: state dict (`torch.load(..., weights_only=True)`) and the spec for `synthesis.models.build_model`
+- `model.onnx`: {'written, checked against torch (max |Δlogit| ' + format(onnx.get('max_abs_diff_vs_torch', float('nan')), '.1g') + ')' if onnx.get('verified') else onnx.get('note', 'not written')}
+- `galaxy-synth predict --model <this folder> IMAGES…` (add `--tta` to average over rotations/flips)
+
+## Provenance
+
+- proxy score {card['proxy']['score']:.4f} (calibration `{card['proxy']['calibration']}`, {card['proxy']['calibration_hash']})
+- training: {card['training']['full_epochs']} epochs, {card['training']['optimizer']} lr {card['training']['lr']:.2e}, batch {card['training']['batch_size']}, {card['training']['schedule']} schedule, loss {card['training']['loss']}, seed {card['training']['seed']} — {card['training']['weights']}
+- data: {card['data']['dataset']} (fingerprint {card['data']['fingerprint']}), split {card['data']['split']}
+"""

@@ -1,0 +1,109 @@
+"""predict: images in, a CSV out; TTA respects chirality; bad input is one line and writes nothing."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from galaxy_synth.cli import main
+from galaxy_synth.predict import load_model_dir, predict_probabilities
+from synthesis.errors import DataError
+from synthesis.synthetic import generate_galaxies
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    imgs, _, extras, _ = generate_galaxies(n=6, size=48, seed=11)
+    folder = tmp_path_factory.mktemp("imgs")
+    rows = []
+    for i, im in enumerate(imgs):
+        Image.fromarray(im).save(folder / f"g{i}.png")
+        rows.append({"file": f"g{i}.png", "z": extras[i, 0], "z_err": extras[i, 1]})
+    pd.DataFrame(rows).to_csv(folder.parent / "extra.csv", index=False)
+    return folder, folder.parent / "extra.csv"
+
+
+def test_predict_a_folder_matches_the_torchscript_file(exported_study, images, tmp_path):
+    folder, extra = images
+    out = tmp_path / "p.csv"
+    model = exported_study / "models/rank1"
+    assert main(["predict", "--model", str(model), str(folder), "--extra", str(extra), "-o", str(out)]) == 0
+    df = pd.read_csv(out)
+    loaded = load_model_dir(model)
+    probs = df[[f"p_{c}" for c in loaded.class_names]].to_numpy()
+    assert len(df) == 6 and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (df["predicted"] == [loaded.class_names[i] for i in probs.argmax(1)]).all()
+    # The same images through model.ts (32 px: the embedded set is not cropped).
+    x = torch.stack([torch.from_numpy(np.array(Image.open(folder / f"g{i}.png").resize((32, 32), Image.Resampling.BILINEAR)))
+                     .permute(2, 0, 1).float() / 255 for i in range(6)])
+    e = torch.tensor(pd.read_csv(extra)[["z", "z_err"]].to_numpy(), dtype=torch.float32)
+    ts = torch.softmax(torch.jit.load(str(model / "model.ts"))(x, e), 1).detach().numpy()
+    assert np.allclose(ts, probs, atol=1e-4)
+
+
+def test_tta_is_rotation_invariant_and_flips_swap_the_mirror_pair(exported_study):
+    loaded = load_model_dir(exported_study / "models/rank1")
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, size=(3, 32, 32, 3), dtype=np.uint8)
+    extras = rng.normal(size=(3, 2)).astype(np.float32)
+    base = predict_probabilities(loaded, imgs, extras, tta=True)
+    rotated = predict_probabilities(loaded, np.ascontiguousarray(np.rot90(imgs, 1, axes=(1, 2))), extras, tta=True)
+    mirrored = predict_probabilities(loaded, np.ascontiguousarray(imgs[:, :, ::-1]), extras, tta=True)
+    assert np.allclose(rotated, base, atol=1e-5)
+    cw, acw = loaded.class_names.index("spiral_cw"), loaded.class_names.index("spiral_acw")
+    swapped = base.copy()
+    swapped[:, [cw, acw]] = base[:, [acw, cw]]
+    assert np.allclose(mirrored, swapped, atol=1e-5)  # a mirrored galaxy turns the other way
+    plain = predict_probabilities(loaded, imgs, extras, tta=False)
+    assert not np.allclose(plain, base)  # TTA really averaged something
+
+
+def _expect_one_line(capsys, argv, pattern, out):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and pattern in err, err
+    assert not out.exists()
+
+
+def test_bad_inputs_are_one_line_and_write_nothing(exported_study, images, tmp_path, capsys):
+    import shutil
+
+    folder, extra = images
+    out = tmp_path / "p.csv"
+    model = tmp_path / "m"
+    shutil.copytree(exported_study / "models/rank1", model)
+    (model / "card.json").rename(model / "card.bak")
+    _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "-o", str(out)], "card.json is missing", out)
+    (model / "card.bak").rename(model / "card.json")
+    _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "-o", str(out)], "needs extra inputs z, z_err", out)
+    pd.read_csv(extra).drop(columns="z_err").to_csv(tmp_path / "no_zerr.csv", index=False)
+    _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(tmp_path / "no_zerr.csv"),
+                              "-o", str(out)], "no column 'z_err'", out)
+    not_image = tmp_path / "g0.png"
+    not_image.write_text("this is not an image")
+    _expect_one_line(capsys, ["predict", "--model", str(model), str(not_image), "--extra", str(extra), "-o", str(out)],
+                     "corrupt or unreadable image", out)
+    (model / "model.pt").write_bytes(b"\x00garbage")
+    _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(extra), "-o", str(out)],
+                     "corrupt model.pt", out)
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/galaxy-synth-pwned",))
+
+
+def test_a_weights_file_carrying_code_is_refused_not_run(exported_study, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    model = tmp_path / "m"
+    shutil.copytree(exported_study / "models/rank1", model)
+    torch.save({"x": _Evil()}, model / "model.pt")
+    Path("/tmp/galaxy-synth-pwned").unlink(missing_ok=True)
+    with pytest.raises(DataError, match="corrupt model.pt"):
+        load_model_dir(model)
+    assert not Path("/tmp/galaxy-synth-pwned").exists()
