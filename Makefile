@@ -3,6 +3,8 @@
 #   make synth DATA=path TRIALS=60   your own images; run again to resume
 #   make synth WORKERS=2             parallel workers on the same study
 #   make correlate                   full-train 24 of the study's trials, fit + report the proxy
+#   make export                      fully train + package the top 3 (results/models/rank*/)
+#   make report                      results/report/index.html
 #   make test                        the test suite (what CI runs)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -28,6 +30,8 @@ FULL_EPOCHS ?=
 TARGET      ?=
 TABLE       ?=
 WORKERS     ?=
+TOP         ?=
+PORT        ?=
 
 opt = $(if $(strip $(2)),$(1) $(2))
 SYNTH_ARGS = $(call opt,--data,$(DATA)) $(call opt,--trials,$(TRIALS)) $(call opt,--study,$(STUDY)) \
@@ -39,10 +43,10 @@ CORRELATE_ARGS = $(call opt,--table,$(TABLE)) $(call opt,--target,$(TARGET)) $(c
 	$(call opt,--storage,$(STORAGE)) $(call opt,--results,$(RESULTS)) $(call opt,--device,$(DEVICE)) \
 	$(call opt,--seed,$(SEED)) $(call opt,--ground-truth,$(GROUND_TRUTH)) $(call opt,--full-epochs,$(FULL_EPOCHS)) $(ARGS)
 
-.PHONY: venv synth correlate rank test test-fast bench clean-venv help postgres-server
+.PHONY: venv synth correlate rank test test-fast bench clean-venv help postgres-server browser export report dashboard
 
 help:
-	@sed -n "1,7p" Makefile
+	@sed -n "1,9p" Makefile
 
 venv: $(STAMP)
 
@@ -58,6 +62,19 @@ synth: $(STAMP)
 
 correlate: $(STAMP)
 	$(BIN)/galaxy-synth correlate $(CORRELATE_ARGS)
+
+export: $(STAMP)
+	$(BIN)/galaxy-synth export $(call opt,--top,$(TOP)) $(call opt,--full-epochs,$(FULL_EPOCHS)) $(call opt,--study,$(STUDY)) \
+		$(call opt,--storage,$(STORAGE)) $(call opt,--results,$(RESULTS)) $(call opt,--device,$(DEVICE)) $(call opt,--seed,$(SEED)) $(ARGS)
+
+report: $(STAMP)
+	$(BIN)/galaxy-synth report $(call opt,--study,$(STUDY)) $(call opt,--storage,$(STORAGE)) $(call opt,--results,$(RESULTS))
+
+# optuna-dashboard (optional extra) on the study's storage; artifacts from export appear on the study.
+dashboard: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dashboard]'
+	$(BIN)/optuna-dashboard $(or $(STORAGE),sqlite:///$(or $(RESULTS),results)/study.db) \
+		--artifact-dir $(or $(RESULTS),results)/artifacts $(call opt,--port,$(PORT))
 
 rank: $(STAMP)
 	$(BIN)/galaxy-synth rank $(call opt,--study,$(STUDY)) $(call opt,--storage,$(STORAGE)) $(call opt,--results,$(RESULTS))
@@ -83,6 +100,14 @@ postgres-server:
 		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
 			|| echo "could not install postgresql; its test will skip"; \
 	else echo "no root to install postgresql; its test will skip"; fi
+
+# Debian's Chromium, for the test that renders the HTML report headless (it skips, saying why, without).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "could not install chromium; the report browser test will skip"; \
+	else echo "no root to install chromium; the report browser test will skip"; fi
 
 clean-venv:
 	rm -rf $(VENV)

@@ -200,6 +200,16 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="average over 4 rotations × mirror flip (mirror-image classes swapped on flips)")
     pr.add_argument("-o", "--out", default="predictions.csv", metavar="CSV", help="output CSV (default: predictions.csv)")
     pr.set_defaults(func=cmd_predict)
+
+    rp = sub.add_parser("report", help="write a static HTML report of a study",
+                        description="Write RESULTS/report/index.html (open it in any browser; no server): data and "
+                                    "class balance, optimisation history, parameter importances, the proxy's "
+                                    "cross-validated calibration (after correlate) and the exported top models with "
+                                    "their confusion matrices (after export).")
+    rp.add_argument("--study", default="galaxy-synth", help="study name (default: galaxy-synth)")
+    rp.add_argument("--storage", default=None, metavar="URL", help="storage URL (default: sqlite:///RESULTS/study.db)")
+    rp.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
+    rp.set_defaults(func=cmd_report)
     return parser
 
 
@@ -311,6 +321,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     counts = df["predicted"].value_counts().to_dict()
     print(f"{len(df)} image(s){' with TTA' if args.tta else ''}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
           + f"; wrote {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from galaxy_synth.report import write_study_report
+
+    results = Path(args.results)
+    page = write_study_report(_existing_storage(args.storage, results, "--storage"), args.study, results)
+    print(f"wrote {page} (open it in a browser)")
     return 0
 
 

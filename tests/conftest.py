@@ -93,7 +93,7 @@ def exported_study(tmp_path_factory):
 
     results = tmp_path_factory.mktemp("exported")
     tiny = ["--results", str(results), "--study", "exp", "--no-progress"]
-    assert main(["synth", "--trials", "3", "--size", "32", "--synthetic-n", "240", "--max-samples", "100",
+    assert main(["synth", "--trials", "5", "--size", "32", "--synthetic-n", "240", "--max-samples", "100",
                  "--val-subset", "40", "--max-params", "150000", *tiny]) == 0
     assert main(["export", "--top", "2", "--full-epochs", "2", *tiny]) == 0
     return results

@@ -1,0 +1,218 @@
+"""``galaxy-synth report``: one static HTML page about a study (no server, PNGs beside it).
+
+Sections: data (class balance, split), optimisation history, parameter importances (Optuna's
+PED-ANOVA evaluator, which needs no scikit-learn), the proxy's calibration (the out-of-fold scatter
+and per-metric bars that ``correlate`` drew, with its cross-validated numbers), and the exported
+top models with their confusion matrices. Sections whose inputs do not exist yet (no
+``correlate``, no ``export``) say which command makes them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from correlation.calibrate import settings_from_study
+from synthesis.study import (STUDY_ATTR, completed_trials, load_existing_study, load_study_data, plot_history,
+                             save_figure)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_class_balance(names: list[str], counts: list[int], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bars = ax.barh(names[::-1], counts[::-1], color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{c} ({c / sum(counts):.0%})" for c in counts[::-1]], padding=3, fontsize=8)
+    ax.set_xlabel("images")
+    ax.set_title("class balance (after merge/drop)")
+    ax.set_xlim(0, max(counts) * 1.25)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_importances(study: optuna.Study, path: Path) -> bool:
+    if len(completed_trials(study)) < 4 or len(study.directions) > 1:
+        return False
+    plt = _plt()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental matplotlib backend
+        ax = optuna.visualization.matplotlib.plot_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    fig = ax.figure
+    fig.set_size_inches(7, 4.5)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def plot_confusion(card: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    cm = np.array(card["test"]["confusion"], dtype=float)
+    names = card["class_names"]
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2, 1.0 * len(names) + 1.4))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.grid(False)  # Optuna's importance plot may have switched on a gridded style
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"rank {card['rank']} (trial {card['trial']}): test confusion", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _img(name: str, alt: str) -> str:
+    return f'<figure><img src="{html.escape(name)}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.9em;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{background:#f3f3f3}figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
+img{max-width:520px;border:1px solid #eee}figcaption{font-size:.8em;color:#555}.note{color:#666;font-size:.9em}
+.cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;flex:1 1 28%;min-width:280px}
+.card img{max-width:100%}.card h3{margin:.2em 0}"""
+
+
+def write_study_report(storage: str, study_name: str, results: Path) -> Path:
+    """Write ``RESULTS/report/index.html`` and its PNGs; return the page's path."""
+    study = load_existing_study(study_name, storage)
+    attrs = study.user_attrs.get(STUDY_ATTR) or {}
+    settings = settings_from_study(study, str(results), storage)
+    settings.progress = False
+    data = load_study_data(settings)
+    out = results / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    sections: list[str] = []
+
+    counts = data.class_counts()
+    plot_class_balance(list(counts), list(counts.values()), out / "class_balance.png")
+    plan = attrs.get("plan", {})
+    frozen = attrs.get("settings", {})
+    data_rows = [{"dataset": frozen.get("data") or "embedded procedural galaxies", "images": len(data),
+                  "classes": len(counts), "image size": f"{data.size}px (crop {data.crop:g})",
+                  "extra inputs": ", ".join(data.extra_names) or "none",
+                  "split train/val/test": "/".join(str(len(plan.get(k, []))) for k in ("train", "val", "test"))}]
+    sections.append("<h2>Data</h2>" + _table(data_rows) + _img("class_balance.png", "class balance"))
+
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    plot_history(study, out / "history.png")
+    what = {"val_acc": "2-epoch validation accuracy", "composite": "composite proxy score",
+            "multi": "composite proxy score and parameter count"}.get(attrs.get("objective", "composite"), "objective")
+    summary = (f"<p>{states.count('COMPLETE')} completed, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed "
+               f"trials; TPE maximised the {what} (calibration "
+               f"<code>{html.escape(str((attrs.get('calibration') or {}).get('name')))}</code>), "
+               f"{frozen.get('epochs', 2)} epochs per trial.</p>")
+    figs = _img("history.png", "optimisation history")
+    if plot_importances(study, out / "importances.png"):
+        figs += _img("importances.png", "parameter importances (PED-ANOVA, top 10% of trials)")
+    else:
+        figs += "<p class='note'>Parameter importances need at least 4 completed trials of a single-objective study.</p>"
+    sections.append("<h2>Search</h2>" + summary + figs)
+
+    report_json = results / "correlation_report.json"
+    if report_json.is_file():
+        rep = json.loads(report_json.read_text())
+        rows = [{"ranker": "composite (fitted)", "ρ": rep["composite_spearman_cv"], "τ": rep["composite_kendall_cv"],
+                 "top-3 recall": rep["composite_top3_recall_cv"],
+                 "ρ 95% CI": " – ".join(f"{v:.3f}" for v in rep["composite_spearman_cv_ci95"])}]
+        best = rep["best_single_metric_in_fold"]
+        rows.append({"ranker": "best single metric (chosen in-fold)", "ρ": best["spearman"], "τ": best["kendall"],
+                     "top-3 recall": best["top3_recall"], "ρ 95% CI": " – ".join(f"{v:.3f}" for v in best["spearman_ci95"])})
+        if "seed_weights_cv" in rep:
+            sw = rep["seed_weights_cv"]
+            rows.append({"ranker": "seed's fixed weights", "ρ": sw["spearman"], "τ": sw["kendall"],
+                         "top-3 recall": sw["top3_recall"], "ρ 95% CI": " – ".join(f"{v:.3f}" for v in sw["spearman_ci95"])})
+        if "val_acc_alone" in rep:
+            va = rep["val_acc_alone"]
+            rows.append({"ranker": "2-epoch val accuracy alone", "ρ": va["spearman"], "τ": va["kendall"],
+                         "top-3 recall": va["top3_recall"],
+                         "ρ 95% CI": f"{va['spearman_ci95_low']:.3f} – {va['spearman_ci95_high']:.3f}"})
+        figs = ""
+        for name, alt in (("correlation_scatter.png", "composite, out-of-fold, vs full-training target"),
+                          ("correlation_metrics.png", "each metric's ρ with the target, 95% CI")):
+            if (results / name).is_file():
+                shutil.copyfile(results / name, out / name)
+                figs += _img(name, alt)
+        proto = rep.get("protocol", {})
+        sections.append(
+            f"<h2>Proxy calibration</h2><p>{rep['n_rows']} architectures fully trained "
+            f"({rep.get('full_epochs', '?')} epochs), target <code>{html.escape(rep['target'])}</code>. Every number is "
+            f"out-of-sample: {html.escape(str(proto.get('kind')))}, {proto.get('folds')} folds × {proto.get('repeats')} "
+            f"repeats.</p>" + _table(rows) + figs)
+    else:
+        sections.append("<h2>Proxy calibration</h2><p class='note'>Not calibrated on this study yet: run "
+                        "<code>galaxy-synth correlate</code> (make correlate).</p>")
+
+    cards = []
+    for folder in sorted((results / "models").glob("rank*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 99):
+        card_path = folder / "card.json"
+        if not card_path.is_file():
+            continue
+        card = json.loads(card_path.read_text())
+        if card.get("study") != study_name:
+            continue
+        png = f"confusion_rank{card['rank']}.png"
+        plot_confusion(card, out / png)
+        t = card["test"]
+        cards.append(
+            f"<div class='card'><h3>rank {card['rank']} — trial {card['trial']}</h3>"
+            f"<p><code>{html.escape(card['architecture'])}</code><br>{card['params']:,} parameters · "
+            f"{card['flops_per_image'] / 1e6:.1f} MFLOPs · {card['cpu_latency']['median_ms']:.2f} ms/image (CPU, 1 thread)</p>"
+            + _table([{"accuracy": t["accuracy"], "balanced acc.": t["balanced_accuracy"], "macro-F1": t["macro_f1"],
+                       "proxy score": card["proxy"]["score"]}])
+            + _img(png, "test confusion matrix") + f"<p class='note'>{html.escape(str(folder))}</p></div>")
+    if cards:
+        sections.append("<h2>Top models</h2><div class='cards'>" + "".join(cards) + "</div>")
+    else:
+        sections.append("<h2>Top models</h2><p class='note'>None exported yet: run <code>galaxy-synth export</code> "
+                        "(make export).</p>")
+
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>galaxy-synth: {html.escape(study_name)}"
+            f"</title><style>{CSS}</style></head><body><h1>galaxy-synth study <code>{html.escape(study_name)}</code></h1>"
+            f"<p class='note'>storage {html.escape(storage)} · written {time.strftime('%Y-%m-%d %H:%M')}</p>"
+            + "".join(sections)
+            # For headless-browser checks (tests/test_report.py): did every figure load and decode?
+            + "<script>addEventListener('load',()=>{document.body.dataset.imagesLoaded=[...document.images]"
+              ".every(i=>i.complete&&i.naturalWidth>0)})</script></body></html>")
+    index = out / "index.html"
+    tmp = index.with_name("index.html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(index)
+    return index
