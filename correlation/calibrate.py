@@ -32,7 +32,7 @@ def settings_from_study(study: optuna.Study, results: str, storage: str) -> Stud
         raise GalaxySynthError(f"study {study.study_name!r} was not made by galaxy-synth")
     frozen = attrs["settings"]
     keys = ("data", "size", "crop", "merge", "drop", "max_samples", "val_subset", "seed", "epochs", "objective",
-            "synthetic_n", "loss", "label_smoothing")
+            "synthetic_n", "loss", "label_smoothing", "strategy")
     return StudySettings(**{k: frozen[k] for k in keys if k in frozen},
                          extra_columns=attrs.get("extra_names") or None, results=results, storage=storage,
                          study=study.study_name)

@@ -111,6 +111,17 @@ def _build_parser() -> argparse.ArgumentParser:
                         "'galaxy-synth correlate' wrote one, else the shipped default); a resumed study keeps its own")
     t.add_argument("--heartbeat-interval", type=int, default=10,
                    help="seconds between trial heartbeats; a trial silent for 3× this is re-queued (default: 10)")
+    t.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                   help="how trials choose architectures: tpe (Optuna's TPE, constant liar for parallel workers) or "
+                        "random (the baseline to compare against) (default: tpe)")
+    t.add_argument("--strategy", choices=("tpe", "progressive"), default="tpe",
+                   help="tpe: each trial samples a whole architecture (default). progressive: grow one network "
+                        "block by block, each child inheriting its parent's trained weights (+3%% jitter), one epoch "
+                        "per child, keep the best, stop when validation accuracy stops improving; needs "
+                        "--objective val_acc, ignores --trials, writes RESULTS/growth_report.json and growth.png")
+    t.add_argument("--growth-widths", default="16,32,64", metavar="W,W,...",
+                   help="progressive: widths tried for each new block (default: 16,32,64)")
+    t.add_argument("--max-blocks", type=int, default=8, help="progressive: largest network, in blocks (default: 8)")
     t.add_argument("--workers", type=int, default=1,
                    help="parallel worker processes on this machine, sharing the study's storage, each with cores/N "
                         "torch threads; logs in RESULTS/workers/ (default: 1). To use several machines, run the same "
@@ -347,6 +358,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         max_params=args.max_params, max_mflops=args.max_mflops, pruner=args.pruner, synthetic_n=args.synthetic_n,
         heartbeat_interval=args.heartbeat_interval, progress=not args.no_progress,
         objective=args.objective, calibration=args.calibration, loss=args.loss, label_smoothing=args.label_smoothing,
+        sampler=args.sampler, strategy=args.strategy,
     )
     if args.trials < 1 or args.epochs < 1:
         raise_usage("--trials and --epochs must be >= 1")
@@ -361,6 +373,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print(f"study {settings.study!r} in {settings.storage_url}: {done} completed trial(s), target {settings.trials}",
               file=sys.stderr)
 
+    if args.strategy == "progressive":
+        return _synth_progressive(args, settings)
     if args.workers > 1:
         from galaxy_synth.workers import run_workers
         from synthesis.study import load_existing_study, prepare_study
@@ -388,6 +402,27 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print(f"\nbest trials (objective: {what}):")
         print(pd.DataFrame(rows).to_string(index=False))
     print(f"\nwrote {results / 'trials_proxy_metrics.csv'}, {results / 'history.png'}; study stored in {settings.storage_url}")
+    return 0
+
+
+def _synth_progressive(args: argparse.Namespace, settings) -> int:
+    import pandas as pd
+
+    from synthesis.progressive import GrowthSettings, parse_widths, run_progressive, summarise, write_growth_report
+    from synthesis.study import metrics_table, write_table
+
+    if args.workers > 1:
+        raise_usage("--strategy progressive runs in one process (each step depends on the last): drop --workers")
+    if args.max_blocks < 1:
+        raise_usage("--max-blocks must be >= 1")
+    growth = GrowthSettings(widths=parse_widths(args.growth_widths), max_blocks=args.max_blocks)
+    study, result = run_progressive(settings, growth, progress=settings.progress)
+    results = settings.results_dir
+    written = write_growth_report(result, results)
+    write_table(metrics_table(study), results / "trials_proxy_metrics.csv")
+    print(pd.DataFrame(summarise(result)).to_string(index=False))
+    print(f"\nstopped: {result.stop_reason}; best: trial {result.best_trial}")
+    print("wrote " + ", ".join(str(p) for p in [*written, results / "trials_proxy_metrics.csv"]))
     return 0
 
 

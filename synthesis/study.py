@@ -90,6 +90,8 @@ class StudySettings:
     heartbeat_interval: int = 10
     grace_period: int | None = None
     progress: bool = True
+    sampler: str = "tpe"
+    strategy: str = "tpe"  # or "progressive" (synthesis.progressive)
     worker_id: int = 0  # which of several parallel workers this process is (seeds its sampler)
     poll_seconds: float = 2.0  # how often an idle worker looks whether the last trials finished
 
@@ -107,7 +109,7 @@ class StudySettings:
             "data": self.data, "size": self.size, "crop": self.crop, "merge": sorted(self.merge), "drop": sorted(self.drop),
             "max_samples": self.max_samples, "val_subset": self.val_subset, "seed": self.seed,
             "epochs": self.epochs, "objective": self.objective, "synthetic_n": self.synthetic_n,
-            "loss": self.loss, "label_smoothing": self.label_smoothing,
+            "loss": self.loss, "label_smoothing": self.label_smoothing, "strategy": self.strategy,
         }
 
 
@@ -162,7 +164,11 @@ def _serialise_sqlite_writes(engine: sqlalchemy.engine.Engine) -> None:
     engine.dispose()  # connections opened by RDBStorage's own setup predate the listeners
 
 
-def make_sampler(seed: int, n_existing: int, worker_id: int = 0) -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
+SAMPLERS = ("tpe", "random")
+
+
+def make_sampler(seed: int, n_existing: int, worker_id: int = 0,
+                 name: str = "tpe") -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
     """TPE with explicit options (Optuna 5 changed its defaults), a resume-aware, per-worker seed.
 
     A resumed run re-seeds with ``seed + n_existing`` so that it does not replay the random
@@ -172,8 +178,13 @@ def make_sampler(seed: int, n_existing: int, worker_id: int = 0) -> tuple[optuna
     one region. (With several workers the sampled sequence depends on which trial finishes first,
     so it is reproducible per worker only up to that timing.)
     """
+    run_seed = seed + 7919 * n_existing + 104_729 * worker_id
+    if name == "random":  # the baseline TPE has to beat
+        return optuna.samplers.RandomSampler(seed=run_seed), {"name": "RandomSampler", "seed": seed}
+    if name != "tpe":
+        raise GalaxySynthError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})")
     options = {"n_startup_trials": 10, "multivariate": True, "group": True, "constant_liar": True}
-    sampler = optuna.samplers.TPESampler(seed=seed + 7919 * n_existing + 104_729 * worker_id, **options)
+    sampler = optuna.samplers.TPESampler(seed=run_seed, **options)
     return sampler, {"name": "TPESampler", "seed": seed, **options}
 
 
@@ -302,7 +313,7 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: RDBStorage 
         n_existing = existing[settings.study].n_trials
     else:
         attrs = None
-    sampler, sampler_info = make_sampler(settings.seed, n_existing, settings.worker_id)
+    sampler, sampler_info = make_sampler(settings.seed, n_existing, settings.worker_id, settings.sampler)
     pruner, pruner_name = make_pruner(settings.pruner, settings.epochs, settings.objective)
     directions = ["maximize", "minimize"] if settings.objective == "multi" else ["maximize"]
     calibration = None

@@ -1,0 +1,333 @@
+"""``synth --strategy progressive``: grow a network block by block, inheriting trained weights.
+
+Start from a one-block network; at each step try one new block per width in ``widths``, each
+child starting from its parent's *trained* weights plus a small jitter, train every child for one
+epoch, keep the best by validation accuracy, and stop when the best child no longer beats its
+parent (or at ``max_blocks``). Training is reused across steps instead of restarting every
+candidate from scratch.
+
+Where the new block goes: a width equal to the last stage's width deepens that stage (same
+resolution); any other width opens a new stage (downsampled by 2, so the image size caps the
+number of stages).
+
+Weight inheritance (:func:`inherit`), tensor by tensor:
+
+* a tensor the parent has with the same name and shape (stem, earlier blocks, the extra-input
+  MLP, the classifier when the feature size is unchanged) is copied;
+* the new block's tensors are copied from the previous block's where the shapes match
+  (deepening a stage: everything but a strided/widening first convolution);
+* anything else (a new stage's block at a new width, a classifier for a new feature size) keeps
+  the builder's fresh initialisation.
+
+Then every parameter tensor gets Gaussian jitter with std = 0.03 × that tensor's own std
+(:data:`JITTER`; constant tensors such as fresh BatchNorm scales get none), so siblings and
+parents do not stay identical. BatchNorm running statistics are copied, not jittered.
+
+Every candidate is an Optuna trial of the study (``growth`` attr: step, parent trial, width,
+placement), with the same attrs as a TPE trial (spec, train config, history, metrics), so
+``rank``, ``correlate`` and ``export`` treat it like any other. Trained weights are kept per
+trial, so a killed run resumes mid-growth: finished candidates are reused, missing ones trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import optuna
+import pandas as pd
+import torch
+from optuna.trial import TrialState
+
+from proxies.metrics import early_training_metrics
+from synthesis.errors import GalaxySynthError
+from synthesis.models import build_model, count_flops, count_params
+from synthesis.spec import ArchSpec, StageSpec, TrainConfig
+from synthesis.study import Objective, StudySettings, TrialData, build_trial_data, prepare_study, save_figure
+from synthesis.training import TrainingDiverged, resolve_device, train_model
+
+log = logging.getLogger(__name__)
+
+JITTER = 0.03  # noise std as a fraction of each inherited tensor's std (the progressive seed's value)
+DEFAULT_WIDTHS = (16, 32, 64)
+GROWTH_TRAIN = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=64)
+
+
+@dataclass(frozen=True)
+class GrowthSettings:
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    max_blocks: int = 8
+    start_width: int = 16
+    block: str = "plain"
+    epochs_per_step: int = 1
+    jitter: float = JITTER
+
+
+def n_blocks(spec: ArchSpec) -> int:
+    return sum(s.depth for s in spec.stages)
+
+
+def max_stages_for(image_size: int) -> int:
+    """Stages that still leave at least 2×2 pixels after halving on entry to each."""
+    return max(1, int(math.log2(image_size)) - 1)
+
+
+def base_spec(num_classes: int, image_size: int, n_extra: int, growth: GrowthSettings) -> ArchSpec:
+    return ArchSpec(num_classes=num_classes, stages=(StageSpec(1, growth.start_width),), block=growth.block,
+                    stem_width=growth.start_width, stem_kernel=3, downsample="maxpool", dropout=0.0,
+                    image_size=image_size, n_extra=n_extra)
+
+
+def grow(parent: ArchSpec, width: int) -> tuple[ArchSpec, str] | None:
+    """The parent plus one block of ``width``: deepen the last stage, or open a new one (None if no room)."""
+    last = parent.stages[-1]
+    if width == last.width:
+        stages = (*parent.stages[:-1], StageSpec(last.depth + 1, width))
+        return replace(parent, stages=stages), "deepen"
+    if len(parent.stages) >= max_stages_for(parent.image_size):
+        return None
+    return replace(parent, stages=(*parent.stages, StageSpec(1, width))), "new_stage"
+
+
+def _block_names(spec: ArchSpec) -> list[str]:
+    """State-dict prefixes of every block in order (a maxpool takes index 0 of its stage)."""
+    offset = 1 if spec.downsample == "maxpool" else 0
+    return [f"stages.{si}.{offset + bi}." for si, st in enumerate(spec.stages) for bi in range(st.depth)]
+
+
+def inherit(parent: torch.nn.Module, parent_spec: ArchSpec, child: torch.nn.Module, child_spec: ArchSpec) -> dict[str, str]:
+    """Copy the parent's weights into the child where shapes allow (see the module docstring).
+
+    Returns, for every child tensor, where its values came from: "parent", "previous block" or "init".
+    """
+    p_state, c_state = parent.state_dict(), child.state_dict()
+    new_blocks = [n for n in _block_names(child_spec) if n not in set(_block_names(parent_spec))]
+    previous = {nb: _block_names(child_spec)[_block_names(child_spec).index(nb) - 1] for nb in new_blocks}
+    origin = {}
+    for name, tensor in c_state.items():
+        block = next((nb for nb in new_blocks if name.startswith(nb)), None)
+        if block is None and name in p_state and p_state[name].shape == tensor.shape:
+            tensor.copy_(p_state[name])
+            origin[name] = "parent"
+        elif block is not None:
+            src = previous[block] + name[len(block):]
+            if src in p_state and p_state[src].shape == tensor.shape:
+                tensor.copy_(p_state[src])
+                origin[name] = "previous block"
+            else:
+                origin[name] = "init"
+        else:
+            origin[name] = "init"
+    return origin
+
+
+@torch.no_grad()
+def jitter_(model: torch.nn.Module, scale: float, generator: torch.Generator) -> None:
+    """Add N(0, (scale·std(p))²) to every parameter tensor p with more than one distinct value."""
+    for p in model.parameters():
+        if p.numel() > 1:
+            std = float(p.std())
+            if std > 0:
+                p.add_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * (scale * std))
+
+
+@dataclass
+class GrowthStep:
+    step: int
+    layer: int  # blocks in the child network
+    k: int  # kernel size of the new block
+    channels: int
+    placement: str
+    val_acc: float
+    trial: int
+    parent_trial: int | None
+    chosen: bool = False
+
+
+@dataclass
+class GrowthResult:
+    steps: list[GrowthStep] = field(default_factory=list)
+    stop_reason: str = ""
+    best_trial: int | None = None
+
+
+def _weights_path(settings: StudySettings, trial_number: int) -> Path:
+    return settings.results_dir / "growth" / settings.study / f"trial{trial_number}.pt"
+
+
+def _growth_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if "growth" in t.user_attrs]
+
+
+def run_candidate(study: optuna.Study, objective: Objective, data: TrialData, settings: StudySettings,
+                  growth: GrowthSettings, spec: ArchSpec, placement: str, step: int,
+                  parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None) -> optuna.trial.FrozenTrial:
+    """One child as one Optuna trial: inherit + jitter, train ``epochs_per_step``, store metrics and weights."""
+    with warnings.catch_warnings():
+        # Heartbeats belong to study.optimize; this strategy fails a killed child itself on resume.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        trial = study.ask()
+    seed = settings.seed * 100_003 + trial.number
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    origin = {}
+    if parent is not None:
+        parent_trial, parent_spec = parent
+        parent_model = build_model(parent_spec)
+        parent_model.load_state_dict(torch.load(_weights_path(settings, parent_trial.number), weights_only=True))
+        origin = inherit(parent_model, parent_spec, model, spec)
+        jitter_(model, growth.jitter, torch.Generator().manual_seed(seed))
+    cfg = GROWTH_TRAIN.replace(loss=settings.loss, label_smoothing=settings.label_smoothing)
+    params, flops = count_params(model), count_flops(model, spec)
+    attrs = {"growth": {"step": step, "parent_trial": parent[0].number if parent else None, "width": spec.stages[-1].width,
+                        "placement": placement, "inherited": sum(v != "init" for v in origin.values()),
+                        "fresh": sum(v == "init" for v in origin.values())},
+             "strategy": "progressive", "arch": spec.to_dict(), "spec_hash": spec.spec_hash(),
+             "train_config": cfg.to_dict(), "params": params, "flops": flops, "seed": seed}
+    for k, v in attrs.items():
+        trial.set_user_attr(k, v)
+    model.to(data.device)
+    zc = objective.zero_cost(model)
+    t0 = time.perf_counter()
+    try:
+        history = train_model(model, data.train, cfg, growth.epochs_per_step, normalizer=data.normalizer,
+                              num_classes=len(data.class_names), val=data.val, mirror_pairs=data.mirror_pairs,
+                              allow_flips=data.allow_flips, seed=seed)
+    except TrainingDiverged as exc:
+        trial.set_user_attr("prune_reason", f"diverged: {exc}")
+        study.tell(trial, state=TrialState.PRUNED)
+        return study.get_trials(deepcopy=False)[trial.number]
+    wall = time.perf_counter() - t0
+    last = history.last
+    path = _weights_path(settings, trial.number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    tmp.replace(path)  # weights exist before the trial is COMPLETE: a resumed run can always grow from it
+    trial.set_user_attr("history", history.to_dict())
+    trial.set_user_attr("wall_seconds", wall)
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc"):
+        trial.set_user_attr(key, getattr(last, key))
+    metrics = {**early_training_metrics(history.to_dict(), params, flops), **zc}
+    trial.set_user_attr("metrics", metrics)
+    if objective.proxy is not None:
+        trial.set_user_attr("proxy_score", float(objective.proxy.predict(pd.DataFrame([metrics]))[0]))
+    study.tell(trial, float(last.val_acc))
+    return study.get_trials(deepcopy=False)[trial.number]
+
+
+def run_progressive(settings: StudySettings, growth: GrowthSettings = GrowthSettings(),
+                    progress: bool = True) -> tuple[optuna.Study, GrowthResult]:
+    """Grow until no child beats its parent; resume from whatever the study already holds."""
+    if settings.objective != "val_acc":
+        raise GalaxySynthError("--strategy progressive scores children by validation accuracy: use --objective val_acc")
+    study, attrs, data = prepare_study(settings)
+    device = resolve_device(settings.device)
+    trial_data = build_trial_data(data, attrs["plan"], device)
+    objective = Objective(trial_data, settings, attrs.get("calibration"))
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "growth" in t.user_attrs or not t.user_attrs:  # a child killed mid-training: it will be redone
+            study.tell(t.number, state=TrialState.FAIL)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="growth", unit="child", disable=not progress, dynamic_ncols=True)
+    result = GrowthResult()
+    parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None = None
+    step = 0
+    while True:
+        if parent is None:
+            candidates = [(base_spec(len(data.class_names), data.size, data.extras.shape[1], growth), "base")]
+        else:
+            grown = [grow(parent[1], w) for w in growth.widths]
+            candidates = [g for g in grown if g is not None]
+            if not candidates:
+                result.stop_reason = "no room for another block at this image size"
+                break
+        parent_number = parent[0].number if parent else None
+        done = {t.user_attrs["spec_hash"]: t for t in _growth_trials(study)
+                if t.state == TrialState.COMPLETE and t.user_attrs["growth"]["step"] == step
+                and t.user_attrs["growth"]["parent_trial"] == parent_number}
+        children = []
+        for spec, placement in candidates:
+            t = done.get(spec.spec_hash())
+            if t is None:
+                t = run_candidate(study, objective, trial_data, settings, growth, spec, placement, step, parent)
+                bar.update(1)
+            if t.state == TrialState.COMPLETE:
+                children.append((t, spec, placement))
+        if not children:
+            result.stop_reason = f"every child of step {step} diverged"
+            break
+        best = max(children, key=lambda c: c[0].value)
+        for t, spec, placement in children:
+            result.steps.append(GrowthStep(step, n_blocks(spec), 3, spec.stages[-1].width, placement, float(t.value),
+                                           t.number, parent_number, chosen=t is best[0]))
+        bar.set_postfix_str(f"step {step}: best val_acc {best[0].value:.3f} ({n_blocks(best[1])} blocks)")
+        if parent is not None and best[0].value <= parent[0].value:
+            for s in result.steps[-len(children):]:
+                s.chosen = False
+            result.stop_reason = f"step {step} did not improve validation accuracy ({best[0].value:.4f} <= {parent[0].value:.4f})"
+            break
+        parent = (best[0], best[1])
+        result.best_trial = best[0].number
+        if n_blocks(best[1]) >= growth.max_blocks:
+            result.stop_reason = f"reached --max-blocks {growth.max_blocks}"
+            break
+        step += 1
+    bar.close()
+    return study, result
+
+
+def write_growth_report(result: GrowthResult, results: Path) -> list[Path]:
+    """``growth_report.json`` (one row per child) and ``growth.png`` (val accuracy vs depth)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [s.__dict__ for s in result.steps]
+    body = {"steps": rows, "stop_reason": result.stop_reason, "best_trial": result.best_trial}
+    json_path = results / "growth_report.json"
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2))
+    tmp.replace(json_path)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    df = pd.DataFrame(rows)
+    if len(df):
+        ax.scatter(df["layer"], df["val_acc"], c="#bbbbbb", s=18, label="candidates")
+        chosen = df[df["chosen"]]
+        ax.plot(chosen["layer"], chosen["val_acc"], "o-", color="#c44e52", label="chosen")
+        for _, r in chosen.iterrows():
+            ax.annotate(f"{r['channels']}ch", (r["layer"], r["val_acc"]), textcoords="offset points", xytext=(4, 6), fontsize=8)
+    ax.set_xlabel("blocks in the network")
+    ax.set_ylabel("validation accuracy after the step's epoch")
+    ax.set_title(f"progressive growth: {result.stop_reason}", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    png = results / "growth.png"
+    save_figure(fig, png)
+    return [json_path, png]
+
+
+def parse_widths(text: str | Sequence[int]) -> tuple[int, ...]:
+    if not isinstance(text, str):
+        return tuple(int(w) for w in text)
+    try:
+        widths = tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise GalaxySynthError(f"--growth-widths must be comma-separated integers, not {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise GalaxySynthError(f"--growth-widths needs positive widths, got {text!r}")
+    return widths
+
+
+def summarise(result: GrowthResult) -> list[dict[str, Any]]:
+    return [{"step": s.step, "blocks": s.layer, "channels": s.channels, "placement": s.placement,
+             "val_acc": round(s.val_acc, 4), "trial": s.trial, "chosen": "*" if s.chosen else ""} for s in result.steps]
+

@@ -1,0 +1,128 @@
+"""Progressive growth: inheritance really copies, jitter has the stated scale, the stop rule, resume mid-growth."""
+
+import dataclasses
+import json
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import synthesis.progressive as prog
+from synthesis.models import build_model
+from synthesis.progressive import GrowthSettings, base_spec, grow, inherit, jitter_, run_progressive, write_growth_report
+from synthesis.spec import StageSpec
+from synthesis.study import StudySettings
+
+
+def _trained_like(spec, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    with torch.no_grad():  # make BN stats and weights non-default, as after training
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.randn_like(t).abs() + 0.1 if "running_var" in name or "weight" in name else torch.randn_like(t))
+    return model.eval()
+
+
+def test_deepening_copies_every_parent_tensor_and_the_previous_block_into_the_new_one():
+    parent_spec = base_spec(4, 32, 2, GrowthSettings())
+    parent = _trained_like(parent_spec)
+    child_spec, placement = grow(parent_spec, 16)
+    assert placement == "deepen" and [s.depth for s in child_spec.stages] == [2]
+    child = build_model(child_spec)
+    origin = inherit(parent, parent_spec, child, child_spec)
+    p, c = parent.state_dict(), child.state_dict()
+    assert set(origin.values()) == {"parent", "previous block"}  # nothing left at fresh init
+    for name, src in origin.items():
+        want = p[name] if src == "parent" else p[name.replace("stages.0.2.", "stages.0.1.")]
+        assert torch.equal(c[name], want), name
+    # The inherited sub-network computes exactly the parent's function (before jitter).
+    child.eval()
+    x = torch.rand(3, 3, 32, 32)
+    assert torch.equal(child.stages[0][:2](child.stem(x)), parent.stages[0][:2](parent.stem(x)))
+    assert torch.equal(child.extra_mlp(torch.ones(3, 2)), parent.extra_mlp(torch.ones(3, 2)))
+
+
+def test_a_new_stage_keeps_fresh_init_where_shapes_differ_and_rebuilds_the_classifier():
+    parent_spec = base_spec(4, 32, 0, GrowthSettings())
+    parent = _trained_like(parent_spec)
+    child_spec, placement = grow(parent_spec, 64)
+    assert placement == "new_stage" and [s.width for s in child_spec.stages] == [16, 64]
+    child = build_model(child_spec)
+    origin = inherit(parent, parent_spec, child, child_spec)
+    assert origin["classifier.weight"] == "init" and child.classifier.in_features == 64
+    assert origin["stages.1.1.body.0.weight"] == "init"  # 16→64 conv: no same-shape source
+    assert all(origin[n] == "parent" for n in parent.state_dict() if not n.startswith("classifier"))
+    four = dataclasses.replace(child_spec, stages=tuple(StageSpec(1, 16) for _ in range(4)))
+    assert grow(four, 8) is None  # at 32 px a 5th stage would leave 1×1 pixels: no room
+
+
+def test_jitter_is_three_percent_of_each_tensors_std_and_spares_constants():
+    torch.manual_seed(0)
+    model = build_model(base_spec(4, 32, 0, GrowthSettings(start_width=64)))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        model.stem[1].weight.fill_(1.0)  # a BatchNorm scale at its init: constant
+    before["stem.1.weight"] = model.stem[1].weight.detach().clone()
+    jitter_(model, 0.03, torch.Generator().manual_seed(1))
+    conv = dict(model.named_parameters())["stages.0.1.body.0.weight"].detach()  # 64·64·9 values
+    ratio = float((conv - before["stages.0.1.body.0.weight"]).std() / before["stages.0.1.body.0.weight"].std())
+    assert ratio == pytest.approx(0.03, rel=0.05)
+    assert torch.equal(model.stem[1].weight, before["stem.1.weight"])
+
+
+def _tiny(tmp_path, study="grow"):
+    return StudySettings(size=32, synthetic_n=200, max_samples=80, val_subset=40, objective="val_acc",
+                         strategy="progressive", results=str(tmp_path), study=study, progress=False)
+
+
+def test_stops_at_the_first_step_that_does_not_improve(tmp_path, monkeypatch):
+    scripted = {(0, 16): 0.5, (1, 16): 0.6, (1, 32): 0.7, (2, 16): 0.65, (2, 32): 0.69}
+
+    def fake(study, objective, data, settings, growth, spec, placement, step, parent):
+        t = study.ask()
+        t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
+        t.set_user_attr("spec_hash", spec.spec_hash())
+        study.tell(t, scripted[(step, spec.stages[-1].width)])
+        return study.get_trials()[t.number]
+
+    monkeypatch.setattr(prog, "run_candidate", fake)
+    _, result = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32)), progress=False)
+    assert [(s.step, s.channels, s.chosen) for s in result.steps] == [
+        (0, 16, True), (1, 16, False), (1, 32, True), (2, 16, False), (2, 32, False)]
+    assert "did not improve" in result.stop_reason and result.best_trial == 2
+    json_path, png = write_growth_report(result, tmp_path)
+    report = json.loads(json_path.read_text())
+    assert {"layer", "k", "channels", "val_acc"} <= set(report["steps"][0]) and png.stat().st_size > 1000
+
+
+def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tmp_path, monkeypatch):
+    settings = _tiny(tmp_path)
+    growth = GrowthSettings(widths=(16, 32), max_blocks=2)
+    real = prog.run_candidate
+    calls = []
+
+    def dies_on_third(*args, **kwargs):
+        calls.append(args[7])
+        if len(calls) == 3:
+            args[0].ask()  # the child's trial exists, then the process "dies" mid-training
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prog, "run_candidate", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_progressive(settings, growth, progress=False)
+    monkeypatch.setattr(prog, "run_candidate", real)
+    study, result = run_progressive(settings, growth, progress=False)
+    trials = study.get_trials()
+    assert [t.state for t in trials].count(TrialState.FAIL) == 1  # the killed child, marked on resume
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3  # base + two children: the two finished before the kill were not retrained
+    assert [s.trial for s in result.steps][:2] == [0, 1] and result.steps[0].chosen
+    child = next(t for t in complete if t.user_attrs["growth"]["step"] == 1)
+    assert child.user_attrs["growth"]["parent_trial"] == 0 and child.user_attrs["growth"]["inherited"] > 0
+    for t in complete:  # like any TPE trial: rank / correlate / export read these
+        assert {"arch", "train_config", "metrics", "history", "val_acc"} <= set(t.user_attrs)
+    assert optuna.load_study(study_name="grow", storage=f"sqlite:///{tmp_path / 'study.db'}").user_attrs[
+        "galaxy_synth"]["settings"]["strategy"] == "progressive"
