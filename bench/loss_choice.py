@@ -1,0 +1,74 @@
+"""Which training loss for imbalanced galaxy sets? Same architectures, same budget, three losses.
+
+Takes the ``--archs`` fastest architectures of the study's ground truth (so the cross-entropy
+result already exists), fully trains each again with class-weighted cross-entropy and focal loss
+(same loop, epochs, seed, split), and reports test accuracy, balanced accuracy and macro-F1 per
+loss. Results go to the ground-truth table under ``<study>-loss-<loss>``, so a rerun reuses them.
+
+    .venv/bin/python bench/loss_choice.py --results results/gz1 --study gz1-32px --full-epochs 15 --archs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+
+from correlation.calibrate import settings_from_study  # noqa: E402
+from correlation.ground_truth import GroundTruthStore, full_train  # noqa: E402
+from synthesis.spec import TrainConfig  # noqa: E402
+from synthesis.study import STUDY_ATTR, default_storage_url, load_existing_study, load_study_data  # noqa: E402
+from synthesis.training import resolve_device  # noqa: E402
+
+LOSSES = ("ce", "weighted_ce", "focal")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default="results/gz1")
+    ap.add_argument("--study", default="gz1-32px")
+    ap.add_argument("--full-epochs", type=int, default=15)
+    ap.add_argument("--archs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    results = Path(args.results)
+    storage = default_storage_url(results)
+    study = load_existing_study(args.study, storage)
+    attrs = study.user_attrs[STUDY_ATTR]
+    data = load_study_data(settings_from_study(study, str(results), storage))
+    store = GroundTruthStore(storage)
+    gt = store.table(args.study, args.full_epochs)
+    gt = gt[gt["seed"] == args.seed].sort_values("wall_seconds").head(args.archs)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    device = resolve_device("auto")
+    rows = []
+    for number in gt["trial_number"].astype(int):
+        base = trials[number].user_attrs
+        for loss in LOSSES:
+            name = args.study if loss == attrs["settings"].get("loss", "ce") else f"{args.study}-loss-{loss}"
+            rec = store.get(name, number, args.full_epochs, args.seed)
+            if rec is None:
+                cfg = TrainConfig.from_dict(base["train_config"]).replace(loss=loss)
+                res = full_train(name, number, {**base, "train_config": cfg.to_dict()}, data, attrs["plan"],
+                                 args.full_epochs, args.seed, device, results / "ground_truth" / name, progress=False)
+                store.put(res.record)
+                rec = res.record
+            rows.append({"trial": number, "loss": loss, "accuracy": rec.accuracy,
+                         "balanced_accuracy": rec.balanced_accuracy, "macro_f1": rec.macro_f1,
+                         "seconds": round(rec.wall_seconds)})
+            print(json.dumps(rows[-1]), flush=True)
+    df = pd.DataFrame(rows)
+    summary = df.groupby("loss")[["accuracy", "balanced_accuracy", "macro_f1"]].mean().round(4)
+    print(summary.to_string())
+    (results / "loss_choice.json").write_text(json.dumps({"rows": rows, "mean": summary.reset_index().to_dict("records"),
+                                                          "full_epochs": args.full_epochs}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
