@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from correlation.calibrate import settings_from_study  # noqa: E402
+from correlation.calibrate import reopen_study  # noqa: E402
 from correlation.ground_truth import GroundTruthStore  # noqa: E402
 from galaxy_synth.export import export_top, load_or_train  # noqa: E402
 from synthesis.models import count_params  # noqa: E402
 from synthesis.spec import ArchSpec, StageSpec, TrainConfig  # noqa: E402
-from synthesis.study import STUDY_ATTR, default_storage_url, load_existing_study, load_study_data  # noqa: E402
+from synthesis.study import STUDY_ATTR, default_storage_url, load_existing_study  # noqa: E402
 from synthesis.training import ExtraScaler, Normalizer, evaluate, resolve_device, to_tensor_split  # noqa: E402
 
 BASELINE_STUDY = "baseline-resnet18"
@@ -66,9 +66,7 @@ def main() -> None:
     exported = export_top(storage, args.study, results, top=3, full_epochs=args.full_epochs, seed=args.seed,
                           progress=False)
 
-    study = load_existing_study(args.study, storage)
-    attrs = study.user_attrs[STUDY_ATTR]
-    data = load_study_data(settings_from_study(study, str(results), storage))
+    study, attrs, data = reopen_study(storage, args.study, results, progress=False)
     plan = attrs["plan"]
     rs_study = load_existing_study(args.random_study, storage)
     if rs_study.user_attrs[STUDY_ATTR]["plan"]["test"] != plan["test"]:

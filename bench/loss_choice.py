@@ -20,10 +20,10 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from correlation.calibrate import settings_from_study  # noqa: E402
+from correlation.calibrate import reopen_study  # noqa: E402
 from correlation.ground_truth import GroundTruthStore, full_train  # noqa: E402
 from synthesis.spec import TrainConfig  # noqa: E402
-from synthesis.study import STUDY_ATTR, default_storage_url, load_existing_study, load_study_data  # noqa: E402
+from synthesis.study import default_storage_url  # noqa: E402
 from synthesis.training import resolve_device  # noqa: E402
 
 LOSSES = ("ce", "weighted_ce", "focal")
@@ -39,9 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     results = Path(args.results)
     storage = default_storage_url(results)
-    study = load_existing_study(args.study, storage)
-    attrs = study.user_attrs[STUDY_ATTR]
-    data = load_study_data(settings_from_study(study, str(results), storage))
+    study, attrs, data = reopen_study(storage, args.study, results, progress=False)
     store = GroundTruthStore(storage)
     gt = store.table(args.study, args.full_epochs)
     gt = gt[gt["seed"] == args.seed].sort_values("wall_seconds").head(args.archs)

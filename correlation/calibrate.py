@@ -16,6 +16,7 @@ from correlation.report import write_report
 from proxies.composite import CompositeProxy
 from proxies.metrics import METRIC_NAMES
 from proxies.zero_cost import ZERO_COST_NAMES
+from synthesis.data import GalaxyImages
 from synthesis.errors import DataError, GalaxySynthError
 from synthesis.study import (DEFAULT_CALIBRATION, STUDY_ATTR, StudySettings, check_same_experiment, load_existing_study,
                              load_study_data,
@@ -36,6 +37,17 @@ def settings_from_study(study: optuna.Study, results: str, storage: str) -> Stud
     return StudySettings(**{k: frozen[k] for k in keys if k in frozen},
                          extra_columns=attrs.get("extra_names") or None, results=results, storage=storage,
                          study=study.study_name)
+
+
+def reopen_study(storage: str, study_name: str, results: Path, progress: bool = True) -> tuple[optuna.Study, dict[str, Any], GalaxyImages]:
+    """An existing study, its galaxy-synth attrs and its data, checked to be the data it was made on."""
+    study = load_existing_study(study_name, storage)
+    attrs = study.user_attrs.get(STUDY_ATTR) or {}
+    settings = settings_from_study(study, str(results), storage)
+    settings.progress = progress
+    data = load_study_data(settings)
+    check_same_experiment(attrs, settings, data)
+    return study, attrs, data
 
 
 def _fit_and_write(table: pd.DataFrame, target: str, features: list[str], name: str, provenance: dict[str, Any],
@@ -78,12 +90,7 @@ def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: 
                     folds: int = 5, repeats: int = 10, progress: bool = True) -> tuple[dict[str, Any], list[Path]]:
     if target not in TARGETS:
         raise GalaxySynthError(f"--target must be one of {', '.join(TARGETS)} in study mode, not {target!r}")
-    study = load_existing_study(study_name, storage)
-    attrs = study.user_attrs.get(STUDY_ATTR) or {}
-    settings = settings_from_study(study, str(results), storage)
-    settings.progress = progress
-    data = load_study_data(settings)
-    check_same_experiment(attrs, settings, data)
+    study, attrs, data = reopen_study(storage, study_name, results, progress)
     # Select by the calibration the study was created with (the score TPE optimised), not by a
     # newer proxy_weights.json: that keeps a repeated run's selection, and its ground truth, the same.
     frozen = attrs.get("calibration")

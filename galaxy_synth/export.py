@@ -31,14 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlation.calibrate import settings_from_study
+from correlation.calibrate import reopen_study
 from correlation.ground_truth import GroundTruthStore, full_train
 from synthesis.data import GalaxyImages
 from synthesis.errors import GalaxySynthError
 from synthesis.models import build_model, count_flops, count_params
 from synthesis.spec import ArchSpec, TrainConfig
-from synthesis.study import (STUDY_ATTR, check_same_experiment, find_calibration, load_existing_study, load_study_data,
-                             metrics_table, mirror_policy)
+from synthesis.study import find_calibration, metrics_table, mirror_policy
 from synthesis.training import ExtraScaler, Normalizer, evaluate, resolve_device, to_tensor_split
 
 MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
@@ -138,12 +137,7 @@ def export_top(storage: str, study_name: str, results: Path, top: int = 3, full_
                device: str = "auto", calibration: str | None = None, progress: bool = True) -> list[ExportedModel]:
     if top < 1:
         raise GalaxySynthError("--top must be >= 1")
-    study = load_existing_study(study_name, storage)
-    attrs = study.user_attrs.get(STUDY_ATTR) or {}
-    settings = settings_from_study(study, str(results), storage)
-    settings.progress = progress
-    data = load_study_data(settings)
-    check_same_experiment(attrs, settings, data)
+    study, attrs, data = reopen_study(storage, study_name, results, progress)
     proxy, source = find_calibration(calibration, results)
     table = metrics_table(study, proxy)
     table = table[table["state"] == "COMPLETE"]

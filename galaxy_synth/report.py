@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import optuna
 
-from correlation.calibrate import settings_from_study
-from synthesis.study import (STUDY_ATTR, completed_trials, load_existing_study, load_study_data, plot_history,
-                             save_figure)
+from correlation.calibrate import reopen_study
+from synthesis.study import completed_trials, plot_history, save_figure
 
 
 def _plt():
@@ -112,11 +111,7 @@ img{max-width:520px;border:1px solid #eee}figcaption{font-size:.8em;color:#555}.
 
 def write_study_report(storage: str, study_name: str, results: Path) -> Path:
     """Write ``RESULTS/report/index.html`` and its PNGs; return the page's path."""
-    study = load_existing_study(study_name, storage)
-    attrs = study.user_attrs.get(STUDY_ATTR) or {}
-    settings = settings_from_study(study, str(results), storage)
-    settings.progress = False
-    data = load_study_data(settings)
+    study, attrs, data = reopen_study(storage, study_name, results, progress=False)
     out = results / "report"
     out.mkdir(parents=True, exist_ok=True)
     sections: list[str] = []
