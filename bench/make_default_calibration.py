@@ -1,4 +1,4 @@
-"""Write proxies/calibrations/default.json: the seed's published weights with z statistics
+"""Write proxies/calibrations/seed_published.json: the seed's published weights with z statistics
 measured on a study's completed trials (by default a study on the embedded dataset).
 
     .venv/bin/galaxy-synth synth --results /tmp/synth_default --trials 16 --objective val_acc
@@ -24,7 +24,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--storage", required=True)
     ap.add_argument("--study", default="galaxy-synth")
-    ap.add_argument("--out", default=str(DEFAULT_CALIBRATION))
+    ap.add_argument("--out", default=str(DEFAULT_CALIBRATION.with_name("seed_published.json")))
     args = ap.parse_args()
     study = optuna.load_study(study_name=args.study, storage=args.storage)
     table = metrics_table(study)
