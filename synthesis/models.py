@@ -38,6 +38,24 @@ class PlainBlock(nn.Module):
         return self.body(x)
 
 
+class StridedPointwiseConv(nn.Conv2d):
+    """A 1×1 convolution with stride s, computed as "keep every s-th pixel, then 1×1 stride 1".
+
+    The output and the parameters (names and shapes) are those of ``nn.Conv2d(cin, cout, 1,
+    stride=s)``. Why not the plain module: torch 2.14.1's CPU (oneDNN 3.12) backward of a 1×1
+    stride-2 convolution on channels-last input with fewer than 16 input channels corrupts the heap
+    for odd batch sizes, killing the process (``double free or corruption``); a trial's last batch
+    is often odd. ``tests/test_models.py`` reproduces the crash in a subprocess.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__(cin, cout, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride[0]
+        return nn.functional.conv2d(x[:, :, ::s, ::s], self.weight, self.bias)
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__()
@@ -48,7 +66,7 @@ class ResidualBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(StridedPointwiseConv(cin, cout, stride), nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
