@@ -1,0 +1,88 @@
+"""How repeatable is the ground truth itself? Retrain ground-truth architectures with another seed.
+
+A proxy can rank architectures no better than the full training it is scored against ranks them
+against itself. This trains the ``--archs`` fastest ground-truth architectures of a study again
+with ``--other-seed`` (same budget, loop, split; only initialisation and batch order change),
+and reports scipy's Spearman ρ and Kendall τ between the two seeds' test metrics, the mean
+absolute change, and the binomial standard error of a test accuracy on this test split. Results
+go to the ground-truth table under the same study and trial with the other seed (rerun = reuse).
+
+    .venv/bin/python bench/ground_truth_noise.py --results results/gz1 --study gz1-32px --full-epochs 15 --archs 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from correlation.calibrate import reopen_study  # noqa: E402
+from correlation.ground_truth import GroundTruthStore, full_train  # noqa: E402
+from synthesis.study import default_storage_url  # noqa: E402
+from synthesis.training import resolve_device  # noqa: E402
+
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default="results/gz1")
+    ap.add_argument("--study", default="gz1-32px")
+    ap.add_argument("--full-epochs", type=int, default=15)
+    ap.add_argument("--archs", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=0, help="the seed the ground truth was trained with")
+    ap.add_argument("--other-seed", type=int, default=1)
+    args = ap.parse_args()
+    results = Path(args.results)
+    storage = default_storage_url(results)
+    study, attrs, data = reopen_study(storage, args.study, results, progress=False)
+    store = GroundTruthStore(storage)
+    gt = store.table(args.study, args.full_epochs)
+    gt = gt[gt["seed"] == args.seed].sort_values("wall_seconds").head(args.archs)
+    if len(gt) < 4:
+        raise SystemExit(f"only {len(gt)} ground-truth rows with seed {args.seed}: run galaxy-synth correlate first")
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    device = resolve_device("auto")
+    rows = []
+    for _, first in gt.iterrows():
+        number = int(first["trial_number"])
+        rec = store.get(args.study, number, args.full_epochs, args.other_seed)
+        if rec is None:
+            res = full_train(args.study, number, trials[number].user_attrs, data, attrs["plan"], args.full_epochs,
+                             args.other_seed, device, results / "ground_truth" / args.study, progress=False)
+            store.put(res.record)
+            rec = res.record
+        rows.append({"trial": number, **{f"{m}_seed{args.seed}": float(first[m]) for m in METRICS},
+                     **{f"{m}_seed{args.other_seed}": getattr(rec, m) for m in METRICS},
+                     "seconds": round(rec.wall_seconds)})
+        print(json.dumps(rows[-1]), flush=True)
+    n_test = len(attrs["plan"]["test"])
+    summary = {}
+    for m in METRICS:
+        a = np.array([r[f"{m}_seed{args.seed}"] for r in rows])
+        b = np.array([r[f"{m}_seed{args.other_seed}"] for r in rows])
+        summary[m] = {"spearman": float(stats.spearmanr(a, b).statistic), "kendall": float(stats.kendalltau(a, b).statistic),
+                      "mean_abs_change": float(np.mean(np.abs(a - b))), "spread_seed_a": float(a.max() - a.min()),
+                      "std_seed_a": float(a.std(ddof=1))}
+    acc = float(np.mean([r[f"accuracy_seed{args.seed}"] for r in rows]))
+    out = {"study": args.study, "full_epochs": args.full_epochs, "seeds": [args.seed, args.other_seed],
+           "test_images": n_test, "binomial_se_of_accuracy": math.sqrt(acc * (1 - acc) / n_test),
+           "rows": rows, "summary": summary,
+           "command": " ".join(["python", "bench/ground_truth_noise.py", *sys.argv[1:]])}
+    (results / "ground_truth_noise.json").write_text(json.dumps(out, indent=2))
+    print(f"{len(rows)} architectures, {n_test} test images, binomial SE of accuracy {out['binomial_se_of_accuracy']:.4f}")
+    for m, s in summary.items():
+        print(f"{m}: seed-vs-seed Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}, "
+              f"mean |change| {s['mean_abs_change']:.4f}, std across archs {s['std_seed_a']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
