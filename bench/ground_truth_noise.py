@@ -69,7 +69,10 @@ def main() -> None:
     for m in METRICS:
         a = np.array([r[f"{m}_seed{args.seed}"] for r in rows])
         b = np.array([r[f"{m}_seed{args.other_seed}"] for r in rows])
-        summary[m] = {"spearman": float(stats.spearmanr(a, b).statistic), "kendall": float(stats.kendalltau(a, b).statistic),
+        ci = stats.bootstrap((a, b), lambda x, y: stats.spearmanr(x, y).statistic, paired=True, vectorized=False,
+                             n_resamples=2000, method="percentile", random_state=0).confidence_interval
+        summary[m] = {"spearman": float(stats.spearmanr(a, b).statistic), "spearman_ci95": [float(ci.low), float(ci.high)],
+                      "kendall": float(stats.kendalltau(a, b).statistic),
                       "mean_abs_change": float(np.mean(np.abs(a - b))), "spread_seed_a": float(a.max() - a.min()),
                       "std_seed_a": float(a.std(ddof=1))}
     acc = float(np.mean([r[f"accuracy_seed{args.seed}"] for r in rows]))
@@ -80,7 +83,7 @@ def main() -> None:
     (results / "ground_truth_noise.json").write_text(json.dumps(out, indent=2))
     print(f"{len(rows)} architectures, {n_test} test images, binomial SE of accuracy {out['binomial_se_of_accuracy']:.4f}")
     for m, s in summary.items():
-        print(f"{m}: seed-vs-seed Spearman {s['spearman']:.3f}, Kendall {s['kendall']:.3f}, "
+        print(f"{m}: seed-vs-seed Spearman {s['spearman']:.3f} [{s['spearman_ci95'][0]:.2f}, {s['spearman_ci95'][1]:.2f}], Kendall {s['kendall']:.3f}, "
               f"mean |change| {s['mean_abs_change']:.4f}, std across archs {s['std_seed_a']:.4f}")
 
 

@@ -173,6 +173,9 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--folds", type=int, default=5, help="K of repeated K-fold (default: 5; leave-one-out below 2K rows)")
     c.add_argument("--repeats", type=int, default=10, help="repeats of K-fold with fresh shuffles (default: 10)")
     c.add_argument("--seed", type=int, default=0, help="seed of full training, fold shuffles and bootstrap (default: 0)")
+    c.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="study mode: full-train each architecture with N seeds (SEED, SEED+1, ...) and fit on the mean; "
+                        "one seed's ranking is itself noisy (default: 1)")
     c.add_argument("--results", default="results", metavar="DIR", help="output folder (default: ./results)")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_correlate)
@@ -293,7 +296,7 @@ def cmd_correlate(args: argparse.Namespace) -> int:
         _configure_threads()
         report, written = calibrate_study(storage, args.study, results, args.ground_truth, args.top, args.full_epochs,
                                           args.target, args.seed, args.device, args.folds, args.repeats,
-                                          progress=not args.no_progress)
+                                          progress=not args.no_progress, seeds=args.seeds)
     else:
         features = [f.strip() for f in args.features.split(",")] if args.features else None
         report, written = calibrate_table(Path(args.table), args.target, results, features, args.folds, args.repeats, args.seed)

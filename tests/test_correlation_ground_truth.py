@@ -91,3 +91,20 @@ def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny
     again = evaluate(model, test, Normalizer(**payload["normalizer"]), len(payload["class_names"]))
     assert again.accuracy == pytest.approx(row["accuracy"])
     assert again.confusion == json.loads(row["confusion_json"])
+
+
+def test_several_seeds_train_each_architecture_per_seed_and_fit_on_the_mean(tiny_study, monkeypatch):
+    root, url = tiny_study
+    run(root, url)  # seed 0 for all six (reused if an earlier test made them)
+    real = calibrate_mod.full_train
+    trained = []
+    monkeypatch.setattr(calibrate_mod, "full_train", lambda *a, **k: trained.append((a[1], a[6])) or real(*a, **k))
+    report, _ = run(root, url, seeds=2)
+    assert len(trained) == 6 and {s for _, s in trained} == {1}  # only the new seed was trained
+    assert report["ground_truth_seeds"] == [0, 1] and report["n_rows"] == 6
+    gt = GroundTruthStore(url).table("gt", 1)
+    for row in report["ground_truth"]:
+        both = gt[gt["trial_number"] == row["trial"]]
+        assert sorted(both["seed"]) == [0, 1]
+        assert row["accuracy"] == pytest.approx(both["accuracy"].mean())
+        assert row["full_train_seconds"] == pytest.approx(both["wall_seconds"].sum())
