@@ -24,9 +24,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from correlation.calibrate import reopen_study  # noqa: E402
-from correlation.ground_truth import GroundTruthStore, full_train  # noqa: E402
-from synthesis.study import default_storage_url  # noqa: E402
+from bench._common import fastest_ground_truth  # noqa: E402
+from correlation.ground_truth import stored_or_trained  # noqa: E402
 from synthesis.training import resolve_device  # noqa: E402
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -42,24 +41,15 @@ def main() -> None:
     ap.add_argument("--other-seed", type=int, default=1)
     args = ap.parse_args()
     results = Path(args.results)
-    storage = default_storage_url(results)
-    study, attrs, data = reopen_study(storage, args.study, results, progress=False)
-    store = GroundTruthStore(storage)
-    gt = store.table(args.study, args.full_epochs)
-    gt = gt[gt["seed"] == args.seed].sort_values("wall_seconds").head(args.archs)
+    attrs, data, store, gt, trials = fastest_ground_truth(results, args.study, args.full_epochs, args.seed, args.archs)
     if len(gt) < 4:
-        raise SystemExit(f"only {len(gt)} ground-truth rows with seed {args.seed}: run galaxy-synth correlate first")
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        raise SystemExit(f"only {len(gt)} ground-truth rows with seed {args.seed}: too few to rank")
     device = resolve_device("auto")
     rows = []
     for _, first in gt.iterrows():
         number = int(first["trial_number"])
-        rec = store.get(args.study, number, args.full_epochs, args.other_seed)
-        if rec is None:
-            res = full_train(args.study, number, trials[number].user_attrs, data, attrs["plan"], args.full_epochs,
-                             args.other_seed, device, results / "ground_truth" / args.study, progress=False)
-            store.put(res.record)
-            rec = res.record
+        rec = stored_or_trained(store, args.study, number, trials[number].user_attrs, data, attrs["plan"],
+                                args.full_epochs, args.other_seed, device, results / "ground_truth" / args.study)
         rows.append({"trial": number, **{f"{m}_seed{args.seed}": float(first[m]) for m in METRICS},
                      **{f"{m}_seed{args.other_seed}": getattr(rec, m) for m in METRICS},
                      "seconds": round(rec.wall_seconds)})

@@ -20,10 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from correlation.calibrate import reopen_study  # noqa: E402
-from correlation.ground_truth import GroundTruthStore, full_train  # noqa: E402
+from bench._common import fastest_ground_truth  # noqa: E402
+from correlation.ground_truth import stored_or_trained  # noqa: E402
 from synthesis.spec import TrainConfig  # noqa: E402
-from synthesis.study import default_storage_url  # noqa: E402
 from synthesis.training import resolve_device  # noqa: E402
 
 LOSSES = ("ce", "weighted_ce", "focal")
@@ -38,25 +37,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     results = Path(args.results)
-    storage = default_storage_url(results)
-    study, attrs, data = reopen_study(storage, args.study, results, progress=False)
-    store = GroundTruthStore(storage)
-    gt = store.table(args.study, args.full_epochs)
-    gt = gt[gt["seed"] == args.seed].sort_values("wall_seconds").head(args.archs)
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    attrs, data, store, gt, trials = fastest_ground_truth(results, args.study, args.full_epochs, args.seed, args.archs)
     device = resolve_device("auto")
     rows = []
     for number in gt["trial_number"].astype(int):
         base = trials[number].user_attrs
         for loss in LOSSES:
             name = args.study if loss == attrs["settings"].get("loss", "ce") else f"{args.study}-loss-{loss}"
-            rec = store.get(name, number, args.full_epochs, args.seed)
-            if rec is None:
-                cfg = TrainConfig.from_dict(base["train_config"]).replace(loss=loss)
-                res = full_train(name, number, {**base, "train_config": cfg.to_dict()}, data, attrs["plan"],
-                                 args.full_epochs, args.seed, device, results / "ground_truth" / name, progress=False)
-                store.put(res.record)
-                rec = res.record
+            cfg = TrainConfig.from_dict(base["train_config"]).replace(loss=loss)
+            rec = stored_or_trained(store, name, number, {**base, "train_config": cfg.to_dict()}, data, attrs["plan"],
+                                    args.full_epochs, args.seed, device, results / "ground_truth" / name)
             rows.append({"trial": number, "loss": loss, "accuracy": rec.accuracy,
                          "balanced_accuracy": rec.balanced_accuracy, "macro_f1": rec.macro_f1,
                          "seconds": round(rec.wall_seconds)})

@@ -156,3 +156,15 @@ def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], d
         weights_path=str(weights), created=datetime.now(timezone.utc),
     )
     return FullTrainingResult(record, model)
+
+
+def stored_or_trained(store: GroundTruthStore, study_name: str, trial_number: int, user_attrs: dict[str, Any],
+                      data: GalaxyImages, plan: dict[str, list[int]], epochs: int, seed: int, device: torch.device,
+                      weights_dir: Path) -> GroundTruthRecord:
+    """The stored full-training result for this key, or train it now and store it."""
+    record = store.get(study_name, trial_number, epochs, seed)
+    if record is None:
+        record = full_train(study_name, trial_number, user_attrs, data, plan, epochs, seed, device, weights_dir,
+                            progress=False).record
+        store.put(record)
+    return record
