@@ -1,7 +1,6 @@
 """The command line as a user runs it: separate processes, real signals."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from galaxy_synth.cli import main
+from tests._kill import kill_if_mid_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40",
@@ -69,12 +69,13 @@ def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path):
     deadline = time.time() + 240
     killed_number = None
     try:
-        while time.time() < deadline and killed_number is None:
+        while time.time() < deadline and killed_number is None and proc.poll() is None:
             time.sleep(0.3)
             if not db.exists():
                 continue
             try:
-                trials = _trials(db)
+                study = optuna.load_study(study_name="cli", storage=f"sqlite:///{db}")
+                trials = study.get_trials()
             except Exception:  # study not created yet, or DB busy
                 continue
             done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -82,8 +83,8 @@ def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path):
             # "flops" is stored only after the --max-params check: such a trial is going to train, not
             # to be pruned as oversize (killing one of those would make its retry a pruned trial too).
             if done and running and "flops" in running[0].user_attrs:
-                proc.send_signal(signal.SIGKILL)  # mid-trial: past the size checks, into zero-cost/training
-                killed_number = running[0].number
+                if kill_if_mid_trial(proc.pid, study, running[0].number):  # past the size checks, into training
+                    killed_number = running[0].number
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:

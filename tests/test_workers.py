@@ -2,7 +2,6 @@
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from optuna.trial import TrialState
 from galaxy_synth.cli import _build_parser
 from galaxy_synth.workers import threads_per_worker, worker_command
 from synthesis.study import open_storage, optimize_to_target, surplus_trial
+from tests._kill import kill_if_mid_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40",
@@ -79,26 +79,6 @@ def _count_in_logs(logs: list[Path], pattern: str) -> int:
     return sum(len(re.findall(pattern, p.read_text(errors="replace"), flags=re.I)) for p in logs)
 
 
-def _kill_mid_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> int | None:
-    """SIGKILL the worker running ``trial`` only if it is still mid-trial; the trial's number, or None.
-
-    Tiny trials finish within a poll: killing on a stale snapshot can hit the worker after it has
-    completed the trial (and kill some other trial, or none). Freezing the worker first makes the
-    re-read state final until the kill.
-    """
-    pid = int(trial.user_attrs["worker"].rsplit(":", 1)[1])
-    try:
-        os.kill(pid, signal.SIGSTOP)
-    except ProcessLookupError:  # that worker has already finished its share
-        return None
-    now = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-    if now.state == TrialState.RUNNING and "history" not in now.user_attrs:
-        os.kill(pid, signal.SIGKILL)
-        return trial.number
-    os.kill(pid, signal.SIGCONT)
-    return None
-
-
 def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 3, target: int = 9):
     """Start `synth --workers N`, SIGKILL one worker mid-trial, return (exit code, stderr, trials, killed, logs)."""
     results = tmp_path / "r"
@@ -118,7 +98,8 @@ def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 
             if not (results / "workers").exists():  # made once the study exists: don't race its creation
                 continue
             try:
-                trials = optuna.load_study(study_name=study_name, storage=url).get_trials()
+                study = optuna.load_study(study_name=study_name, storage=url)
+                trials = study.get_trials()
             except Exception:  # not created yet
                 continue
             done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -126,7 +107,9 @@ def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 
             running = [t for t in trials if t.state == TrialState.RUNNING and "flops" in t.user_attrs
                        and "history" not in t.user_attrs]
             if done and running:
-                killed = _kill_mid_trial(optuna.load_study(study_name=study_name, storage=url), running[0])
+                pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
+                if kill_if_mid_trial(pid, study, running[0].number):
+                    killed = running[0].number
         out, err = proc.communicate(timeout=400)
     finally:
         if proc.poll() is None:
