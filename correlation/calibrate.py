@@ -137,11 +137,11 @@ def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: 
     gt = gt[gt["n_seeds"] == len(seed_list)].drop(columns="n_seeds")
     merged = table.merge(gt, left_on="trial", right_on="trial_number")
     features = [f for f in numeric_features(merged, target) if f in FEATURES]
-    report, cv, singles = correlation_report(merged, target, features, folds, repeats, seed)
+    report, cv, singles = correlation_report(merged, target, features, folds, repeats, seed, progress=progress)
     # Only the composite's out-of-fold ρ for the other targets: no single-metric bootstraps needed.
     report["other_targets"] = {}
     for other in (t for t in TARGETS if t != target):
-        cv_other = cross_validate(merged, other, features, folds, repeats, seed)
+        cv_other = cross_validate(merged, other, features, folds, repeats, seed, progress=progress)
         report["other_targets"][other] = {
             "composite_spearman_cv": float(np.mean([spearman(p, cv_other.target) for p in cv_other.composite]))}
     report["ground_truth"] = merged[["trial", *TARGETS, "full_train_seconds"]].to_dict(orient="records")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from tqdm.auto import tqdm
 
 from proxies.composite import CompositeProxy, seed_calibration
 
@@ -84,7 +85,13 @@ class CrossValidation:
 
 
 def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], folds: int = 5, repeats: int = 10,
-                   seed: int = 0, make_proxy: Callable[[], CompositeProxy] | None = None) -> CrossValidation:
+                   seed: int = 0, make_proxy: Callable[[], CompositeProxy] | None = None,
+                   progress: bool = False) -> CrossValidation:
+    """Out-of-fold predictions of the composite and the baselines over ``repeats`` × ``folds`` fits.
+
+    ``progress`` shows a bar over the fits: each one runs the composite's inner selection, which
+    takes minutes in all for a couple of dozen rows on a small CPU.
+    """
     make_proxy = make_proxy or (lambda: CompositeProxy(features=features))
     table = table.reset_index(drop=True)
     y = table[target].to_numpy(dtype=float)
@@ -95,9 +102,11 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], fo
     rng = np.random.default_rng(seed)
     cv = CrossValidation(target=y)
     has_seed = all(c in table.columns for c in SEED_COLUMNS)
+    bar = tqdm(total=repeats * k, desc=f"fitting ({target})", unit="fit", disable=not progress, leave=False)
     for _ in range(repeats):
         oof, oof_single, oof_seed = (np.full(n, np.nan) for _ in range(3))
         for test in _folds(n, k, rng):
+            bar.update(1)
             train = np.setdiff1d(np.arange(n), test)
             tr, te = table.iloc[train], table.iloc[test]
             oof[test] = make_proxy().fit(tr, y[train]).predict(te)
@@ -116,6 +125,7 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], fo
         cv.best_single.append(oof_single)
         if has_seed:
             cv.seed.append(oof_seed)
+    bar.close()
     return cv
 
 
@@ -145,7 +155,8 @@ def numeric_features(table: pd.DataFrame, target: str, exclude: Sequence[str] = 
 
 
 def correlation_report(table: pd.DataFrame, target: str, features: Sequence[str] | None = None, folds: int = 5,
-                       repeats: int = 10, seed: int = 0) -> tuple[dict[str, Any], CrossValidation, pd.DataFrame]:
+                       repeats: int = 10, seed: int = 0, progress: bool = False
+                       ) -> tuple[dict[str, Any], CrossValidation, pd.DataFrame]:
     """Cross-validated report of the composite vs the baselines; see the module docstring."""
     if target not in table.columns:
         raise ValueError(f"table has no target column {target!r} (columns: {', '.join(table.columns)})")
@@ -153,7 +164,7 @@ def correlation_report(table: pd.DataFrame, target: str, features: Sequence[str]
     features = list(features) if features else numeric_features(table, target)
     if len(table) < 6:
         raise ValueError(f"need at least 6 rows with a finite {target!r} for a cross-validated report, got {len(table)}")
-    cv = cross_validate(table, target, features, folds, repeats, seed)
+    cv = cross_validate(table, target, features, folds, repeats, seed, progress=progress)
     singles = single_metric_table(table, target, features)
     comp = cv.summary(cv.composite)
     report: dict[str, Any] = {

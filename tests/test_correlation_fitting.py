@@ -62,3 +62,12 @@ def test_nas_bench_201_table_beats_the_best_single_column():
     report, _, _ = correlation_report(df, "val_accuracy", folds=5, repeats=2)
     assert report["composite_spearman_cv"] >= 0.86
     assert report["composite_spearman_cv"] > report["best_single_metric_in_fold"]["spearman"] + 0.05
+
+
+def test_fitting_shows_a_bar_over_every_fold_fit(capsys):
+    df = noisy_table(n=20, n_noise=2)
+    cross_validate(df, "target", ["signal", "noise0"], folds=5, repeats=2, progress=True)
+    err = capsys.readouterr().err
+    assert "fitting (target)" in err and "10/10" in err
+    cross_validate(df, "target", ["signal", "noise0"], folds=5, repeats=2)
+    assert "fitting" not in capsys.readouterr().err  # quiet unless asked
