@@ -53,7 +53,7 @@ def test_runs_on_a_csv_folder_with_a_class_map(tmp_path, csv_folder, capsys):
 
 def _cmd(results, trials):
     return [sys.executable, "-m", "galaxy_synth", "synth", "--results", str(results), "--trials", str(trials),
-            "--epochs", "2", "--heartbeat-interval", "1", *TINY]
+            "--epochs", "6", "--heartbeat-interval", "1", *TINY]  # 6: long enough to catch a trial mid-training
 
 
 def _trials(db):
