@@ -106,7 +106,6 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], fo
     for _ in range(repeats):
         oof, oof_single, oof_seed = (np.full(n, np.nan) for _ in range(3))
         for test in _folds(n, k, rng):
-            bar.update(1)
             train = np.setdiff1d(np.arange(n), test)
             tr, te = table.iloc[train], table.iloc[test]
             oof[test] = make_proxy().fit(tr, y[train]).predict(te)
@@ -121,6 +120,7 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], fo
             if len(test) >= 5:
                 cv.composite_fold_rho.append(spearman(oof[test], y[test]))
                 cv.best_single_fold_rho.append(spearman(oof_single[test], y[test]))
+            bar.update(1)
         cv.composite.append(oof)
         cv.best_single.append(oof_single)
         if has_seed:
