@@ -34,7 +34,8 @@ from galaxy_synth.export import export_top, load_or_train  # noqa: E402
 from synthesis.models import count_params  # noqa: E402
 from synthesis.spec import ArchSpec, StageSpec, TrainConfig  # noqa: E402
 from synthesis.study import STUDY_ATTR, default_storage_url, load_existing_study  # noqa: E402
-from synthesis.training import ExtraScaler, Normalizer, evaluate, resolve_device, to_tensor_split  # noqa: E402
+from synthesis.device import resolve_device  # noqa: E402
+from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split  # noqa: E402
 
 BASELINE_STUDY = "baseline-resnet18"
 

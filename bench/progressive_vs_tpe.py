@@ -38,7 +38,7 @@ from correlation.ground_truth import GroundTruthStore  # noqa: E402
 from galaxy_synth.export import load_or_train  # noqa: E402
 from synthesis.spec import ArchSpec  # noqa: E402
 from synthesis.study import STUDY_ATTR, default_storage_url, load_existing_study  # noqa: E402
-from synthesis.training import resolve_device  # noqa: E402
+from synthesis.device import resolve_device  # noqa: E402
 
 
 def trial_seconds(t: optuna.trial.FrozenTrial) -> float:

@@ -21,7 +21,7 @@ from synthesis.errors import DataError, GalaxySynthError
 from synthesis.study import (DEFAULT_CALIBRATION, STUDY_ATTR, StudySettings, check_same_experiment, load_existing_study,
                              load_study_data,
                              metrics_table, write_table)
-from synthesis.training import resolve_device
+from synthesis.device import resolve_device
 
 FEATURES = tuple(METRIC_NAMES) + tuple(ZERO_COST_NAMES)
 

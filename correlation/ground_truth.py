@@ -146,7 +146,7 @@ def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], d
     weights_dir.mkdir(parents=True, exist_ok=True)
     weights = weights_dir / f"trial{trial_number}_e{epochs}_s{seed}.pt"
     tmp = weights.with_name(weights.name + ".tmp")
-    torch.save({"state_dict": model.state_dict(), "arch": spec.to_dict(), "normalizer": normalizer.__dict__,
+    torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": spec.to_dict(), "normalizer": normalizer.to_dict(),
                 "extra_scaler": scaler.__dict__, "class_names": list(data.class_names)}, tmp)
     os.replace(tmp, weights)
     record = GroundTruthRecord(

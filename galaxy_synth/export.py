@@ -38,7 +38,8 @@ from synthesis.errors import GalaxySynthError
 from synthesis.models import build_model, count_flops, count_params
 from synthesis.spec import ArchSpec, TrainConfig
 from synthesis.study import find_calibration, metrics_table, mirror_policy
-from synthesis.training import ExtraScaler, Normalizer, evaluate, resolve_device, to_tensor_split
+from synthesis.device import resolve_device
+from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split
 
 MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
 
@@ -50,10 +51,12 @@ class PackagedModel(nn.Module):
         super().__init__()
         self.net = net
         self.n_extra = n_extra
-        self.register_buffer("mean", torch.tensor(normalizer.mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(normalizer.std, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("extra_mean", torch.tensor(scaler.mean or [0.0] * n_extra, dtype=torch.float32))
-        self.register_buffer("extra_std", torch.tensor(scaler.std or [1.0] * n_extra, dtype=torch.float32))
+        device = next(net.parameters()).device  # the buffers live beside the weights
+        f32 = {"dtype": torch.float32, "device": device}
+        self.register_buffer("mean", torch.tensor(normalizer.mean, **f32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(normalizer.std, **f32).view(1, 3, 1, 1))
+        self.register_buffer("extra_mean", torch.tensor(scaler.mean or [0.0] * n_extra, **f32))
+        self.register_buffer("extra_std", torch.tensor(scaler.std or [1.0] * n_extra, **f32))
 
     def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         x = (images - self.mean) / self.std
@@ -71,9 +74,10 @@ class ExportedModel:
 
 
 def _example_inputs(spec: ArchSpec, n: int = 2) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(0)
-    images = torch.rand(n, 3, spec.image_size, spec.image_size, generator=g)
-    return (images, torch.rand(n, spec.n_extra, generator=g)) if spec.n_extra else (images,)
+    """Fixed random CPU inputs: export always traces and checks on the CPU."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    images = torch.rand(n, 3, spec.image_size, spec.image_size, generator=g, device="cpu")
+    return (images, torch.rand(n, spec.n_extra, generator=g, device="cpu")) if spec.n_extra else (images,)
 
 
 def cpu_latency_ms(model: nn.Module, spec: ArchSpec, repeats: int = 30) -> dict[str, float]:
@@ -100,7 +104,8 @@ def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, An
         return {"written": False, "note": "onnx not installed (pip install 'galaxy-synth[export]')"}
     inputs = _example_inputs(spec, n=4)
     names = ["images", "extra"][: len(inputs)]
-    with warnings.catch_warnings():
+    # torch's exporter makes constants with the default device: pin it to the CPU, where export runs.
+    with warnings.catch_warnings(), torch.device("cpu"):
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated but needs no onnxscript
         torch.onnx.export(model, inputs, str(path), input_names=names, output_names=["logits"],
                           dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}, dynamo=False)
@@ -208,7 +213,7 @@ def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: A
     try:
         torch.save(net.state_dict(), tmp / "model.pt")
         (tmp / "arch.json").write_text(json.dumps(spec.to_dict(), indent=2))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.device("cpu"):
             warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still what plain torch loads
             traced = torch.jit.trace(packaged, _example_inputs(spec))
         traced.save(str(tmp / "model.ts"))

@@ -145,7 +145,7 @@ def predict_probabilities(loaded: LoadedModel, images: np.ndarray, extras: np.nd
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size].transpose(0, 3, 1, 2))).float() / 255.0
         e = torch.from_numpy(np.array(extras[start:start + batch_size], dtype=np.float32))
-        acc = torch.zeros(x.shape[0], len(perm))
+        acc = torch.zeros(x.shape[0], len(perm), device=x.device)
         for k, mirrored in views:
             v = torch.rot90(x.flip(-1) if mirrored else x, k, dims=(-2, -1))
             p = torch.softmax(loaded.model(v, e if loaded.spec.n_extra else None), dim=1)

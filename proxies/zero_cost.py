@@ -8,7 +8,8 @@ module knows nothing about how the network was built.
 * ``zc_snip`` — Σ |W ⊙ ∂L/∂W| (Lee et al. 2019, connection sensitivity).
 * ``zc_synflow`` — Σ W ⊙ ∂R/∂W with all weights replaced by |W|, input all ones, R = Σ output,
   in float64 with BatchNorm in eval mode (Tanaka et al. 2020). Reported as log(score): the raw
-  value spans tens of orders of magnitude across depths.
+  value spans tens of orders of magnitude across depths. Computed on a float64 copy of the
+  model on the model's device, or on the CPU where the device has no float64 (Apple MPS).
 * ``zc_naswot`` — log|det K|, K[i,j] = number of ReLUs on which inputs i and j agree
   (Mellor et al. 2021, "without training").
 * ``zc_jacov`` — −Σ_λ [log(λ+k) + 1/(λ+k)], λ the eigenvalues of the correlation matrix of
@@ -28,6 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 ZERO_COST_NAMES = ("zc_grad_norm", "zc_snip", "zc_synflow", "zc_naswot", "zc_jacov")
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _weighted_layers(model: nn.Module) -> list[nn.Module]:
@@ -60,12 +65,15 @@ def snip_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, forward: Call
 def synflow_score(model: nn.Module, input_shape: tuple[int, ...], forward: Callable | None = None) -> float:
     """log Σ |W| ⊙ ∂R/∂|W| (natural log; −inf if the flow is zero)."""
     forward = forward or (lambda m, inp: m(inp))
-    net = copy.deepcopy(model).double().eval()
+    device = _device_of(model)
+    if device.type == "mps":  # MPS has no float64: score a CPU copy instead
+        device = torch.device("cpu")
+    net = copy.deepcopy(model).to(device=device, dtype=torch.float64).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()
     net.zero_grad(set_to_none=True)
-    out = forward(net, torch.ones((1, *input_shape), dtype=torch.float64))
+    out = forward(net, torch.ones((1, *input_shape), dtype=torch.float64, device=device))
     out.sum().backward()
     total = sum((m.weight * m.weight.grad).sum().item() for m in _weighted_layers(net) if m.weight.grad is not None)
     return math.log(total) if total > 0 else float("-inf")
@@ -74,15 +82,18 @@ def synflow_score(model: nn.Module, input_shape: tuple[int, ...], forward: Calla
 def naswot_score(model: nn.Module, x: torch.Tensor, forward: Callable | None = None) -> float:
     forward = forward or (lambda m, inp: m(inp))
     n = x.shape[0]
-    kernel = torch.zeros(n, n, dtype=torch.float64)
+    # The n×n kernel is summed on the CPU in float64 (MPS has no float64); each layer's counts are
+    # made on the device in float32, exact for these integers (< 2**24 units per layer).
+    kernel = torch.zeros(n, n, dtype=torch.float64, device="cpu")
 
     def hook(_module, _inp, out):
         # K += agreements on this layer's units: c·cᵀ + (1−c)·(1−c)ᵀ = 2c·cᵀ − sᵢ − sⱼ + units.
-        # Accumulated per layer in float32 (exact for these integer counts) instead of keeping
-        # every code: wide inverted blocks have millions of units.
+        # Accumulated per layer instead of keeping every code: wide inverted blocks have millions
+        # of units.
         c = (out.detach().flatten(1) > 0).float()
-        rows = c.sum(1, dtype=torch.float64)
-        kernel.add_((2 * (c @ c.T)).double() - rows[:, None] - rows[None, :] + c.shape[1])
+        agree = (2 * (c @ c.T)).to(device="cpu", dtype=torch.float64)
+        rows = c.sum(1).to(device="cpu", dtype=torch.float64)
+        kernel.add_(agree - rows[:, None] - rows[None, :] + c.shape[1])
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     try:
@@ -104,7 +115,7 @@ def jacov_score(model: nn.Module, x: torch.Tensor, forward: Callable | None = No
     forward = forward or (lambda m, inp: m(inp))
     inp = x.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(forward(model, inp).sum(), inp)  # input gradient only
-    jac = grad.detach().flatten(1).double().numpy()
+    jac = grad.detach().flatten(1).float().cpu().double().numpy()
     corr = np.corrcoef(jac)
     if not np.all(np.isfinite(corr)):
         return float("nan")

@@ -146,9 +146,15 @@ class GalaxyNet(nn.Module):
         return self.classifier(self.dropout(self.features(x, extra)))
 
 
-def build_model(spec: ArchSpec) -> GalaxyNet:
-    """The one way to turn a spec into a model (trials, full training, export)."""
-    return GalaxyNet(spec)
+def build_model(spec: ArchSpec, device: torch.device | str = "cpu") -> GalaxyNet:
+    """The one way to turn a spec into a model (trials, full training, export).
+
+    Built on an explicit device (the CPU unless told otherwise, then moved by the caller), never
+    on whatever ``torch.set_default_device`` says: initialisation then draws from the same
+    generator everywhere, so a seed gives the same initial weights on every machine.
+    """
+    with torch.device(device):
+        return GalaxyNet(spec)
 
 
 def count_params(model: nn.Module) -> int:
@@ -161,8 +167,9 @@ def count_flops(model: GalaxyNet, spec: ArchSpec) -> int:
 
     was_training = model.training
     model.eval()
-    x = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
-    extra = torch.zeros(1, spec.n_extra) if spec.n_extra else None
+    device = next(model.parameters()).device
+    x = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size, device=device)
+    extra = torch.zeros(1, spec.n_extra, device=device) if spec.n_extra else None
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(x, extra)

@@ -50,7 +50,8 @@ from synthesis.errors import GalaxySynthError
 from synthesis.models import build_model, count_flops, count_params
 from synthesis.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.study import Objective, StudySettings, TrialData, build_trial_data, prepare_study, save_figure
-from synthesis.training import TrainingDiverged, resolve_device, train_model
+from synthesis.device import resolve_device
+from synthesis.training import TrainingDiverged, train_model
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ def jitter_(model: torch.nn.Module, scale: float, generator: torch.Generator) ->
         if p.numel() > 1:
             std = float(p.std())
             if std > 0:
-                p.add_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * (scale * std))
+                # Drawn from the (CPU) generator, then moved: the same jitter on every device.
+                noise = torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device)
+                p.add_(noise.to(p.device) * (scale * std))
 
 
 @dataclass
@@ -180,9 +183,10 @@ def run_candidate(study: optuna.Study, objective: Objective, data: TrialData, se
     if parent is not None:
         parent_trial, parent_spec = parent
         parent_model = build_model(parent_spec)
-        parent_model.load_state_dict(torch.load(_weights_path(settings, parent_trial.number), weights_only=True))
+        parent_model.load_state_dict(torch.load(_weights_path(settings, parent_trial.number), map_location="cpu",
+                                                weights_only=True))
         origin = inherit(parent_model, parent_spec, model, spec)
-        jitter_(model, growth.jitter, torch.Generator().manual_seed(seed))
+        jitter_(model, growth.jitter, torch.Generator(device="cpu").manual_seed(seed))
     cfg = GROWTH_TRAIN.replace(loss=settings.loss, label_smoothing=settings.label_smoothing)
     params, flops = count_params(model), count_flops(model, spec)
     attrs = {"growth": {"step": step, "parent_trial": parent[0].number if parent else None, "width": spec.stages[-1].width,

@@ -20,6 +20,7 @@ SPEC_VERSION = 1
 BLOCK_TYPES = ("plain", "residual", "inverted")
 DOWNSAMPLE_MODES = ("maxpool", "stride")
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine", "linear")
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     batch_size: int = 64
     momentum: float = 0.9
-    schedule: str = "constant"  # "constant" for short trials, "cosine" for full training
+    schedule: str = "constant"  # "constant" | "cosine" | "linear", decaying to zero over the run's own steps
+    warmup: float = 0.0  # fraction of the run's steps with a linear LR warm-up before the schedule
     loss: str = "ce"  # "ce" | "weighted_ce" | "focal"
     label_smoothing: float = 0.0
     augment: bool = True
@@ -123,8 +125,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise GalaxySynthError(f"unknown optimizer {self.optimizer!r} (choose from {OPTIMIZERS})")
-        if self.schedule not in ("constant", "cosine"):
-            raise GalaxySynthError(f"unknown schedule {self.schedule!r} (constant or cosine)")
+        if self.schedule not in SCHEDULES:
+            raise GalaxySynthError(f"unknown schedule {self.schedule!r} (choose from {', '.join(SCHEDULES)})")
+        if not 0.0 <= self.warmup < 1.0:
+            raise GalaxySynthError(f"warmup {self.warmup} must be a fraction of the run in [0, 1)")
         if self.loss not in ("ce", "weighted_ce", "focal"):
             raise GalaxySynthError(f"unknown loss {self.loss!r} (ce, weighted_ce or focal)")
         if self.lr <= 0 or self.batch_size < 1:

@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 from proxies.composite import CompositeProxy
 from proxies.metrics import early_training_metrics
 from proxies.zero_cost import zero_cost_scores
+from synthesis.device import resolve_device
 from synthesis.data import ClassMap, GalaxyImages, find_mirror_pairs, load_dataset
 from synthesis.errors import GalaxySynthError, StudyMismatchError
 from synthesis.models import build_model, count_flops, count_params
@@ -44,7 +45,6 @@ from synthesis.training import (
     Normalizer,
     TensorSplit,
     TrainingDiverged,
-    resolve_device,
     to_tensor_split,
     train_model,
 )
@@ -390,7 +390,7 @@ class Objective:
 
         def forward(m, inp):
             # SynFlow feeds one all-ones image in float64; the others the n images above.
-            return m(inp, extra[: inp.shape[0]].to(inp.dtype)) if d.n_extra else m(inp)
+            return m(inp, extra[: inp.shape[0]].to(device=inp.device, dtype=inp.dtype)) if d.n_extra else m(inp)
 
         return zero_cost_scores(model, x, y, forward)
 

@@ -110,3 +110,34 @@ def test_evaluate_matches_manual_accuracy(trial_data):
     pred = res.probabilities.argmax(1)
     assert res.accuracy == pytest.approx(float((pred == trial_data.val.y.numpy()).mean()))
     assert np.allclose(res.probabilities.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", [TrainConfig(lr=3e-3), TrainConfig(optimizer="sgd", lr=1e-2, schedule="cosine"),
+                                 TrainConfig(optimizer="rmsprop", lr=1e-3, loss="focal")])
+def test_sync_free_loop_records_exactly_what_the_per_batch_sync_loop_recorded(trial_data, cfg):
+    from tests._reference_training import reference_train_model
+
+    d = trial_data
+    kwargs = dict(normalizer=d.normalizer, num_classes=len(d.class_names), val=d.val, mirror_pairs=d.mirror_pairs, seed=7)
+    torch.manual_seed(7)
+    ours = train_model(build_model(small_spec(d)), d.train, cfg, 2, **kwargs)
+    torch.manual_seed(7)
+    reference = reference_train_model(build_model(small_spec(d)), d.train, cfg, 2, **kwargs)
+    assert without_timing(ours) == without_timing(reference)
+
+
+def test_warmup_then_decay_reaches_zero_within_the_run():
+    from synthesis.training import make_scheduler
+
+    for schedule in ("cosine", "linear"):
+        opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = make_scheduler(opt, TrainConfig(schedule=schedule, warmup=0.2), total_steps=10)
+        lrs = []
+        for _ in range(10):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert lrs[0] == pytest.approx(1 / 3) and lrs[1] == pytest.approx(2 / 3)  # warm-up over 2 of 10 steps
+        assert lrs[2] == pytest.approx(1.0)
+        assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))  # then decays monotonically ...
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # ... to zero after the last step
