@@ -28,20 +28,20 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from correlation.calibrate import reopen_study  # noqa: E402
-from correlation.ground_truth import GroundTruthStore  # noqa: E402
-from galaxy_synth.export import export_top, load_or_train  # noqa: E402
+from correlation.ground_truth import GroundTruthStore, stored_or_trained  # noqa: E402
+from galaxy_synth.export import export_top  # noqa: E402
 from synthesis.models import count_params  # noqa: E402
+from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
 from synthesis.spec import ArchSpec, StageSpec, TrainConfig  # noqa: E402
-from synthesis.study import STUDY_ATTR, default_storage_url, load_existing_study  # noqa: E402
-from synthesis.device import resolve_device  # noqa: E402
-from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split  # noqa: E402
+from synthesis.storage import load_existing_study  # noqa: E402
+from synthesis.study import reopen_study  # noqa: E402
+from synthesis.training import evaluate  # noqa: E402
 
 BASELINE_STUDY = "baseline-resnet18"
 
 
 class _Baseline:
-    """Looks like a trial to ``load_or_train``: number + user attrs with the spec and optimiser."""
+    """Looks like a trial to ``stored_or_trained``: number + user attrs with the spec and optimiser."""
 
     number = 0
 
@@ -67,22 +67,22 @@ def main() -> None:
     exported = export_top(storage, args.study, results, top=3, full_epochs=args.full_epochs, seed=args.seed,
                           progress=False)
 
-    study, attrs, data = reopen_study(storage, args.study, results, progress=False)
-    plan = attrs["plan"]
+    opened = reopen_study(storage, args.study, results, progress=False)
+    study, attrs, data, plan, prep = opened.study, opened.attrs, opened.data, opened.plan, opened.prepared()
     rs_study = load_existing_study(args.random_study, storage)
     if rs_study.user_attrs[STUDY_ATTR]["plan"]["test"] != plan["test"]:
         raise SystemExit("the random-search study has another test split: create it with the same data and --seed")
-    train_idx, test_idx = np.array(plan["train"]), np.array(plan["test"])
-    normalizer, scaler = Normalizer.fit(data.images[train_idx]), ExtraScaler.fit(data.extras[train_idx])
-    test = to_tensor_split(data, test_idx, scaler, torch.device("cpu"))
-    store, device = GroundTruthStore(storage), resolve_device("auto")
+    test_idx = np.array(plan["test"])
+    test = prep.split("test", torch.device("cpu"))
+    store, device = GroundTruthStore(storage), opened.device
     loss = attrs["settings"].get("loss", "ce")
 
     def full(study_name: str, trial) -> dict:
-        net, origin = load_or_train(study_name, trial, data, plan, args.full_epochs, args.seed, device, store,
-                                    results / "ground_truth" / study_name, progress=False)
-        r = evaluate(net.cpu(), test, normalizer, len(data.class_names))
-        rec = store.get(study_name, trial.number, args.full_epochs, args.seed)
+        rec, net, trained = stored_or_trained(store, study_name, trial.number, trial.user_attrs, prep, args.full_epochs,
+                                              args.seed, device, results / "ground_truth" / study_name,
+                                              opened.settings.precision, need_model=True)
+        origin = "trained now" if trained else f"reused ({rec.weights_path})"
+        r = evaluate(net.cpu(), test, prep.normalizer, len(data.class_names))
         return {"accuracy": r.accuracy, "balanced_accuracy": r.balanced_accuracy, "macro_f1": r.macro_f1,
                 "params": count_params(net), "full_train_seconds": rec.wall_seconds if rec else None, "weights": origin}
 

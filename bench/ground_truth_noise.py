@@ -41,15 +41,17 @@ def main() -> None:
     ap.add_argument("--other-seed", type=int, default=1)
     args = ap.parse_args()
     results = Path(args.results)
-    attrs, data, store, gt, trials = fastest_ground_truth(results, args.study, args.full_epochs, args.seed, args.archs)
+    opened, store, gt, trials = fastest_ground_truth(results, args.study, args.full_epochs, args.seed, args.archs)
+    prep, attrs = opened.prepared(), opened.attrs
     if len(gt) < 4:
         raise SystemExit(f"only {len(gt)} ground-truth rows with seed {args.seed}: too few to rank")
     device = resolve_device("auto")
     rows = []
     for _, first in gt.iterrows():
         number = int(first["trial_number"])
-        rec = stored_or_trained(store, args.study, number, trials[number].user_attrs, data, attrs["plan"],
-                                args.full_epochs, args.other_seed, device, results / "ground_truth" / args.study)
+        rec, _, _ = stored_or_trained(store, args.study, number, trials[number].user_attrs, prep, args.full_epochs,
+                                      args.other_seed, device, opened.settings.study_dir / "ground_truth",
+                                      opened.settings.precision)
         rows.append({"trial": number, **{f"{m}_seed{args.seed}": float(first[m]) for m in METRICS},
                      **{f"{m}_seed{args.other_seed}": getattr(rec, m) for m in METRICS},
                      "seconds": round(rec.wall_seconds)})

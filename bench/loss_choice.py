@@ -37,7 +37,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     results = Path(args.results)
-    attrs, data, store, gt, trials = fastest_ground_truth(results, args.study, args.full_epochs, args.seed, args.archs)
+    opened, store, gt, trials = fastest_ground_truth(results, args.study, args.full_epochs, args.seed, args.archs)
+    prep, attrs = opened.prepared(), opened.attrs
     device = resolve_device("auto")
     rows = []
     for number in gt["trial_number"].astype(int):
@@ -45,8 +46,9 @@ def main() -> None:
         for loss in LOSSES:
             name = args.study if loss == attrs["settings"].get("loss", "ce") else f"{args.study}-loss-{loss}"
             cfg = TrainConfig.from_dict(base["train_config"]).replace(loss=loss)
-            rec = stored_or_trained(store, name, number, {**base, "train_config": cfg.to_dict()}, data, attrs["plan"],
-                                    args.full_epochs, args.seed, device, results / "ground_truth" / name)
+            rec, _, _ = stored_or_trained(store, name, number, {**base, "train_config": cfg.to_dict()}, prep,
+                                          args.full_epochs, args.seed, device, opened.settings.study_dir / "ground_truth" / name,
+                                          opened.settings.precision)
             rows.append({"trial": number, "loss": loss, "accuracy": rec.accuracy,
                          "balanced_accuracy": rec.balanced_accuracy, "macro_f1": rec.macro_f1,
                          "seconds": round(rec.wall_seconds)})

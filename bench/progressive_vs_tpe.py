@@ -33,12 +33,11 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from correlation.calibrate import reopen_study  # noqa: E402
-from correlation.ground_truth import GroundTruthStore  # noqa: E402
-from galaxy_synth.export import load_or_train  # noqa: E402
+from correlation.ground_truth import GroundTruthStore, stored_or_trained  # noqa: E402
+from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
 from synthesis.spec import ArchSpec  # noqa: E402
-from synthesis.study import STUDY_ATTR, default_storage_url, load_existing_study  # noqa: E402
-from synthesis.device import resolve_device  # noqa: E402
+from synthesis.storage import load_existing_study  # noqa: E402
+from synthesis.study import reopen_study  # noqa: E402
 
 
 def trial_seconds(t: optuna.trial.FrozenTrial) -> float:
@@ -65,7 +64,8 @@ def main() -> None:
     storage = default_storage_url(results)
     t0 = time.time()
 
-    tpe, attrs, data = reopen_study(storage, args.tpe_study, results, progress=False)
+    opened = reopen_study(storage, args.tpe_study, results, progress=False)
+    tpe, attrs, prep = opened.study, opened.attrs, opened.prepared()
     prog = load_existing_study(args.progressive_study, storage)
     plan = attrs["plan"]
     if prog.user_attrs[STUDY_ATTR]["plan"]["test"] != plan["test"]:
@@ -80,14 +80,13 @@ def main() -> None:
         spent += trial_seconds(t)
         within.append(t)
 
-    store, device = GroundTruthStore(storage), resolve_device("auto")
+    store, device = GroundTruthStore(storage), opened.device
 
     def scored(study_name: str, trials: list[optuna.trial.FrozenTrial]) -> list[dict]:
         rows = []
         for t in trials:
-            load_or_train(study_name, t, data, plan, args.full_epochs, args.seed, device, store,
-                          results / "ground_truth" / study_name, progress=False)
-            rec = store.get(study_name, t.number, args.full_epochs, args.seed)
+            rec, _, _ = stored_or_trained(store, study_name, t.number, t.user_attrs, prep, args.full_epochs, args.seed,
+                                          device, results / "ground_truth" / study_name, opened.settings.precision)
             rows.append({"trial": t.number, "study_value": t.value,
                          "architecture": ArchSpec.from_dict(t.user_attrs["arch"]).describe(),
                          "accuracy": rec.accuracy, "balanced_accuracy": rec.balanced_accuracy, "macro_f1": rec.macro_f1,

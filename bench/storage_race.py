@@ -4,7 +4,7 @@ Reproduces the known trap (parallel SQLite workers + queued WAITING trials, whic
 stale-trial retries arrive) with a cheap objective, for each candidate storage:
 
 * ``sqlite-optuna``: Optuna's RDBStorage on SQLite as it comes (only a busy timeout);
-* ``sqlite-safe``: galaxy-synth's :func:`synthesis.study.open_storage` (BEGIN IMMEDIATE + WAL);
+* ``sqlite-safe``: galaxy-synth's :func:`synthesis.storage.open_storage` (BEGIN IMMEDIATE + WAL);
 * ``journal``: ``JournalStorage(JournalFileBackend(...))``.
 
 Each run enqueues ``--trials`` trials, starts ``--workers`` processes that optimise until that many
@@ -36,7 +36,7 @@ kind, url, target = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if kind == "sqlite-optuna":
     storage = optuna.storages.RDBStorage(url, engine_kwargs={{"connect_args": {{"timeout": 60}}}})
 elif kind == "sqlite-safe":
-    from synthesis.study import open_storage
+    from synthesis.storage import open_storage
     storage = open_storage(url)
 else:
     from optuna.storages.journal import JournalFileBackend

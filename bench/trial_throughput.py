@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthesis.data import ClassMap, load_dataset  # noqa: E402
 from synthesis.models import build_model, count_params  # noqa: E402
 from synthesis.spec import ArchSpec, StageSpec, TrainConfig  # noqa: E402
-from synthesis.study import StudySettings, build_trial_data, data_plan  # noqa: E402
+from synthesis.preparation import build_trial_data, data_plan  # noqa: E402
+from synthesis.settings import StudySettings  # noqa: E402
 from synthesis.training import make_optimizer, train_model  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1_dev"

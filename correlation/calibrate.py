@@ -1,4 +1,11 @@
-"""``galaxy-synth correlate`` on a study: select → full-train (resumable) → fit → honest report."""
+"""``galaxy-synth correlate``: select → full-train (resumable) → fit → honest report, per study.
+
+A study's calibration outputs go to its own folder (``RESULTS/studies/<study>/``). The refitted
+calibration is also *promoted* to ``RESULTS/proxy_weights.json`` (which new studies start with)
+only when it ranks the ground truth better, out of fold, than the calibration the study ran with
+scores on the same rows without any refitting: with a dozen rows a refit can rank worse than
+what it would replace.
+"""
 
 from __future__ import annotations
 
@@ -7,63 +14,36 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pandas as pd
 
-from correlation.fitting import correlation_report, cross_validate, numeric_features, spearman
-from correlation.ground_truth import TARGETS, GroundTruthStore, full_train, select_for_ground_truth
+from correlation.fitting import bootstrap_ci, correlation_report, cross_validate, numeric_features, spearman
+from correlation.ground_truth import TARGETS, GroundTruthStore, select_for_ground_truth, stored_or_trained
 from correlation.report import write_report
 from proxies.composite import CompositeProxy
 from proxies.metrics import METRIC_NAMES
 from proxies.zero_cost import ZERO_COST_NAMES
-from synthesis.data import GalaxyImages
 from synthesis.errors import DataError, GalaxySynthError
-from synthesis.study import (DEFAULT_CALIBRATION, STUDY_ATTR, StudySettings, check_same_experiment, load_existing_study,
-                             load_study_data,
-                             metrics_table, write_table)
-from synthesis.device import resolve_device
+from synthesis.outputs import metrics_table, write_table
+from synthesis.study import OpenedStudy, reopen_study, shipped_calibration
 
 FEATURES = tuple(METRIC_NAMES) + tuple(ZERO_COST_NAMES)
-
-
-def settings_from_study(study: optuna.Study, results: str, storage: str) -> StudySettings:
-    """Rebuild the data settings a study was created with (they are frozen in its attrs)."""
-    attrs = study.user_attrs.get(STUDY_ATTR)
-    if attrs is None:
-        raise GalaxySynthError(f"study {study.study_name!r} was not made by galaxy-synth")
-    frozen = attrs["settings"]
-    keys = ("data", "size", "crop", "merge", "drop", "max_samples", "val_subset", "seed", "epochs", "objective",
-            "synthetic_n", "loss", "label_smoothing", "strategy")
-    return StudySettings(**{k: frozen[k] for k in keys if k in frozen},
-                         extra_columns=attrs.get("extra_names") or None, results=results, storage=storage,
-                         study=study.study_name)
-
-
-def reopen_study(storage: str, study_name: str, results: Path, progress: bool = True) -> tuple[optuna.Study, dict[str, Any], GalaxyImages]:
-    """An existing study, its galaxy-synth attrs and its data, checked to be the data it was made on."""
-    study = load_existing_study(study_name, storage)
-    attrs = study.user_attrs.get(STUDY_ATTR) or {}
-    settings = settings_from_study(study, str(results), storage)
-    settings.progress = progress
-    data = load_study_data(settings)
-    check_same_experiment(attrs, settings, data)
-    return study, attrs, data
+MIN_GROUND_TRUTH = 6  # the fewest rows a cross-validated report can be made from
 
 
 def _fit_and_write(table: pd.DataFrame, target: str, features: list[str], name: str, provenance: dict[str, Any],
-                   results: Path, report: dict[str, Any], cv, singles: pd.DataFrame) -> list[Path]:
+                   out: Path, report: dict[str, Any], cv, singles: pd.DataFrame) -> tuple[CompositeProxy, list[Path]]:
     """Fit the calibration on every row, stamp provenance and hash, write report + weights + plots."""
     fitted = CompositeProxy(features=features, name=name).fit(table, target)
     fitted.provenance = {**provenance, "target": target, "n_ground_truth": int(len(table)),
                          "composite_spearman_cv": report["composite_spearman_cv"], "protocol": report["protocol"],
                          "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     report["calibration_hash"] = fitted.calibration_hash
-    return write_report(results, report, cv, singles, fitted)
+    return fitted, write_report(out, report, cv, singles, fitted)
 
 
 def calibrate_table(path: Path, target: str, results: Path, features: list[str] | None = None, folds: int = 5,
                     repeats: int = 10, seed: int = 0) -> tuple[dict[str, Any], list[Path]]:
-    """``correlate --table``: fit and report on any CSV of metrics with a target column."""
+    """``correlate --table``: fit and report on any CSV of metrics with a target column (into RESULTS/tables/<name>/)."""
     if not path.is_file():
         raise DataError(f"table not found: {path}")
     try:
@@ -81,11 +61,87 @@ def calibrate_table(path: Path, target: str, results: Path, features: list[str] 
     except ValueError as exc:
         raise DataError(str(exc)) from None
     rows = table[pd.to_numeric(table[target], errors="coerce").notna()]
-    return report, _fit_and_write(rows, target, features, f"fitted:{path.stem}", {"dataset": str(path)},
-                                  results, report, cv, singles)
+    out = Path(results) / "tables" / path.stem
+    _, written = _fit_and_write(rows, target, features, f"fitted:{path.stem}", {"dataset": str(path)}, out, report, cv, singles)
+    return report, written
 
 
-def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: int = 24, top: int = 3,
+def check_calibration_request(ground_truth: int, seeds: int, full_epochs: int, target: str) -> None:
+    """Requests no report can come from: one line, before any training."""
+    if ground_truth < MIN_GROUND_TRUTH:
+        raise GalaxySynthError(f"--ground-truth {ground_truth}: a cross-validated report needs at least "
+                               f"{MIN_GROUND_TRUTH} fully trained architectures (24 or more to calibrate well)")
+    if seeds < 1:
+        raise GalaxySynthError("--seeds must be >= 1")
+    if full_epochs < 1:
+        raise GalaxySynthError("--full-epochs must be >= 1")
+    if target not in TARGETS:
+        raise GalaxySynthError(f"--target must be one of {', '.join(TARGETS)} in study mode, not {target!r}")
+
+
+def frozen_proxy(opened: OpenedStudy) -> CompositeProxy:
+    """The calibration the study ran with (the score its sampler optimised), else the shipped default."""
+    frozen = opened.attrs.get("calibration")
+    return CompositeProxy.from_dict(frozen) if frozen else CompositeProxy.load(shipped_calibration())
+
+
+def measure_ground_truth(opened: OpenedStudy, chosen: list[int], full_epochs: int, seed_list: list[int],
+                         progress: bool = True) -> GroundTruthStore:
+    """Full-train every chosen trial with every seed (seed-major, resumable: stored ones are reused)."""
+    from tqdm.auto import tqdm
+
+    store = GroundTruthStore(opened.settings.storage_url)
+    name = opened.study.study_name
+    trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
+    prep = opened.prepared()
+    # seed-major order: a first pass over every architecture comes before any repeat
+    jobs = [(n, s) for s in seed_list for n in chosen]
+    todo = [(n, s) for n, s in jobs if store.get(name, n, full_epochs, s) is None]
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="ground truth", unit="model", disable=not progress)
+    try:
+        for n, s in todo:
+            record, _, _ = stored_or_trained(store, name, n, trials[n].user_attrs, prep, full_epochs, s, opened.device,
+                                             opened.settings.study_dir / "ground_truth", opened.settings.precision,
+                                             progress=progress)
+            bar.update(1)
+            bar.set_postfix_str(f"trial {n}: acc {record.accuracy:.3f} in {record.wall_seconds:.0f} s")
+    finally:
+        bar.close()
+    return store
+
+
+def mean_over_seeds(store: GroundTruthStore, study: str, full_epochs: int, seed_list: list[int]) -> pd.DataFrame:
+    """One row per architecture with every requested seed: the mean of each target, summed training time."""
+    gt = store.table(study, full_epochs)
+    if gt.empty:
+        return pd.DataFrame(columns=["trial_number", *TARGETS, "full_train_seconds"])
+    gt = gt[gt["seed"].isin(seed_list)]
+    gt = (gt.groupby("trial_number").agg(**{t: (t, "mean") for t in TARGETS}, full_train_seconds=("wall_seconds", "sum"),
+                                          n_seeds=("seed", "nunique")).reset_index())
+    return gt[gt["n_seeds"] == len(seed_list)].drop(columns="n_seeds")
+
+
+def seed_repeatability(store: GroundTruthStore, study: str, full_epochs: int, seed_list: list[int], target: str) -> dict[str, Any] | None:
+    """Seed-vs-seed Spearman ρ of the ground truth (first two seeds) and the ceiling it sets for any proxy."""
+    if len(seed_list) < 2:
+        return None
+    gt = store.table(study, full_epochs)
+    wide = gt[gt["seed"].isin(seed_list[:2])].pivot_table(index="trial_number", columns="seed", values=target)
+    wide = wide.dropna()
+    if len(wide) < 4:
+        return None
+    a, b = wide[seed_list[0]].to_numpy(), wide[seed_list[1]].to_numpy()
+    rho = spearman(a, b)
+    reliability = 2 * rho / (1 + rho) if rho > 0 else float("nan")  # Spearman-Brown: the mean of two seeds
+    return {"seed_vs_seed_spearman": rho, "seed_vs_seed_spearman_ci95": bootstrap_ci(a, b), "n": int(len(wide)),
+            "seeds": seed_list[:2],
+            "ceiling_one_seed": float(np.sqrt(rho)) if rho > 0 else float("nan"),
+            "ceiling_mean_of_seeds": float(np.sqrt(reliability)) if rho > 0 else float("nan"),
+            "note": "no proxy can rank a noisy target better than the target ranks itself: ceiling ≈ √(reliability), "
+                    "reliability of the mean of two seeds by Spearman-Brown"}
+
+
+def calibrate_study(storage: str, study_name: str | None, results: Path, ground_truth: int = 24, top: int = 3,
                     full_epochs: int = 30, target: str = "accuracy", seed: int = 0, device: str = "auto",
                     folds: int = 5, repeats: int = 10, progress: bool = True,
                     seeds: int = 1) -> tuple[dict[str, Any], list[Path]]:
@@ -96,45 +152,22 @@ def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: 
     15 epochs two seeds agree at Spearman ≈ 0.70, docs/BENCHMARKS.md §10), which caps what any
     proxy can show against it.
     """
-    if seeds < 1:
-        raise GalaxySynthError("--seeds must be >= 1")
-    if target not in TARGETS:
-        raise GalaxySynthError(f"--target must be one of {', '.join(TARGETS)} in study mode, not {target!r}")
-    study, attrs, data = reopen_study(storage, study_name, results, progress)
-    # Select by the calibration the study was created with (the score TPE optimised), not by a
+    check_calibration_request(ground_truth, seeds, full_epochs, target)
+    opened = reopen_study(storage, study_name, results, progress, device)
+    name = opened.study.study_name
+    # Select by the calibration the study was created with (the score its sampler optimised), not by a
     # newer proxy_weights.json: that keeps a repeated run's selection, and its ground truth, the same.
-    frozen = attrs.get("calibration")
-    proxy = CompositeProxy.from_dict(frozen) if frozen else CompositeProxy.load(DEFAULT_CALIBRATION)
-    table = metrics_table(study, proxy)
+    proxy = frozen_proxy(opened)
+    table = metrics_table(opened.study, proxy)
     table = table[table["state"] == "COMPLETE"].reset_index(drop=True)
-    if len(table) < 6:
-        raise GalaxySynthError(f"study {study_name!r} has {len(table)} completed trials; need at least 6 to calibrate")
+    if len(table) < MIN_GROUND_TRUTH:
+        raise GalaxySynthError(f"study {name!r} has {len(table)} completed trials; need at least {MIN_GROUND_TRUTH} to calibrate")
     chosen = select_for_ground_truth(table.set_index("trial")["proxy_score"], ground_truth, top)
-
-    store = GroundTruthStore(storage)
-    dev = resolve_device(device)
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    from tqdm.auto import tqdm
-
     seed_list = list(range(seed, seed + seeds))
-    # seed-major order: a first pass over every architecture comes before any repeat
-    jobs = [(n, s) for s in seed_list for n in chosen]
-    todo = [(n, s) for n, s in jobs if store.get(study_name, n, full_epochs, s) is None]
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="ground truth", unit="model", disable=not progress)
-    for n, s in todo:
-        res = full_train(study_name, n, trials[n].user_attrs, data, attrs["plan"], full_epochs, s, dev,
-                         results / "ground_truth" / study_name, progress=progress)
-        store.add(res.record)  # stored at once: a kill loses at most the model in training
-        bar.update(1)
-        bar.set_postfix_str(f"trial {n}: acc {res.record.accuracy:.3f} in {res.record.wall_seconds:.0f} s")
-    bar.close()
+    store = measure_ground_truth(opened, chosen, full_epochs, seed_list, progress)
 
-    gt = store.table(study_name, full_epochs)
     # every architecture with all requested seeds (including ones export trained beyond the selection)
-    gt = gt[gt["seed"].isin(seed_list)]
-    gt = (gt.groupby("trial_number").agg(**{t: (t, "mean") for t in TARGETS}, full_train_seconds=("wall_seconds", "sum"),
-                                          n_seeds=("seed", "nunique")).reset_index())
-    gt = gt[gt["n_seeds"] == len(seed_list)].drop(columns="n_seeds")
+    gt = mean_over_seeds(store, name, full_epochs, seed_list)
     merged = table.merge(gt, left_on="trial", right_on="trial_number")
     features = [f for f in numeric_features(merged, target) if f in FEATURES]
     report, cv, singles = correlation_report(merged, target, features, folds, repeats, seed, progress=progress)
@@ -144,11 +177,39 @@ def calibrate_study(storage: str, study_name: str, results: Path, ground_truth: 
         cv_other = cross_validate(merged, other, features, folds, repeats, seed, progress=progress)
         report["other_targets"][other] = {
             "composite_spearman_cv": float(np.mean([spearman(p, cv_other.target) for p in cv_other.composite]))}
+    # The calibration the study ran with, scored on these rows as it is (nothing refitted).
+    ran_with = proxy.predict(merged)
+    y = merged[target].to_numpy(float)
+    report["calibration_in_use"] = {"name": proxy.name, "hash": proxy.calibration_hash, "spearman": spearman(ran_with, y),
+                                    "spearman_ci95": bootstrap_ci(ran_with, y),
+                                    "note": "scored without refitting; out-of-sample unless it was fitted on these rows"}
+    repeat = seed_repeatability(store, name, full_epochs, seed_list, target)
+    if repeat is not None:
+        report["ground_truth_repeatability"] = repeat
+        ceiling = repeat["ceiling_mean_of_seeds"]
+        report["composite_spearman_cv_over_ceiling"] = report["composite_spearman_cv"] / ceiling if ceiling > 0 else None
     report["ground_truth"] = merged[["trial", *TARGETS, "full_train_seconds"]].to_dict(orient="records")
     report["full_epochs"] = full_epochs
     report["ground_truth_seeds"] = seed_list
-    write_table(merged, results / "ground_truth_table.csv")
-    provenance = {"dataset": attrs.get("settings", {}).get("data") or "embedded procedural galaxies",
-                  "class_names": attrs.get("class_names"), "study": study_name, "full_epochs": full_epochs,
+    out = opened.settings.study_dir
+    write_table(merged, out / "ground_truth_table.csv")
+    provenance = {"dataset": opened.settings.data or "embedded procedural galaxies",
+                  "class_names": opened.attrs.get("class_names"), "study": name, "full_epochs": full_epochs,
                   "ground_truth_seeds": seed_list}
-    return report, _fit_and_write(merged, target, features, f"fitted:{study_name}", provenance, results, report, cv, singles)
+    fitted, written = _fit_and_write(merged, target, features, f"fitted:{name}", provenance, out, report, cv, singles)
+    report["promoted"] = promote_if_better(fitted, report, Path(results))
+    return report, written
+
+
+def promote_if_better(fitted: CompositeProxy, report: dict[str, Any], results: Path) -> dict[str, Any]:
+    """Copy the refit to RESULTS/proxy_weights.json (what new studies start with) when it ranks better than
+    the calibration in use did on the same rows; say which and why either way."""
+    refit, in_use = report["composite_spearman_cv"], report["calibration_in_use"]["spearman"]
+    better = np.isfinite(refit) and (not np.isfinite(in_use) or refit > in_use)
+    target = results / "proxy_weights.json"
+    if better:
+        fitted.save(target)
+    return {"promoted": bool(better), "to": str(target) if better else None,
+            "why": (f"refit out-of-fold ρ {refit:.3f} vs the calibration in use {in_use:.3f} on the same rows"
+                    + ("" if better else ": kept the calibration in use for new studies"))}
+

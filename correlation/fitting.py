@@ -26,17 +26,29 @@ from proxies.composite import CompositeProxy, seed_calibration
 SEED_COLUMNS = ("train_loss", "grad_norm_mean", "val_loss", "train_loss_cv", "gap")
 
 
+def _finite_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    return a[ok], b[ok]
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman ρ; NaN where a side is constant (e.g. every model predicts the majority class)."""
+    """Spearman ρ over the finite pairs; NaN with fewer than 3, or where a side is constant."""
+    a, b = _finite_pairs(a, b)
+    if len(a) < 3:
+        return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return float(stats.spearmanr(a, b, nan_policy="omit").statistic)
+        return float(stats.spearmanr(a, b).statistic)
 
 
 def kendall(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = _finite_pairs(a, b)
+    if len(a) < 3:
+        return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return float(stats.kendalltau(a, b, nan_policy="omit").statistic)
+        return float(stats.kendalltau(a, b).statistic)
 
 
 def top_k_recall(pred: np.ndarray, target: np.ndarray, k: int = 3) -> float:

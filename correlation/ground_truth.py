@@ -5,6 +5,10 @@ epochs and seed, so an interrupted ``galaxy-synth correlate`` resumes where it s
 repeated one reuses what exists. Full training uses the same loop as the trials
 (:func:`synthesis.training.train_model`) with the trial's own optimiser settings, a cosine
 schedule, all training images, and is scored on the test split that trials never saw.
+
+:func:`stored_or_trained` is the one rule every command follows (correlate, export, the
+benchmarks): a stored result is reused, and so are its weights where the caller needs the
+model and the file is still there; otherwise the model is trained now and stored.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ import torch
 from sqlalchemy import DateTime, Float, Integer, String, Text, UniqueConstraint, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from synthesis.data import GalaxyImages
+from proxies.atomic_io import atomic_path
 from synthesis.models import build_model
+from synthesis.preparation import PreparedData
 from synthesis.spec import ArchSpec, TrainConfig
-from synthesis.study import mirror_policy
-from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split, train_model
+from synthesis.training import evaluate, train_model
 
 TARGETS = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -76,11 +80,6 @@ class GroundTruthStore:
                 GroundTruthRecord.study_name == study, GroundTruthRecord.trial_number == trial,
                 GroundTruthRecord.epochs == epochs, GroundTruthRecord.seed == seed)).first()
 
-    def add(self, record: GroundTruthRecord) -> None:
-        with Session(self.engine, expire_on_commit=False) as s:
-            s.add(record)
-            s.commit()
-
     def put(self, record: GroundTruthRecord) -> None:
         """Add, replacing a stored result with the same key (e.g. one whose weights file was deleted)."""
         with Session(self.engine, expire_on_commit=False) as s:
@@ -124,31 +123,25 @@ class FullTrainingResult:
     model: torch.nn.Module
 
 
-def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], data: GalaxyImages, plan: dict[str, list[int]],
-               epochs: int, seed: int, device: torch.device, weights_dir: Path, progress: bool = True) -> FullTrainingResult:
+def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], prep: PreparedData, epochs: int, seed: int,
+               device: torch.device, weights_dir: Path, progress: bool = True, precision: str = "fp32") -> FullTrainingResult:
     """Train one trial's architecture with the full budget and score it on the test split."""
     spec = ArchSpec.from_dict(user_attrs["arch"])
-    cfg = TrainConfig.from_dict(user_attrs["train_config"]).replace(schedule="cosine")
-    train_idx, test_idx = np.array(plan["train"]), np.array(plan["test"])
-    normalizer = Normalizer.fit(data.images[train_idx])
-    scaler = ExtraScaler.fit(data.extras[train_idx])
-    pairs, allow_flips = mirror_policy(data.class_names)
-    train = to_tensor_split(data, train_idx, scaler, device)
-    test = to_tensor_split(data, test_idx, scaler, device)
+    cfg = TrainConfig.from_dict(user_attrs["train_config"]).replace(schedule="cosine", warmup=0.0)
+    train = prep.split("train", device)
+    test = prep.split("test", device)
     torch.manual_seed(seed)
     model = build_model(spec)
     t0 = time.perf_counter()
-    train_model(model, train, cfg, epochs, normalizer=normalizer, num_classes=len(data.class_names),
-                mirror_pairs=pairs, allow_flips=allow_flips, seed=seed, progress=progress,
-                progress_desc=f"full training trial {trial_number}")
+    train_model(model, train, cfg, epochs, seed=seed, progress=progress, progress_desc=f"full training trial {trial_number}",
+                precision=precision, **prep.training_kwargs())
     wall = time.perf_counter() - t0
-    result = evaluate(model, test, normalizer, len(data.class_names))
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    weights = weights_dir / f"trial{trial_number}_e{epochs}_s{seed}.pt"
-    tmp = weights.with_name(weights.name + ".tmp")
-    torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": spec.to_dict(), "normalizer": normalizer.to_dict(),
-                "extra_scaler": scaler.__dict__, "class_names": list(data.class_names)}, tmp)
-    os.replace(tmp, weights)
+    result = evaluate(model, test, prep.normalizer, prep.num_classes, precision=precision)
+    weights = Path(weights_dir) / f"trial{trial_number}_e{epochs}_s{seed}.pt"
+    with atomic_path(weights) as tmp:
+        torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": spec.to_dict(),
+                    "normalizer": prep.normalizer.to_dict(), "extra_scaler": prep.extra_scaler.__dict__,
+                    "class_names": list(prep.class_names)}, tmp)
     record = GroundTruthRecord(
         study_name=study_name, trial_number=trial_number, spec_hash=spec.spec_hash(), epochs=epochs, seed=seed,
         accuracy=result.accuracy, balanced_accuracy=result.balanced_accuracy, macro_f1=result.macro_f1,
@@ -158,13 +151,29 @@ def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], d
     return FullTrainingResult(record, model)
 
 
+def load_weights(record: GroundTruthRecord) -> torch.nn.Module:
+    """The stored network of a full training (``weights_only``: loading never runs code)."""
+    ckpt = torch.load(record.weights_path, map_location="cpu", weights_only=True)
+    model = build_model(ArchSpec.from_dict(ckpt["arch"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model
+
+
 def stored_or_trained(store: GroundTruthStore, study_name: str, trial_number: int, user_attrs: dict[str, Any],
-                      data: GalaxyImages, plan: dict[str, list[int]], epochs: int, seed: int, device: torch.device,
-                      weights_dir: Path) -> GroundTruthRecord:
-    """The stored full-training result for this key, or train it now and store it."""
+                      prep: PreparedData, epochs: int, seed: int, device: torch.device, weights_dir: Path,
+                      precision: str = "fp32", progress: bool = False,
+                      need_model: bool = False) -> tuple[GroundTruthRecord, torch.nn.Module | None, bool]:
+    """The full-training result for this key: ``(record, model or None, trained_now)``.
+
+    Reused when stored (and, with ``need_model``, when its weights file still exists); otherwise
+    trained now and stored at once, so a kill loses at most the model in training.
+    """
     record = store.get(study_name, trial_number, epochs, seed)
-    if record is None:
-        record = full_train(study_name, trial_number, user_attrs, data, plan, epochs, seed, device, weights_dir,
-                            progress=False).record
-        store.put(record)
-    return record
+    if record is not None and not need_model:
+        return record, None, False
+    if record is not None and Path(record.weights_path).is_file():
+        return record, load_weights(record), False
+    result = full_train(study_name, trial_number, user_attrs, prep, epochs, seed, device, weights_dir,
+                        progress=progress, precision=precision)
+    store.put(result.record)
+    return result.record, result.model.cpu(), True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +11,9 @@ import pandas as pd
 
 from correlation.fitting import CrossValidation
 from proxies.composite import CompositeProxy
-from synthesis.study import save_figure, write_table
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from proxies.atomic_io import atomic_write_text
+from synthesis.outputs import pyplot as _plt
+from synthesis.outputs import save_figure, write_table
 
 
 def plot_scatter(cv: CrossValidation, report: dict[str, Any], path: Path) -> None:
@@ -84,7 +70,7 @@ def write_report(results: Path, report: dict[str, Any], cv: CrossValidation, sin
     results.mkdir(parents=True, exist_ok=True)
     paths = [results / "correlation_report.json", results / "correlation_report.csv", results / "proxy_weights.json",
              results / "correlation_scatter.png", results / "correlation_metrics.png", results / "proxy_weights.png"]
-    _atomic_write_text(paths[0], json.dumps(report, indent=2, default=float))
+    atomic_write_text(paths[0], json.dumps(report, indent=2, default=float))
     summary = pd.concat([
         pd.DataFrame([{"metric": "composite (cross-validated)", "spearman": report["composite_spearman_cv"],
                        "kendall": report["composite_kendall_cv"], "top3_recall": report["composite_top3_recall_cv"],

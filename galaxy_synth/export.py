@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -31,15 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlation.calibrate import reopen_study
-from correlation.ground_truth import GroundTruthStore, full_train
-from synthesis.data import GalaxyImages
+from correlation.ground_truth import GroundTruthStore, stored_or_trained
+from proxies.atomic_io import atomic_write_text
 from synthesis.errors import GalaxySynthError
-from synthesis.models import build_model, count_flops, count_params
+from synthesis.models import count_flops, count_params
+from synthesis.outputs import metrics_table
 from synthesis.spec import ArchSpec, TrainConfig
-from synthesis.study import find_calibration, metrics_table, mirror_policy
-from synthesis.device import resolve_device
-from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split
+from synthesis.study import find_calibration, reopen_study
+from synthesis.training import ExtraScaler, Normalizer, evaluate
 
 MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
 
@@ -80,22 +80,26 @@ def _example_inputs(spec: ArchSpec, n: int = 2) -> tuple[torch.Tensor, ...]:
     return (images, torch.rand(n, spec.n_extra, generator=g, device="cpu")) if spec.n_extra else (images,)
 
 
-def cpu_latency_ms(model: nn.Module, spec: ArchSpec, repeats: int = 30) -> dict[str, float]:
-    """Median (and p90) milliseconds for one image on the CPU, one thread, after warm-up."""
+def cpu_latency_ms(model: nn.Module, spec: ArchSpec, min_run_time: float = 0.3) -> dict[str, float]:
+    """Median (and IQR) milliseconds for one image on the CPU, one thread (``torch.utils.benchmark``).
+
+    One image on one core: stable, and how a single-image service runs. The thread count is
+    restored afterwards whatever happens.
+    """
+    from torch.utils import benchmark
+
     model = model.cpu().eval()
     inputs = _example_inputs(spec, n=1)
-    times = []
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one image, one core: stable, and how a single-image service runs
-    with torch.inference_mode():
-        for i in range(repeats + 5):
-            t0 = time.perf_counter()
-            model(*inputs)
-            if i >= 5:
-                times.append((time.perf_counter() - t0) * 1e3)
-    torch.set_num_threads(threads)
-    return {"median_ms": round(float(np.median(times)), 3), "p90_ms": round(float(np.percentile(times, 90)), 3),
-            "batch": 1, "torch_threads": 1}
+    try:
+        with torch.inference_mode(), torch.device("cpu"):  # a CPU measurement, whatever the default device
+            timer = benchmark.Timer(stmt="model(*inputs)", globals={"model": model, "inputs": inputs}, num_threads=1)
+            measured = timer.blocked_autorange(min_run_time=min_run_time)
+            median, iqr, runs = measured.median, measured.iqr, len(measured.times)  # computed lazily, by torch
+    finally:
+        torch.set_num_threads(threads)
+    return {"median_ms": round(median * 1e3, 3), "iqr_ms": round(iqr * 1e3, 3), "runs": runs, "batch": 1,
+            "torch_threads": 1, "timer": "torch.utils.benchmark"}
 
 
 def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, Any]:
@@ -123,76 +127,66 @@ def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, An
     return {"written": True, "verified": True, "max_abs_diff_vs_torch": err, "checked_batch": 4}
 
 
-def load_or_train(study_name: str, trial: Any, data: GalaxyImages, plan: dict, full_epochs: int, seed: int,
-                  device: torch.device, store: GroundTruthStore, weights_dir: Path, progress: bool) -> tuple[nn.Module, str]:
-    """The trial's fully trained network: correlate's weights if stored, else train now (and store)."""
-    record = store.get(study_name, trial.number, full_epochs, seed)
-    if record is not None and Path(record.weights_path).is_file():
-        ckpt = torch.load(record.weights_path, map_location="cpu", weights_only=True)
-        model = build_model(ArchSpec.from_dict(ckpt["arch"]))
-        model.load_state_dict(ckpt["state_dict"])
-        return model, f"reused from galaxy-synth correlate ({record.weights_path})"
-    result = full_train(study_name, trial.number, trial.user_attrs, data, plan, full_epochs, seed, device,
-                        weights_dir, progress=progress)
-    store.put(result.record)
-    return result.model.cpu(), "trained by galaxy-synth export"
-
-
-def export_top(storage: str, study_name: str, results: Path, top: int = 3, full_epochs: int = 30, seed: int = 0,
+def export_top(storage: str, study_name: str | None, results: Path, top: int = 3, full_epochs: int = 30, seed: int = 0,
                device: str = "auto", calibration: str | None = None, progress: bool = True) -> list[ExportedModel]:
+    """Fully train (or reuse) and package the study's ``top`` best trials into ``<study folder>/models/rank{i}/``."""
     if top < 1:
         raise GalaxySynthError("--top must be >= 1")
-    study, attrs, data = reopen_study(storage, study_name, results, progress)
+    if full_epochs < 1:
+        raise GalaxySynthError("--full-epochs must be >= 1")
+    opened = reopen_study(storage, study_name, results, progress, device)
+    study, attrs, data, name = opened.study, opened.attrs, opened.data, opened.study.study_name
     proxy, source = find_calibration(calibration, results)
     table = metrics_table(study, proxy)
     table = table[table["state"] == "COMPLETE"]
     if table.empty:
-        raise GalaxySynthError(f"study {study_name!r} has no completed trials to export")
+        raise GalaxySynthError(f"study {name!r} has no completed trials to export")
     chosen = [int(n) for n in table["trial"].head(top)]
     scores = dict(zip(table["trial"].astype(int), table["proxy_score"]))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    plan = attrs["plan"]
-    train_idx, test_idx = np.array(plan["train"]), np.array(plan["test"])
-    normalizer, scaler = Normalizer.fit(data.images[train_idx]), ExtraScaler.fit(data.extras[train_idx])
-    test = to_tensor_split(data, test_idx, scaler, torch.device("cpu"))
-    pairs, allow_flips = mirror_policy(data.class_names)
-    store = GroundTruthStore(storage)
-    dev = resolve_device(device)
-    models_dir = results / "models"
+    prep = opened.prepared()
+    test = prep.split("test", torch.device("cpu"))
+    store = GroundTruthStore(opened.settings.storage_url)
+    out = opened.settings.study_dir
+    models_dir = out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     exported = []
     for rank, number in enumerate(chosen, start=1):
         trial = trials[number]
-        net, origin = load_or_train(study_name, trial, data, plan, full_epochs, seed, dev, store,
-                                    results / "ground_truth" / study_name, progress)
+        record, net, trained_now = stored_or_trained(store, name, number, trial.user_attrs, prep, full_epochs, seed,
+                                                     opened.device, out / "ground_truth", opened.settings.precision,
+                                                     progress=progress, need_model=True)
+        origin = "trained by galaxy-synth export" if trained_now else f"reused from an earlier full training by correlate or export ({record.weights_path})"
         net = net.cpu().eval()
         spec = ArchSpec.from_dict(trial.user_attrs["arch"])
-        result = evaluate(net, test, normalizer, len(data.class_names))  # the card's numbers, measured here
-        packaged = PackagedModel(net, normalizer, scaler, spec.n_extra).eval()
+        result = evaluate(net, test, prep.normalizer, prep.num_classes)  # the card's numbers, measured here
+        packaged = PackagedModel(net, prep.normalizer, prep.extra_scaler, spec.n_extra).eval()
         card = {
-            "rank": rank, "study": study_name, "trial": number, "spec_hash": spec.spec_hash(),
+            "rank": rank, "study": name, "trial": number, "spec_hash": spec.spec_hash(),
             "architecture": spec.describe(),
             "class_names": list(data.class_names),
             "input": {"size": spec.image_size, "channels": "RGB", "crop_fraction": data.crop,
                       "preprocessing": f"centre-crop {data.crop:g} of each side, resize to {spec.image_size}² "
                                        "(bilinear), scale to [0, 1]; model.ts/model.onnx normalise inside",
-                      "normalisation": {"mean": list(normalizer.mean), "std": list(normalizer.std)}},
-            "extra_inputs": {"names": list(data.extra_names), "mean": scaler.mean, "std": scaler.std,
+                      "normalisation": prep.normalizer.to_dict()},
+            "extra_inputs": {"names": list(data.extra_names), "mean": prep.extra_scaler.mean, "std": prep.extra_scaler.std,
                              "note": "raw values; the packaged model standardises them" if data.extra_names else "none"},
-            "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in pairs], "flips_allowed": allow_flips,
+            "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in prep.mirror_pairs],
+            "flips_allowed": prep.allow_flips,
             "params": count_params(net), "flops_per_image": count_flops(net, spec),
             "cpu_latency": cpu_latency_ms(packaged, spec),
-            "test": {"n_images": len(test_idx), "accuracy": result.accuracy, "balanced_accuracy": result.balanced_accuracy,
+            "test": {"n_images": len(test), "accuracy": result.accuracy, "balanced_accuracy": result.balanced_accuracy,
                      "macro_f1": result.macro_f1, "loss": result.loss, "confusion": result.confusion,
                      "confusion_axes": "rows = true class, columns = predicted, in class_names order"},
             "proxy": {"score": float(scores[number]), "calibration": proxy.name, "calibration_hash": proxy.calibration_hash,
                       "calibration_file": str(source)},
-            "training": {"full_epochs": full_epochs, "seed": seed, "weights": origin, "schedule": "cosine",
-                         **TrainConfig.from_dict(trial.user_attrs["train_config"]).to_dict()},
-            "data": {"dataset": attrs.get("settings", {}).get("data") or "embedded procedural galaxies",
-                     "fingerprint": attrs.get("fingerprint"), "merge": attrs.get("settings", {}).get("merge"),
-                     "drop": attrs.get("settings", {}).get("drop"), "n_images": attrs.get("n_images"),
-                     "split": {k: len(v) for k, v in plan.items() if k in ("train", "val", "test")}},
+            "training": {"full_epochs": full_epochs, "seed": seed, "weights": origin,
+                         "precision": opened.settings.precision,
+                         **TrainConfig.from_dict(trial.user_attrs["train_config"]).replace(schedule="cosine", warmup=0.0).to_dict()},
+            "data": {"dataset": opened.settings.data or "embedded procedural galaxies",
+                     "fingerprint": attrs.get("fingerprint"), "merge": opened.settings.merge,
+                     "drop": opened.settings.drop, "n_images": attrs.get("n_images"),
+                     "split": {k: len(v) for k, v in opened.plan.items() if k in ("train", "val", "test")}},
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
         }
         folder = models_dir / f"rank{rank}"
@@ -203,12 +197,13 @@ def export_top(storage: str, study_name: str, results: Path, top: int = 3, full_
                 "params": e.card["params"], "proxy_score": e.card["proxy"]["score"], **{k: e.card["test"][k] for k in
                 ("accuracy", "balanced_accuracy", "macro_f1")}, "cpu_latency_ms": e.card["cpu_latency"]["median_ms"]}
                for e in exported]
-    _atomic_write_text(results / f"top{top}_models.json", json.dumps(summary, indent=2))
+    atomic_write_text(out / f"top{top}_models.json", json.dumps(summary, indent=2))
     return exported
 
 
 def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: ArchSpec, card: dict) -> dict:
     """Write every file into a fresh temporary folder, then swap it in: never a half-written model."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         torch.save(net.state_dict(), tmp / "model.pt")
@@ -221,7 +216,7 @@ def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: A
         card = {**card, "onnx": onnx_info}
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
         (tmp / "card.md").write_text(card_markdown(card))
-        old = folder.with_name(folder.name + ".old")
+        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
         if folder.exists():
             folder.rename(old)
         tmp.rename(folder)
@@ -230,12 +225,6 @@ def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: A
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return onnx_info
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _register_artifacts(study: Any, rank: int, trial_number: int, folder: Path, results: Path) -> None:
@@ -254,6 +243,22 @@ def _register_artifacts(study: Any, rank: int, trial_number: int, folder: Path, 
             named = Path(tmp) / f"rank{rank}-trial{trial_number}-{name}"  # the store keeps the file's base name
             shutil.copyfile(folder / name, named)
             upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=study, mimetype=mime)
+
+
+def usage_snippet(card: dict[str, Any]) -> str:
+    """Python that runs as written in the model folder (tests/test_export.py executes it)."""
+    size = card["input"]["size"]
+    names = card["extra_inputs"]["names"]
+    lines = ["import torch", "", 'model = torch.jit.load("model.ts")',
+             f"images = torch.rand(1, 3, {size}, {size})  # RGB in [0, 1], centre-cropped and resized as the card says"]
+    if names:
+        example = ", ".join(f"{m:.4g}" for m in card["extra_inputs"]["mean"])
+        lines.append(f"extra = torch.tensor([[{example}]])  # raw {', '.join(names)} per image (here: the training means)")
+        lines.append("probabilities = model(images, extra).softmax(dim=1)")
+    else:
+        lines.append("probabilities = model(images).softmax(dim=1)")
+    lines.append(f"print(dict(zip({card['class_names']!r}, probabilities[0].tolist())))")
+    return "\n".join(lines)
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -283,7 +288,11 @@ def card_markdown(card: dict[str, Any]) -> str:
 
 ## Files
 
-- `model.ts`: `torch.jit.load('model.ts')(images)` — plain torch, no galaxy-synth needed
+- `model.ts`: plain torch, no galaxy-synth needed; run in this folder:
+
+```python
+{usage_snippet(card)}
+```
 - `model.pt` + `arch.json`: state dict (`torch.load(..., weights_only=True)`) and the spec for `synthesis.models.build_model`
 - `model.onnx`: {'written, checked against torch (max |Δlogit| ' + format(onnx.get('max_abs_diff_vs_torch', float('nan')), '.1g') + ')' if onnx.get('verified') else onnx.get('note', 'not written')}
 - `galaxy-synth predict --model <this folder> IMAGES…` (add `--tta` to average over rotations/flips)

@@ -89,12 +89,22 @@ def collect_images(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def read_extras(csv: str | Path | None, files: Sequence[Path], names: Sequence[str]) -> np.ndarray:
-    """The model's extra inputs per file, from a CSV with a 'file' (name or path) or 'id' (stem) column."""
+EXTRAS_FALLBACK = "training-set means (no --extra given)"
+
+
+def read_extras(csv: str | Path | None, files: Sequence[Path], names: Sequence[str],
+                fallback: Sequence[float] | None = None) -> np.ndarray:
+    """The model's extra inputs per file, from a CSV with a 'file' (name or path) or 'id' (stem) column.
+
+    Without a CSV, ``fallback`` (the training-set means from the card) is used for every image, and
+    the caller flags it; with no fallback either, it is one line saying what to pass.
+    """
     if not names:
         return np.zeros((len(files), 0), dtype=np.float32)
     if csv is None:
-        raise DataError(f"this model needs extra inputs {', '.join(names)}: pass --extra CSV with a 'file' or 'id' column")
+        if fallback is None:
+            raise DataError(f"this model needs extra inputs {', '.join(names)}: pass --extra CSV with a 'file' or 'id' column")
+        return np.tile(np.asarray(fallback, dtype=np.float32), (len(files), 1))
     try:
         df = pd.read_csv(csv)
     except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
@@ -156,9 +166,13 @@ def predict_probabilities(loaded: LoadedModel, images: np.ndarray, extras: np.nd
 
 def predict_files(loaded: LoadedModel, files: Sequence[Path], extras_csv: str | Path | None = None,
                   tta: bool = False) -> pd.DataFrame:
-    """One row per file: predicted class and every class probability. Reads every image before returning."""
+    """One row per file: predicted class and every class probability. Reads every image before returning.
+
+    A model trained with extra inputs (z, z_err) and no ``extras_csv`` gets the training-set means
+    for every image; the ``extra_inputs`` column says so on every row.
+    """
     size, crop = loaded.spec.image_size, float(loaded.card["input"]["crop_fraction"])
-    extras = read_extras(extras_csv, files, loaded.extra_names)
+    extras = read_extras(extras_csv, files, loaded.extra_names, fallback=loaded.card["extra_inputs"].get("mean"))
     images = np.stack([decode_image(str(f), size, crop) for f in files])
     probs = predict_probabilities(loaded, images, extras, tta)
     names = loaded.class_names
@@ -166,4 +180,6 @@ def predict_files(loaded: LoadedModel, files: Sequence[Path], extras_csv: str | 
                        "confidence": probs.max(1)})
     for i, n in enumerate(names):
         df[f"p_{n}"] = probs[:, i]
+    if loaded.extra_names:
+        df["extra_inputs"] = "from " + str(extras_csv) if extras_csv is not None else EXTRAS_FALLBACK
     return df

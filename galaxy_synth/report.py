@@ -20,17 +20,10 @@ from typing import Any
 import numpy as np
 import optuna
 
-from correlation.calibrate import reopen_study
-from synthesis.study import completed_trials, plot_history, save_figure
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from proxies.atomic_io import atomic_write_text
+from synthesis.outputs import completed_trials, plot_history, save_figure, summary_rows
+from synthesis.outputs import pyplot as _plt
+from synthesis.study import reopen_study
 
 
 def plot_class_balance(names: list[str], counts: list[int], path: Path) -> None:
@@ -109,10 +102,13 @@ img{max-width:520px;border:1px solid #eee}figcaption{font-size:.8em;color:#555}.
 .card img{max-width:100%}.card h3{margin:.2em 0}"""
 
 
-def write_study_report(storage: str, study_name: str, results: Path) -> Path:
-    """Write ``RESULTS/report/index.html`` and its PNGs; return the page's path."""
-    study, attrs, data = reopen_study(storage, study_name, results, progress=False)
-    out = results / "report"
+def write_study_report(storage: str, study_name: str | None, results: Path) -> Path:
+    """Write ``<study folder>/report/index.html`` and its PNGs; return the page's path."""
+    opened = reopen_study(storage, study_name, results, progress=False)
+    study, attrs, data = opened.study, opened.attrs, opened.data
+    study_name = study.study_name
+    folder = opened.settings.study_dir
+    out = folder / "report"
     out.mkdir(parents=True, exist_ok=True)
     sections: list[str] = []
 
@@ -139,9 +135,12 @@ def write_study_report(storage: str, study_name: str, results: Path) -> Path:
         figs += _img("importances.png", "parameter importances (PED-ANOVA, top 10% of trials)")
     else:
         figs += "<p class='note'>Parameter importances need at least 4 completed trials of a single-objective study.</p>"
-    sections.append("<h2>Search</h2>" + summary + figs)
+    best = summary_rows(study, top=10)
+    best_table = ("<h3>Best trials</h3><p class='note'>by the value the search optimised; full-training accuracy comes "
+                  "with <code>galaxy-synth correlate</code> or <code>export</code></p>" + _table(best)) if best else ""
+    sections.append("<h2>Search</h2>" + summary + figs + best_table)
 
-    report_json = results / "correlation_report.json"
+    report_json = folder / "correlation_report.json"
     if report_json.is_file():
         rep = json.loads(report_json.read_text())
         rows = [{"ranker": "composite (fitted)", "ρ": rep["composite_spearman_cv"], "τ": rep["composite_kendall_cv"],
@@ -162,8 +161,8 @@ def write_study_report(storage: str, study_name: str, results: Path) -> Path:
         figs = ""
         for name, alt in (("correlation_scatter.png", "composite, out-of-fold, vs full-training target"),
                           ("correlation_metrics.png", "each metric's ρ with the target, 95% CI")):
-            if (results / name).is_file():
-                shutil.copyfile(results / name, out / name)
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, out / name)
                 figs += _img(name, alt)
         proto = rep.get("protocol", {})
         sections.append(
@@ -176,8 +175,8 @@ def write_study_report(storage: str, study_name: str, results: Path) -> Path:
                         "<code>galaxy-synth correlate</code> (make correlate).</p>")
 
     cards = []
-    for folder in sorted((results / "models").glob("rank*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 99):
-        card_path = folder / "card.json"
+    for model_dir in sorted((folder / "models").glob("rank*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 99):
+        card_path = model_dir / "card.json"
         if not card_path.is_file():
             continue
         card = json.loads(card_path.read_text())
@@ -192,7 +191,7 @@ def write_study_report(storage: str, study_name: str, results: Path) -> Path:
             f"{card['flops_per_image'] / 1e6:.1f} MFLOPs · {card['cpu_latency']['median_ms']:.2f} ms/image (CPU, 1 thread)</p>"
             + _table([{"accuracy": t["accuracy"], "balanced acc.": t["balanced_accuracy"], "macro-F1": t["macro_f1"],
                        "proxy score": card["proxy"]["score"]}])
-            + _img(png, "test confusion matrix") + f"<p class='note'>{html.escape(str(folder))}</p></div>")
+            + _img(png, "test confusion matrix") + f"<p class='note'>{html.escape(str(model_dir))}</p></div>")
     if cards:
         sections.append("<h2>Top models</h2><div class='cards'>" + "".join(cards) + "</div>")
     else:
@@ -206,8 +205,4 @@ def write_study_report(storage: str, study_name: str, results: Path) -> Path:
             # For headless-browser checks (tests/test_report.py): did every figure load and decode?
             + "<script>addEventListener('load',()=>{document.body.dataset.imagesLoaded=[...document.images]"
               ".every(i=>i.complete&&i.naturalWidth>0)})</script></body></html>")
-    index = out / "index.html"
-    tmp = index.with_name("index.html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(index)
-    return index
+    return atomic_write_text(out / "index.html", page)

@@ -3,7 +3,7 @@
 No scheduler of our own: every worker is the same ``galaxy-synth synth`` command, and the
 storage (SQLite with serialised writes, or PostgreSQL) is the only thing they share. Optuna
 hands out trials, heartbeats detect a dead worker and re-queue its trial, and
-:func:`synthesis.study.optimize_to_target` stops every worker at exactly ``--trials`` COMPLETE
+:func:`synthesis.runner.optimize_to_target` stops every worker at exactly ``--trials`` COMPLETE
 trials. On several machines, run the same command on each against one PostgreSQL URL.
 """
 

@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from proxies.atomic_io import atomic_write_text
+
 N_QUANTILES = 101  # stored reference points of each rank-gauss transform
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 25))
 FEATURE_COUNTS = (1, 2, 3, 5, 8)  # candidate sizes for max_features="auto" (plus "all")
@@ -217,12 +219,7 @@ class CompositeProxy:
         return proxy
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)  # never a half-written calibration
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))  # never a half-written calibration
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CompositeProxy:

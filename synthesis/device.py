@@ -146,10 +146,11 @@ def _time_training_step(precision: str, repeats: int) -> float:
     from torch import nn
 
     g = torch.Generator(device="cpu").manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-                        nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.BatchNorm2d(64), nn.ReLU(),
-                        nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 4)).to("cpu", memory_format=torch.channels_last)
+    with torch.device("cpu"):
+        net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                            nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.BatchNorm2d(64), nn.ReLU(),
+                            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 4)).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x = torch.randn(64, 3, 32, 32, generator=g, device="cpu").contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 4, (64,), generator=g, device="cpu")

@@ -31,6 +31,7 @@ trial, so a killed run resumes mid-growth: finished candidates are reused, missi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -38,19 +39,23 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import optuna
 import pandas as pd
 import torch
 from optuna.trial import TrialState
 
-from proxies.metrics import early_training_metrics
+from proxies.atomic_io import atomic_path, atomic_write_text
+from proxies.composite import CompositeProxy
 from synthesis.errors import GalaxySynthError
 from synthesis.models import build_model, count_flops, count_params
+from synthesis.objective import record_architecture, record_training, trial_value, zero_cost_for
+from synthesis.outputs import pyplot, save_figure
+from synthesis.preparation import TrialData
+from synthesis.settings import StudySettings
 from synthesis.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.study import Objective, StudySettings, TrialData, build_trial_data, prepare_study, save_figure
-from synthesis.device import resolve_device
+from synthesis.study import prepare_study
 from synthesis.training import TrainingDiverged, train_model
 
 log = logging.getLogger(__name__)
@@ -147,7 +152,7 @@ class GrowthStep:
     k: int  # kernel size of the new block
     channels: int
     placement: str
-    val_acc: float
+    score: float  # validation accuracy after the step's epoch (balanced accuracy with --objective balanced_acc)
     trial: int
     parent_trial: int | None
     chosen: bool = False
@@ -161,14 +166,14 @@ class GrowthResult:
 
 
 def _weights_path(settings: StudySettings, trial_number: int) -> Path:
-    return settings.results_dir / "growth" / settings.study / f"trial{trial_number}.pt"
+    return settings.study_dir / "growth" / f"trial{trial_number}.pt"
 
 
 def _growth_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if "growth" in t.user_attrs]
 
 
-def run_candidate(study: optuna.Study, objective: Objective, data: TrialData, settings: StudySettings,
+def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings, proxy: CompositeProxy | None,
                   growth: GrowthSettings, spec: ArchSpec, placement: str, step: int,
                   parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None) -> optuna.trial.FrozenTrial:
     """One child as one Optuna trial: inherit + jitter, train ``epochs_per_step``, store metrics and weights."""
@@ -189,60 +194,56 @@ def run_candidate(study: optuna.Study, objective: Objective, data: TrialData, se
         jitter_(model, growth.jitter, torch.Generator(device="cpu").manual_seed(seed))
     cfg = GROWTH_TRAIN.replace(loss=settings.loss, label_smoothing=settings.label_smoothing)
     params, flops = count_params(model), count_flops(model, spec)
-    attrs = {"growth": {"step": step, "parent_trial": parent[0].number if parent else None, "width": spec.stages[-1].width,
-                        "placement": placement, "inherited": sum(v != "init" for v in origin.values()),
-                        "fresh": sum(v == "init" for v in origin.values())},
-             "strategy": "progressive", "arch": spec.to_dict(), "spec_hash": spec.spec_hash(),
-             "train_config": cfg.to_dict(), "params": params, "flops": flops, "seed": seed}
-    for k, v in attrs.items():
-        trial.set_user_attr(k, v)
+    record_architecture(trial, spec, cfg, params, seed, flops=flops, strategy="progressive",
+                        growth={"step": step, "parent_trial": parent[0].number if parent else None,
+                                "width": spec.stages[-1].width, "placement": placement,
+                                "inherited": sum(v != "init" for v in origin.values()),
+                                "fresh": sum(v == "init" for v in origin.values())})
     model.to(data.device)
-    zc = objective.zero_cost(model)
+    zc = zero_cost_for(model, data)
     t0 = time.perf_counter()
     try:
-        history = train_model(model, data.train, cfg, growth.epochs_per_step, normalizer=data.normalizer,
-                              num_classes=len(data.class_names), val=data.val, mirror_pairs=data.mirror_pairs,
-                              allow_flips=data.allow_flips, seed=seed)
+        history = train_model(model, data.train, cfg, growth.epochs_per_step, val=data.val, seed=seed,
+                              precision=settings.precision, **data.training_kwargs())
     except TrainingDiverged as exc:
         trial.set_user_attr("prune_reason", f"diverged: {exc}")
         study.tell(trial, state=TrialState.PRUNED)
         return study.get_trials(deepcopy=False)[trial.number]
     wall = time.perf_counter() - t0
-    last = history.last
-    path = _weights_path(settings, trial.number)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-    tmp.replace(path)  # weights exist before the trial is COMPLETE: a resumed run can always grow from it
-    trial.set_user_attr("history", history.to_dict())
-    trial.set_user_attr("wall_seconds", wall)
-    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc"):
-        trial.set_user_attr(key, getattr(last, key))
-    metrics = {**early_training_metrics(history.to_dict(), params, flops), **zc}
-    trial.set_user_attr("metrics", metrics)
-    if objective.proxy is not None:
-        trial.set_user_attr("proxy_score", float(objective.proxy.predict(pd.DataFrame([metrics]))[0]))
-    study.tell(trial, float(last.val_acc))
+    with atomic_path(_weights_path(settings, trial.number)) as tmp:
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    # weights exist before the trial is COMPLETE: a resumed run can always grow from it
+    metrics = record_training(trial, history, params, flops, zc, wall, proxy)
+    study.tell(trial, trial_value(metrics, settings.objective, None))
     return study.get_trials(deepcopy=False)[trial.number]
 
 
-def run_progressive(settings: StudySettings, growth: GrowthSettings = GrowthSettings(),
-                    progress: bool = True) -> tuple[optuna.Study, GrowthResult]:
-    """Grow until no child beats its parent; resume from whatever the study already holds."""
-    if settings.objective != "val_acc":
-        raise GalaxySynthError("--strategy progressive scores children by validation accuracy: use --objective val_acc")
-    study, attrs, data = prepare_study(settings)
-    device = resolve_device(settings.device)
-    trial_data = build_trial_data(data, attrs["plan"], device)
-    objective = Objective(trial_data, settings, attrs.get("calibration"))
+def run_progressive(settings: StudySettings, growth: GrowthSettings | None = None,
+                    on_ready: Callable[[Any], None] | None = None) -> tuple[optuna.Study, GrowthResult, StudySettings]:
+    """Grow until no child beats its parent; resume from whatever the study already holds.
+
+    Children are scored by validation accuracy (``--objective balanced_acc``: balanced accuracy).
+    Returns the study, the growth steps and the settings it ran with.
+    """
+    opened = prepare_study(settings.replace(strategy="progressive"))
+    settings = opened.settings
+    if on_ready is not None:
+        on_ready(opened)
+    growth = growth or GrowthSettings(widths=parse_widths(settings.growth_widths), max_blocks=settings.max_blocks)
+    trial_data = TrialData.on_device(opened.prepared(), opened.device)
+    calibration = opened.attrs.get("calibration")
+    proxy = CompositeProxy.from_dict(calibration) if calibration else None
+    study = opened.study
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if "growth" in t.user_attrs or not t.user_attrs:  # a child killed mid-training: it will be redone
             study.tell(t.number, state=TrialState.FAIL)
     from tqdm.auto import tqdm
 
-    bar = tqdm(desc="growth", unit="child", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(desc=f"growth ({'val bal acc' if settings.objective == 'balanced_acc' else 'val acc'})", unit="child",
+               disable=not settings.progress, dynamic_ncols=True)
     result = GrowthResult()
     parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None = None
+    data = opened.data
     step = 0
     while True:
         if parent is None:
@@ -261,7 +262,7 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings = GrowthSett
         for spec, placement in candidates:
             t = done.get(spec.spec_hash())
             if t is None:
-                t = run_candidate(study, objective, trial_data, settings, growth, spec, placement, step, parent)
+                t = run_candidate(study, trial_data, settings, proxy, growth, spec, placement, step, parent)
                 bar.update(1)
             if t.state == TrialState.COMPLETE:
                 children.append((t, spec, placement))
@@ -272,11 +273,11 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings = GrowthSett
         for t, spec, placement in children:
             result.steps.append(GrowthStep(step, n_blocks(spec), 3, spec.stages[-1].width, placement, float(t.value),
                                            t.number, parent_number, chosen=t is best[0]))
-        bar.set_postfix_str(f"step {step}: best val_acc {best[0].value:.3f} ({n_blocks(best[1])} blocks)")
+        bar.set_postfix_str(f"step {step}: best {best[0].value:.3f} ({n_blocks(best[1])} blocks)")
         if parent is not None and best[0].value <= parent[0].value:
             for s in result.steps[-len(children):]:
                 s.chosen = False
-            result.stop_reason = f"step {step} did not improve validation accuracy ({best[0].value:.4f} <= {parent[0].value:.4f})"
+            result.stop_reason = f"step {step} did not improve the score ({best[0].value:.4f} <= {parent[0].value:.4f})"
             break
         parent = (best[0], best[1])
         result.best_trial = best[0].number
@@ -285,37 +286,28 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings = GrowthSett
             break
         step += 1
     bar.close()
-    return study, result
+    return study, result, settings
 
 
 def write_growth_report(result: GrowthResult, results: Path) -> list[Path]:
     """``growth_report.json`` (one row per child) and ``growth.png`` (val accuracy vs depth)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [s.__dict__ for s in result.steps]
+    plt = pyplot()
+    rows = [dataclasses.asdict(s) for s in result.steps]
     body = {"steps": rows, "stop_reason": result.stop_reason, "best_trial": result.best_trial}
-    json_path = results / "growth_report.json"
-    tmp = json_path.with_name(json_path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2))
-    tmp.replace(json_path)
+    json_path = atomic_write_text(Path(results) / "growth_report.json", json.dumps(body, indent=2))
     fig, ax = plt.subplots(figsize=(6.5, 4))
     df = pd.DataFrame(rows)
     if len(df):
-        ax.scatter(df["layer"], df["val_acc"], c="#bbbbbb", s=18, label="candidates")
+        ax.scatter(df["layer"], df["score"], c="#bbbbbb", s=18, label="candidates")
         chosen = df[df["chosen"]]
-        ax.plot(chosen["layer"], chosen["val_acc"], "o-", color="#c44e52", label="chosen")
+        ax.plot(chosen["layer"], chosen["score"], "o-", color="#c44e52", label="chosen")
         for _, r in chosen.iterrows():
-            ax.annotate(f"{r['channels']}ch", (r["layer"], r["val_acc"]), textcoords="offset points", xytext=(4, 6), fontsize=8)
+            ax.annotate(f"{r['channels']}ch", (r["layer"], r["score"]), textcoords="offset points", xytext=(4, 6), fontsize=8)
     ax.set_xlabel("blocks in the network")
-    ax.set_ylabel("validation accuracy after the step's epoch")
+    ax.set_ylabel("validation score after the step's epoch")
     ax.set_title(f"progressive growth: {result.stop_reason}", fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    png = results / "growth.png"
-    save_figure(fig, png)
+    png = save_figure(fig, Path(results) / "growth.png")
     return [json_path, png]
 
 
@@ -333,5 +325,5 @@ def parse_widths(text: str | Sequence[int]) -> tuple[int, ...]:
 
 def summarise(result: GrowthResult) -> list[dict[str, Any]]:
     return [{"step": s.step, "blocks": s.layer, "channels": s.channels, "placement": s.placement,
-             "val_acc": round(s.val_acc, 4), "trial": s.trial, "chosen": "*" if s.chosen else ""} for s in result.steps]
+             "score": round(s.score, 4), "trial": s.trial, "chosen": "*" if s.chosen else ""} for s in result.steps]
 

@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthesis.augment import DihedralAugment
-from synthesis.data import GalaxyImages
 from synthesis.device import autocast, grad_scaler
 from synthesis.spec import TrainConfig
 
@@ -45,15 +44,16 @@ class Normalizer:
     std: tuple[float, float, float]
 
     @classmethod
-    def fit(cls, images: np.ndarray, chunk: int = 4096) -> Normalizer:
-        """Statistics of uint8 images [N, H, W, C], read in chunks (a memory-mapped cache of 100k
-        images is never copied whole, nor converted to float all at once)."""
+    def fit(cls, images: np.ndarray, indices: np.ndarray | None = None, chunk: int = 4096) -> Normalizer:
+        """Statistics of uint8 images [N, H, W, C] (the rows ``indices``), read in chunks: a
+        memory-mapped cache of 100k images is never copied whole, nor converted to float at once."""
+        rows = np.arange(len(images)) if indices is None else np.asarray(indices)
         channels = images.shape[-1]
         total = np.zeros(channels)
         squares = np.zeros(channels)
         count = 0
-        for start in range(0, len(images), chunk):
-            pix = np.asarray(images[start:start + chunk]).reshape(-1, channels).astype(np.float64) / 255.0
+        for start in range(0, len(rows), chunk):
+            pix = np.asarray(images[rows[start:start + chunk]]).reshape(-1, channels).astype(np.float64) / 255.0
             total += pix.sum(axis=0)
             squares += (pix**2).sum(axis=0)
             count += len(pix)
@@ -106,13 +106,6 @@ class ExtraScaler:
         if not self.mean:
             return extras.astype(np.float32)
         return ((extras - np.array(self.mean)) / np.array(self.std)).astype(np.float32)
-
-
-def to_tensor_split(data: GalaxyImages, indices: np.ndarray, scaler: ExtraScaler, device: torch.device) -> TensorSplit:
-    x = torch.from_numpy(np.ascontiguousarray(data.images[indices].transpose(0, 3, 1, 2))).to(device)
-    y = torch.from_numpy(data.labels[indices]).to(device)
-    extra = torch.from_numpy(scaler.transform(data.extras[indices])).to(device)
-    return TensorSplit(x, y, extra)
 
 
 @dataclass

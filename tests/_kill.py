@@ -1,26 +1,33 @@
-"""Kill a study process in the middle of a trial, without racing the trial's own completion."""
+"""Kill a study process in the middle of a trial, deterministically.
+
+The process under test runs with ``GALAXY_SYNTH_TEST_HOLD=DIR:N`` (:func:`synthesis.objective.hold_if_asked`):
+the first trial that passes the size caps once N trials are COMPLETE parks itself before training
+and says so in ``DIR/trial{number}.pid``. The test kills that process: the trial is certainly mid-trial,
+however fast tiny trials are on the machine.
+"""
+
+from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
-import optuna
-from optuna.trial import TrialState
+
+def hold_env(folder: Path, after_complete: int) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"GALAXY_SYNTH_TEST_HOLD": f"{folder}:{after_complete}"}
 
 
-def kill_if_mid_trial(pid: int, study: optuna.Study, number: int) -> bool:
-    """SIGKILL ``pid`` only if trial ``number`` is still training; whether it was killed.
-
-    Tiny test trials finish within one poll: killing on a stale snapshot can hit the process after
-    the trial completed (so some other trial, or none, dies). Freezing the process first (SIGSTOP)
-    makes the re-read state final until the kill.
-    """
-    try:
-        os.kill(pid, signal.SIGSTOP)
-    except ProcessLookupError:  # it has already finished
-        return False
-    now = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    if now.state == TrialState.RUNNING and "history" not in now.user_attrs:
-        os.kill(pid, signal.SIGKILL)
-        return True
-    os.kill(pid, signal.SIGCONT)
-    return False
+def kill_held_trial(folder: Path, timeout: float = 240, alive=lambda: True) -> int:
+    """Wait for a held trial, SIGKILL its process, return the trial's number."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and alive():
+        markers = sorted(Path(folder).glob("trial*.pid"))
+        if markers:
+            text = markers[0].read_text().strip()
+            if text:  # written by the held process (an empty file is one being written)
+                os.kill(int(text), signal.SIGKILL)
+                return int(markers[0].stem[len("trial"):])
+        time.sleep(0.1)
+    raise AssertionError("no trial was held for killing (did every trial get pruned, or the process exit?)")

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from galaxy_synth.cli import main
-from tests._kill import kill_if_mid_trial
+from tests._kill import hold_env, kill_held_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40",
@@ -45,7 +45,7 @@ def test_runs_on_a_csv_folder_with_a_class_map(tmp_path, csv_folder, capsys):
                  "--epochs", "1", "--results", str(tmp_path / "r"), *TINY])
     assert code == 0
     out = capsys.readouterr().out
-    assert "best trials" in out and (tmp_path / "r" / "trials_proxy_metrics.csv").exists()
+    assert "best trials" in out and (tmp_path / "r" / "studies" / "cli" / "trials_proxy_metrics.csv").exists()
     study = optuna.load_study(study_name="cli", storage=f"sqlite:///{tmp_path / 'r' / 'study.db'}")
     attrs = study.user_attrs["galaxy_synth"]
     assert attrs["class_names"] == ["elliptical", "spiral", "edge_on", "merger"] and attrs["extra_names"] == ["z", "z_err"]
@@ -53,7 +53,7 @@ def test_runs_on_a_csv_folder_with_a_class_map(tmp_path, csv_folder, capsys):
 
 def _cmd(results, trials):
     return [sys.executable, "-m", "galaxy_synth", "synth", "--results", str(results), "--trials", str(trials),
-            "--epochs", "6", "--heartbeat-interval", "1", *TINY]  # 6: long enough to catch a trial mid-training
+            "--epochs", "1", "--heartbeat-interval", "1", *TINY]
 
 
 def _trials(db):
@@ -65,32 +65,17 @@ def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path):
     results = tmp_path / "r"
     db = results / "study.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(_cmd(results, 4), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    killed_number = None
+    hold = tmp_path / "hold"
+    proc = subprocess.Popen(_cmd(results, 4), cwd=ROOT, env={**env, **hold_env(hold, 1)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     try:
-        while time.time() < deadline and killed_number is None and proc.poll() is None:
-            time.sleep(0.3)
-            if not db.exists():
-                continue
-            try:
-                study = optuna.load_study(study_name="cli", storage=f"sqlite:///{db}")
-                trials = study.get_trials()
-            except Exception:  # study not created yet, or DB busy
-                continue
-            done = [t for t in trials if t.state == TrialState.COMPLETE]
-            running = [t for t in trials if t.state == TrialState.RUNNING and "history" not in t.user_attrs]
-            # "flops" is stored only after the --max-params check: such a trial is going to train, not
-            # to be pruned as oversize (killing one of those would make its retry a pruned trial too).
-            if done and running and "flops" in running[0].user_attrs:
-                if kill_if_mid_trial(proc.pid, study, running[0].number):  # past the size checks, into training
-                    killed_number = running[0].number
+        killed_number = kill_held_trial(hold, alive=lambda: proc.poll() is None)  # once one trial is complete
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert killed_number is not None, "never saw a completed and a running trial at once"
     before = {t.number: t.value for t in _trials(db) if t.state == TrialState.COMPLETE}
+    assert before and all(n < killed_number for n in before)
 
     time.sleep(3.5)  # past the heartbeat grace period (3 × 1 s), so the trial is known stale
     res = subprocess.run(_cmd(results, 4), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -6,7 +6,9 @@ import pytest
 
 from galaxy_synth.cli import main
 from proxies.composite import CompositeProxy
-from synthesis.study import DEFAULT_CALIBRATION
+from synthesis.study import shipped_calibration
+
+DEFAULT_CALIBRATION = shipped_calibration()
 
 TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40", "--max-params", "150000",
         "--no-progress", "--epochs", "1"]
@@ -20,12 +22,12 @@ def test_correlate_table_writes_report_weights_and_plots(tmp_path, capsys):
     code = main(["correlate", "--table", str(tmp_path / "t.csv"), "--target", "val_accuracy", "--repeats", "2",
                  "--results", str(tmp_path / "out")])
     assert code == 0
-    report = json.loads((tmp_path / "out" / "correlation_report.json").read_text())
+    report = json.loads((tmp_path / "out" / "tables" / "t" / "correlation_report.json").read_text())
     assert report["composite_spearman_cv"] > 0.8 and report["features"] == ["m1", "m2"]
-    proxy = CompositeProxy.load(tmp_path / "out" / "proxy_weights.json")
+    proxy = CompositeProxy.load(tmp_path / "out" / "tables" / "t" / "proxy_weights.json")
     assert proxy.provenance["n_ground_truth"] == 80 and report["calibration_hash"] == proxy.calibration_hash
     for png in ("correlation_scatter.png", "correlation_metrics.png", "proxy_weights.png"):
-        assert (tmp_path / "out" / png).stat().st_size > 2000
+        assert (tmp_path / "out" / "tables" / "t" / png).stat().st_size > 2000
     assert "composite" in capsys.readouterr().out
 
 
@@ -55,14 +57,14 @@ def test_composite_objective_study_then_rank_with_a_newer_calibration(tmp_path, 
     assert t.value == pytest.approx(t.user_attrs["proxy_score"])
 
     # a newer calibration: rescoring uses it, the values TPE saw stay
-    table = pd.read_csv(results / "trials_proxy_metrics.csv")
+    table = pd.read_csv(results / "studies" / "galaxy-synth" / "trials_proxy_metrics.csv")
     table["acc"] = np.arange(len(table), dtype=float)
     new = CompositeProxy(features=["val_acc", "train_loss"], name="newer").fit(table, "acc")
     new.save(results / "proxy_weights.json")
     assert main(["rank", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "'newer'" in out
-    ranked = pd.read_csv(results / "trials_proxy_metrics.csv")
+    ranked = pd.read_csv(results / "studies" / "galaxy-synth" / "trials_proxy_metrics.csv")
     done = ranked[ranked["state"] == "COMPLETE"]
     assert len(done) == 3 and np.allclose(done["proxy_score"], new.predict(done))
     assert ranked["proxy_score"].isna().sum() == len(ranked) - 3  # pruned trials have no score

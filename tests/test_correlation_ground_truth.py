@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
-import correlation.calibrate as calibrate_mod
+import correlation.ground_truth as ground_truth_mod
 from correlation.calibrate import calibrate_study
 from correlation.ground_truth import GroundTruthStore, select_for_ground_truth
 from synthesis.models import build_model
+from synthesis.runner import run_study
+from synthesis.settings import StudySettings
 from synthesis.spec import ArchSpec
-from synthesis.study import StudySettings, run_study
 
 
 def test_selection_takes_the_top_and_spreads_over_the_range():
@@ -39,23 +40,23 @@ def run(root, url, **kw):
 
 def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, monkeypatch):
     root, url = tiny_study
-    real = calibrate_mod.full_train
+    real = ground_truth_mod.full_train
     calls = []
 
     def dies_on_third(*args, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt  # the process is stopped while training the third model
-        calls.append(args[1])
+        calls.append(args[1])  # full_train(study_name, trial_number, ...)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(calibrate_mod, "full_train", dies_on_third)
+    monkeypatch.setattr(ground_truth_mod, "full_train", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         run(root, url)
     store = GroundTruthStore(url)
     assert sorted(store.table("gt")["trial_number"]) == sorted(calls)  # both finished models were stored
 
     again = []
-    monkeypatch.setattr(calibrate_mod, "full_train", lambda *a, **k: again.append(a[1]) or real(*a, **k))
+    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: again.append(a[1]) or real(*a, **k))
     report, written = run(root, url)
     assert len(again) == 4 and not set(again) & set(calls)  # only the missing four were trained
     assert report["n_rows"] == 6 and report["protocol"]["kind"] == "leave-one-out"
@@ -63,17 +64,14 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
     assert "seed_weights_cv" in report and "val_acc_alone" in report
     assert set(report["other_targets"]) == {"balanced_accuracy", "macro_f1"}
 
-    monkeypatch.setattr(calibrate_mod, "full_train", lambda *a, **k: pytest.fail("retrained an existing ground truth"))
+    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: pytest.fail("retrained an existing ground truth"))
     run(root, url)  # everything reused
     assert len(GroundTruthStore(url).table("gt")) == 6
 
 
 def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny_study):
-    import optuna
-
-    from correlation.calibrate import settings_from_study
-    from synthesis.study import load_study_data
-    from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split
+    from synthesis.study import reopen_study
+    from synthesis.training import ExtraScaler, Normalizer, evaluate
 
     root, url = tiny_study
     table = GroundTruthStore(url).table("gt")
@@ -84,11 +82,12 @@ def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny
     payload = torch.load(row["weights_path"], weights_only=True)  # no code can run on load
     model = build_model(ArchSpec.from_dict(payload["arch"]))
     model.load_state_dict(payload["state_dict"])
-    study = optuna.load_study(study_name="gt", storage=url)
-    data = load_study_data(settings_from_study(study, str(root), url))
-    test_idx = np.array(study.user_attrs["galaxy_synth"]["plan"]["test"])
-    test = to_tensor_split(data, test_idx, ExtraScaler(**payload["extra_scaler"]), torch.device("cpu"))
-    again = evaluate(model, test, Normalizer(**payload["normalizer"]), len(payload["class_names"]))
+    opened = reopen_study(url, "gt", root, progress=False)
+    prep = opened.prepared()
+    prep.extra_scaler = ExtraScaler(**payload["extra_scaler"])  # as the weights file says
+    test = prep.split("test", torch.device("cpu"))
+    again = evaluate(model, test, Normalizer(**payload["normalizer"]), len(payload["class_names"]),
+                     precision=opened.settings.precision)  # as full training evaluated it
     assert again.accuracy == pytest.approx(row["accuracy"])
     assert again.confusion == json.loads(row["confusion_json"])
 
@@ -96,9 +95,9 @@ def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny
 def test_several_seeds_train_each_architecture_per_seed_and_fit_on_the_mean(tiny_study, monkeypatch):
     root, url = tiny_study
     run(root, url)  # seed 0 for all six (reused if an earlier test made them)
-    real = calibrate_mod.full_train
+    real = ground_truth_mod.full_train
     trained = []
-    monkeypatch.setattr(calibrate_mod, "full_train", lambda *a, **k: trained.append((a[1], a[6])) or real(*a, **k))
+    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: trained.append((a[1], a[5])) or real(*a, **k))
     report, _ = run(root, url, seeds=2)
     assert len(trained) == 6 and {s for _, s in trained} == {1}  # only the new seed was trained
     assert report["ground_truth_seeds"] == [0, 1] and report["n_rows"] == 6

@@ -17,7 +17,8 @@ import torch
 from synthesis.data import load_dataset
 from synthesis.models import build_model, count_flops
 from synthesis.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.study import StudySettings, build_trial_data, data_plan
+from synthesis.preparation import build_trial_data, data_plan
+from synthesis.settings import StudySettings
 
 CPU = torch.device("cpu")
 
@@ -46,7 +47,7 @@ def spec_for(d, block="residual", downsample="stride") -> ArchSpec:
 
 @pytest.mark.parametrize("block", ["plain", "residual", "inverted"])
 def test_zero_cost_scores_and_flops(cpu_data, meta_default, block):
-    from synthesis.study import Objective
+    from synthesis.objective import Objective
 
     _, _, d = cpu_data
     torch.manual_seed(0)
@@ -93,9 +94,9 @@ def test_progressive_inheritance_and_jitter(cpu_data, meta_default):
 def test_ground_truth_weights_are_saved_from_the_cpu(cpu_data, tmp_path, meta_default):
     from correlation.ground_truth import full_train
 
-    data, plan, d = cpu_data
+    _, _, d = cpu_data
     attrs = {"arch": spec_for(d).to_dict(), "train_config": TrainConfig(optimizer="sgd").to_dict()}
-    result = full_train("s", 0, attrs, data, plan, 1, 0, CPU, tmp_path / "gt", progress=False)
+    result = full_train("s", 0, attrs, d, 1, 0, CPU, tmp_path / "gt", progress=False)
     assert 0 <= result.record.accuracy <= 1
     payload = torch.load(result.record.weights_path, map_location="cpu", weights_only=True)
     assert all(v.device == CPU for v in payload["state_dict"].values())
@@ -118,6 +119,6 @@ def test_the_whole_pipeline_with_a_meta_default_device(tmp_path, meta_default):
     Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(images / "a.png")
     (tmp_path / "extra.csv").write_text("file,z,z_err\na.png,0.1,0.01\n")
     out = tmp_path / "pred.csv"
-    assert main(["predict", "--model", str(tmp_path / "models" / "rank1"), "--tta", "--extra", str(tmp_path / "extra.csv"),
+    assert main(["predict", "--model", str(tmp_path / "studies" / "tpe" / "models" / "rank1"), "--tta", "--extra", str(tmp_path / "extra.csv"),
                  "-o", str(out), str(images)]) == 0
     assert out.is_file()

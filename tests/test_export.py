@@ -9,31 +9,30 @@ import numpy as np
 import pytest
 import torch
 
-from correlation.calibrate import settings_from_study
 from galaxy_synth.cli import main
 from galaxy_synth.export import _example_inputs
 from galaxy_synth.predict import load_model_dir
 from synthesis.models import count_params
-from synthesis.study import load_existing_study, load_study_data
-from synthesis.training import ExtraScaler, Normalizer, evaluate, to_tensor_split
+from synthesis.study import reopen_study
+from synthesis.training import Normalizer, evaluate
 
 
 def test_every_file_is_there_and_the_summary_lists_both(exported_study):
     for rank in (1, 2):
-        folder = exported_study / "models" / f"rank{rank}"
+        folder = exported_study / "studies/exp/models" / f"rank{rank}"
         assert {p.name for p in folder.iterdir()} == {"model.pt", "arch.json", "model.ts", "model.onnx", "card.json", "card.md"}
-    assert not [p for p in (exported_study / "models").iterdir() if p.name.startswith(".") or p.name.endswith(".old")]
-    summary = json.loads((exported_study / "top2_models.json").read_text())
+    assert not [p for p in (exported_study / "studies/exp/models").iterdir() if p.name.startswith(".") or p.name.endswith(".old")]
+    summary = json.loads((exported_study / "studies/exp/top2_models.json").read_text())
     assert [s["rank"] for s in summary] == [1, 2] and summary[0]["proxy_score"] >= summary[1]["proxy_score"]
 
 
 def test_weights_are_a_plain_state_dict_that_never_needs_code(exported_study):
-    state = torch.load(exported_study / "models/rank1/model.pt", weights_only=True)
+    state = torch.load(exported_study / "studies/exp/models/rank1/model.pt", weights_only=True)
     assert state and all(isinstance(v, torch.Tensor) for v in state.values())
 
 
 def test_torchscript_runs_in_a_fresh_process_without_the_project_and_matches(exported_study, tmp_path):
-    folder = exported_study / "models" / "rank1"
+    folder = exported_study / "studies/exp/models" / "rank1"
     loaded = load_model_dir(folder)
     inputs = _example_inputs(loaded.spec, n=5)
     torch.save(inputs, tmp_path / "inputs.pt")
@@ -54,46 +53,45 @@ def test_torchscript_runs_in_a_fresh_process_without_the_project_and_matches(exp
 
 def test_onnx_matches_torch(exported_study):
     ort = pytest.importorskip("onnxruntime")
-    loaded = load_model_dir(exported_study / "models/rank1")
+    loaded = load_model_dir(exported_study / "studies/exp/models/rank1")
     inputs = _example_inputs(loaded.spec, n=7)  # another batch size than the export's check
-    session = ort.InferenceSession(str(exported_study / "models/rank1/model.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(exported_study / "studies/exp/models/rank1/model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {"images": inputs[0].numpy(), "extra": inputs[1].numpy()})[0]
     with torch.no_grad():
         assert np.allclose(got, loaded.model(*inputs).numpy(), atol=1e-4)
-    assert json.loads((exported_study / "models/rank1/card.json").read_text())["onnx"]["verified"] is True
+    assert json.loads((exported_study / "studies/exp/models/rank1/card.json").read_text())["onnx"]["verified"] is True
 
 
 def test_card_numbers_match_a_re_evaluation(exported_study):
-    card = json.loads((exported_study / "models/rank1/card.json").read_text())
+    card = json.loads((exported_study / "studies/exp/models/rank1/card.json").read_text())
     for key in ("class_names", "input", "extra_inputs", "params", "flops_per_image", "cpu_latency", "test", "proxy",
                 "training", "data"):
         assert key in card
     assert card["extra_inputs"]["names"] == ["z", "z_err"] and card["input"]["size"] == 32
     assert card["mirror_pairs"] == [["spiral_cw", "spiral_acw"]] and card["cpu_latency"]["median_ms"] > 0
     storage = f"sqlite:///{exported_study / 'study.db'}"
-    study = load_existing_study("exp", storage)
-    data = load_study_data(settings_from_study(study, str(exported_study), storage))
-    plan = study.user_attrs["galaxy_synth"]["plan"]
+    opened = reopen_study(storage, "exp", exported_study, progress=False)
+    data, plan = opened.data, opened.plan
     train, test = np.array(plan["train"]), np.array(plan["test"])
-    loaded = load_model_dir(exported_study / "models/rank1")
-    split = to_tensor_split(data, test, ExtraScaler.fit(data.extras[train]), torch.device("cpu"))
-    again = evaluate(loaded.model.net, split, Normalizer.fit(data.images[train]), len(data.class_names))
+    loaded = load_model_dir(exported_study / "studies/exp/models/rank1")
+    split = opened.prepared().split("test", torch.device("cpu"))
+    again = evaluate(loaded.model.net, split, Normalizer.fit(data.images, train), len(data.class_names))
     t = card["test"]
     assert again.confusion == t["confusion"] and again.accuracy == pytest.approx(t["accuracy"])
     assert again.balanced_accuracy == pytest.approx(t["balanced_accuracy"]) and again.macro_f1 == pytest.approx(t["macro_f1"])
     cm = np.array(t["confusion"])
     assert cm.sum() == t["n_images"] == len(test) and np.trace(cm) / cm.sum() == pytest.approx(t["accuracy"])
     assert card["params"] == count_params(loaded.model.net)
-    assert "trial" in (exported_study / "models/rank1/card.md").read_text()
+    assert "trial" in (exported_study / "studies/exp/models/rank1/card.md").read_text()
 
 
 def test_a_second_export_reuses_the_stored_full_training(exported_study, capsys):
-    before = json.loads((exported_study / "models/rank1/card.json").read_text())
+    before = json.loads((exported_study / "studies/exp/models/rank1/card.json").read_text())
     assert before["training"]["weights"] == "trained by galaxy-synth export"
     assert main(["export", "--top", "1", "--full-epochs", "2", "--results", str(exported_study), "--study", "exp",
                  "--no-progress"]) == 0
-    after = json.loads((exported_study / "models/rank1/card.json").read_text())
-    assert after["training"]["weights"].startswith("reused from galaxy-synth correlate")
+    after = json.loads((exported_study / "studies/exp/models/rank1/card.json").read_text())
+    assert after["training"]["weights"].startswith("reused from an earlier full training")
     assert after["test"] == before["test"]
 
 

@@ -27,7 +27,7 @@ def images(tmp_path_factory):
 def test_predict_a_folder_matches_the_torchscript_file(exported_study, images, tmp_path):
     folder, extra = images
     out = tmp_path / "p.csv"
-    model = exported_study / "models/rank1"
+    model = exported_study / "studies/exp/models/rank1"
     assert main(["predict", "--model", str(model), str(folder), "--extra", str(extra), "-o", str(out)]) == 0
     df = pd.read_csv(out)
     loaded = load_model_dir(model)
@@ -43,7 +43,7 @@ def test_predict_a_folder_matches_the_torchscript_file(exported_study, images, t
 
 
 def test_tta_is_rotation_invariant_and_flips_swap_the_mirror_pair(exported_study):
-    loaded = load_model_dir(exported_study / "models/rank1")
+    loaded = load_model_dir(exported_study / "studies/exp/models/rank1")
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, size=(3, 32, 32, 3), dtype=np.uint8)
     extras = rng.normal(size=(3, 2)).astype(np.float32)
@@ -72,11 +72,10 @@ def test_bad_inputs_are_one_line_and_write_nothing(exported_study, images, tmp_p
     folder, extra = images
     out = tmp_path / "p.csv"
     model = tmp_path / "m"
-    shutil.copytree(exported_study / "models/rank1", model)
+    shutil.copytree(exported_study / "studies/exp/models/rank1", model)
     (model / "card.json").rename(model / "card.bak")
     _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "-o", str(out)], "card.json is missing", out)
     (model / "card.bak").rename(model / "card.json")
-    _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "-o", str(out)], "needs extra inputs z, z_err", out)
     pd.read_csv(extra).drop(columns="z_err").to_csv(tmp_path / "no_zerr.csv", index=False)
     _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(tmp_path / "no_zerr.csv"),
                               "-o", str(out)], "no column 'z_err'", out)
@@ -87,6 +86,24 @@ def test_bad_inputs_are_one_line_and_write_nothing(exported_study, images, tmp_p
     (model / "model.pt").write_bytes(b"\x00garbage")
     _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(extra), "-o", str(out)],
                      "corrupt model.pt", out)
+
+
+def test_without_extra_inputs_the_training_means_are_used_and_flagged(exported_study, images, tmp_path, capsys):
+    folder, extra = images
+    model = exported_study / "studies/exp/models/rank1"
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(model), str(folder), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "no --extra given" in err and "training-set means" in err
+    df = pd.read_csv(out)
+    assert (df["extra_inputs"] == "training-set means (no --extra given)").all()
+    loaded = load_model_dir(model)
+    means = np.tile(np.array(loaded.card["extra_inputs"]["mean"], dtype=np.float32), (6, 1))
+    from synthesis.data import decode_image
+
+    imgs = np.stack([decode_image(str(folder / f"g{i}.png"), 32, 1.0) for i in range(6)])
+    want = predict_probabilities(loaded, imgs, means)
+    assert np.allclose(df[[f"p_{c}" for c in loaded.class_names]].to_numpy(), want, atol=1e-5)
 
 
 class _Evil:
@@ -101,7 +118,7 @@ def test_a_weights_file_carrying_code_is_refused_not_run(exported_study, tmp_pat
     from pathlib import Path
 
     model = tmp_path / "m"
-    shutil.copytree(exported_study / "models/rank1", model)
+    shutil.copytree(exported_study / "studies/exp/models/rank1", model)
     torch.save({"x": _Evil()}, model / "model.pt")
     Path("/tmp/galaxy-synth-pwned").unlink(missing_ok=True)
     with pytest.raises(DataError, match="corrupt model.pt"):

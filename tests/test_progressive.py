@@ -12,7 +12,7 @@ import synthesis.progressive as prog
 from synthesis.models import build_model
 from synthesis.progressive import GrowthSettings, base_spec, grow, inherit, jitter_, run_progressive, write_growth_report
 from synthesis.spec import StageSpec
-from synthesis.study import StudySettings
+from synthesis.settings import StudySettings
 
 
 def _trained_like(spec, seed=0):
@@ -74,13 +74,13 @@ def test_jitter_is_three_percent_of_each_tensors_std_and_spares_constants():
 
 def _tiny(tmp_path, study="grow"):
     return StudySettings(size=32, synthetic_n=200, max_samples=80, val_subset=40, objective="val_acc",
-                         strategy="progressive", results=str(tmp_path), study=study, progress=False)
+                         strategy="progressive", results=str(tmp_path), study=study, progress=False, precision="fp32")
 
 
 def test_stops_at_the_first_step_that_does_not_improve(tmp_path, monkeypatch):
     scripted = {(0, 16): 0.5, (1, 16): 0.6, (1, 32): 0.7, (2, 16): 0.65, (2, 32): 0.69}
 
-    def fake(study, objective, data, settings, growth, spec, placement, step, parent):
+    def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
         t = study.ask()
         t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
         t.set_user_attr("spec_hash", spec.spec_hash())
@@ -88,13 +88,13 @@ def test_stops_at_the_first_step_that_does_not_improve(tmp_path, monkeypatch):
         return study.get_trials()[t.number]
 
     monkeypatch.setattr(prog, "run_candidate", fake)
-    _, result = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32)), progress=False)
+    _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32)))
     assert [(s.step, s.channels, s.chosen) for s in result.steps] == [
         (0, 16, True), (1, 16, False), (1, 32, True), (2, 16, False), (2, 32, False)]
     assert "did not improve" in result.stop_reason and result.best_trial == 2
     json_path, png = write_growth_report(result, tmp_path)
     report = json.loads(json_path.read_text())
-    assert {"layer", "k", "channels", "val_acc"} <= set(report["steps"][0]) and png.stat().st_size > 1000
+    assert {"layer", "k", "channels", "score"} <= set(report["steps"][0]) and png.stat().st_size > 1000
 
 
 def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tmp_path, monkeypatch):
@@ -112,9 +112,9 @@ def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tm
 
     monkeypatch.setattr(prog, "run_candidate", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
-        run_progressive(settings, growth, progress=False)
+        run_progressive(settings, growth)
     monkeypatch.setattr(prog, "run_candidate", real)
-    study, result = run_progressive(settings, growth, progress=False)
+    study, result, _ = run_progressive(settings, growth)
     trials = study.get_trials()
     assert [t.state for t in trials].count(TrialState.FAIL) == 1  # the killed child, marked on resume
     complete = [t for t in trials if t.state == TrialState.COMPLETE]

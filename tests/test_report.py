@@ -15,11 +15,11 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def test_report_has_every_section_and_figure(exported_study, capsys):
     assert main(["report", "--results", str(exported_study), "--study", "exp"]) == 0
-    page = (exported_study / "report" / "index.html").read_text()
+    page = (exported_study / "studies/exp/report" / "index.html").read_text()
     for heading in ("Data", "Search", "Proxy calibration", "Top models"):
         assert f"<h2>{heading}</h2>" in page
     for png in ("class_balance.png", "history.png", "importances.png", "confusion_rank1.png", "confusion_rank2.png"):
-        assert f'src="{png}"' in page and (exported_study / "report" / png).stat().st_size > 1000
+        assert f'src="{png}"' in page and (exported_study / "studies/exp/report" / png).stat().st_size > 1000
     assert "galaxy-synth correlate" in page  # the calibration section says how to fill it
 
 
@@ -28,7 +28,7 @@ def test_report_renders_in_headless_chromium(exported_study, tmp_path):
     if browser is None:
         pytest.skip("chromium not installed (Debian package 'chromium'; make browser / bash .ci/run installs it)")
     assert main(["report", "--results", str(exported_study), "--study", "exp"]) == 0
-    url = (exported_study / "report" / "index.html").as_uri()
+    url = (exported_study / "studies/exp/report" / "index.html").as_uri()
     flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     assert 'data-images-loaded="true"' in dom  # every <img> decoded (set by the page's load handler)

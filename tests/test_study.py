@@ -1,9 +1,12 @@
 import optuna
 import pytest
 
-import synthesis.study as study_mod
+import synthesis.objective as objective_mod
 from synthesis.errors import StudyMismatchError
-from synthesis.study import StudySettings, metrics_table, plot_history, run_study, summary_rows, write_table
+from synthesis.outputs import metrics_table, plot_history, summary_rows, write_table
+from synthesis.runner import run_study
+from synthesis.search import make_pruner
+from synthesis.settings import STUDY_ATTR, StudySettings
 from synthesis.training import TrainingDiverged
 from optuna.trial import TrialState
 
@@ -28,7 +31,7 @@ def test_study_completes_records_and_resumes(tmp_path):
     for key in ("arch", "spec_hash", "train_config", "params", "flops", "history", "val_acc", "val_balanced_acc", "wall_seconds"):
         assert key in t.user_attrs
     assert t.value == t.user_attrs["val_acc"]
-    attrs = study.user_attrs[study_mod.STUDY_ATTR]
+    attrs = study.user_attrs[STUDY_ATTR]
     assert len(attrs["plan"]["trial_train"]) == 80 and attrs["sampler"]["name"] == "TPESampler"
 
     again = run_study(s)  # target reached: nothing new
@@ -62,7 +65,7 @@ def test_same_seed_same_parameters_and_metrics(tmp_path):
 
 
 def test_diverging_trial_is_pruned_with_reason_and_study_goes_on(tmp_path, monkeypatch):
-    real = study_mod.train_model
+    real = objective_mod.train_model
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -71,7 +74,7 @@ def test_diverging_trial_is_pruned_with_reason_and_study_goes_on(tmp_path, monke
             raise TrainingDiverged("train loss became nan at epoch 1, batch 3")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study_mod, "train_model", flaky)
+    monkeypatch.setattr(objective_mod, "train_model", flaky)
     study = run_study(tiny(tmp_path, trials=2))
     diverged = [t for t in study.trials if "diverged" in t.user_attrs.get("prune_reason", "")]
     assert len(diverged) == 1 and diverged[0].state == TrialState.PRUNED
@@ -79,7 +82,7 @@ def test_diverging_trial_is_pruned_with_reason_and_study_goes_on(tmp_path, monke
 
 
 def test_oversize_architectures_are_pruned_before_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_mod, "train_model", lambda *a, **k: pytest.fail("trained an oversize model"))
+    monkeypatch.setattr(objective_mod, "train_model", lambda *a, **k: pytest.fail("trained an oversize model"))
     s = tiny(tmp_path, trials=1, max_params=10)
     study = run_study(s)  # every candidate is over the cap: the run stops after its attempt budget
     assert study.trials and all(t.state == TrialState.PRUNED for t in study.trials)
@@ -87,7 +90,7 @@ def test_oversize_architectures_are_pruned_before_training(tmp_path, monkeypatch
 
 
 def test_flops_cap_prunes_before_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_mod, "train_model", lambda *a, **k: pytest.fail("trained an over-FLOPs model"))
+    monkeypatch.setattr(objective_mod, "train_model", lambda *a, **k: pytest.fail("trained an over-FLOPs model"))
     study = run_study(tiny(tmp_path, trials=1, max_mflops=0.001, max_params=10**9))
     assert study.trials and all(t.state == TrialState.PRUNED and "--max-mflops" in t.user_attrs["prune_reason"] for t in study.trials)
 
@@ -101,15 +104,15 @@ def test_loss_choice_reaches_every_trial_and_is_frozen(tmp_path):
 
 
 def test_pruner_choice():
-    assert isinstance(study_mod.make_pruner("auto", 2)[0], optuna.pruners.NopPruner)
-    assert isinstance(study_mod.make_pruner("auto", 6)[0], optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("auto", 2)[0], optuna.pruners.NopPruner)
+    assert isinstance(make_pruner("auto", 6)[0], optuna.pruners.MedianPruner)
 
 
 def test_random_sampler_is_the_baseline_option_and_unknown_names_fail():
     import optuna as _optuna
 
     from synthesis.errors import GalaxySynthError
-    from synthesis.study import make_sampler
+    from synthesis.search import make_sampler
 
     sampler, info = make_sampler(3, 0, name="random")
     assert isinstance(sampler, _optuna.samplers.RandomSampler) and info == {"name": "RandomSampler", "seed": 3}

@@ -8,7 +8,8 @@ from torch import nn
 from synthesis.data import load_dataset
 from synthesis.models import build_model
 from synthesis.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.study import StudySettings, build_trial_data, data_plan
+from synthesis.preparation import build_trial_data, data_plan
+from synthesis.settings import StudySettings
 from synthesis.training import TrainingDiverged, classification_metrics, evaluate, make_loss, train_model
 
 

@@ -13,8 +13,9 @@ from optuna.trial import TrialState
 
 from galaxy_synth.cli import _build_parser
 from galaxy_synth.workers import threads_per_worker, worker_command
-from synthesis.study import open_storage, optimize_to_target, surplus_trial
-from tests._kill import kill_if_mid_trial
+from synthesis.runner import optimize_to_target, surplus_trial
+from synthesis.storage import open_storage
+from tests._kill import hold_env, kill_held_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40",
@@ -88,28 +89,12 @@ def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 
     url = storage or f"sqlite:///{results / 'study.db'}"
     if storage:
         cmd += ["--storage", storage]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    hold = tmp_path / "hold"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **hold_env(hold, 2)}  # once two trials are complete
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
-    deadline = time.time() + 300
     try:
-        while killed is None and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.3)
-            if not (results / "workers").exists():  # made once the study exists: don't race its creation
-                continue
-            try:
-                study = optuna.load_study(study_name=study_name, storage=url)
-                trials = study.get_trials()
-            except Exception:  # not created yet
-                continue
-            done = [t for t in trials if t.state == TrialState.COMPLETE]
-            # "flops" is set after the size checks: this trial is going to train, not to be pruned.
-            running = [t for t in trials if t.state == TrialState.RUNNING and "flops" in t.user_attrs
-                       and "history" not in t.user_attrs]
-            if done and running:
-                pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
-                if kill_if_mid_trial(pid, study, running[0].number):
-                    killed = running[0].number
+        killed = kill_held_trial(hold, timeout=300, alive=lambda: proc.poll() is None)
         out, err = proc.communicate(timeout=400)
     finally:
         if proc.poll() is None:
@@ -118,7 +103,8 @@ def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 
         trials = optuna.load_study(study_name=study_name, storage=url).get_trials()
     except KeyError:
         pytest.fail(f"no study was made; galaxy-synth exited {proc.returncode}: {err.strip()[-2000:]}")
-    return proc.returncode, err, trials, killed, sorted((results / "workers").glob("worker*.log"))
+    logs = sorted((results / "studies" / study_name / "workers").glob("worker*.log"))
+    return proc.returncode, err, trials, killed, logs
 
 
 def check_exact_and_retried(code, err, trials, killed, logs, workers=3, target=9):

@@ -1,0 +1,151 @@
+"""The Python API: the same functions the ``galaxy-synth`` command line calls, for notebooks and scripts.
+
+    from galaxy_synth import api
+    from synthesis.settings import StudySettings
+
+    study = api.synth(StudySettings(data="../shared/data/gz1_dev", merge=["spiral_cw,spiral_acw=spiral"],
+                                    drop=["dont_know"], trials=20))
+    print(api.rank(study.study_name).head())               # every completed trial, best first
+    report = api.calibrate(study.study_name, ground_truth=24, seeds=2)
+    models = api.export(study.study_name, top=3)          # fully trained, packaged
+    model = api.load_model(models[0].folder)
+    print(api.predict(model, ["my_galaxies/"], tta=True))
+
+Every function takes the results folder (default ``results``) and an optional storage URL, as the
+CLI does; user errors raise :class:`synthesis.errors.GalaxySynthError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+import pandas as pd
+
+from synthesis.errors import GalaxySynthError
+from synthesis.settings import StudySettings
+from synthesis.storage import existing_storage_url
+
+__all__ = ["StudySettings", "SynthResult", "synth", "rank", "calibrate", "calibrate_table", "export", "load_model",
+           "predict", "report", "GalaxySynthError"]
+
+
+@dataclass
+class SynthResult:
+    """What :func:`synth` did: the Optuna study, the settings it ran with (no "auto" left), the files it wrote."""
+
+    study: optuna.Study
+    settings: StudySettings
+    written: list[Path]
+    growth: Any = None  # progressive growth: the steps and why it stopped
+
+    @property
+    def study_name(self) -> str:
+        return self.study.study_name
+
+
+def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
+          pruner: optuna.pruners.BasePruner | None = None, on_ready: Callable[[Any], None] | None = None) -> SynthResult:
+    """Run or resume a study (``settings.strategy`` "tpe" or "progressive") and write its tables and plots.
+
+    ``sampler`` / ``pruner``: any Optuna objects instead of the ones the settings name (TPE strategy).
+    ``on_ready(opened_study)`` is called once the study is checked and open, before any training.
+    """
+    from synthesis.device import tune_allocator
+    from synthesis.outputs import write_study_outputs
+    from synthesis.study import find_calibration
+
+    tune_allocator()
+    if settings.strategy == "progressive":
+        from synthesis.progressive import run_progressive, write_growth_report
+
+        study, growth, grown = run_progressive(settings, on_ready=on_ready)
+        written = write_growth_report(growth, grown.study_dir) + write_study_outputs(study, grown.study_dir, None)
+        return SynthResult(study, grown, written, growth)
+    from synthesis.runner import run_study
+
+    resolved: list[StudySettings] = []
+
+    def ready(opened) -> None:
+        resolved.append(opened.settings)
+        if on_ready is not None:
+            on_ready(opened)
+
+    study = run_study(settings, sampler=sampler, pruner=pruner, on_ready=ready)
+    s = resolved[0]
+    proxy, _ = find_calibration(s.calibration, s.results_dir)
+    return SynthResult(study, s, write_study_outputs(study, s.study_dir, proxy))
+
+
+def rank(study: str | None = None, results: str | Path = "results", storage: str | None = None,
+         calibration: str | None = None) -> pd.DataFrame:
+    """Every trial with every metric, rescored with the current calibration, best first.
+
+    ``table.attrs`` says which study and calibration: ``study``, ``calibration`` (name), ``calibration_hash``,
+    ``calibration_file``.
+    """
+    from synthesis.outputs import metrics_table
+    from synthesis.storage import load_existing_study
+    from synthesis.study import find_calibration
+
+    url = existing_storage_url(storage, Path(results))
+    proxy, source = find_calibration(calibration, Path(results))
+    loaded = load_existing_study(study, url)
+    table = metrics_table(loaded, proxy)
+    table.attrs.update(study=loaded.study_name, calibration=proxy.name, calibration_hash=proxy.calibration_hash,
+                       calibration_file=str(source))
+    return table
+
+
+def calibrate(study: str | None = None, results: str | Path = "results", storage: str | None = None, *,
+              ground_truth: int = 24, top: int = 3, full_epochs: int = 30, target: str = "accuracy", seeds: int = 1,
+              seed: int = 0, device: str = "auto", folds: int = 5, repeats: int = 10,
+              progress: bool = True) -> tuple[dict[str, Any], list[Path]]:
+    """Full-train ``ground_truth`` trials (resumable), fit the composite proxy, report out-of-fold."""
+    from correlation.calibrate import calibrate_study
+
+    url = existing_storage_url(storage, Path(results), "--storage / --table")
+    return calibrate_study(url, study, Path(results), ground_truth, top, full_epochs, target, seed, device, folds,
+                           repeats, progress=progress, seeds=seeds)
+
+
+def calibrate_table(table: str | Path, target: str, results: str | Path = "results", features: Sequence[str] | None = None,
+                    folds: int = 5, repeats: int = 10, seed: int = 0) -> tuple[dict[str, Any], list[Path]]:
+    """Fit and report the composite on any CSV of metrics with a target column."""
+    from correlation.calibrate import calibrate_table as _calibrate_table
+
+    return _calibrate_table(Path(table), target, Path(results), list(features) if features else None, folds, repeats, seed)
+
+
+def export(study: str | None = None, results: str | Path = "results", storage: str | None = None, *, top: int = 3,
+           full_epochs: int = 30, seed: int = 0, device: str = "auto", calibration: str | None = None,
+           progress: bool = True) -> list[Any]:
+    """Fully train (or reuse) and package the ``top`` best trials; returns one ``ExportedModel`` each."""
+    from galaxy_synth.export import export_top
+
+    url = existing_storage_url(storage, Path(results))
+    return export_top(url, study, Path(results), top, full_epochs, seed, device, calibration, progress=progress)
+
+
+def load_model(folder: str | Path) -> Any:
+    """An exported model folder (``models/rank1``), checked and ready for :func:`predict`."""
+    from galaxy_synth.predict import load_model_dir
+
+    return load_model_dir(folder)
+
+
+def predict(model: Any, images: Sequence[str | Path], extra_csv: str | Path | None = None, tta: bool = False) -> pd.DataFrame:
+    """Class probabilities for image files and/or folders; ``model`` from :func:`load_model` or a folder path."""
+    from galaxy_synth.predict import collect_images, load_model_dir, predict_files
+
+    loaded = load_model_dir(model) if isinstance(model, (str, Path)) else model
+    return predict_files(loaded, collect_images(images), extra_csv, tta)
+
+
+def report(study: str | None = None, results: str | Path = "results", storage: str | None = None) -> Path:
+    """The static HTML report of a study; returns the page's path."""
+    from galaxy_synth.report import write_study_report
+
+    return write_study_report(existing_storage_url(storage, Path(results)), study, Path(results))

@@ -1,0 +1,183 @@
+"""One trial, start to finish: sample → build → size caps → zero-cost scores → short training → record → score.
+
+:func:`record_architecture` and :func:`record_training` are the one way a trial's attributes are
+written, shared by the TPE objective here and by progressive growth (:mod:`synthesis.progressive`),
+so ``rank``, ``correlate``, ``export`` and ``report`` read every trial alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+from proxies.composite import CompositeProxy
+from proxies.metrics import early_training_metrics
+from proxies.zero_cost import zero_cost_scores
+from synthesis.models import build_model, count_flops, count_params
+from synthesis.preparation import TrialData
+from synthesis.settings import StudySettings
+from synthesis.space import SearchSpace
+from synthesis.spec import ArchSpec, TrainConfig
+from synthesis.training import TrainHistory, TrainingDiverged, train_model
+
+HOLD_ENV = "GALAXY_SYNTH_TEST_HOLD"  # tests only: "DIR:N" parks one trial before training (see hold_if_asked)
+
+
+def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
+    """Per-trial seed; a retried trial reuses its original's, so its metrics reproduce."""
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+    number = original if original is not None else trial.number
+    return base_seed * 100_003 + number
+
+
+def zero_cost_for(model: torch.nn.Module, data: TrialData) -> dict[str, float]:
+    """Zero-cost scores at initialisation on 32 (un-augmented) training images.
+
+    32 keeps their cost near 2% of a default trial (64 images measured 5%) while NASWOT's
+    32×32 kernel and Jacobian correlations stay well-defined.
+    """
+    n = min(32, len(data.train))
+    x = data.normalizer(data.train.x[:n]).contiguous(memory_format=torch.channels_last)
+    y, extra = data.train.y[:n], data.train.extra[:n]
+    model.to(memory_format=torch.channels_last)  # as in training: faster on CPU
+
+    def forward(m, inp):
+        # SynFlow feeds one all-ones image in float64 (on the CPU where the device lacks float64).
+        return m(inp, extra[: inp.shape[0]].to(device=inp.device, dtype=inp.dtype)) if data.n_extra else m(inp)
+
+    return zero_cost_scores(model, x, y, forward)
+
+
+def record_architecture(trial: optuna.Trial, spec: ArchSpec, train_cfg: TrainConfig, params: int, seed: int,
+                        **extra: Any) -> None:
+    """What a trial is, stored before it trains (a killed trial still says what it was)."""
+    attrs = {"arch": spec.to_dict(), "spec_hash": spec.spec_hash(), "train_config": train_cfg.to_dict(),
+             "params": params, "seed": seed, "worker": f"{socket.gethostname()}:{os.getpid()}", **extra}
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def record_training(trial: optuna.Trial, history: TrainHistory, params: int, flops: int, zc: dict[str, float],
+                    wall: float, proxy: CompositeProxy | None) -> dict[str, float]:
+    """What a trial measured: the raw history, its metrics and (given a calibration) its proxy score."""
+    last = history.last
+    metrics = {**early_training_metrics(history.to_dict(), params, flops), **zc}
+    attrs: dict[str, Any] = {
+        "history": history.to_dict(), "wall_seconds": wall,
+        "images_per_second": float(np.mean([e.images_per_second for e in history.epochs])),
+        **{key: getattr(last, key) for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")},
+        "metrics": metrics, "zc_fraction_of_trial": zc.get("zc_seconds", 0.0) / max(wall + zc.get("zc_seconds", 0.0), 1e-9),
+    }
+    if proxy is not None:
+        attrs["proxy_score"] = float(proxy.predict(pd.DataFrame([metrics]))[0])
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    return metrics
+
+
+def hold_if_asked(trial: optuna.Trial) -> None:
+    """Tests only: with ``GALAXY_SYNTH_TEST_HOLD=DIR:N``, the first trial to get here (past the size caps,
+    about to train) once the study holds N COMPLETE trials writes ``DIR/trial{number}.pid`` and waits
+    (up to 5 minutes), so a kill test can kill it mid-trial without racing the trial's length."""
+    spec = os.environ.get(HOLD_ENV)
+    if not spec:
+        return
+    folder, _, complete = spec.rpartition(":")
+    if len(trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < int(complete):
+        return
+    trial_number = trial.number
+    try:  # exactly one trial holds, whichever worker reaches this first
+        os.close(os.open(Path(folder) / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    marker = Path(folder) / f"trial{trial_number}.pid"
+    marker.write_text(str(os.getpid()))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and marker.exists():
+        time.sleep(0.1)
+
+
+class Objective:
+    """Build the trial's model from its spec, train ``epochs``, record everything, score it."""
+
+    def __init__(self, trial_data: TrialData, settings: StudySettings, calibration: dict[str, Any] | None = None) -> None:
+        self.data = trial_data
+        self.settings = settings
+        self.proxy = CompositeProxy.from_dict(calibration) if calibration else None
+        self.space = SearchSpace()
+
+    def zero_cost(self, model: torch.nn.Module) -> dict[str, float]:
+        return zero_cost_for(model, self.data)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        from synthesis.runner import surplus_trial
+
+        d, s = self.data, self.settings
+        if surplus_trial(trial.study, trial.number, s.trials):
+            trial.set_user_attr("prune_reason", f"surplus: other workers' trials already reach --trials {s.trials}")
+            raise optuna.TrialPruned("surplus trial")
+        spec, train_cfg = self.space.suggest(trial, d.num_classes, d.image_size, d.n_extra)
+        train_cfg = train_cfg.replace(loss=s.loss, label_smoothing=s.label_smoothing, schedule=s.schedule, warmup=s.warmup)
+        seed = trial_seed(trial, s.seed)
+        torch.manual_seed(seed)
+        model = build_model(spec)
+        params = count_params(model)
+        record_architecture(trial, spec, train_cfg, params, seed)
+        if params > s.max_params:
+            trial.set_user_attr("prune_reason", f"params {params} > --max-params {s.max_params}")
+            raise optuna.TrialPruned(f"{params} params exceed the cap")
+        flops = count_flops(model, spec)
+        trial.set_user_attr("flops", flops)
+        if s.max_mflops and flops > s.max_mflops * 1e6:
+            trial.set_user_attr("prune_reason", f"{flops / 1e6:.0f} MFLOPs > --max-mflops {s.max_mflops:g}")
+            raise optuna.TrialPruned("FLOPs exceed the cap")
+        hold_if_asked(trial)
+        model.to(d.device)
+        zc = self.zero_cost(model)
+        multi = s.objective == "multi"
+
+        def report(record) -> None:
+            if multi:  # Optuna cannot prune (or take reports from) multi-objective trials
+                return
+            trial.report(record.val_acc, step=record.epoch)
+            if trial.should_prune():
+                trial.set_user_attr("prune_reason", f"pruner stopped it after epoch {record.epoch} (val_acc {record.val_acc:.3f})")
+                raise optuna.TrialPruned()
+
+        t0 = time.perf_counter()
+        try:
+            history = train_model(model, d.train, train_cfg, s.epochs, val=d.val, seed=seed, on_epoch_end=report,
+                                  progress=s.progress, progress_desc=f"trial {trial.number}", precision=s.precision,
+                                  **d.training_kwargs())
+        except TrainingDiverged as exc:
+            trial.set_user_attr("prune_reason", f"diverged: {exc}")
+            raise optuna.TrialPruned(f"diverged: {exc}") from None
+        except torch.OutOfMemoryError:
+            trial.set_user_attr("prune_reason", "out of device memory")
+            raise optuna.TrialPruned("out of memory") from None
+        metrics = record_training(trial, history, params, flops, zc, time.perf_counter() - t0, self.proxy)
+        score = trial_value(metrics, s.objective, self.proxy)
+        if not math.isfinite(score):
+            trial.set_user_attr("prune_reason", "score is not finite")
+            raise optuna.TrialPruned("score is not finite")
+        return (score, float(params)) if multi else score
+
+
+def trial_value(metrics: dict[str, float], objective: str, proxy: CompositeProxy | None) -> float:
+    """The number the sampler maximises for one trial's metrics."""
+    if objective == "val_acc" or proxy is None and objective != "balanced_acc":
+        return float(metrics["val_acc"])
+    if objective == "balanced_acc":
+        return float(metrics["val_balanced_acc"])
+    return float(proxy.predict(pd.DataFrame([metrics]))[0])

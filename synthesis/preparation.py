@@ -1,0 +1,133 @@
+"""The one data-preparation step: a study's data and split → normaliser, extra-input scaler, tensors on a device.
+
+Trials, promotion, ground truth, export and the benchmarks all start from :class:`PreparedData`:
+the split indices (``plan``) fixed when the study was created, the training split's statistics,
+and the chirality policy. Only the rows a run needs are copied to the device (the trial subsets
+for trials; train/test for full training), never the whole data set.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthesis.data import ClassMap, GalaxyImages, find_mirror_pairs, load_dataset
+from synthesis.settings import StudySettings
+from synthesis.splits import stratified_split, stratified_subset
+from synthesis.training import ExtraScaler, Normalizer, TensorSplit
+
+log = logging.getLogger("galaxy_synth")
+
+
+def data_plan(data: GalaxyImages, settings: StudySettings) -> dict[str, list[int]]:
+    """Split indices (train/val/test) and the bounded trial subsets, all from the seed."""
+    split = stratified_split(data.labels, seed=settings.seed)
+    trial_train = stratified_subset(split["train"], data.labels, settings.max_samples, seed=settings.seed + 1)
+    trial_val = stratified_subset(split["val"], data.labels, settings.val_subset, seed=settings.seed + 2)
+    return {**{k: v.tolist() for k, v in split.items()}, "trial_train": trial_train.tolist(), "trial_val": trial_val.tolist()}
+
+
+def mirror_policy(class_names: tuple[str, ...], warn: bool = True) -> tuple[list[tuple[int, int]], bool]:
+    """Mirror-image class pairs, and whether flips are allowed (not when a chiral class is unpaired)."""
+    pairs, unpaired = find_mirror_pairs(class_names)
+    if unpaired and warn:
+        log.warning("class(es) %s look chiral but have no mirror partner: flips disabled, rotations only", unpaired)
+    return pairs, not unpaired
+
+
+def load_study_data(settings: StudySettings) -> GalaxyImages:
+    """Load and validate the dataset (``settings`` resolved) before anything touches the study storage."""
+    return load_dataset(
+        settings.data,
+        size=settings.size,
+        crop=settings.crop,
+        class_map=ClassMap.parse(settings.merge, settings.drop),
+        cache_dir=settings.results_dir / "cache",
+        extra_columns=settings.extra_columns,
+        synthetic_n=settings.synthetic_n,
+        synthetic_seed=settings.seed,
+        progress=settings.progress,
+    )
+
+
+@dataclass
+class PreparedData:
+    """A study's data with its split and the training split's preprocessing statistics."""
+
+    data: GalaxyImages
+    plan: dict[str, list[int]]
+    normalizer: Normalizer
+    extra_scaler: ExtraScaler
+    mirror_pairs: list[tuple[int, int]]
+    allow_flips: bool
+
+    @classmethod
+    def from_plan(cls, data: GalaxyImages, plan: dict[str, list[int]], stats: dict[str, Any] | None = None) -> PreparedData:
+        """``stats``: the statistics a study stored when it was created (else computed from the train split)."""
+        train = np.asarray(plan["train"])
+        if stats:
+            normalizer = Normalizer(tuple(stats["normalizer"]["mean"]), tuple(stats["normalizer"]["std"]))
+            scaler = ExtraScaler(list(stats["extra_scaler"]["mean"]), list(stats["extra_scaler"]["std"]))
+        else:
+            normalizer = Normalizer.fit(data.images, train)
+            scaler = ExtraScaler.fit(data.extras[train])
+        pairs, allow_flips = mirror_policy(data.class_names)
+        return cls(data, plan, normalizer, scaler, pairs, allow_flips)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.data.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.data.class_names)
+
+    @property
+    def image_size(self) -> int:
+        return self.data.size
+
+    @property
+    def n_extra(self) -> int:
+        return int(self.data.extras.shape[1])
+
+    def statistics(self) -> dict[str, Any]:
+        """What a study stores so that every worker and every later command normalises alike."""
+        return {"normalizer": self.normalizer.to_dict(),
+                "extra_scaler": {"mean": list(self.extra_scaler.mean), "std": list(self.extra_scaler.std)}}
+
+    def split(self, name: str, device: torch.device) -> TensorSplit:
+        """The rows of ``plan[name]`` (e.g. "trial_train", "train", "test") as tensors on ``device``."""
+        idx = np.asarray(self.plan[name])
+        data = self.data
+        x = torch.from_numpy(np.ascontiguousarray(np.asarray(data.images[idx]).transpose(0, 3, 1, 2))).to(device)
+        y = torch.from_numpy(np.asarray(data.labels[idx])).to(device)
+        extra = torch.from_numpy(self.extra_scaler.transform(np.asarray(data.extras[idx]))).to(device)
+        return TensorSplit(x, y, extra)
+
+    def training_kwargs(self) -> dict[str, Any]:
+        """The arguments :func:`synthesis.training.train_model` takes from the data."""
+        return {"normalizer": self.normalizer, "num_classes": self.num_classes, "mirror_pairs": self.mirror_pairs,
+                "allow_flips": self.allow_flips}
+
+
+@dataclass
+class TrialData(PreparedData):
+    """Prepared data plus the trial subsets, resident on the device for every trial of a run."""
+
+    train: TensorSplit
+    val: TensorSplit
+    device: torch.device
+
+    @classmethod
+    def on_device(cls, prep: PreparedData, device: torch.device) -> TrialData:
+        base = {f.name: getattr(prep, f.name) for f in fields(PreparedData)}
+        return cls(**base, train=prep.split("trial_train", device), val=prep.split("trial_val", device), device=device)
+
+
+def build_trial_data(data: GalaxyImages, plan: dict[str, list[int]], device: torch.device,
+                     stats: dict[str, Any] | None = None) -> TrialData:
+    return TrialData.on_device(PreparedData.from_plan(data, plan, stats), device)

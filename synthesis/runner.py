@@ -1,0 +1,152 @@
+"""Running a study to its target: exactly ``--trials`` COMPLETE trials, from any number of workers.
+
+No scheduler of ours: every worker runs :func:`optimize_to_target` on the same storage; Optuna
+hands out trials and heartbeats re-queue a dead worker's trial. Ctrl-C re-queues the interrupted
+trial the same way (a WAITING copy with its parameters and seed) and ends with one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from synthesis.objective import Objective
+from synthesis.preparation import TrialData
+from synthesis.settings import StudySettings
+from synthesis.storage import retry_callback
+from synthesis.outputs import completed_trials
+from synthesis.study import OpenedStudy, prepare_study
+
+log = logging.getLogger("galaxy_synth")
+
+
+OBJECTIVE_LABELS = {"composite": "proxy", "multi": "proxy", "val_acc": "val acc", "balanced_acc": "val bal acc"}
+
+
+class TrialsBar:
+    """tqdm bar over completed trials (resumes from the stored count); says what its values are."""
+
+    def __init__(self, target: int, done: int, objective: str, enabled: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        self.label = OBJECTIVE_LABELS.get(objective, objective)
+        self.bar = tqdm(total=target, initial=done, desc=f"trials ({self.label})", unit="trial", disable=not enabled,
+                        dynamic_ncols=True)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            self.bar.update(1)
+        best = None
+        if len(study.directions) == 1:
+            try:
+                best = study.best_value
+            except ValueError:
+                pass
+        last = f"{trial.values[0]:.3f}" if trial.values else trial.state.name.lower()
+        text = f"#{trial.number} {self.label} {last}"
+        self.bar.set_postfix_str(f"{text} | best {best:.3f}" if best is not None else text)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def surplus_trial(study: optuna.Study, number: int, target: int) -> bool:
+    """True when COMPLETE trials plus RUNNING ones started before ``number`` already reach ``target``.
+
+    The backstop against two workers starting the last trial at the same moment: the later one
+    (higher number) yields, so the study ends with exactly ``target`` COMPLETE trials.
+    """
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    ahead = sum(1 for t in trials if t.state == TrialState.COMPLETE or t.number < number)
+    return ahead >= target
+
+
+class _DropInterruptNoise(logging.Filter):
+    """Optuna logs a Ctrl-C as a failed trial with a long traceback; the CLI says it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "KeyboardInterrupt" not in record.getMessage()
+
+
+def requeue_interrupted(study: optuna.Study, number: int) -> None:
+    """Put an interrupted trial back in the queue (FAIL + a WAITING copy, as for a dead worker)."""
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    if trial.state == TrialState.RUNNING:
+        study.tell(number, state=TrialState.FAIL)
+        trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    if trial.state == TrialState.FAIL and not any(t.system_attrs.get("failed_trial") == number for t in study.get_trials(deepcopy=False)):
+        retry_callback()(study, trial)
+
+
+def optimize_to_target(study: optuna.Study, objective: Callable[[optuna.Trial], Any], target: int,
+                       max_attempts: int, callbacks: Sequence[Callable] = (), poll_seconds: float = 2.0) -> None:
+    """Run trials one at a time until the study holds ``target`` COMPLETE trials, from any worker.
+
+    Several processes may run this on one storage. A worker starts a trial only while COMPLETE +
+    RUNNING < target; otherwise it waits, because a running trial may still die: its worker's
+    heartbeat goes stale, Optuna fails it and queues a retry (WAITING), which the next free worker
+    picks up. ``max_attempts`` bounds this worker's trials (every trial could be pruned).
+    """
+    import time
+
+    attempts = 0
+    started: list[int] = []
+
+    def remember(trial: optuna.Trial) -> Any:
+        started.append(trial.number)
+        return objective(trial)
+
+    optuna_log = logging.getLogger("optuna")
+    noise = _DropInterruptNoise()
+    optuna_log.addFilter(noise)
+    try:
+        while attempts < max_attempts:
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial → FAIL + queued retry
+            states = [t.state for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))]
+            complete = states.count(TrialState.COMPLETE)
+            if complete >= target:
+                return
+            if complete + states.count(TrialState.RUNNING) >= target:
+                time.sleep(poll_seconds)
+                continue
+            try:
+                study.optimize(remember, n_trials=1, callbacks=list(callbacks), gc_after_trial=False)
+            except KeyboardInterrupt:
+                if started:
+                    requeue_interrupted(study, started[-1])
+                raise
+            attempts += 1
+    finally:
+        optuna_log.removeFilter(noise)
+
+
+def run_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
+              pruner: optuna.pruners.BasePruner | None = None,
+              on_ready: Callable[[OpenedStudy], None] | None = None) -> optuna.Study:
+    """Run (or resume) the study until ``settings.trials`` trials are COMPLETE in total.
+
+    ``sampler`` / ``pruner``: any Optuna sampler or pruner instead of the ones the settings name.
+    """
+    from synthesis.device import tune_allocator
+
+    tune_allocator()
+    opened = prepare_study(settings, sampler=sampler, pruner=pruner)
+    s = opened.settings
+    trial_data = TrialData.on_device(opened.prepared(), opened.device)
+    log.info("study %r on %s: %s", s.study_name, s.storage_url, opened.device)
+    if on_ready is not None:
+        on_ready(opened)
+    done = len(completed_trials(opened.study))
+    remaining = s.trials - done
+    if remaining > 0:
+        bar = TrialsBar(s.trials, done, s.objective, s.progress)
+        try:
+            optimize_to_target(opened.study, Objective(trial_data, s, opened.attrs.get("calibration")), s.trials,
+                               max_attempts=3 * remaining + 10, callbacks=[bar], poll_seconds=s.poll_seconds)
+        finally:
+            bar.close()
+    return opened.study
+

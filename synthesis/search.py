@@ -1,0 +1,55 @@
+"""How the search proposes and stops trials: Optuna samplers and pruners, built from the settings.
+
+Both are plain Optuna objects; :func:`synthesis.runner.run_study` accepts any sampler or pruner a
+library user passes instead of these defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from synthesis.errors import GalaxySynthError
+from synthesis.settings import PRUNERS, SAMPLERS
+
+
+def make_sampler(seed: int, n_existing: int, worker_id: int = 0,
+                 name: str = "tpe") -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
+    """TPE with explicit options (Optuna 5 changed its defaults), a resume-aware, per-worker seed.
+
+    A resumed run re-seeds with ``seed + n_existing`` so that it does not replay the random
+    start-up samples of the first run; each parallel worker adds its own offset so that workers
+    do not sample the same start-up architectures. ``constant_liar`` makes TPE treat the other
+    workers' running trials as bad results, so parallel workers spread out instead of piling onto
+    one region. (With several workers the sampled sequence depends on which trial finishes first,
+    so it is reproducible per worker only up to that timing.)
+    """
+    run_seed = seed + 7919 * n_existing + 104_729 * worker_id
+    if name == "random":  # the baseline TPE has to beat
+        return optuna.samplers.RandomSampler(seed=run_seed), {"name": "RandomSampler", "seed": seed}
+    if name != "tpe":
+        raise GalaxySynthError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})")
+    options = {"n_startup_trials": 10, "multivariate": True, "group": True, "constant_liar": True}
+    sampler = optuna.samplers.TPESampler(seed=run_seed, **options)
+    return sampler, {"name": "TPESampler", "seed": seed, **options}
+
+
+def make_pruner(name: str, epochs: int, objective: str = "composite") -> tuple[optuna.pruners.BasePruner, str]:
+    """``auto``: median pruning only when trials have >= 4 epochs.
+
+    With 2-epoch trials the only pruning point is after epoch 1, where validation accuracy
+    barely ranks architectures (see docs/BENCHMARKS.md); pruning there would discard
+    candidates on noise and leave them without the metrics the composite proxy needs.
+    """
+    if objective == "multi":
+        if name == "median":
+            raise GalaxySynthError("--objective multi cannot prune: Optuna does not prune multi-objective trials")
+        name = "none"
+    if name == "auto":
+        name = "median" if epochs >= 4 else "none"
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=10, n_warmup_steps=1), name
+    if name == "none":
+        return optuna.pruners.NopPruner(), name
+    raise GalaxySynthError(f"unknown pruner {name!r} (choose from {', '.join(PRUNERS)})")

@@ -1,0 +1,327 @@
+"""The one typed settings object of a study: what the CLI parses, what the study freezes, what a resume reads back.
+
+Every option of ``galaxy-synth synth`` is a field of :class:`StudySettings`, declared once with
+its default, help text, choices and whether a study *freezes* it (a resumed or parallel run
+must use the same value, or it would mix incomparable trials). The command line is generated
+from these declarations (:func:`add_arguments`), the study stores :meth:`StudySettings.frozen`
+in its attributes, and :meth:`StudySettings.from_attrs` rebuilds the settings of an existing
+study. Adding a frozen setting is one field here plus the code that uses it.
+
+Settings whose best value depends on the hardware (image size, FLOP cap, trial count) default to
+``None`` = "auto": :meth:`StudySettings.resolve` fills them from the device for a new study and
+from the stored study for a resumed one, and :meth:`StudySettings.describe_defaults` says what
+was chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from synthesis.device import PRECISIONS
+from synthesis.errors import GalaxySynthError
+from synthesis.spec import SCHEDULES
+
+OBJECTIVES = ("composite", "val_acc", "balanced_acc", "multi")
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("auto", "median", "none")
+STRATEGIES = ("tpe", "progressive")
+LOSSES = ("ce", "weighted_ce", "focal")
+DEFAULT_STUDY = "galaxy-synth"
+STUDY_ATTR = "galaxy_synth"  # the Optuna study user attr that holds a study's frozen experiment
+
+
+def setting(default: Any = None, *, help: str, group: str = "trials", frozen: bool = False, choices: Iterable[str] | None = None,
+            legacy: Any = dataclasses.MISSING, metavar: str | None = None, cli: bool = True, factory: Any = None) -> Any:
+    """A field of :class:`StudySettings` with what the CLI and the study need to know about it.
+
+    ``legacy``: the value a study created before this setting existed ran with (a resumed old
+    study is checked against it); without one, an old study's value is unknown and not checked.
+    """
+    meta = {"help": help, "group": group, "frozen": frozen, "choices": tuple(choices) if choices else None,
+            "legacy": legacy, "metavar": metavar, "cli": cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class StudySettings:
+    """All options of ``galaxy-synth synth``; ``galaxy-synth synth --help`` prints each one's help."""
+
+    # -- data ---------------------------------------------------------------------------------
+    data: str | None = setting(None, group="data", frozen=True, metavar="PATH",
+                               help="dataset folder or .h5 file (default: the embedded procedural galaxy set)")
+    size: int | None = setting(None, group="data", frozen=True,
+                               help="image side in pixels after resizing (default: 32 on a CPU, 64 on a GPU)")
+    crop: float | None = setting(None, group="data", frozen=True,
+                                 help="centre-crop fraction of each side before resizing (default: 0.5 for image folders, "
+                                      "where SDSS galaxies are small in the frame; 1.0 for HDF5 and the embedded set)")
+    merge: list[str] = setting(group="data", frozen=True, metavar="A,B=NEW", factory=list,
+                               help="merge classes, e.g. spiral_cw,spiral_acw=spiral (repeatable)")
+    drop: list[str] = setting(group="data", frozen=True, metavar="CLASS", factory=list,
+                              help="drop a class, e.g. dont_know (repeatable or comma-separated)")
+    extra_columns: list[str] | None = setting(None, group="data", metavar="COLS",
+                                              help="comma-separated numeric labels.csv columns fed to the network "
+                                                   "(default: whichever of z, z_err, redshift, redshift_err exist)")
+    max_samples: int = setting(2000, group="data", frozen=True,
+                               help="training images per trial, a stratified subset of the train split (default: 2000)")
+    val_subset: int = setting(500, group="data", frozen=True,
+                              help="validation images per trial, a fixed stratified subset (default: 500)")
+    synthetic_n: int = setting(3000, group="data", frozen=True,
+                               help="number of generated galaxies when no --data is given (default: 3000)")
+    # -- study --------------------------------------------------------------------------------
+    study: str | None = setting(None, group="study",
+                                help="study name inside the storage (default: named after the data: 'galaxy-synth' for the "
+                                     "embedded set, else the data folder's name)")
+    storage: str | None = setting(None, group="study", metavar="URL",
+                                  help="Optuna RDB storage URL (default: sqlite:///RESULTS/study.db); e.g. "
+                                       "postgresql+psycopg://user:pw@host/db to share a study between machines")
+    results: str = setting("results", group="study", metavar="DIR",
+                           help="output folder: study.db, cache/, and one folder of tables and plots per study (default: ./results)")
+    seed: int = setting(0, group="study", frozen=True, help="seed for the split, the sampler and each trial's init (default: 0)")
+    device: str = setting("auto", group="study", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    # -- trials -------------------------------------------------------------------------------
+    trials: int | None = setting(None, help="target number of COMPLETED trials in the study (default: 20)")
+    epochs: int = setting(2, frozen=True, help="training epochs per trial (default: 2)")
+    loss: str = setting("ce", frozen=True, choices=LOSSES,
+                        help="training loss for trials and, through each trial's stored settings, full training: "
+                             "cross-entropy, class-weighted (inverse frequency) cross-entropy, or focal (γ=2, class-"
+                             "weighted) for imbalanced sets such as gz1 (70%% ellipticals). Measured on gz1 "
+                             "(docs/BENCHMARKS.md §7): ce gives the best accuracy, weighted_ce/focal ≈16 points more "
+                             "balanced accuracy for ≈12 less accuracy (default: ce)")
+    label_smoothing: float = setting(0.0, frozen=True, help="label smoothing for ce / weighted_ce (default: 0)")
+    precision: str = setting("auto", frozen=True, choices=PRECISIONS, legacy="fp32",
+                             help="auto: bf16 autocast on a CUDA GPU with bf16 (fp16 + gradient scaling without), bf16 on "
+                                  "a CPU with bf16 instructions where it measures faster, else fp32 (default: auto; "
+                                  "the choice is stored with the study)")
+    schedule: str = setting("constant", frozen=True, choices=SCHEDULES, legacy="constant",
+                            help="learning-rate schedule inside each trial: constant, or cosine / linear decaying to zero "
+                                 "within the trial's own epochs (default: constant)")
+    warmup: float = setting(0.0, frozen=True, legacy=0.0,
+                            help="fraction of each trial's steps with a linear learning-rate warm-up (default: 0)")
+    max_params: int = setting(5_000_000, help="prune architectures with more parameters before training (default: 5000000)")
+    max_mflops: float | None = setting(None, frozen=True,
+                                       help="prune architectures above this many forward MFLOPs per image before training; "
+                                            "0 = no cap (default: 40 on a CPU, no cap on a GPU)")
+    pruner: str = setting("auto", choices=PRUNERS,
+                          help="auto = median pruning when --epochs >= 4, none for 2-epoch trials (default: auto)")
+    objective: str | None = setting(None, frozen=True, choices=OBJECTIVES,
+                                    help="what the sampler maximises: composite = the calibrated proxy's predicted "
+                                         "full-training accuracy (default for --strategy tpe); val_acc / balanced_acc = "
+                                         "validation accuracy / balanced accuracy after --epochs (progressive growth uses "
+                                         "val_acc unless given balanced_acc); multi = composite and, as a second objective "
+                                         "to minimise, the parameter count (Pareto front, no pruning)")
+    calibration: str | None = setting(None, metavar="FILE",
+                                      help="proxy calibration JSON for a NEW study (default: RESULTS/proxy_weights.json if "
+                                           "'galaxy-synth correlate' promoted one, else the shipped default); a resumed "
+                                           "study keeps its own")
+    heartbeat_interval: int = setting(10, help="seconds between trial heartbeats; a trial silent for 3× this is re-queued (default: 10)")
+    sampler: str = setting("tpe", choices=SAMPLERS,
+                           help="how trials choose architectures: tpe (Optuna's TPE, constant liar for parallel workers) or "
+                                "random (the baseline to compare against) (default: tpe)")
+    strategy: str = setting("tpe", frozen=True, choices=STRATEGIES,
+                            help="tpe: each trial samples a whole architecture (default). progressive: grow one network "
+                                 "block by block, each child inheriting its parent's trained weights (+3%% jitter), one "
+                                 "epoch per child, keep the best, stop when validation accuracy stops improving; ignores "
+                                 "--trials, writes growth_report.json and growth.png")
+    growth_widths: str = setting("16,32,64", metavar="W,W,...", help="progressive: widths tried for each new block (default: 16,32,64)")
+    max_blocks: int = setting(8, help="progressive: largest network, in blocks (default: 8)")
+    # -- process (not options a study remembers) ----------------------------------------------
+    progress: bool = setting(True, group="process", cli=False, help="progress bars")
+    worker_id: int = setting(0, group="process", cli=False, help="which of several parallel workers this process is")
+    poll_seconds: float = setting(2.0, group="process", cli=False, help="how often an idle worker polls the study")
+    grace_period: int | None = setting(None, group="process", cli=False, help="heartbeat grace period (default 3× interval)")
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.results)
+
+    @property
+    def study_name(self) -> str:
+        return self.study or default_study_name(self.data)
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or default_storage_url(self.results_dir)
+
+    @property
+    def study_dir(self) -> Path:
+        """This study's own output folder: tables, plots, reports, models (no study overwrites another's)."""
+        return study_dir(self.results_dir, self.study_name)
+
+    def replace(self, **changes: Any) -> StudySettings:
+        return dataclasses.replace(self, **changes)
+
+    # -- freezing -----------------------------------------------------------------------------
+    def frozen(self) -> dict[str, Any]:
+        """Settings a resumed study must keep (changing them would mix incomparable trials)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.metadata.get("frozen"):
+                value = getattr(self, f.name)
+                out[f.name] = sorted(value) if isinstance(value, list) else value
+        return out
+
+    @classmethod
+    def stored_frozen(cls, stored: dict[str, Any]) -> dict[str, Any]:
+        """A study's stored frozen settings, with settings it predates filled with what it ran with."""
+        out = dict(stored)
+        for f in dataclasses.fields(cls):
+            legacy = f.metadata.get("legacy", dataclasses.MISSING)
+            if f.metadata.get("frozen") and f.name not in out and legacy is not dataclasses.MISSING:
+                out[f.name] = legacy
+        return out
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any], **overrides: Any) -> StudySettings:
+        """The settings an existing study was created with (its frozen ones), plus ``overrides``."""
+        stored = cls.stored_frozen(attrs.get("settings", {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in stored.items() if k in known}
+        values["extra_columns"] = list(attrs.get("extra_names") or []) or None
+        return cls(**{**values, **overrides})
+
+    def differences(self, stored: dict[str, Any]) -> list[str]:
+        """``name: study has X, now Y`` for every frozen setting that differs from the stored ones."""
+        stored = self.stored_frozen(stored)
+        now = self.frozen()
+        return [f"{k}: study has {_show(stored[k], k)}, now {_show(now[k], k)}" for k in now
+                if k in stored and stored[k] != now[k]]
+
+    # -- hardware-dependent defaults ----------------------------------------------------------
+    def resolve(self, device_type: str, stored: dict[str, Any] | None = None) -> StudySettings:
+        """Fill the "auto" settings: from the stored study when resuming, else from the device."""
+        stored = self.stored_frozen(stored) if stored is not None else None
+        defaults = device_defaults(device_type)
+        changes = {}
+        for name in ("size", "max_mflops"):
+            if getattr(self, name) is None:
+                changes[name] = stored[name] if stored is not None and stored.get(name) is not None else defaults[name]
+        if self.trials is None:
+            changes["trials"] = defaults["trials"]
+        if self.objective is None:
+            stored_objective = stored.get("objective") if stored is not None else None
+            changes["objective"] = stored_objective or ("val_acc" if self.strategy == "progressive" else "composite")
+        return self.replace(**changes)
+
+    def describe_defaults(self, device_type: str) -> str:
+        """One line: what this run uses, e.g. ``CPU: 32 px, ≤ 40 MFLOPs, 20 trials of 2 epochs``."""
+        cap = f"≤ {self.max_mflops:g} MFLOPs" if self.max_mflops else "no FLOP cap"
+        return (f"{device_type.upper()}: {self.size} px, {cap}, {self.trials} trials of {self.epochs} epochs, "
+                f"{self.precision}")
+
+
+def device_defaults(device_type: str) -> dict[str, Any]:
+    """Measured CPU defaults keep a first study to a few minutes on 2 cores (docs/BENCHMARKS.md §12);
+    a GPU keeps the larger images and the uncapped space."""
+    if device_type == "cpu":
+        return {"size": 32, "max_mflops": 40.0, "trials": 20}
+    return {"size": 64, "max_mflops": 0.0, "trials": 20}
+
+
+def default_study_name(data: str | None) -> str:
+    """'galaxy-synth' for the embedded set, else the data folder's (or file's) name."""
+    if not data or data == "synthetic":
+        return DEFAULT_STUDY
+    name = Path(data.rstrip("/\\")).stem or DEFAULT_STUDY
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+def default_storage_url(results: Path) -> str:
+    """The SQLite study database inside the results folder."""
+    return f"sqlite:///{(Path(results) / 'study.db').as_posix()}"
+
+
+def study_dir(results: Path, study_name: str) -> Path:
+    return Path(results) / "studies" / re.sub(r"[^A-Za-z0-9_.-]+", "-", study_name)
+
+
+def _show(value: Any, name: str) -> str:
+    if value is None and name == "data":
+        return "the embedded set"
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line, generated from the declarations above
+
+GROUP_TITLES = {"data": "data", "study": "study", "trials": "trials"}
+
+
+def add_arguments(parser: argparse.ArgumentParser, groups: Iterable[str] = ("data", "study", "trials"),
+                  only: Iterable[str] | None = None) -> None:
+    """Add ``--option`` for every CLI setting of ``groups`` (or just the names in ``only``)."""
+    only = set(only) if only is not None else None
+    sections: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(StudySettings):
+        meta = f.metadata
+        if not meta.get("cli") or (only is None and meta["group"] not in groups) or (only is not None and f.name not in only):
+            continue
+        group = sections.setdefault(meta["group"], parser.add_argument_group(GROUP_TITLES.get(meta["group"], meta["group"])))
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"help": meta["help"], "dest": f.name}
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        if meta.get("choices"):
+            kwargs["choices"] = meta["choices"]
+        if f.name in ("merge", "drop"):
+            kwargs.update(action="append", default=[])
+        elif f.name == "extra_columns":
+            kwargs.update(type=_comma_list, default=None)
+        else:
+            kwargs.update(type=_cli_type(f), default=f.default)
+        group.add_argument(flag, **kwargs)
+
+
+def from_args(args: argparse.Namespace, **overrides: Any) -> StudySettings:
+    """The settings the user gave on the command line (options the parser did not have keep their default)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(StudySettings)
+              if f.metadata.get("cli") and hasattr(args, f.name)}
+    if hasattr(args, "no_progress"):
+        values["progress"] = not args.no_progress
+    return StudySettings(**{**values, **overrides})
+
+
+def _comma_list(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _cli_type(f: dataclasses.Field) -> Any:
+    annotation = str(f.type)
+    if annotation.startswith("int"):
+        return int
+    if annotation.startswith("float"):
+        return float
+    return str
+
+
+def check_ranges(s: StudySettings) -> None:
+    """Values no study can run with: one line, before anything is loaded or written."""
+    problems = []
+    if s.trials is not None and s.trials < 1:
+        problems.append("--trials must be >= 1")
+    if s.epochs < 1:
+        problems.append("--epochs must be >= 1")
+    if s.size is not None and s.size < 8:
+        problems.append(f"--size {s.size} is too small (need >= 8)")
+    if s.max_samples < 2 or s.val_subset < 2:
+        problems.append("--max-samples and --val-subset must be >= 2")
+    if s.max_mflops is not None and s.max_mflops < 0:
+        problems.append("--max-mflops must be >= 0 (0 = no cap)")
+    if not 0.0 <= s.warmup < 1.0:
+        problems.append(f"--warmup {s.warmup} must be a fraction in [0, 1)")
+    if not 0.0 <= s.label_smoothing < 1.0:
+        problems.append(f"--label-smoothing {s.label_smoothing} must be in [0, 1)")
+    if s.max_blocks < 1:
+        problems.append("--max-blocks must be >= 1")
+    if s.strategy == "progressive" and s.objective in ("composite", "multi"):
+        problems.append(f"--strategy progressive scores children by validation accuracy (val_acc, or balanced_acc): "
+                        f"--objective {s.objective} does not apply")
+    if problems:
+        raise GalaxySynthError("; ".join(problems))
