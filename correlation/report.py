@@ -53,16 +53,34 @@ def plot_metric_bars(report: dict[str, Any], path: Path) -> None:
 
 
 def plot_weights(proxy: CompositeProxy, path: Path) -> None:
+    """The linear learner's weights, or for the trees each metric's share of the splits."""
     plt = _plt()
-    coefs = proxy.coefficients()
+    if proxy.learner_ == "linear":
+        coefs = proxy.coefficients()
+        xlabel = "weight on the rank-gauss-transformed metric (target units per σ)"
+        title = f"learned composite weights (ridge α = {proxy.alpha_:.3g})"
+    else:
+        coefs = tree_split_shares(proxy)
+        xlabel = "share of the boosted trees' splits on the metric"
+        title = f"boosted trees ({len(proxy.trees_['trees'])} trees): which metrics they split on"
     names = sorted(coefs, key=lambda k: abs(coefs[k]))
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(names) + 1.5))
     ax.barh(names, [coefs[n] for n in names], color=["C2" if coefs[n] > 0 else "C3" for n in names])
     ax.axvline(0, color="black", lw=0.6)
-    ax.set_xlabel("weight on the rank-gauss-transformed metric (target units per σ)")
-    ax.set_title(f"learned composite weights (ridge α = {proxy.alpha:.3g})")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)
+
+
+def tree_split_shares(proxy: CompositeProxy) -> dict[str, float]:
+    counts = np.zeros(len(proxy.features_))
+    for tree in proxy.trees_["trees"]:
+        for feature, leaf in zip(tree["feature_idx"], tree["is_leaf"]):
+            if not leaf:
+                counts[feature] += 1
+    total = counts.sum() or 1.0
+    return {name: float(c / total) for name, c in zip(proxy.features_, counts)}
 
 
 def write_report(results: Path, report: dict[str, Any], cv: CrossValidation, singles: pd.DataFrame, proxy: CompositeProxy) -> list[Path]:

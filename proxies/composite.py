@@ -1,26 +1,28 @@
-"""The composite proxy: per-metric transforms + standardisation + linear weights, sklearn-shaped.
+"""The composite proxy: a learned map from a trial's metrics to full-training accuracy, sklearn-shaped.
 
-``CompositeProxy().fit(table, target)`` learns, from rows of metrics with a known target
-(full-training accuracy), for every metric a monotone transform and then ridge weights;
-``predict(table)`` returns a score in the target's units. ``save``/``load`` keep everything
-(transform statistics, weights, provenance) in one JSON file; ``calibration_hash`` identifies it.
+``CompositeProxy().fit(X, y)`` learns, from rows of metrics with a known target (full-training
+accuracy), a predictor whose ``predict(X)`` returns a score in the target's units. It follows the
+scikit-learn estimator contract: constructor parameters are stored untouched, everything learned
+lives in attributes with a trailing underscore (``features_``, ``learner_``, ``weights_``,
+``trees_``, ``selection_``…), ``get_params``/``set_params`` and ``sklearn.base.clone`` work, and a
+refit starts from the constructor's parameters again. ``save``/``load`` keep a fitted proxy as one
+JSON file (never a pickle); ``calibration_hash`` identifies it.
 
-Transforms (per metric, learned from the training rows only):
+Two learners, chosen inside ``fit`` by an inner cross-validation (so an outer cross-validation of
+``fit``/``predict`` stays honest):
 
-* ``rankgauss`` (default): the metric's empirical CDF among the training rows mapped through the
-  normal quantile function. Monotone, immune to heavy tails (SynFlow, gradient norms) and to
-  ±inf (NASWOT's log-determinant can be −inf), and it makes a linear model rank-based.
-* ``z``: plain standardisation, (x − mean) / std — what the seed composite used.
+* ``linear``: per metric a monotone transform (rank-gauss by default: the metric's empirical CDF
+  among the training rows mapped through the normal quantile function; immune to heavy tails and
+  ±inf), keep the ``m`` metrics whose rank correlation with the target is strongest *on the
+  training rows*, then ridge weights with the strength chosen by exact leave-one-out error. ``m``
+  comes from the same inner cross-validation. Readable: a weight per metric.
+* ``trees``: scikit-learn's ``HistGradientBoostingRegressor`` on the raw metrics (missing values
+  handled natively), saved as its own trees in JSON and evaluated here without scikit-learn. A
+  candidate only from :data:`TREES_MIN_ROWS` rows (docs/BENCHMARKS.md measures why).
 
-Weights: ridge regression on the transformed metrics, its strength chosen by exact
-leave-one-out error on the training rows (closed form), so small ground-truth sets do not overfit.
-
-Feature selection (``max_features``): with a couple of dozen ground-truth rows, a ridge over ~20
-metrics loses to the one good metric even out of sample. So the fit keeps the ``m`` metrics whose
-rank correlation with the target is strongest *on its own training rows*, with ``m`` chosen
-("auto") by an inner cross-validation of the whole select-then-ridge procedure (leave-one-out up
-to 30 rows, 5-fold above). Everything happens inside ``fit``, so an outer cross-validation of
-``fit``/``predict`` stays honest.
+Missing values carry information: a metric that could not be computed (NaN; e.g. NASWOT on a
+degenerate network) ranks *below* every finite value and ``-inf``, and a 0/1 "missing" indicator
+column joins the candidates wherever a metric has missing values among the training rows.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from proxies.atomic_io import atomic_write_text
 
@@ -43,29 +45,37 @@ N_QUANTILES = 101  # stored reference points of each rank-gauss transform
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 25))
 FEATURE_COUNTS = (1, 2, 3, 5, 8)  # candidate sizes for max_features="auto" (plus "all")
 INNER_LOO_MAX_ROWS = 30
+TREES_MIN_ROWS = 100  # below this the trees are not a candidate of learner="auto"
+MISSING_SUFFIX = "__missing"
+FORMAT_LINEAR = "galaxy-synth-composite-proxy/1"  # unchanged since the first calibrations: their hashes stay valid
+FORMAT_TREES = "galaxy-synth-composite-proxy/2"
+TREE_PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10,
+               "l2_regularization": 1.0, "early_stopping": False}
+_BIG = 1e300  # ±inf as finite extremes (order kept)
 
 
 class MissingMetricError(ValueError):
     """The table lacks a metric that the calibration needs."""
 
 
-@dataclass
 class FeatureTransform:
-    name: str
-    kind: str  # "rankgauss" | "z"
-    mean: float = 0.0
-    std: float = 1.0
-    quantiles: list[float] = field(default_factory=list)  # reference values at evenly spaced CDF levels
+    """A per-metric monotone map learned from training rows (rank-gauss or z-score)."""
+
+    def __init__(self, name: str, kind: str, mean: float = 0.0, std: float = 1.0, quantiles: Sequence[float] = ()) -> None:
+        self.name, self.kind, self.mean, self.std, self.quantiles = name, kind, mean, std, list(quantiles)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "mean": self.mean, "std": self.std, "quantiles": self.quantiles}
 
     @classmethod
     def fit(cls, name: str, values: np.ndarray, kind: str) -> FeatureTransform:
-        finite = values[np.isfinite(values)]
+        values = np.asarray(values, dtype=float)
         if kind == "z":
+            finite = values[np.isfinite(values)]
             return cls(name, kind, float(finite.mean()), float(finite.std()) or 1.0)
-        # Keep -inf/+inf as extreme ranks: they carry order information.
-        ordered = np.sort(np.where(np.isnan(values), np.nanmedian(values), values))
-        probs = np.linspace(0, 1, N_QUANTILES)
-        q = np.quantile(np.clip(ordered, -1e300, 1e300), probs, method="linear")
+        # ±inf keep their order as extremes; a missing value ranks below everything, -inf included.
+        ordered = np.sort(_floor_missing(values))
+        q = np.quantile(ordered, np.linspace(0, 1, N_QUANTILES), method="linear")
         return cls(name, kind, quantiles=[float(v) for v in q])
 
     def transform(self, values: np.ndarray) -> np.ndarray:
@@ -74,129 +84,187 @@ class FeatureTransform:
             out = (values - self.mean) / self.std
             return np.where(np.isnan(out), 0.0, np.clip(out, -6, 6))
         q = np.asarray(self.quantiles)
-        v = np.clip(np.where(np.isnan(values), np.median(q), values), -1e300, 1e300)
+        v = _floor_missing(values)
         # Mid-rank of v among the reference quantiles (ties share a level), as a CDF in (0, 1).
         lo = np.searchsorted(q, v, side="left")
         hi = np.searchsorted(q, v, side="right")
-        cdf = (lo + hi) / 2.0 / len(q)
-        cdf = np.clip(cdf, 0.5 / len(q), 1 - 0.5 / len(q))
+        cdf = np.clip((lo + hi) / 2.0 / len(q), 0.5 / len(q), 1 - 0.5 / len(q))
         return stats.norm.ppf(cdf)
 
 
-class CompositeProxy:
+def _floor_missing(values: np.ndarray) -> np.ndarray:
+    """NaN → below every other value (even -inf); ±inf → finite extremes."""
+    v = np.clip(np.where(np.isinf(values), np.sign(values) * _BIG, values), -_BIG, _BIG)
+    return np.where(np.isnan(v), -1.1 * _BIG, v)  # below -inf's stand-in
+
+
+class CompositeProxy(RegressorMixin, BaseEstimator):
     """Predict a target (e.g. full-training accuracy) from a trial's metrics.
 
     Parameters
     ----------
     features:
-        Metric columns to use; ``None`` = every numeric column except the target.
+        Candidate metric columns; ``None`` = every numeric column (except a string ``y``'s column).
     transform:
-        ``"rankgauss"`` (default) or ``"z"``.
+        ``"rankgauss"`` (default) or ``"z"``, for the linear learner.
     alphas:
         Ridge strengths searched by leave-one-out.
+    name:
+        A label saved with the calibration.
     max_features:
-        ``"auto"`` (default): keep the best ``m`` metrics, ``m`` chosen by inner cross-validation;
-        an int: keep that many (ranked by |Spearman ρ| with the target on the training rows);
-        ``None``: keep every usable metric.
+        Linear learner: ``"auto"`` (default) keeps the best ``m`` metrics, ``m`` chosen by inner
+        cross-validation; an int keeps that many (ranked by |Spearman ρ| on the training rows);
+        ``None`` keeps every usable metric.
+    learner:
+        ``"auto"`` (default): linear or trees by inner cross-validation (trees from
+        :data:`TREES_MIN_ROWS` rows); ``"linear"``; ``"trees"``.
+    missing_indicators:
+        Add a 0/1 column per metric with missing values among the training rows (default True).
+    random_state:
+        Seed of the inner folds and the trees.
     """
 
     def __init__(self, features: Sequence[str] | None = None, transform: str = "rankgauss",
-                 alphas: Sequence[float] = DEFAULT_ALPHAS, name: str = "fitted",
-                 max_features: int | str | None = "auto") -> None:
-        if transform not in ("rankgauss", "z"):
-            raise ValueError(f"transform must be 'rankgauss' or 'z', not {transform!r}")
-        if not (max_features is None or max_features == "auto" or (isinstance(max_features, int) and max_features >= 1)):
-            raise ValueError(f"max_features must be 'auto', a positive int or None, not {max_features!r}")
-        self.max_features = max_features
-        self.features = list(features) if features is not None else None
-        self.transform_kind = transform
-        self.alphas = tuple(alphas)
+                 alphas: Sequence[float] = DEFAULT_ALPHAS, name: str = "fitted", max_features: int | str | None = "auto",
+                 learner: str = "auto", missing_indicators: bool = True, random_state: int = 0) -> None:
+        self.features = features
+        self.transform = transform
+        self.alphas = alphas
         self.name = name
-        self.transforms: list[FeatureTransform] = []
-        self.weights: np.ndarray | None = None
-        self.intercept: float = 0.0
-        self.alpha: float | None = None
-        self.selection: dict[str, Any] = {}
-        self.provenance: dict[str, Any] = {}
+        self.max_features = max_features
+        self.learner = learner
+        self.missing_indicators = missing_indicators
+        self.random_state = random_state
 
     # -- fitting --------------------------------------------------------------------------------
-    def fit(self, table: pd.DataFrame, target: str | Sequence[float]) -> CompositeProxy:
-        y = np.asarray(table[target] if isinstance(target, str) else target, dtype=float)
-        candidates = self.features or [c for c in table.columns
-                                       if c != target and pd.api.types.is_numeric_dtype(table[c])]
-        self._require(table, candidates)
+    def _check_params(self) -> None:
+        if self.transform not in ("rankgauss", "z"):
+            raise ValueError(f"transform must be 'rankgauss' or 'z', not {self.transform!r}")
+        m = self.max_features
+        if not (m is None or m == "auto" or (isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m >= 1)):
+            raise ValueError(f"max_features must be 'auto', a positive int or None, not {m!r}")
+        if self.learner not in ("auto", "linear", "trees"):
+            raise ValueError(f"learner must be 'auto', 'linear' or 'trees', not {self.learner!r}")
+
+    def fit(self, X: pd.DataFrame, y: str | Sequence[float]) -> CompositeProxy:
+        """Learn from rows ``X`` (one column per metric) and the target ``y`` (values, or a column of ``X``)."""
+        self._check_params()
+        target_column = y if isinstance(y, str) else None
+        y = np.asarray(X[y] if isinstance(y, str) else y, dtype=float)
+        candidates = list(self.features) if self.features is not None else [
+            c for c in X.columns if c != target_column and pd.api.types.is_numeric_dtype(X[c])]
+        _require(X, candidates, self.name)
         ok = np.isfinite(y)
         if ok.sum() < 3:
             raise ValueError(f"need at least 3 rows with a finite target to fit, got {int(ok.sum())}")
-        table, y = table.loc[ok], y[ok]
-        used = []
-        for c in candidates:
-            col = pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float)
-            finite = col[np.isfinite(col)]
-            if finite.size >= 2 and np.ptp(finite) > 0:  # constant or empty columns carry nothing
-                used.append(c)
+        X, y = X.loc[ok], y[ok]
+        raw = {c: pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float) for c in candidates}
+        used = [c for c in candidates if _varies(raw[c])]
+        indicators = [c for c in used if self.missing_indicators and np.isnan(raw[c]).any() and not np.isnan(raw[c]).all()]
         if not used:
             raise ValueError("no usable (non-constant, numeric) metric columns to fit on")
-        transforms = [FeatureTransform.fit(c, pd.to_numeric(table[c], errors="coerce").to_numpy(float), self.transform_kind)
-                      for c in used]
-        z = np.column_stack([t.transform(pd.to_numeric(table[t.name], errors="coerce").to_numpy(float)) for t in transforms])
-        m, scores = self._choose_size(z, y)
+        columns = used + [c + MISSING_SUFFIX for c in indicators]
+        values = np.column_stack([raw[c] for c in used] + [np.isnan(raw[c]).astype(float) for c in indicators])
+        transforms = [FeatureTransform.fit(c, values[:, j], self.transform) for j, c in enumerate(columns)]
+        z = np.column_stack([t.transform(values[:, j]) for j, t in enumerate(transforms)])
+
+        choice, scores = self._choose(z, values, y)
+        self.n_features_in_ = len(columns)
+        self.feature_names_in_ = np.asarray(columns, dtype=object)
+        self.selection_ = {"learner": self.learner, "max_features": self.max_features, "chosen": choice,
+                           "of": len(columns), "inner_cv_spearman": scores, "rows": int(len(y))}
+        self.trees_ = None
+        self.weights_ = None
+        if choice == "trees":
+            self.learner_ = "trees"
+            self.features_ = columns
+            self.transforms_ = []
+            self.trees_ = _fit_trees(values, y, self.random_state)
+            self.intercept_, self.alpha_ = 0.0, None
+            self.selection_["kept"] = len(columns)
+            return self
+        m = int(choice.split(":")[1])
         keep = _strongest(z, y, m)
-        self.selection = {"max_features": self.max_features, "kept": m, "of": len(used),
-                          "inner_cv_spearman": scores}
-        self.transforms = [transforms[j] for j in keep]
-        self.features = [t.name for t in self.transforms]
+        self.learner_ = "linear"
+        self.selection_["kept"] = m
+        self.transforms_ = [transforms[j] for j in keep]
+        self.features_ = [t.name for t in self.transforms_]
         y_mean = float(y.mean())
-        self.alpha, self.weights, offset = _ridge_loo(z[:, keep], y - y_mean, self.alphas)
-        self.intercept = y_mean - offset
+        self.alpha_, self.weights_, offset = _ridge_loo(z[:, keep], y - y_mean, self.alphas)
+        self.intercept_ = y_mean - offset
         return self
 
-    def _choose_size(self, z: np.ndarray, y: np.ndarray) -> tuple[int, dict[str, float]]:
+    def _choose(self, z: np.ndarray, values: np.ndarray, y: np.ndarray) -> tuple[str, dict[str, float]]:
+        """``"linear:m"`` or ``"trees"``, by inner cross-validated Spearman ρ (ties → the simpler)."""
         n_cols = z.shape[1]
+        if self.learner == "trees":
+            return "trees", {}
         if self.max_features is None:
-            return n_cols, {}
-        if self.max_features != "auto":
-            return min(int(self.max_features), n_cols), {}
-        sizes = sorted({m for m in FEATURE_COUNTS if m < n_cols} | {n_cols})
-        if len(y) < 6:  # too few rows to cross-validate a choice: the single strongest metric
-            return 1, {}
-        scores = {str(m): _inner_cv_spearman(z, y, m, self.alphas) for m in sizes}
-        best = max(sizes, key=lambda m: (np.nan_to_num(scores[str(m)], nan=-2.0), -m))  # ties → fewer metrics
+            linear = [n_cols]
+        elif self.max_features != "auto":
+            linear = [min(int(self.max_features), n_cols)]
+        elif len(y) < 6:  # too few rows to cross-validate a choice: the single strongest metric
+            return "linear:1", {}
+        else:
+            linear = sorted({m for m in FEATURE_COUNTS if m < n_cols} | {n_cols})
+        with_trees = self.learner == "auto" and len(y) >= TREES_MIN_ROWS
+        if len(linear) == 1 and not with_trees:
+            return f"linear:{linear[0]}", {}
+        folds = _inner_folds(len(y), self.random_state)
+        scores = {f"linear:{m}": _inner_cv_spearman(z, y, m, self.alphas, folds) for m in linear}
+        if with_trees:
+            scores["trees"] = _inner_cv_trees(values, y, folds, self.random_state)
+        order = [f"linear:{m}" for m in linear] + (["trees"] if with_trees else [])
+        best = max(order, key=lambda k: (np.nan_to_num(scores[k], nan=-2.0), -order.index(k)))
         return best, scores
 
-    def predict(self, table: pd.DataFrame) -> np.ndarray:
-        if self.weights is None:
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if not hasattr(self, "learner_"):
             raise RuntimeError("CompositeProxy is not fitted: call fit() or load() first")
-        return self._design(table) @ self.weights + self.intercept
+        if self.learner_ == "trees":
+            return _predict_trees(self.trees_, _raw_matrix(X, self.features_, self.name))
+        return self._design(X) @ self.weights_ + self.intercept_
 
-    def _design(self, table: pd.DataFrame) -> np.ndarray:
-        self._require(table, [t.name for t in self.transforms])
-        cols = [t.transform(pd.to_numeric(table[t.name], errors="coerce").to_numpy(float)) for t in self.transforms]
-        return np.column_stack(cols) if cols else np.zeros((len(table), 0))
+    def _design(self, X: pd.DataFrame) -> np.ndarray:
+        raw = _raw_matrix(X, [t.name for t in self.transforms_], self.name)
+        cols = [t.transform(raw[:, j]) for j, t in enumerate(self.transforms_)]
+        return np.column_stack(cols) if cols else np.zeros((len(X), 0))
 
-    def _require(self, table: pd.DataFrame, columns: Sequence[str]) -> None:
-        missing = [c for c in columns if c not in table.columns]
-        if missing:
-            raise MissingMetricError(f"metric table has no column {missing[0]!r}, required by calibration {self.name!r}"
-                                     + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
-
-    # -- weights as a readable table ------------------------------------------------------------
+    # -- readable summaries -------------------------------------------------------------------
     def coefficients(self) -> dict[str, float]:
-        return {t.name: float(w) for t, w in zip(self.transforms, self.weights if self.weights is not None else [])}
+        """Weight per kept metric (linear learner; empty for trees)."""
+        if getattr(self, "learner_", None) != "linear":
+            return {}
+        return {t.name: float(w) for t, w in zip(self.transforms_, self.weights_)}
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Where the calibration came from (data, commands, numbers): saved beside it, not hashed."""
+        return self.__dict__.setdefault("provenance_", {})
+
+    @provenance.setter
+    def provenance(self, value: dict[str, Any]) -> None:
+        self.provenance_ = dict(value)
 
     # -- persistence ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        body = {
-            "format": "galaxy-synth-composite-proxy/1",
-            "name": self.name,
-            "transform": self.transform_kind,
-            "features": [t.__dict__ for t in self.transforms],
-            "weights": [float(w) for w in (self.weights if self.weights is not None else [])],
-            "intercept": self.intercept,
-            "alpha": self.alpha,
-        }
+        if not hasattr(self, "learner_"):
+            raise RuntimeError("CompositeProxy is not fitted: nothing to save")
+        if self.learner_ == "linear":
+            body = {
+                "format": FORMAT_LINEAR,
+                "name": self.name,
+                "transform": self.transform,
+                "features": [t.to_dict() for t in self.transforms_],
+                "weights": [float(w) for w in self.weights_],
+                "intercept": self.intercept_,
+                "alpha": self.alpha_,
+            }
+        else:
+            body = {"format": FORMAT_TREES, "name": self.name, "learner": "trees", "features": list(self.features_),
+                    "trees": self.trees_}
         body["hash"] = _hash(body)
-        body["selection"] = self.selection  # how the features were chosen: informative, not part of the model
+        body["selection"] = getattr(self, "selection_", {})  # how the learner was chosen: informative, not the model
         body["provenance"] = self.provenance
         return body
 
@@ -206,16 +274,29 @@ class CompositeProxy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompositeProxy:
-        if data.get("format") != "galaxy-synth-composite-proxy/1":
-            raise ValueError(f"not a galaxy-synth proxy calibration (format {data.get('format')!r})")
-        proxy = cls(transform=data["transform"], name=data.get("name", "fitted"))
-        proxy.transforms = [FeatureTransform(**f) for f in data["features"]]
-        proxy.features = [t.name for t in proxy.transforms]
-        proxy.weights = np.asarray(data["weights"], dtype=float)
-        proxy.intercept = float(data["intercept"])
-        proxy.alpha = data.get("alpha")
-        proxy.selection = dict(data.get("selection", {}))
+        fmt = data.get("format")
+        if fmt not in (FORMAT_LINEAR, FORMAT_TREES):
+            raise ValueError(f"not a galaxy-synth proxy calibration (format {fmt!r})")
+        if fmt == FORMAT_LINEAR:
+            proxy = cls(transform=data["transform"], name=data.get("name", "fitted"), learner="linear")
+            proxy.transforms_ = [FeatureTransform(**{k: f[k] for k in ("name", "kind", "mean", "std", "quantiles") if k in f})
+                                 for f in data["features"]]
+            proxy.features_ = [t.name for t in proxy.transforms_]
+            proxy.weights_ = np.asarray(data["weights"], dtype=float)
+            proxy.intercept_ = float(data["intercept"])
+            proxy.alpha_ = data.get("alpha")
+            proxy.learner_, proxy.trees_ = "linear", None
+        else:
+            proxy = cls(name=data.get("name", "fitted"), learner="trees")
+            proxy.features_ = list(data["features"])
+            proxy.trees_ = data["trees"]
+            proxy.transforms_, proxy.weights_, proxy.intercept_, proxy.alpha_ = [], None, 0.0, None
+            proxy.learner_ = "trees"
+        proxy.n_features_in_ = len(proxy.features_)
+        proxy.selection_ = dict(data.get("selection", {}))
         proxy.provenance = dict(data.get("provenance", {}))
+        if "hash" in data and _hash({k: v for k, v in data.items() if k not in ("hash", "selection", "provenance")}) != data["hash"]:
+            raise ValueError("proxy calibration does not match its own hash (edited by hand?)")
         return proxy
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -223,9 +304,17 @@ class CompositeProxy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CompositeProxy:
+        """Read a calibration file: JSON only (a pickle is refused, it could run code)."""
+        path = Path(path)
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read proxy calibration {path}: {exc.strerror}") from None
+        if raw[:1] == b"\x80" or raw[:2] == b"PK":
+            raise ValueError(f"{path} is a pickle or archive, not a JSON calibration: refused (loading it could run code)")
+        try:
+            return cls.from_dict(json.loads(raw.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"cannot read proxy calibration {path}: {exc}") from None
 
 
@@ -233,53 +322,152 @@ def _hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _require(table: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in columns if c not in table.columns and not (c.endswith(MISSING_SUFFIX) and c[: -len(MISSING_SUFFIX)] in table.columns)]
+    if missing:
+        raise MissingMetricError(f"metric table has no column {missing[0]!r}, required by calibration {name!r}"
+                                 + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
+
+
+def _raw_matrix(table: pd.DataFrame, columns: Sequence[str], name: str) -> np.ndarray:
+    """The columns as floats; ``metric__missing`` indicators made from their metric."""
+    _require(table, columns, name)
+    out = []
+    for c in columns:
+        if c in table.columns:
+            out.append(pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float))
+        else:
+            out.append(np.isnan(pd.to_numeric(table[c[: -len(MISSING_SUFFIX)]], errors="coerce").to_numpy(dtype=float)).astype(float))
+    return np.column_stack(out) if out else np.zeros((len(table), 0))
+
+
+def _varies(values: np.ndarray) -> bool:
+    finite = values[np.isfinite(values)]
+    return (finite.size >= 2 and np.ptp(finite) > 0) or (np.isnan(values).any() and np.isfinite(values).any())
+
+
+# -- vectorised rank statistics ------------------------------------------------------------------
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """Average ranks down each column (ties share their mean rank)."""
+    return stats.rankdata(a, axis=0)
+
+
+def spearman_columns(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman ρ of every column of ``z`` with ``y`` at once (0 for a constant column)."""
+    rz, ry = _ranks(z), stats.rankdata(y)
+    rz = rz - rz.mean(axis=0)
+    ry = ry - ry.mean()
+    denom = np.sqrt((rz**2).sum(axis=0) * (ry**2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rz * ry[:, None]).sum(axis=0) / denom
+    return np.nan_to_num(rho, nan=0.0)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearman_columns(a[:, None], b)[0])
+
+
 def _strongest(z: np.ndarray, y: np.ndarray, m: int) -> list[int]:
     """Indices of the ``m`` columns with the largest |Spearman ρ| with ``y`` (stable order)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.array([stats.spearmanr(z[:, j], y).statistic if np.ptp(z[:, j]) > 0 else 0.0
-                        for j in range(z.shape[1])])
-    order = np.argsort(-np.nan_to_num(np.abs(rho)), kind="stable")
+    order = np.argsort(-np.abs(spearman_columns(z, y)), kind="stable")
     return sorted(order[:m].tolist())
 
 
-def _inner_cv_spearman(z: np.ndarray, y: np.ndarray, m: int, alphas: Sequence[float]) -> float:
-    """Out-of-fold Spearman ρ of select-``m``-then-ridge on these rows (LOO, or 5-fold when many)."""
-    n = len(y)
+def _inner_folds(n: int, seed: int) -> np.ndarray:
     # Fixed-seed folds: the fit stays deterministic, and row order (often sorted) does not leak in.
-    folds = np.arange(n) if n <= INNER_LOO_MAX_ROWS else np.random.default_rng(0).permutation(n) % 5
-    pred = np.empty(n)
+    return np.arange(n) if n <= INNER_LOO_MAX_ROWS else np.random.default_rng(seed).permutation(n) % 5
+
+
+def _inner_cv_spearman(z: np.ndarray, y: np.ndarray, m: int, alphas: Sequence[float], folds: np.ndarray) -> float:
+    """Out-of-fold Spearman ρ of select-``m``-then-ridge on these rows."""
+    pred = np.empty(len(y))
     for f in np.unique(folds):
         test, train = folds == f, folds != f
         keep = _strongest(z[train], y[train], m)
         y_mean = float(y[train].mean())
         _, w, offset = _ridge_loo(z[train][:, keep], y[train] - y_mean, alphas)
         pred[test] = z[test][:, keep] @ w + y_mean - offset
-    if np.ptp(pred) == 0:
-        return float("nan")
-    return float(stats.spearmanr(pred, y).statistic)
+    return _spearman(pred, y)
 
 
 def _ridge_loo(z: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[float, np.ndarray, float]:
-    """Ridge of centred ``y`` on centred ``z``; alpha by exact leave-one-out error.
+    """Ridge of centred ``y`` on centred ``z``; alpha by exact leave-one-out error (all alphas at once).
 
     Returns ``(alpha, weights, mean(z) @ weights)``; the last term moves into the intercept.
     """
     mu = z.mean(axis=0)
-    zc = z - mu
-    u, s, vt = np.linalg.svd(zc, full_matrices=False)
+    u, s, vt = np.linalg.svd(z - mu, full_matrices=False)
     uty = u.T @ y
-    best = (np.inf, alphas[0])
-    for a in alphas:
-        d = s**2 / (s**2 + a)
-        fitted = u @ (d * uty)
-        h = np.einsum("ij,j,ij->i", u, d, u) + 1.0 / len(y)  # + intercept's leverage
-        loo = (y - fitted) / np.clip(1 - h, 1e-6, None)
-        err = float(np.mean(loo**2))
-        if err < best[0]:
-            best = (err, a)
-    a = best[1]
-    w = vt.T @ ((s / (s**2 + a)) * uty)
-    return a, w, float(mu @ w)
+    a = np.asarray(alphas, dtype=float)[:, None]
+    d = s**2 / (s**2 + a)  # [alphas, k]
+    fitted = (d * uty) @ u.T  # [alphas, n]
+    h = (u**2) @ d.T + 1.0 / len(y)  # [n, alphas], + the intercept's leverage
+    loo = (y[:, None] - fitted.T) / np.clip(1 - h, 1e-6, None)
+    best = int(np.argmin((loo**2).mean(axis=0)))
+    alpha = float(alphas[best])
+    w = vt.T @ ((s / (s**2 + alpha)) * uty)
+    return alpha, w, float(mu @ w)
+
+
+# -- trees: scikit-learn to fit, JSON to keep, numpy to predict --------------------------------
+
+def _finite_for_trees(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isinf(values), np.sign(values) * _BIG, values)  # NaN stays NaN: the trees route it
+
+
+def _fit_trees(values: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    est = HistGradientBoostingRegressor(random_state=seed, **TREE_PARAMS).fit(_finite_for_trees(values), y)
+    fields = ("value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf")
+    trees = []
+    for (predictor,) in est._predictors:  # one regression tree per boosting iteration
+        nodes = predictor.nodes
+        trees.append({f: nodes[f].tolist() for f in fields})
+    return {"baseline": float(np.ravel(est._baseline_prediction)[0]), "trees": trees, "params": TREE_PARAMS,
+            "sklearn": __import__("sklearn").__version__}
+
+
+def _predict_trees(model: dict[str, Any], values: np.ndarray) -> np.ndarray:
+    """Sum of the boosted trees' leaf values (the same routing as scikit-learn: NaN by missing_go_to_left)."""
+    x = _finite_for_trees(values)
+    out = np.full(len(x), model["baseline"], dtype=float)
+    rows = np.arange(len(x))
+    for tree in model["trees"]:
+        value = np.asarray(tree["value"], dtype=float)
+        feature = np.asarray(tree["feature_idx"], dtype=int)
+        threshold = np.asarray(tree["num_threshold"], dtype=float)
+        nan_left = np.asarray(tree["missing_go_to_left"], dtype=bool)
+        left, right = np.asarray(tree["left"], dtype=int), np.asarray(tree["right"], dtype=int)
+        leaf = np.asarray(tree["is_leaf"], dtype=bool)
+        node = np.zeros(len(x), dtype=int)
+        while True:
+            active = ~leaf[node]
+            if not active.any():
+                break
+            n = node[active]
+            v = x[rows[active], feature[n]]
+            go_left = np.where(np.isnan(v), nan_left[n], v <= threshold[n])
+            node[active] = np.where(go_left, left[n], right[n])
+        out += value[node]
+    return out
+
+
+def _inner_cv_trees(values: np.ndarray, y: np.ndarray, folds: np.ndarray, seed: int) -> float:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    x = _finite_for_trees(values)
+    if len(np.unique(folds)) > 5:  # leave-one-out folds: trees get 5 folds (cost), the comparison stays out-of-fold
+        folds = np.random.default_rng(seed).permutation(len(y)) % 5
+    pred = np.empty(len(y))
+    for f in np.unique(folds):
+        test = folds == f
+        est = HistGradientBoostingRegressor(random_state=seed, **TREE_PARAMS).fit(x[~test], y[~test])
+        pred[test] = est.predict(x[test])
+    return _spearman(pred, y)
 
 
 def seed_calibration(stats_table: pd.DataFrame | None = None) -> CompositeProxy:
@@ -290,14 +478,16 @@ def seed_calibration(stats_table: pd.DataFrame | None = None) -> CompositeProxy:
     come from ``stats_table`` (rows of metrics, e.g. a study's trials); the score is unitless.
     """
     weights = {"train_loss": -0.701, "grad_norm_mean": -0.671, "val_loss": 0.406, "train_loss_cv": -0.395, "gap": 0.311}
-    proxy = CompositeProxy(features=list(weights), transform="z", name="seed-published")
+    proxy = CompositeProxy(features=list(weights), transform="z", name="seed-published", learner="linear")
     if stats_table is None:
-        proxy.transforms = [FeatureTransform(n, "z") for n in weights]
+        proxy.transforms_ = [FeatureTransform(n, "z") for n in weights]
     else:
-        proxy.transforms = [FeatureTransform.fit(n, pd.to_numeric(stats_table[n], errors="coerce").to_numpy(float), "z")
-                            for n in weights]
-    proxy.weights = np.array(list(weights.values()))
-    proxy.intercept = 0.0
+        proxy.transforms_ = [FeatureTransform.fit(n, pd.to_numeric(stats_table[n], errors="coerce").to_numpy(float), "z")
+                             for n in weights]
+    proxy.features_ = list(weights)
+    proxy.weights_ = np.array(list(weights.values()))
+    proxy.intercept_, proxy.alpha_, proxy.learner_, proxy.trees_ = 0.0, None, "linear", None
+    proxy.selection_ = {}
     proxy.provenance = {"source": "composite-score seed, published weights (in-sample Spearman 0.743 on its data)",
                         "created": time.strftime("%Y-%m-%d")}
     return proxy

@@ -28,8 +28,17 @@ EARLY_TRAINING_NAMES = (
     "gap",               # val loss − final train loss (generalisation gap)
     "train_acc",
 )
+# Learning-curve signals: how fast the network learns over the whole trial, not just where it ends.
+LEARNING_CURVE_NAMES = (
+    "tse",               # training speed estimate: Σ over epochs of the epoch's mean batch loss (Ru et al. 2021)
+    "tse_ema",           # the same, epoch e weighted γ^(E−e), γ = 0.9 (TSE-EMA: the later epochs count more)
+    "val_loss_epoch1",   # validation loss after the first epoch
+    "val_balanced_acc_epoch1",  # validation balanced accuracy after the first epoch
+    "val_loss_slope",    # least-squares slope of validation loss per epoch (one epoch: NaN)
+)
+TSE_EMA_GAMMA = 0.9
 SIZE_NAMES = ("log_params", "log_flops")
-METRIC_NAMES = EARLY_TRAINING_NAMES + SIZE_NAMES
+METRIC_NAMES = EARLY_TRAINING_NAMES + LEARNING_CURVE_NAMES + SIZE_NAMES
 
 
 def early_training_metrics(history: Mapping[str, Any], params: float | None = None, flops: float | None = None) -> dict[str, float]:
@@ -37,7 +46,7 @@ def early_training_metrics(history: Mapping[str, Any], params: float | None = No
     epochs = list(history.get("epochs", []))
     nan = float("nan")
     if not epochs:
-        out = {name: nan for name in EARLY_TRAINING_NAMES}
+        out = {name: nan for name in EARLY_TRAINING_NAMES + LEARNING_CURVE_NAMES}
     else:
         first, last = epochs[0], epochs[-1]
         batch_losses = np.asarray(last.get("batch_losses") or [], dtype=float)
@@ -61,10 +70,30 @@ def early_training_metrics(history: Mapping[str, Any], params: float | None = No
             "val_balanced_acc": _f(last.get("val_balanced_acc")),
             "gap": val_loss - train_loss,
             "train_acc": _f(last.get("train_acc")),
+            **learning_curve_metrics(epochs),
         }
+        # Not a proxy feature (see METRIC_NAMES): what proxies.guard reads to spot a collapsed model.
+        out["val_predicted_classes"] = _f(last.get("val_predicted_classes"))
     out["log_params"] = math.log10(params) if params and params > 0 else nan
     out["log_flops"] = math.log10(flops) if flops and flops > 0 else nan
     return out
+
+
+def learning_curve_metrics(epochs: list[Mapping[str, Any]]) -> dict[str, float]:
+    """Training-speed estimates and the validation curve's start and slope (see LEARNING_CURVE_NAMES)."""
+    epoch_losses = np.array([_f(e.get("train_loss")) for e in epochs])
+    n = len(epoch_losses)
+    weights = TSE_EMA_GAMMA ** (n - 1 - np.arange(n))
+    val_losses = np.array([_f(e.get("val_loss")) for e in epochs])
+    ok = np.isfinite(val_losses)
+    slope = float(np.polyfit(np.arange(n)[ok], val_losses[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
+    return {
+        "tse": float(epoch_losses.sum()),
+        "tse_ema": float((weights * epoch_losses).sum()),
+        "val_loss_epoch1": _f(epochs[0].get("val_loss")),
+        "val_balanced_acc_epoch1": _f(epochs[0].get("val_balanced_acc")),
+        "val_loss_slope": slope,
+    }
 
 
 def _f(v: Any) -> float:

@@ -10,9 +10,12 @@ Three input layouts are recognised (see :func:`load_dataset`):
 
 With no path, the procedural dataset of :mod:`synthesis.synthetic` is generated.
 
-Images are decoded, centre-cropped and resized once, then cached as uint8 arrays in
-``<results>/cache/`` under a key made of the files' content and the preprocessing settings, so
-later runs and every trial reuse them. Everything the user can get wrong raises
+Images are decoded, centre-cropped and resized once (only the rows the class map keeps, in
+parallel processes, streamed to disk chunk by chunk), then cached as one uint8 ``.npy`` file in
+``<results>/cache/`` under a key made of the files' content and the preprocessing settings. The
+cache is opened memory-mapped and read-only: parallel workers share its pages through the
+operating system instead of each holding a decoded copy, and a run copies to its device only
+the rows it trains on. Everything the user can get wrong raises
 :class:`~synthesis.errors.DataError` with one line naming the file or row.
 """
 
@@ -57,7 +60,7 @@ GALAXY10_DECALS_NAMES = (
 class GalaxyImages:
     """A preprocessed dataset: everything downstream (splits, trials, export) reads this."""
 
-    images: np.ndarray  # uint8 [N, H, W, 3]
+    images: np.ndarray  # uint8 [N, H, W, 3], usually a read-only memory map of the cache file
     labels: np.ndarray  # int64 [N], indices into class_names
     class_names: tuple[str, ...]
     ids: list[str]
@@ -182,34 +185,46 @@ def _decode_chunk(args: tuple[list[str], int, float]) -> np.ndarray | str:
     return out
 
 
-def decode_images(paths: Sequence[str], size: int, crop: float, workers: int | None = None, progress: bool = True) -> np.ndarray:
-    """Decode many files in parallel (processes), with a progress bar."""
+def _decoded_chunks(paths: Sequence[str], size: int, crop: float, workers: int | None, progress: bool):
+    """Decoded images in order, a chunk at a time, from worker processes, with a progress bar."""
     from tqdm.auto import tqdm
 
     workers = workers or max(1, os.cpu_count() or 1)
     chunk = 64
     jobs = [(list(paths[i : i + chunk]), size, crop) for i in range(0, len(paths), chunk)]
-    results: list[np.ndarray] = []
     bar = tqdm(total=len(paths), desc="decoding images", unit="img", disable=not progress, leave=False)
-    if workers == 1 or len(jobs) == 1:
-        iterator = map(_decode_chunk, jobs)
-        pool = None
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        iterator = pool.map(_decode_chunk, jobs)
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(jobs) > 1 else None
     try:
-        for res in iterator:
+        for res in (pool.map(_decode_chunk, jobs) if pool is not None else map(_decode_chunk, jobs)):
             if isinstance(res, str):
                 raise DataError(res)
-            results.append(res)
             bar.update(len(res))
+            yield res
     finally:
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    if not results:
-        return np.empty((0, size, size, 3), dtype=np.uint8)
-    return np.concatenate(results)
+
+
+def decode_images(paths: Sequence[str], size: int, crop: float, workers: int | None = None, progress: bool = True) -> np.ndarray:
+    """Decode many files in parallel (processes) into one in-memory array."""
+    chunks = list(_decoded_chunks(paths, size, crop, workers, progress))
+    return np.concatenate(chunks) if chunks else np.empty((0, size, size, 3), dtype=np.uint8)
+
+
+def _write_npy_stream(path: Path, shape: tuple[int, ...], chunks) -> None:
+    """Write a uint8 .npy file chunk by chunk: memory stays at one chunk, whatever the data set's size."""
+    from proxies.atomic_io import atomic_path
+
+    written = 0
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                                                   "fortran_order": False, "shape": shape})
+        for chunk in chunks:
+            fh.write(np.ascontiguousarray(chunk, dtype=np.uint8).tobytes())
+            written += len(chunk)
+        if written != shape[0]:
+            raise DataError(f"decoded {written} images, expected {shape[0]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,6 +458,27 @@ def _validate_classes(labels: np.ndarray, class_names: Sequence[str], min_per_cl
             )
 
 
+def _open_cache(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached images, memory-mapped read-only; None when absent, damaged or of another shape."""
+    if not path.is_file():
+        return None
+    try:
+        images = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None  # a damaged cache is rebuilt, never trusted
+    return images if images.shape == shape and images.dtype == np.uint8 else None
+
+
+def _writable_cache(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the image cache folder {folder}: {exc.strerror} (choose another --results)") from None
+    if not os.access(folder, os.W_OK):
+        raise DataError(f"the image cache folder {folder} is read-only (choose another --results)")
+    return folder
+
+
 def load_dataset(
     path: str | None = None,
     size: int = 64,
@@ -473,35 +509,30 @@ def load_dataset(
     _validate_classes(labels, class_names, min_per_class, where)
 
     key_src = json.dumps({"v": CACHE_VERSION, "content": listing.content_hash, "size": size, "crop": crop})
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
-    cache_file = Path(cache_dir) / f"{listing.kind}-{size}px-{key}.npy" if cache_dir else None
-    images: np.ndarray | None = None
-    if cache_file is not None and cache_file.exists():
-        try:
-            images = np.load(cache_file, allow_pickle=False)
-        except (OSError, ValueError):
-            images = None  # a damaged cache is rebuilt, never trusted
-        if images is not None and images.shape != (len(listing.labels), size, size, 3):
-            images = None
+    # The file holds only the rows the class map keeps, so its name includes the class map too.
+    key = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}".encode()).hexdigest()[:20]
+    shape = (int(keep.sum()), size, size, 3)
+    images = _open_cache(Path(cache_dir) / f"{listing.kind}-{size}px-{key}.npy", shape) if cache_dir else None
     if images is None:
         if listing.arrays is not None:
-            arrays = listing.arrays
-            if arrays.shape[1:3] == (size, size) and crop == 1.0:
-                images = np.ascontiguousarray(arrays)
-            else:
-                images = np.stack([centre_crop_resize(a, size, crop) for a in arrays])
+            arrays = listing.arrays[keep]
+            chunks = (arrays[i:i + 256] if arrays.shape[1:3] == (size, size) and crop == 1.0
+                      else np.stack([centre_crop_resize(a, size, crop) for a in arrays[i:i + 256]])
+                      for i in range(0, len(arrays), 256))
         else:
-            images = decode_images(listing.files or [], size, crop, progress=progress)
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-            with open(tmp, "wb") as fh:
-                np.save(fh, images)
-            os.replace(tmp, cache_file)  # atomic: a killed run never leaves half a cache
+            chunks = _decoded_chunks([f for f, k in zip(listing.files or [], keep) if k], size, crop, None, progress)
+        if cache_dir is None:
+            images = np.concatenate(list(chunks)) if shape[0] else np.empty(shape, np.uint8)
+        else:
+            cache_file = _writable_cache(Path(cache_dir)) / f"{listing.kind}-{size}px-{key}.npy"
+            _write_npy_stream(cache_file, shape, chunks)  # atomic: a killed run never leaves half a cache
+            images = _open_cache(cache_file, shape)
+            if images is None:
+                raise DataError(f"the image cache {cache_file} could not be read back")
 
     fingerprint = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}|{listing.extra_names}".encode()).hexdigest()[:16]
     return GalaxyImages(
-        images=images[keep],
+        images=images,
         labels=labels,
         class_names=class_names,
         ids=[i for i, k in zip(listing.ids, keep) if k],
@@ -540,10 +571,3 @@ def find_mirror_pairs(class_names: Sequence[str]) -> tuple[list[tuple[int, int]]
     chiral = re.compile(r"(^|_)(a?cw|ccw|clockwise|anticlockwise|counterclockwise)$")
     unpaired = [n for k, n in enumerate(names) if k not in paired and chiral.search(n)]
     return pairs, unpaired
-
-
-def describe(data: GalaxyImages) -> str:
-    counts = ", ".join(f"{k} {v}" for k, v in data.class_counts().items())
-    extras = f"; extra inputs: {', '.join(data.extra_names)}" if data.extra_names else ""
-    return f"{len(data)} images {data.size}px from {data.source} ({counts}){extras}"
-

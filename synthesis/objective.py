@@ -21,6 +21,7 @@ import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from proxies.composite import CompositeProxy
+from proxies.guard import guarded, is_collapsed
 from proxies.metrics import early_training_metrics
 from proxies.zero_cost import zero_cost_scores
 from synthesis.models import build_model, count_flops, count_params
@@ -69,8 +70,9 @@ def record_architecture(trial: optuna.Trial, spec: ArchSpec, train_cfg: TrainCon
 
 
 def record_training(trial: optuna.Trial, history: TrainHistory, params: int, flops: int, zc: dict[str, float],
-                    wall: float, proxy: CompositeProxy | None) -> dict[str, float]:
-    """What a trial measured: the raw history, its metrics and (given a calibration) its proxy score."""
+                    wall: float, proxy: CompositeProxy | None, num_classes: int) -> dict[str, float]:
+    """What a trial measured: the raw history, its metrics, whether it collapsed to one class, and (given a
+    calibration) its proxy score."""
     last = history.last
     metrics = {**early_training_metrics(history.to_dict(), params, flops), **zc}
     attrs: dict[str, Any] = {
@@ -78,6 +80,7 @@ def record_training(trial: optuna.Trial, history: TrainHistory, params: int, flo
         "images_per_second": float(np.mean([e.images_per_second for e in history.epochs])),
         **{key: getattr(last, key) for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")},
         "metrics": metrics, "zc_fraction_of_trial": zc.get("zc_seconds", 0.0) / max(wall + zc.get("zc_seconds", 0.0), 1e-9),
+        "collapsed": is_collapsed(metrics, num_classes),
     }
     if proxy is not None:
         attrs["proxy_score"] = float(proxy.predict(pd.DataFrame([metrics]))[0])
@@ -166,18 +169,20 @@ class Objective:
         except torch.OutOfMemoryError:
             trial.set_user_attr("prune_reason", "out of device memory")
             raise optuna.TrialPruned("out of memory") from None
-        metrics = record_training(trial, history, params, flops, zc, time.perf_counter() - t0, self.proxy)
-        score = trial_value(metrics, s.objective, self.proxy)
+        metrics = record_training(trial, history, params, flops, zc, time.perf_counter() - t0, self.proxy, d.num_classes)
+        score = trial_value(metrics, s.objective, self.proxy, d.num_classes)
         if not math.isfinite(score):
             trial.set_user_attr("prune_reason", "score is not finite")
             raise optuna.TrialPruned("score is not finite")
         return (score, float(params)) if multi else score
 
 
-def trial_value(metrics: dict[str, float], objective: str, proxy: CompositeProxy | None) -> float:
-    """The number the sampler maximises for one trial's metrics."""
-    if objective == "val_acc" or proxy is None and objective != "balanced_acc":
-        return float(metrics["val_acc"])
+def trial_value(metrics: dict[str, float], objective: str, proxy: CompositeProxy | None, num_classes: int) -> float:
+    """The number the sampler maximises for one trial's metrics; a collapsed model scores below every learned one."""
     if objective == "balanced_acc":
-        return float(metrics["val_balanced_acc"])
-    return float(proxy.predict(pd.DataFrame([metrics]))[0])
+        score = float(metrics["val_balanced_acc"])
+    elif objective == "val_acc" or proxy is None:
+        score = float(metrics["val_acc"])
+    else:
+        score = float(proxy.predict(pd.DataFrame([metrics]))[0])
+    return guarded(score, is_collapsed(metrics, num_classes))

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from proxies.atomic_io import atomic_path
 from proxies.composite import CompositeProxy
+from proxies.guard import guarded
 from synthesis.settings import STUDY_ATTR
 from synthesis.spec import ArchSpec, TrainConfig
 
@@ -40,14 +41,16 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None) -> p
                                "flops": t.user_attrs.get("flops"), "prune_reason": t.user_attrs.get("prune_reason")}
         row.update({f"param_{k}": v for k, v in t.params.items()})
         row.update(t.user_attrs.get("metrics", {}))
+        row["collapsed"] = bool(t.user_attrs.get("collapsed", False))
         row["arch_json"] = json.dumps(t.user_attrs.get("arch")) if t.user_attrs.get("arch") else None
         rows.append(row)
     df = pd.DataFrame(rows)
     if proxy is not None and len(df):
         scored = df["state"] == "COMPLETE"
         df["proxy_score"] = np.nan
-        if scored.any():
-            df.loc[scored, "proxy_score"] = proxy.predict(df.loc[scored])
+        if scored.any():  # a collapsed model ranks below every model that learned (proxies.guard)
+            raw = proxy.predict(df.loc[scored])
+            df.loc[scored, "proxy_score"] = [guarded(v, c) for v, c in zip(raw, df.loc[scored, "collapsed"])]
         df = df.sort_values("proxy_score", ascending=False, na_position="last", ignore_index=True)
     return df
 

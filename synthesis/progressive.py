@@ -213,8 +213,8 @@ def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings,
     with atomic_path(_weights_path(settings, trial.number)) as tmp:
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
     # weights exist before the trial is COMPLETE: a resumed run can always grow from it
-    metrics = record_training(trial, history, params, flops, zc, wall, proxy)
-    study.tell(trial, trial_value(metrics, settings.objective, None))
+    metrics = record_training(trial, history, params, flops, zc, wall, proxy, data.num_classes)
+    study.tell(trial, trial_value(metrics, settings.objective, None, data.num_classes))
     return study.get_trials(deepcopy=False)[trial.number]
 
 

@@ -122,6 +122,7 @@ class EpochRecord:
     val_loss: float | None = None
     val_acc: float | None = None
     val_balanced_acc: float | None = None
+    val_predicted_classes: int | None = None  # how many classes the model predicts on the validation split
 
 
 @dataclass
@@ -369,6 +370,7 @@ def train_model(
                 if not math.isfinite(ev.loss):
                     raise TrainingDiverged(f"validation loss became {ev.loss} at epoch {epoch}")
                 record.val_loss, record.val_acc, record.val_balanced_acc = ev.loss, ev.accuracy, ev.balanced_accuracy
+                record.val_predicted_classes = int((np.asarray(ev.confusion).sum(axis=0) > 0).sum())
             history.epochs.append(record)
             if on_epoch_end is not None:
                 on_epoch_end(record)

@@ -90,3 +90,56 @@ def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path):
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == killed.params
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--precision", "fp16", "--device", "cpu"], "--precision fp16 needs a GPU"),
+    (["--device", "cuda"], "--device cuda: CUDA is not available here"),
+    (["--device", "mps"], "--device mps: Apple MPS is not available here"),
+    (["--device", "tpu"], "is not a device"),
+    (["--trials", "0"], "--trials must be >= 1"),
+])
+def test_impossible_device_or_precision_is_one_line_before_anything_is_written(tmp_path, capsys, argv, message):
+    code = main(["synth", "--results", str(tmp_path / "r"), *TINY, *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_refused(tmp_path, capsys, monkeypatch):
+    import synthesis.device as device_mod
+
+    monkeypatch.setattr(device_mod, "cpu_bf16_flags", lambda: [])
+    assert main(["synth", "--results", str(tmp_path / "r"), "--precision", "bf16", "--device", "cpu", *TINY]) == 2
+    assert "this CPU has no bf16 instructions" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_read_only_cache_folder_is_one_line_and_no_study(tmp_path, capsys, monkeypatch):
+    import synthesis.data as data_mod
+
+    results = tmp_path / "r"
+    (results / "cache").mkdir(parents=True)
+    (results / "cache").chmod(0o555)
+    real_access = os.access  # root may write anywhere: make the folder read-only for this process's checks too
+    monkeypatch.setattr(data_mod.os, "access", lambda p, mode: False if str(p).endswith("cache") else real_access(p, mode))
+    try:
+        code = main(["synth", "--results", str(results), "--trials", "1", *TINY])
+    finally:
+        (results / "cache").chmod(0o755)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "read-only" in err[0], err
+    assert not (results / "study.db").exists()
+
+
+def test_resuming_under_another_precision_is_refused_and_auto_keeps_the_studys(tmp_path, capsys, monkeypatch):
+    import synthesis.device as device_mod
+
+    monkeypatch.setattr(device_mod, "cpu_bf16_flags", lambda: ["avx512_bf16"])  # bf16 is possible: only the study refuses
+    results = ["--results", str(tmp_path / "r"), "--epochs", "1", "--device", "cpu", *TINY]
+    assert main(["synth", "--trials", "1", "--precision", "fp32", *results]) == 0
+    capsys.readouterr()
+    assert main(["synth", "--trials", "1", "--precision", "bf16", *results]) == 2
+    assert "precision: study has 'fp32', now 'bf16'" in capsys.readouterr().err
+    assert main(["synth", "--trials", "2", *results]) == 0  # auto: the study's own fp32
+    assert "fp32 (the study's own)" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import pytest
 
 from galaxy_synth.cli import main
 from proxies.composite import CompositeProxy
+from proxies.guard import guarded
 from synthesis.study import shipped_calibration
 
 DEFAULT_CALIBRATION = shipped_calibration()
@@ -54,7 +55,7 @@ def test_composite_objective_study_then_rank_with_a_newer_calibration(tmp_path, 
     t = next(t for t in study.trials if t.state.name == "COMPLETE")
     for key in ("zc_synflow", "zc_naswot", "zc_jacov", "zc_snip", "zc_grad_norm", "train_loss_cv", "gap"):
         assert key in t.user_attrs["metrics"]
-    assert t.value == pytest.approx(t.user_attrs["proxy_score"])
+    assert t.value == pytest.approx(guarded(t.user_attrs["proxy_score"], t.user_attrs["collapsed"]))
 
     # a newer calibration: rescoring uses it, the values TPE saw stay
     table = pd.read_csv(results / "studies" / "galaxy-synth" / "trials_proxy_metrics.csv")
@@ -66,7 +67,7 @@ def test_composite_objective_study_then_rank_with_a_newer_calibration(tmp_path, 
     assert "'newer'" in out
     ranked = pd.read_csv(results / "studies" / "galaxy-synth" / "trials_proxy_metrics.csv")
     done = ranked[ranked["state"] == "COMPLETE"]
-    assert len(done) == 3 and np.allclose(done["proxy_score"], new.predict(done))
+    assert len(done) == 3 and np.allclose(done["proxy_score"], [guarded(v, c) for v, c in zip(new.predict(done), done["collapsed"])])
     assert ranked["proxy_score"].isna().sum() == len(ranked) - 3  # pruned trials have no score
     assert list(done["proxy_score"]) == sorted(done["proxy_score"], reverse=True)
     assert list(ranked.index[ranked["state"] == "COMPLETE"]) == [0, 1, 2]  # ranked first
@@ -76,7 +77,8 @@ def test_composite_objective_study_then_rank_with_a_newer_calibration(tmp_path, 
     assert main(["synth", "--results", str(results), "--trials", "4", *TINY]) == 0
     study = optuna.load_study(study_name="galaxy-synth", storage=f"sqlite:///{results / 'study.db'}")
     last = study.trials[-1]
-    assert last.value == pytest.approx(CompositeProxy.from_dict(attrs["calibration"]).predict(pd.DataFrame([last.user_attrs["metrics"]]))[0])
+    frozen = CompositeProxy.from_dict(attrs["calibration"]).predict(pd.DataFrame([last.user_attrs["metrics"]]))[0]
+    assert last.value == pytest.approx(guarded(frozen, last.user_attrs["collapsed"]))
 
 
 def test_multi_objective_gives_a_pareto_front(tmp_path, capsys):

@@ -92,3 +92,36 @@ def test_fitting_shows_a_bar_over_every_fold_fit(monkeypatch):
     assert bar.total == 10 and bar.n == 10 and bar.closed  # every fold fit counted, then closed
     cross_validate(df, "target", ["signal", "noise0"], folds=5, repeats=2)
     assert RecordingBar.made[-1].disable  # quiet unless asked
+
+
+def test_every_interval_describes_the_statistic_beside_it():
+    df = noisy_table(n=40, n_noise=4)
+    df["signal2"] = df["signal"] * 1000 + np.random.default_rng(5).normal(size=40)  # same signal, another scale
+    report, cv, _ = correlation_report(df, "target", folds=5, repeats=4)
+    for key in ("best_single_metric_in_fold", "seed_weights_cv"):
+        if key in report:
+            low, high = report[key]["spearman_ci95"]
+            assert low <= report[key]["spearman"] <= high
+    low, high = report["composite_spearman_cv_ci95"]
+    assert low <= report["composite_spearman_cv"] <= high
+
+
+def test_best_single_metric_is_ranked_within_each_fold_before_pooling():
+    rng = np.random.default_rng(2)
+    n = 60
+    signal = rng.normal(size=n)
+    # two metrics that rank equally well, on scales 10^6 apart: folds pick either one
+    df = pd.DataFrame({"small": signal + 0.2 * rng.normal(size=n), "huge": 1e6 * (signal + 0.2 * rng.normal(size=n)) + 5e6,
+                       "target": signal})
+    cv = cross_validate(df, "target", ["small", "huge"], folds=5, repeats=3)
+    assert len(cv.chosen_single) == 2  # both were chosen somewhere
+    rho = cv.summary(cv.best_single)["spearman"]
+    assert rho > 0.9  # pooled raw values would rank every 'huge' fold above every 'small' fold
+
+
+def test_grouped_cross_validation_keeps_each_study_in_one_fold():
+    df = noisy_table(n=36, n_noise=2)
+    groups = np.repeat(["a", "b", "c"], 12)
+    report, cv, _ = correlation_report(df, "target", ["signal", "noise0"], folds=5, repeats=3, groups=groups)
+    assert report["protocol"]["kind"] == "leave-one-group-out" and report["protocol"]["groups"] == 3
+    assert len(cv.composite) == 1 and np.isfinite(cv.composite[0]).all()

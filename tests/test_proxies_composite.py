@@ -60,12 +60,13 @@ def test_rankgauss_is_monotone_and_handles_infinities():
     tf = FeatureTransform.fit("x", values, "rankgauss")
     out = tf.transform(np.array([-np.inf, 0.5, 2.5, 1e40, np.inf]))
     assert np.all(np.diff(out) >= 0) and np.all(np.isfinite(out))
-    assert tf.transform(np.array([np.nan]))[0] == pytest.approx(tf.transform(np.array([np.nanmedian(values)]))[0], abs=0.3)
+    # a missing value (a score that failed) ranks below every finite one, -inf included
+    assert tf.transform(np.array([np.nan]))[0] <= tf.transform(np.array([-np.inf]))[0] < tf.transform(np.array([1.0]))[0]
 
 
 def test_constant_columns_are_ignored():
     t = synthetic_table().assign(const=1.0)
-    assert "const" not in CompositeProxy().fit(t, "target").features
+    assert "const" not in CompositeProxy().fit(t, "target").features_
 
 
 def test_seed_calibration_has_the_published_weights():
@@ -93,9 +94,9 @@ def test_auto_selection_keeps_the_metrics_that_rank_and_beats_all_metrics_out_of
     for seed in range(5):
         train, test = few_rows_many_metrics(20, seed), few_rows_many_metrics(500, 100 + seed)
         auto = CompositeProxy().fit(train, "target")
-        assert "good" in auto.features and auto.selection["kept"] <= 3 and auto.selection["of"] == 17
+        assert "good" in auto.features_ and auto.selection_["kept"] <= 3 and auto.selection_["of"] == 17
         every = CompositeProxy(max_features=None).fit(train, "target")
-        assert len(every.features) == 17
+        assert len(every.features_) == 17
         rho = lambda p: stats.spearmanr(p.predict(test), test["target"]).statistic  # noqa: E731
         gains.append(rho(auto) - rho(every))
     assert np.mean(gains) > 0.05
@@ -103,14 +104,89 @@ def test_auto_selection_keeps_the_metrics_that_rank_and_beats_all_metrics_out_of
 
 def test_fixed_max_features_and_bad_values():
     t = few_rows_many_metrics(40, 0)
-    assert CompositeProxy(max_features=2).fit(t, "target").features == ["good", "weak"]
+    assert CompositeProxy(max_features=2).fit(t, "target").features_ == ["good", "weak"]
     with pytest.raises(ValueError, match="max_features"):
-        CompositeProxy(max_features=0)
+        CompositeProxy(max_features=0).fit(t, "target")  # checked at fit, as scikit-learn estimators do
 
 
 def test_selection_is_saved_but_not_hashed(tmp_path):
     proxy = CompositeProxy().fit(few_rows_many_metrics(20, 1), "target")
     again = CompositeProxy.load(proxy.save(tmp_path / "w.json"))
-    assert again.selection == proxy.selection and again.calibration_hash == proxy.calibration_hash
-    proxy.selection = {}
+    assert again.selection_ == proxy.selection_ and again.calibration_hash == proxy.calibration_hash
+    proxy.selection_ = {}
     assert proxy.calibration_hash == again.calibration_hash
+
+
+def test_follows_the_scikit_learn_estimator_contract():
+    from sklearn.base import clone
+
+    features = ["good", "weak"] + [f"noise{i}" for i in range(15)]
+    proxy = CompositeProxy(features=features, max_features="auto")
+    first = few_rows_many_metrics(20, 1)
+    proxy.fit(first, "target")
+    assert proxy.features == features and proxy.get_params()["features"] == features  # constructor params untouched
+    assert proxy.features_ != features and "good" in proxy.features_  # what the fit chose lives in features_
+    twin = clone(proxy)
+    assert twin.get_params() == proxy.get_params() and not hasattr(twin, "features_")
+    # a refit chooses again from the constructor's candidates (it used to reuse the first selection)
+    swapped = first.rename(columns={"good": "noise0", "noise0": "good"})
+    proxy.fit(swapped, swapped["target"].to_numpy())
+    assert "noise0" in proxy.features_ and proxy.features_ == clone(proxy).fit(swapped, "target").features_
+    proxy.set_params(max_features=1)
+    assert proxy.get_params()["max_features"] == 1 and len(proxy.fit(first, "target").features_) == 1
+    assert proxy.score(first, first["target"]) > 0.5  # RegressorMixin: R² on its own rows
+
+
+def test_trees_are_saved_as_json_and_predict_exactly_as_scikit_learn(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from proxies.composite import TREE_PARAMS, _finite_for_trees
+
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    t.loc[::7, "b"] = np.nan  # missing values are routed by the trees
+    t.loc[3, "a"] = -np.inf
+    t["target"] = np.sin(2 * t["a"].clip(-3, 3)) + np.nan_to_num(t["b"]) ** 2
+    proxy = CompositeProxy(learner="trees").fit(t, "target")
+    again = CompositeProxy.load(proxy.save(tmp_path / "trees.json"))
+    x = t[["a", "b"]].to_numpy()
+    want = HistGradientBoostingRegressor(random_state=0, **TREE_PARAMS).fit(_finite_for_trees(x), t["target"]).predict(
+        _finite_for_trees(x))
+    assert np.allclose(again.predict(t), want) and again.calibration_hash == proxy.calibration_hash
+    assert json.loads((tmp_path / "trees.json").read_text())["learner"] == "trees"
+
+
+def test_auto_learner_lets_the_data_decide():
+    rng = np.random.default_rng(1)
+    big = pd.DataFrame({"a": rng.uniform(-3, 3, 400), "b": rng.normal(size=400)})
+    big["target"] = np.abs(big["a"]) + 0.05 * rng.normal(size=400)  # not monotone: no linear model ranks it
+    chosen = CompositeProxy().fit(big, "target").selection_
+    assert chosen["chosen"] == "trees" and chosen["inner_cv_spearman"]["trees"] > chosen["inner_cv_spearman"]["linear:1"]
+    small = few_rows_many_metrics(30, 2)
+    assert CompositeProxy().fit(small, "target").learner_ == "linear"  # below TREES_MIN_ROWS trees are no candidate
+
+
+def test_a_failed_score_ranks_lowest_and_gets_a_missing_indicator():
+    rng = np.random.default_rng(3)
+    score = rng.normal(size=60)
+    failed = rng.random(60) < 0.2
+    target = 0.5 + 0.1 * score - 0.3 * failed  # networks whose score failed are the worst
+    table = pd.DataFrame({"score": np.where(failed, np.nan, score), "target": target})
+    proxy = CompositeProxy(max_features=None).fit(table, "target")
+    assert proxy.features_ == ["score", "score__missing"]
+    pred = proxy.predict(table)
+    assert pred[failed].max() < pred[~failed].min()
+
+
+def test_shipped_calibrations_still_load_with_their_hashes(tmp_path):
+    from synthesis.study import shipped_calibration
+
+    for name in ("default.json", "seed_published.json"):
+        data = json.loads(shipped_calibration(name).read_text())
+        proxy = CompositeProxy.load(shipped_calibration(name))
+        assert proxy.calibration_hash == data["hash"]
+    import pickle
+
+    (tmp_path / "evil.json").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(ValueError, match="pickle"):
+        CompositeProxy.load(tmp_path / "evil.json")

@@ -30,7 +30,9 @@ def test_study_completes_records_and_resumes(tmp_path):
     t = complete[0]
     for key in ("arch", "spec_hash", "train_config", "params", "flops", "history", "val_acc", "val_balanced_acc", "wall_seconds"):
         assert key in t.user_attrs
-    assert t.value == t.user_attrs["val_acc"]
+    from proxies.guard import guarded
+
+    assert t.value == guarded(t.user_attrs["val_acc"], t.user_attrs["collapsed"])  # a collapsed model is shifted below
     attrs = study.user_attrs[STUDY_ATTR]
     assert len(attrs["plan"]["trial_train"]) == 80 and attrs["sampler"]["name"] == "TPESampler"
 
@@ -124,3 +126,17 @@ def test_random_sampler_is_the_baseline_option_and_unknown_names_fail():
     assert xa != xb  # parallel workers do not replay each other's start-up samples
     with pytest.raises(GalaxySynthError, match="unknown sampler"):
         make_sampler(0, 0, name="cmaes")
+
+
+def test_a_collapsed_model_never_outranks_one_that_learned():
+    from proxies.guard import guarded, is_collapsed
+    from synthesis.objective import trial_value
+
+    learned = {"val_acc": 0.62, "val_balanced_acc": 0.41, "val_predicted_classes": 4}
+    majority = {"val_acc": 0.70, "val_balanced_acc": 0.25, "val_predicted_classes": 1}  # all ellipticals
+    at_chance = {"val_acc": 0.66, "val_balanced_acc": 0.25, "val_predicted_classes": 3}
+    assert not is_collapsed(learned, 4) and is_collapsed(majority, 4) and is_collapsed(at_chance, 4)
+    for objective in ("val_acc", "balanced_acc"):
+        assert trial_value(learned, objective, None, 4) > trial_value(majority, objective, None, 4)
+        assert trial_value(learned, objective, None, 4) > trial_value(at_chance, objective, None, 4)
+    assert guarded(0.9, True) < guarded(0.1, False) and guarded(0.9, True) > guarded(0.8, True)  # order kept among them

@@ -50,7 +50,8 @@ def test_training_lowers_the_loss(trial_data):
 
 
 def without_timing(hist):
-    return [{k: v for k, v in e.items() if k not in ("seconds", "images_per_second")} for e in hist.to_dict()["epochs"]]
+    skip = ("seconds", "images_per_second", "val_predicted_classes")  # the last one is newer than the reference loop
+    return [{k: v for k, v in e.items() if k not in skip} for e in hist.to_dict()["epochs"]]
 
 
 def test_same_seed_same_metrics_on_cpu(trial_data):
