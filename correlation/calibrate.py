@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 
 from correlation.fitting import bootstrap_ci, correlation_report, cross_validate, numeric_features, spearman
-from correlation.ground_truth import TARGETS, GroundTruthStore, select_for_ground_truth, stored_or_trained
+from correlation.ground_truth import (TARGETS, GroundTruthStore, fill_arch_keys, ground_truth_rows, mean_rows_over_seeds,
+                                     merge_ground_truth_csv, read_ground_truth_tables, select_for_ground_truth,
+                                     stored_or_trained)
 from correlation.report import write_report
 from proxies.composite import CompositeProxy
+from proxies.domain import domain_of
 from proxies.metrics import METRIC_NAMES
 from proxies.zero_cost import ZERO_COST_NAMES
 from synthesis.errors import DataError, GalaxySynthError
@@ -94,6 +97,7 @@ def measure_ground_truth(opened: OpenedStudy, chosen: list[int], full_epochs: in
     name = opened.study.study_name
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     prep = opened.prepared()
+    fill_arch_keys(store, name, trials, prep, opened.settings.precision)
     # seed-major order: a first pass over every architecture comes before any repeat
     jobs = [(n, s) for s in seed_list for n in chosen]
     todo = [(n, s) for n, s in jobs if store.get(name, n, full_epochs, s) is None]
@@ -144,7 +148,7 @@ def seed_repeatability(store: GroundTruthStore, study: str, full_epochs: int, se
 def calibrate_study(storage: str, study_name: str | None, results: Path, ground_truth: int = 24, top: int = 3,
                     full_epochs: int = 30, target: str = "accuracy", seed: int = 0, device: str = "auto",
                     folds: int = 5, repeats: int = 10, progress: bool = True,
-                    seeds: int = 1) -> tuple[dict[str, Any], list[Path]]:
+                    seeds: int = 1, save_ground_truth: Path | None = None) -> tuple[dict[str, Any], list[Path]]:
     """Full-train ``ground_truth`` chosen trials, fit the composite on them, report out-of-fold.
 
     ``seeds`` > 1 trains every chosen architecture with seeds ``seed .. seed+seeds-1`` and uses the
@@ -193,11 +197,55 @@ def calibrate_study(storage: str, study_name: str | None, results: Path, ground_
     report["ground_truth_seeds"] = seed_list
     out = opened.settings.study_dir
     write_table(merged, out / "ground_truth_table.csv")
+    # Every full training this study paid for, self-contained, for pooling across studies and machines.
+    rows = ground_truth_rows(opened, store)
+    written_rows = [write_table(rows, out / "ground_truth_rows.csv")]
+    if save_ground_truth is not None:
+        written_rows.append(merge_ground_truth_csv(rows, save_ground_truth))
     provenance = {"dataset": opened.settings.data or "embedded procedural galaxies",
                   "class_names": opened.attrs.get("class_names"), "study": name, "full_epochs": full_epochs,
-                  "ground_truth_seeds": seed_list}
+                  "ground_truth_seeds": seed_list, "domain": domain_of(merged, opened.settings.frozen() | {
+                      "data": opened.settings.domain_facts()["dataset"]})}
     fitted, written = _fit_and_write(merged, target, features, f"fitted:{name}", provenance, out, report, cv, singles)
     report["promoted"] = promote_if_better(fitted, report, Path(results))
+    return report, written + written_rows
+
+
+def calibrate_tables(paths: list[Path], target: str, results: Path, seeds: int = 2, folds: int = 5, repeats: int = 10,
+                     seed: int = 0, progress: bool = True, name: str = "pooled") -> tuple[dict[str, Any], list[Path]]:
+    """``correlate --tables``: fit on ground-truth CSVs of several studies, cross-validated by study.
+
+    The rows are averaged over each architecture's first ``seeds`` seeds; the folds hold whole
+    studies (leave-one-study-out up to ``folds`` studies), so the headline ρ is how the calibration
+    ranks a study it never saw. A row-level k-fold figure is reported beside it.
+    """
+    if target not in TARGETS:
+        raise GalaxySynthError(f"--target must be one of {', '.join(TARGETS)} with --tables, not {target!r}")
+    pooled = read_ground_truth_tables(paths)
+    rows = mean_rows_over_seeds(pooled, seeds).reset_index(drop=True)
+    if len(rows) < MIN_GROUND_TRUTH:
+        raise GalaxySynthError(f"{len(rows)} architectures with {seeds} seed(s) in {', '.join(map(str, paths))}; "
+                               f"need at least {MIN_GROUND_TRUTH} (try --seeds 1)")
+    features = [f for f in numeric_features(rows, target) if f in FEATURES]
+    studies = rows["study"].astype(str).to_numpy()
+    grouped = len(np.unique(studies)) > 1
+    report, cv, singles = correlation_report(rows, target, features, folds, repeats, seed, progress=progress,
+                                             groups=studies if grouped else None)
+    if grouped:
+        within, _, _ = correlation_report(rows, target, features, folds, repeats, seed, progress=progress)
+        report["within_studies_kfold"] = {k: within[k] for k in ("composite_spearman_cv", "composite_spearman_cv_ci95",
+                                                                   "protocol")}
+        report["transfer_to_unseen_study_spearman"] = report["composite_spearman_cv"]
+    report["tables"] = [str(p) for p in paths]
+    report["rows_per_study"] = rows["study"].value_counts().to_dict()
+    report["ground_truth_seeds"] = seeds
+    provenance = {"dataset": sorted(map(str, rows["dataset"].unique())) if "dataset" in rows else None,
+                  "tables": [Path(p).name for p in paths], "rows_per_study": report["rows_per_study"],
+                  "ground_truth_seeds": seeds, "domain": domain_of(rows),
+                  "transfer_to_unseen_study_spearman": report.get("transfer_to_unseen_study_spearman")}
+    out = Path(results) / "tables" / name
+    write_table(rows, out / "ground_truth_table.csv")
+    _, written = _fit_and_write(rows, target, features, f"fitted:{name}", provenance, out, report, cv, singles)
     return report, written
 
 

@@ -13,8 +13,8 @@ model and the file is still there; otherwise the model is trained now and stored
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from proxies.atomic_io import atomic_path
 from synthesis.models import build_model
 from synthesis.preparation import PreparedData
+from synthesis.settings import dataset_name
 from synthesis.spec import ArchSpec, TrainConfig
 from synthesis.training import evaluate, train_model
 
@@ -61,6 +62,8 @@ class GroundTruthRecord(Base):
     device: Mapped[str] = mapped_column(String(64))
     weights_path: Mapped[str] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What was trained, whatever study asked (see architecture_key): lets another study reuse it.
+    arch_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     def as_row(self) -> dict[str, Any]:
         return {c.name: getattr(self, c.name) for c in self.__table__.columns}
@@ -73,6 +76,25 @@ class GroundTruthStore:
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
         self.engine = create_engine(url, **kwargs)
         Base.metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Tables made by an older galaxy-synth lack the newer nullable columns: add them (their rows keep NULL)."""
+        from sqlalchemy import inspect, text
+
+        present = {c["name"] for c in inspect(self.engine).get_columns(GroundTruthRecord.__tablename__)}
+        with self.engine.begin() as conn:
+            for column in GroundTruthRecord.__table__.columns:
+                if column.name not in present and column.nullable:
+                    conn.execute(text(f"ALTER TABLE {GroundTruthRecord.__tablename__} ADD COLUMN {column.name} "
+                                      f"{column.type.compile(self.engine.dialect)}"))
+
+    def same_training(self, arch_key: str, epochs: int, seed: int) -> GroundTruthRecord | None:
+        """A stored full training of exactly this architecture, configuration, data and seed, from any study."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.scalars(select(GroundTruthRecord).where(
+                GroundTruthRecord.arch_key == arch_key, GroundTruthRecord.epochs == epochs,
+                GroundTruthRecord.seed == seed)).first()
 
     def get(self, study: str, trial: int, epochs: int, seed: int) -> GroundTruthRecord | None:
         with Session(self.engine, expire_on_commit=False) as s:
@@ -92,9 +114,12 @@ class GroundTruthStore:
             s.add(record)
             s.commit()
 
-    def table(self, study: str, epochs: int | None = None) -> pd.DataFrame:
+    def table(self, study: str | None, epochs: int | None = None) -> pd.DataFrame:
+        """Stored results of one study (``None``: every study in the database)."""
         with Session(self.engine) as s:
-            q = select(GroundTruthRecord).where(GroundTruthRecord.study_name == study)
+            q = select(GroundTruthRecord)
+            if study is not None:
+                q = q.where(GroundTruthRecord.study_name == study)
             if epochs is not None:
                 q = q.where(GroundTruthRecord.epochs == epochs)
             return pd.DataFrame([r.as_row() for r in s.scalars(q)])
@@ -123,11 +148,32 @@ class FullTrainingResult:
     model: torch.nn.Module
 
 
+def full_training_config(user_attrs: dict[str, Any]) -> TrainConfig:
+    """A trial's optimiser settings with the full-training schedule (cosine to zero, no warm-up)."""
+    return TrainConfig.from_dict(user_attrs["train_config"]).replace(schedule="cosine", warmup=0.0)
+
+
+def architecture_key(user_attrs: dict[str, Any], prep: PreparedData, precision: str) -> str:
+    """What a full training depends on: spec, full-training configuration, data, split, precision.
+
+    Two studies (two strategies, two trial schedules…) that meet the same architecture with the
+    same optimiser settings on the same data share one full training.
+    """
+    body = {"spec": ArchSpec.from_dict(user_attrs["arch"]).to_dict(), "train": full_training_config(user_attrs).to_dict(),
+            "data": prep.data.fingerprint, "train_split": _digest(prep.plan["train"]), "test_split": _digest(prep.plan["test"]),
+            "precision": precision}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _digest(indices: list[int]) -> str:
+    return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
 def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], prep: PreparedData, epochs: int, seed: int,
                device: torch.device, weights_dir: Path, progress: bool = True, precision: str = "fp32") -> FullTrainingResult:
     """Train one trial's architecture with the full budget and score it on the test split."""
     spec = ArchSpec.from_dict(user_attrs["arch"])
-    cfg = TrainConfig.from_dict(user_attrs["train_config"]).replace(schedule="cosine", warmup=0.0)
+    cfg = full_training_config(user_attrs)
     train = prep.split("train", device)
     test = prep.split("test", device)
     torch.manual_seed(seed)
@@ -147,6 +193,7 @@ def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], p
         accuracy=result.accuracy, balanced_accuracy=result.balanced_accuracy, macro_f1=result.macro_f1,
         test_loss=result.loss, confusion_json=json.dumps(result.confusion), wall_seconds=wall, device=str(device),
         weights_path=str(weights), created=datetime.now(timezone.utc),
+        arch_key=architecture_key(user_attrs, prep, precision),
     )
     return FullTrainingResult(record, model)
 
@@ -165,10 +212,18 @@ def stored_or_trained(store: GroundTruthStore, study_name: str, trial_number: in
                       need_model: bool = False) -> tuple[GroundTruthRecord, torch.nn.Module | None, bool]:
     """The full-training result for this key: ``(record, model or None, trained_now)``.
 
-    Reused when stored (and, with ``need_model``, when its weights file still exists); otherwise
-    trained now and stored at once, so a kill loses at most the model in training.
+    Reused when stored for this study and trial, or for the same architecture, configuration, data
+    and seed in another study of the database (then recorded for this trial too); with
+    ``need_model``, only where its weights file still exists. Otherwise trained now and stored at
+    once, so a kill loses at most the model in training.
     """
     record = store.get(study_name, trial_number, epochs, seed)
+    if record is None:
+        twin = store.same_training(architecture_key(user_attrs, prep, precision), epochs, seed)
+        if twin is not None and (not need_model or Path(twin.weights_path).is_file()):
+            record = GroundTruthRecord(**{**{c: v for c, v in twin.as_row().items() if c != "id"},
+                                          "study_name": study_name, "trial_number": trial_number})
+            store.put(record)
     if record is not None and not need_model:
         return record, None, False
     if record is not None and Path(record.weights_path).is_file():
@@ -177,3 +232,102 @@ def stored_or_trained(store: GroundTruthStore, study_name: str, trial_number: in
                         progress=progress, precision=precision)
     store.put(result.record)
     return result.record, result.model.cpu(), True
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground truth as small CSVs that outlive any results folder
+
+TRIAL_SETTINGS = ("size", "crop", "max_samples", "val_subset", "epochs", "schedule", "warmup", "precision", "loss",
+                  "label_smoothing", "seed", "max_mflops", "objective")
+CSV_KEY = ("study", "trial", "full_epochs", "gt_seed")
+
+
+def fill_arch_keys(store: GroundTruthStore, study_name: str, trials: dict[int, Any], prep: PreparedData,
+                   precision: str) -> None:
+    """Give rows stored before architecture keys existed their key, so other studies can reuse them."""
+    from sqlalchemy import update
+
+    with Session(store.engine) as s:
+        rows = s.scalars(select(GroundTruthRecord).where(GroundTruthRecord.study_name == study_name,
+                                                         GroundTruthRecord.arch_key.is_(None))).all()
+        for r in rows:
+            if r.trial_number in trials:
+                s.execute(update(GroundTruthRecord).where(GroundTruthRecord.id == r.id).values(
+                    arch_key=architecture_key(trials[r.trial_number].user_attrs, prep, precision)))
+        s.commit()
+
+
+def ground_truth_rows(opened: Any, store: GroundTruthStore) -> pd.DataFrame:
+    """Every stored full training of a study as self-contained rows: what was trained (spec, optimiser),
+    on what (data, split, trial settings), what its trial measured, and what full training scored."""
+    study = opened.study
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    gt = store.table(study.study_name)
+    settings = opened.settings
+    rows = []
+    for _, r in gt.iterrows():
+        t = trials.get(int(r["trial_number"]))
+        if t is None:
+            continue
+        row = {"dataset": dataset_name(settings.data), "data_path": settings.data or "",
+               "data_fingerprint": opened.attrs.get("fingerprint"),
+               "study": study.study_name, "trial": int(r["trial_number"]), "trial_state": t.state.name,
+               "spec_hash": r["spec_hash"], "arch_json": json.dumps(t.user_attrs.get("arch"), sort_keys=True),
+               "train_config_json": json.dumps(t.user_attrs.get("train_config"), sort_keys=True),
+               "strategy": t.user_attrs.get("strategy", settings.strategy),
+               "merge": ";".join(settings.merge), "drop": ";".join(settings.drop),
+               "n_train": len(opened.plan["train"]), "n_test": len(opened.plan["test"])}
+        row.update({f"trial_{k}": getattr(settings, k) for k in TRIAL_SETTINGS})
+        row.update(t.user_attrs.get("metrics", {}))
+        row["collapsed"] = bool(t.user_attrs.get("collapsed", False))
+        row.update({"full_epochs": int(r["epochs"]), "gt_seed": int(r["seed"]), "full_schedule": "cosine",
+                    "gt_precision": settings.precision, **{k: float(r[k]) for k in (*TARGETS, "test_loss")},
+                    "full_train_seconds": float(r["wall_seconds"]), "gt_device": r["device"],
+                    "measured": str(r["created"])[:19]})
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["trial", "full_epochs", "gt_seed"], ignore_index=True) if rows else pd.DataFrame()
+
+
+def merge_ground_truth_csv(rows: pd.DataFrame, path: Path) -> Path:
+    """Add these rows to a ground-truth CSV (rows already there with the same key are replaced)."""
+    from synthesis.outputs import write_table
+
+    path = Path(path)
+    if path.is_file():
+        old = pd.read_csv(path)
+        keys = set(map(tuple, rows[list(CSV_KEY)].astype(str).to_numpy()))
+        old = old[[tuple(k) not in keys for k in old[list(CSV_KEY)].astype(str).to_numpy()]]
+        rows = pd.concat([old, rows], ignore_index=True).sort_values(list(CSV_KEY), ignore_index=True)
+    return write_table(rows, path)
+
+
+def read_ground_truth_tables(paths: list[Path]) -> pd.DataFrame:
+    """Pool ground-truth CSVs (from ``correlate``'s export); one line naming any file that is not one."""
+    from synthesis.errors import DataError
+
+    frames = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise DataError(f"ground-truth table not found: {p}")
+        try:
+            df = pd.read_csv(p)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+            raise DataError(f"cannot read {p} as CSV: {str(exc).splitlines()[0]}") from None
+        missing = [c for c in (*CSV_KEY, *TARGETS) if c not in df.columns]
+        if missing:
+            raise DataError(f"{p} is not a galaxy-synth ground-truth table (no column {missing[0]!r})")
+        frames.append(df.assign(table=p.name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def mean_rows_over_seeds(rows: pd.DataFrame, seeds: int) -> pd.DataFrame:
+    """One row per (study, trial, full epochs) that has at least ``seeds`` seeds: targets averaged over
+    its first ``seeds`` seeds, trial metrics kept."""
+    rows = rows.sort_values("gt_seed")
+    first = rows.groupby(["study", "trial", "full_epochs"], sort=False).head(seeds)
+    agg = first.groupby(["study", "trial", "full_epochs"]).agg(
+        **{t: (t, "mean") for t in TARGETS}, n_seeds=("gt_seed", "nunique"), full_train_seconds=("full_train_seconds", "sum"))
+    agg = agg[agg["n_seeds"] >= seeds].reset_index()
+    meta = rows.drop(columns=[*TARGETS, "gt_seed", "full_train_seconds", "test_loss", "measured", "gt_device"],
+                     errors="ignore").drop_duplicates(["study", "trial", "full_epochs"])
+    return agg.merge(meta, on=["study", "trial", "full_epochs"])

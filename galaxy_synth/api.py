@@ -28,7 +28,7 @@ from synthesis.errors import GalaxySynthError
 from synthesis.settings import StudySettings
 from synthesis.storage import existing_storage_url
 
-__all__ = ["StudySettings", "SynthResult", "synth", "rank", "calibrate", "calibrate_table", "export", "load_model",
+__all__ = ["StudySettings", "SynthResult", "synth", "rank", "calibrate", "calibrate_table", "calibrate_pooled", "export", "load_model",
            "predict", "report", "GalaxySynthError"]
 
 
@@ -102,13 +102,27 @@ def rank(study: str | None = None, results: str | Path = "results", storage: str
 def calibrate(study: str | None = None, results: str | Path = "results", storage: str | None = None, *,
               ground_truth: int = 24, top: int = 3, full_epochs: int = 30, target: str = "accuracy", seeds: int = 1,
               seed: int = 0, device: str = "auto", folds: int = 5, repeats: int = 10,
-              progress: bool = True) -> tuple[dict[str, Any], list[Path]]:
-    """Full-train ``ground_truth`` trials (resumable), fit the composite proxy, report out-of-fold."""
+              progress: bool = True, save_ground_truth: str | Path | None = None) -> tuple[dict[str, Any], list[Path]]:
+    """Full-train ``ground_truth`` trials (resumable), fit the composite proxy, report out-of-fold.
+
+    ``save_ground_truth``: also merge every full-training result of the study into this CSV (e.g.
+    a file kept in version control, so the measurements outlive the results folder).
+    """
     from correlation.calibrate import calibrate_study
 
     url = existing_storage_url(storage, Path(results), "--storage / --table")
     return calibrate_study(url, study, Path(results), ground_truth, top, full_epochs, target, seed, device, folds,
-                           repeats, progress=progress, seeds=seeds)
+                           repeats, progress=progress, seeds=seeds,
+                           save_ground_truth=Path(save_ground_truth) if save_ground_truth else None)
+
+
+def calibrate_pooled(tables: Sequence[str | Path], target: str = "accuracy", results: str | Path = "results", *,
+                     seeds: int = 2, folds: int = 5, repeats: int = 10, seed: int = 0,
+                     progress: bool = True) -> tuple[dict[str, Any], list[Path]]:
+    """Fit the composite on several studies' ground-truth CSVs, cross-validated by study (transfer)."""
+    from correlation.calibrate import calibrate_tables
+
+    return calibrate_tables([Path(t) for t in tables], target, Path(results), seeds, folds, repeats, seed, progress)
 
 
 def calibrate_table(table: str | Path, target: str, results: str | Path = "results", features: Sequence[str] | None = None,

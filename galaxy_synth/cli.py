@@ -119,6 +119,12 @@ def _build_parser() -> argparse.ArgumentParser:
                               "  galaxy-synth correlate --table ../shared/benchmarks/nb201_zc_cifar10.csv --target val_accuracy",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--table", default=None, metavar="CSV", help="table mode: CSV with one row per architecture, metric columns and the target")
+    c.add_argument("--tables", nargs="+", default=None, metavar="CSV",
+                   help="pooled mode: ground-truth CSVs that correlate exported (e.g. bench/ground_truth/*.csv); fits on "
+                        "all their rows (mean of the first --seeds seeds), cross-validated by study")
+    c.add_argument("--save-ground-truth", default=None, metavar="CSV",
+                   help="study mode: also merge every full-training result of the study into this CSV (e.g. one kept "
+                        "in version control; the study folder always gets ground_truth_rows.csv)")
     c.add_argument("--target", default="accuracy",
                    help="target column; in study mode accuracy, balanced_accuracy or macro_f1 (default: accuracy; "
                         "the report shows all three)")
@@ -225,6 +231,10 @@ def _print_correlation(report: dict, target: str) -> None:
         print(f"  ground truth itself: seed vs seed ρ = {rep['seed_vs_seed_spearman']:.3f} → ceiling ≈ "
               f"{rep['ceiling_mean_of_seeds']:.2f} for the mean of seeds; composite / ceiling = "
               f"{report.get('composite_spearman_cv_over_ceiling') or float('nan'):.2f}")
+    if "within_studies_kfold" in report:
+        w = report["within_studies_kfold"]
+        print(f"  (composite, rows of all studies mixed in the folds: ρ = {w['composite_spearman_cv']:.3f}; the figure above "
+              f"holds each study out: how it transfers)")
     for t, r in report.get("other_targets", {}).items():
         print(f"  (composite fitted for {t}: ρ = {r['composite_spearman_cv']:.3f})")
     if "promoted" in report:
@@ -236,12 +246,15 @@ def cmd_correlate(args: argparse.Namespace) -> int:
     from galaxy_synth import api
 
     results = Path(args.results)
-    if args.table is None:
+    if args.tables:
+        report, written = api.calibrate_pooled(args.tables, args.target, results, seeds=args.seeds, folds=args.folds,
+                                               repeats=args.repeats, seed=args.seed, progress=not args.no_progress)
+    elif args.table is None:
         _configure_threads()
         report, written = api.calibrate(args.study, results, args.storage, ground_truth=args.ground_truth, top=args.top,
                                         full_epochs=args.full_epochs, target=args.target, seeds=args.seeds,
                                         seed=args.seed, device=args.device, folds=args.folds, repeats=args.repeats,
-                                        progress=not args.no_progress)
+                                        progress=not args.no_progress, save_ground_truth=args.save_ground_truth)
     else:
         features = [f.strip() for f in args.features.split(",")] if args.features else None
         report, written = api.calibrate_table(args.table, args.target, results, features, args.folds, args.repeats, args.seed)
@@ -316,6 +329,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         if args.worker_id is None:
             print(f"{s.describe_defaults(opened.device.type)} ({opened.precision_reason}); objective {s.objective}",
                   file=sys.stderr)
+            if opened.objective_note:
+                print(f"galaxy-synth: {opened.objective_note}", file=sys.stderr)
 
     if settings.strategy == "progressive":
         if args.workers > 1:

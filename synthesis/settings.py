@@ -205,10 +205,17 @@ class StudySettings:
                 changes[name] = stored[name] if stored is not None and stored.get(name) is not None else defaults[name]
         if self.trials is None:
             changes["trials"] = defaults["trials"]
-        if self.objective is None:
-            stored_objective = stored.get("objective") if stored is not None else None
-            changes["objective"] = stored_objective or ("val_acc" if self.strategy == "progressive" else "composite")
+        if self.objective is None and stored is not None and stored.get("objective"):
+            changes["objective"] = stored["objective"]
+        elif self.objective is None and self.strategy == "progressive":
+            changes["objective"] = "val_acc"
         return self.replace(**changes)
+
+    def domain_facts(self) -> dict[str, Any]:
+        """What a calibration's domain is checked against (proxies.domain.outside)."""
+        return {"dataset": dataset_name(self.data), "size": self.size, "epochs": self.epochs, "schedule": self.schedule,
+                "warmup": self.warmup, "precision": self.precision, "loss": self.loss, "max_samples": self.max_samples,
+                "max_mflops": self.max_mflops}
 
     def describe_defaults(self, device_type: str) -> str:
         """One line: what this run uses, e.g. ``CPU: 32 px, ≤ 40 MFLOPs, 20 trials of 2 epochs``."""
@@ -223,6 +230,13 @@ def device_defaults(device_type: str) -> dict[str, Any]:
     if device_type == "cpu":
         return {"size": 32, "max_mflops": 40.0, "trials": 20}
     return {"size": 64, "max_mflops": 0.0, "trials": 20}
+
+
+def dataset_name(data: str | None) -> str:
+    """A data set's name wherever it lies: 'embedded' for the generated set, else the folder's (or file's) name."""
+    if not data or data == "synthetic":
+        return "embedded"
+    return Path(data.rstrip("/\\")).stem or "embedded"
 
 
 def default_study_name(data: str | None) -> str:

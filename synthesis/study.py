@@ -62,6 +62,7 @@ class OpenedStudy:
     settings: StudySettings  # resolved: no "auto" left
     device: torch.device
     precision_reason: str = ""
+    objective_note: str = ""  # why the objective is not the calibrated composite, when it is not
 
     @property
     def plan(self) -> dict[str, list[int]]:
@@ -104,14 +105,43 @@ def prepare_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler 
     stored = peek_attrs(settings)
     precision = choose_precision(settings, device, stored)
     settings = settings.replace(precision=precision.name).resolve(device.type, stored["settings"] if stored else None)
+    objective_note = ""
+    if settings.objective is None or (stored is None and settings.objective in ("composite", "multi")):
+        objective, objective_note = choose_objective(settings)
+        settings = settings.replace(objective=objective)
     data = load_study_data(settings)  # validation errors surface here, before any storage write
-    study, attrs = open_study(settings, data, sampler=sampler, pruner=pruner)
-    return OpenedStudy(study, attrs, data, settings, device, precision.reason)
+    study, attrs = open_study(settings, data, sampler=sampler, pruner=pruner, objective_note=objective_note)
+    return OpenedStudy(study, attrs, data, settings, device, precision.reason, objective_note)
+
+
+# What a study whose data the calibration does not cover optimises instead (docs/BENCHMARKS.md §14).
+OUT_OF_DOMAIN_OBJECTIVE = "balanced_acc"
+
+
+def choose_objective(settings: StudySettings) -> tuple[str, str]:
+    """A new study's objective and, where it is not what was asked or defaulted, why.
+
+    ``composite`` (the default) needs a calibration whose domain covers this study; outside it the
+    default falls back to :data:`OUT_OF_DOMAIN_OBJECTIVE`; an explicit ``--objective composite``
+    is kept, with a warning.
+    """
+    from proxies.domain import outside
+
+    asked = settings.objective
+    proxy, source = find_calibration(settings.calibration, settings.results_dir)
+    reasons = outside(proxy.provenance.get("domain", {}), settings.domain_facts())
+    if not reasons:
+        return asked or "composite", ""
+    where = f"calibration {proxy.name!r} ({source}) was not fitted on this kind of study: " + "; ".join(reasons)
+    if asked is None:
+        return OUT_OF_DOMAIN_OBJECTIVE, (f"{where}. Optimising {OUT_OF_DOMAIN_OBJECTIVE} instead (calibrate on this data "
+                                         f"with 'galaxy-synth correlate', or pass --objective composite to use it anyway)")
+    return asked, f"warning: {where}; its scores are extrapolations here"
 
 
 def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.storages.BaseStorage | None = None,
                sampler: optuna.samplers.BaseSampler | None = None,
-               pruner: optuna.pruners.BasePruner | None = None) -> tuple[optuna.Study, dict[str, Any]]:
+               pruner: optuna.pruners.BasePruner | None = None, objective_note: str = "") -> tuple[optuna.Study, dict[str, Any]]:
     """Create the study, or load it and check that it was made with the same settings (``settings`` resolved).
 
     A new study freezes its proxy calibration into its attrs; a resumed one keeps that one, so
@@ -155,6 +185,7 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
             "sampler": sampler_info,
             "pruner": pruner_name,
             "objective": settings.objective,
+            "objective_note": objective_note,
             "directions": directions,
             "calibration": calibration,
             "search_space": SearchSpace().to_dict(),

@@ -41,10 +41,21 @@ def test_correlate_bad_inputs_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_outside_the_calibrations_domain_the_default_objective_falls_back_and_says_why(tmp_path, capsys):
+    results = tmp_path / "r"
+    assert main(["synth", "--results", str(results), "--trials", "1", *TINY]) == 0  # embedded data: gz1 calibration
+    err = capsys.readouterr().err
+    assert "was not fitted on this kind of study" in err and "data 'embedded'" in err and "Optimising balanced_acc" in err
+    import optuna
+
+    attrs = optuna.load_study(study_name="galaxy-synth", storage=f"sqlite:///{results / 'study.db'}").user_attrs["galaxy_synth"]
+    assert attrs["objective"] == "balanced_acc" and "not fitted on this kind of study" in attrs["objective_note"]
+
+
 def test_composite_objective_study_then_rank_with_a_newer_calibration(tmp_path, capsys):
     results = tmp_path / "r"
-    assert main(["synth", "--results", str(results), "--trials", "3", *TINY]) == 0
-    capsys.readouterr()
+    assert main(["synth", "--results", str(results), "--trials", "3", "--objective", "composite", *TINY]) == 0
+    assert "its scores are extrapolations here" in capsys.readouterr().err  # kept as asked, with a warning
     import optuna
 
     study = optuna.load_study(study_name="galaxy-synth", storage=f"sqlite:///{results / 'study.db'}")
@@ -74,7 +85,7 @@ def test_composite_objective_study_then_rank_with_a_newer_calibration(tmp_path, 
     assert [t.value for t in optuna.load_study(study_name="galaxy-synth", storage=f"sqlite:///{results / 'study.db'}").trials] == values_before
 
     # resuming keeps the calibration the study started with, even though a newer one exists now
-    assert main(["synth", "--results", str(results), "--trials", "4", *TINY]) == 0
+    assert main(["synth", "--results", str(results), "--trials", "4", "--objective", "composite", *TINY]) == 0
     study = optuna.load_study(study_name="galaxy-synth", storage=f"sqlite:///{results / 'study.db'}")
     last = study.trials[-1]
     frozen = CompositeProxy.from_dict(attrs["calibration"]).predict(pd.DataFrame([last.user_attrs["metrics"]]))[0]
