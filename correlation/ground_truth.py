@@ -260,6 +260,8 @@ def fill_arch_keys(store: GroundTruthStore, study_name: str, trials: dict[int, A
 def ground_truth_rows(opened: Any, store: GroundTruthStore) -> pd.DataFrame:
     """Every stored full training of a study as self-contained rows: what was trained (spec, optimiser),
     on what (data, split, trial settings), what its trial measured, and what full training scored."""
+    from synthesis.outputs import is_trial_collapsed, trial_metrics
+
     study = opened.study
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     gt = store.table(study.study_name)
@@ -278,8 +280,9 @@ def ground_truth_rows(opened: Any, store: GroundTruthStore) -> pd.DataFrame:
                "merge": ";".join(settings.merge), "drop": ";".join(settings.drop),
                "n_train": len(opened.plan["train"]), "n_test": len(opened.plan["test"])}
         row.update({f"trial_{k}": getattr(settings, k) for k in TRIAL_SETTINGS})
-        row.update(t.user_attrs.get("metrics", {}))
-        row["collapsed"] = bool(t.user_attrs.get("collapsed", False))
+        metrics = trial_metrics(t)
+        row.update(metrics)
+        row["collapsed"] = is_trial_collapsed(t, metrics, len(opened.data.class_names))
         row.update({"full_epochs": int(r["epochs"]), "gt_seed": int(r["seed"]), "full_schedule": "cosine",
                     "gt_precision": settings.precision, **{k: float(r[k]) for k in (*TARGETS, "test_loss")},
                     "full_train_seconds": float(r["wall_seconds"]), "gt_device": r["device"],

@@ -18,13 +18,31 @@ from optuna.trial import TrialState
 
 from proxies.atomic_io import atomic_path
 from proxies.composite import CompositeProxy
-from proxies.guard import guarded
+from proxies.guard import guarded, is_collapsed
 from synthesis.settings import STUDY_ATTR
 from synthesis.spec import ArchSpec, TrainConfig
 
 
 def completed_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def trial_metrics(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """A trial's metrics, recomputed from its stored history with today's definitions (so trials recorded
+    before a metric existed have it too); zero-cost scores as measured."""
+    from proxies.metrics import early_training_metrics
+
+    stored = dict(trial.user_attrs.get("metrics", {}))
+    history = trial.user_attrs.get("history")
+    if history:
+        stored.update(early_training_metrics(history, trial.user_attrs.get("params"), trial.user_attrs.get("flops")))
+    return stored
+
+
+def is_trial_collapsed(trial: optuna.trial.FrozenTrial, metrics: dict[str, float], num_classes: int) -> bool:
+    if "collapsed" in trial.user_attrs:
+        return bool(trial.user_attrs["collapsed"])
+    return bool(metrics) and is_collapsed(metrics, num_classes)
 
 
 def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None) -> pd.DataFrame:
@@ -34,14 +52,16 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None) -> p
     sampler saw (``objective``) are left as they were.
     """
     rows = []
+    num_classes = len(study.user_attrs.get(STUDY_ATTR, {}).get("class_names", [])) or 2
     for t in study.get_trials(deepcopy=False):
+        metrics = trial_metrics(t)
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name,
                                "objective": t.values[0] if t.values else None,
                                "spec_hash": t.user_attrs.get("spec_hash"), "params_count": t.user_attrs.get("params"),
                                "flops": t.user_attrs.get("flops"), "prune_reason": t.user_attrs.get("prune_reason")}
         row.update({f"param_{k}": v for k, v in t.params.items()})
-        row.update(t.user_attrs.get("metrics", {}))
-        row["collapsed"] = bool(t.user_attrs.get("collapsed", False))
+        row.update(metrics)
+        row["collapsed"] = is_trial_collapsed(t, metrics, num_classes)
         row["arch_json"] = json.dumps(t.user_attrs.get("arch")) if t.user_attrs.get("arch") else None
         rows.append(row)
     df = pd.DataFrame(rows)
