@@ -84,6 +84,7 @@ def one_arm(arch: str, size: int, arm: str, data_dir: str, cache: str, epochs: i
     if arm != "before":
         kwargs["precision"] = "bf16" if arm.endswith("bf16") else "fp32"
     loop(build_model(spec), d.train, cfg, 1, **kwargs)  # warm-up: oneDNN builds its kernels per shape
+    torch.manual_seed(0)  # every arm trains the same initial network
     model = build_model(spec)
     flops = count_flops(model, spec)
     r0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -163,7 +163,7 @@ def calibrate_study(storage: str, study_name: str | None, results: Path, ground_
     # newer proxy_weights.json: that keeps a repeated run's selection, and its ground truth, the same.
     proxy = frozen_proxy(opened)
     table = metrics_table(opened.study, proxy)
-    table = table[table["state"] == "COMPLETE"].reset_index(drop=True)
+    table = table[table["finished"]].reset_index(drop=True)
     if len(table) < MIN_GROUND_TRUTH:
         raise GalaxySynthError(f"study {name!r} has {len(table)} completed trials; need at least {MIN_GROUND_TRUTH} to calibrate")
     chosen = select_for_ground_truth(table.set_index("trial")["proxy_score"], ground_truth, top)

@@ -197,7 +197,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         raise GalaxySynthError(f"{exc}; the study's trials lack it (made by an older galaxy-synth?)") from None
     name = df.attrs["study"]
     out = write_table(df, study_dir(results, name) / "trials_proxy_metrics.csv")
-    done = df[df["state"] == "COMPLETE"]
+    done = df[df["finished"]]
     cols = ["trial", "proxy_score", "objective", "val_acc", "val_balanced_acc", "train_loss", "train_loss_cv",
             "grad_norm_mean", "gap", "zc_synflow", "zc_naswot", "params_count"]
     print(f"{len(done)} completed trials of study {name!r}, ranked by calibration {df.attrs['calibration']!r} "
@@ -323,7 +323,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     def announce(opened) -> None:
         s = opened.settings
-        done = sum(1 for t in opened.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE")
+        from synthesis.runner import finished_count
+
+        done = finished_count(opened.study)
         target = "growth until it stops improving" if s.strategy == "progressive" else f"target {s.trials}"
         print(f"study {s.study_name!r} in {s.storage_url}: {done} completed trial(s), {target}", file=sys.stderr)
         if args.worker_id is None:

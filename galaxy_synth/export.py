@@ -138,7 +138,7 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
     study, attrs, data, name = opened.study, opened.attrs, opened.data, opened.study.study_name
     proxy, source = find_calibration(calibration, results)
     table = metrics_table(study, proxy)
-    table = table[table["state"] == "COMPLETE"]
+    table = table[table["finished"]]
     if table.empty:
         raise GalaxySynthError(f"study {name!r} has no completed trials to export")
     chosen = [int(n) for n in table["trial"].head(top)]

@@ -38,8 +38,9 @@ def run_workers(argv: Sequence[str], workers: int, storage_url: str, study_name:
     trials are re-queued by heartbeat on the next run).
     """
     import optuna
-    from optuna.trial import TrialState
     from tqdm.auto import tqdm
+
+    from synthesis.runner import finished_count
 
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_worker(workers))}
@@ -52,7 +53,7 @@ def run_workers(argv: Sequence[str], workers: int, storage_url: str, study_name:
     study = optuna.load_study(study_name=study_name, storage=storage_url)
 
     def completed() -> int:
-        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        return finished_count(study)
 
     bar = tqdm(total=target, initial=min(completed(), target), desc=f"trials ({workers} workers)", unit="trial",
                disable=not progress, dynamic_ncols=True)

@@ -148,33 +148,102 @@ class Objective:
         hold_if_asked(trial)
         model.to(d.device)
         zc = self.zero_cost(model)
-        multi = s.objective == "multi"
-
-        def report(record) -> None:
-            if multi:  # Optuna cannot prune (or take reports from) multi-objective trials
-                return
-            trial.report(record.val_acc, step=record.epoch)
-            if trial.should_prune():
-                trial.set_user_attr("prune_reason", f"pruner stopped it after epoch {record.epoch} (val_acc {record.val_acc:.3f})")
-                raise optuna.TrialPruned()
-
-        t0 = time.perf_counter()
         try:
-            history = train_model(model, d.train, train_cfg, s.epochs, val=d.val, seed=seed, on_epoch_end=report,
-                                  progress=s.progress, progress_desc=f"trial {trial.number}", precision=s.precision,
-                                  **d.training_kwargs())
+            return self._train_and_score(trial, model, spec, train_cfg, seed, params, flops, zc)
         except TrainingDiverged as exc:
             trial.set_user_attr("prune_reason", f"diverged: {exc}")
             raise optuna.TrialPruned(f"diverged: {exc}") from None
         except torch.OutOfMemoryError:
             trial.set_user_attr("prune_reason", "out of device memory")
             raise optuna.TrialPruned("out of memory") from None
-        metrics = record_training(trial, history, params, flops, zc, time.perf_counter() - t0, self.proxy, d.num_classes)
-        score = trial_value(metrics, s.objective, self.proxy, d.num_classes)
+
+    def _train_and_score(self, trial: optuna.Trial, model: torch.nn.Module, spec: ArchSpec, train_cfg: TrainConfig,
+                         seed: int, params: int, flops: int, zc: dict[str, float]) -> float | tuple[float, float]:
+        d, s = self.data, self.settings
+        multi = s.objective == "multi"
+        rungs = s.rungs
+        train = dict(val=d.val, seed=seed, progress=s.progress, progress_desc=f"trial {trial.number}",
+                     precision=s.precision, **d.training_kwargs())
+        if rungs is None:
+            def report(record) -> None:
+                if multi:  # Optuna cannot prune (or take reports from) multi-objective trials
+                    return
+                trial.report(record.val_acc, step=record.epoch)
+                if trial.should_prune():
+                    trial.set_user_attr("prune_reason", f"pruner stopped it after epoch {record.epoch} (val_acc {record.val_acc:.3f})")
+                    raise optuna.TrialPruned()
+
+            t0 = time.perf_counter()
+            history = train_model(model, d.train, train_cfg, s.epochs, on_epoch_end=report, **train)
+            metrics = record_training(trial, history, params, flops, zc, time.perf_counter() - t0, self.proxy, d.num_classes)
+            score = trial_value(metrics, s.objective, self.proxy, d.num_classes)
+            if not math.isfinite(score):
+                trial.set_user_attr("prune_reason", "score is not finite")
+                raise optuna.TrialPruned("score is not finite")
+            return (score, float(params)) if multi else score
+        return self._promote(trial, model, spec, train_cfg, seed, params, flops, zc, rungs, train)
+
+    def _promote(self, trial: optuna.Trial, model: torch.nn.Module, spec: ArchSpec, train_cfg: TrainConfig, seed: int,
+                 params: int, flops: int, zc: dict[str, float], rungs: list[int], train: dict[str, Any]) -> float:
+        """Train budget by budget; after each, report the score and stop unless in the top 1/η so far.
+
+        With a constant learning rate the network simply trains on (its weights are the next budget's
+        start). A schedule that decays within the run cannot be continued, so each budget retrains from
+        the same initialisation with the schedule stretched over that budget.
+        """
+        d, s = self.data, self.settings
+        continuing = train_cfg.schedule == "constant" and train_cfg.warmup == 0
+        results: dict[str, dict[str, Any]] = {}
+        t0 = time.perf_counter()
+        records: list = []
+        score = float("nan")
+
+        def at_budget(budget: int, history: TrainHistory) -> float:
+            nonlocal score
+            if budget == rungs[0]:
+                first = TrainHistory(history.epochs[:budget])
+                metrics = record_training(trial, first, params, flops, zc, time.perf_counter() - t0, self.proxy,
+                                          d.num_classes)
+                score = trial_value(metrics, s.objective, self.proxy, d.num_classes)
+            else:
+                last = history.epochs[budget - 1] if continuing else history.last
+                metrics = {"val_acc": last.val_acc, "val_balanced_acc": last.val_balanced_acc,
+                           "val_predicted_classes": last.val_predicted_classes}
+                score = trial_value(metrics, "balanced_acc" if s.objective == "balanced_acc" else "val_acc", None,
+                                    d.num_classes)
+            last = history.epochs[budget - 1] if continuing else history.last
+            results[str(budget)] = {"score": score, "val_acc": last.val_acc, "val_balanced_acc": last.val_balanced_acc,
+                                    "train_loss": last.train_loss, "seconds": time.perf_counter() - t0}
+            trial.set_user_attr("rungs", results)
+            if budget == rungs[-1]:
+                return score
+            trial.report(score, step=budget)
+            if trial.should_prune():
+                trial.set_user_attr("prune_reason", f"rung: stopped after {budget} epochs (score {score:.3f} not in the "
+                                                    f"top 1/{rungs[1] // rungs[0]} of the trials that reached it)")
+                trial.set_user_attr("rung_stopped", True)
+                trial.set_user_attr("total_seconds", time.perf_counter() - t0)
+                raise optuna.TrialPruned()
+            return score
+
+        if continuing:
+            def on_epoch(record) -> None:
+                records.append(record)
+                if record.epoch in rungs:
+                    at_budget(record.epoch, TrainHistory(list(records)))
+
+            train_model(model, d.train, train_cfg, rungs[-1], on_epoch_end=on_epoch, **train)
+        else:
+            for budget in rungs:
+                if budget != rungs[0]:
+                    torch.manual_seed(seed)
+                    model = build_model(spec).to(d.device)
+                at_budget(budget, train_model(model, d.train, train_cfg, budget, **train))
+        trial.set_user_attr("total_seconds", time.perf_counter() - t0)
         if not math.isfinite(score):
             trial.set_user_attr("prune_reason", "score is not finite")
             raise optuna.TrialPruned("score is not finite")
-        return (score, float(params)) if multi else score
+        return score
 
 
 def trial_value(metrics: dict[str, float], objective: str, proxy: CompositeProxy | None, num_classes: int) -> float:

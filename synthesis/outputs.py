@@ -62,17 +62,32 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None) -> p
         row.update({f"param_{k}": v for k, v in t.params.items()})
         row.update(metrics)
         row["collapsed"] = is_trial_collapsed(t, metrics, num_classes)
+        row["finished"] = t.state == TrialState.COMPLETE or bool(t.user_attrs.get("rung_stopped"))
+        rungs = t.user_attrs.get("rungs") or {}
+        if rungs:  # promotion: the highest budget it reached, and its score there
+            top = max(rungs, key=int)
+            row["rung_reached"], row["rung_score"] = int(top), rungs[top]["score"]
         row["arch_json"] = json.dumps(t.user_attrs.get("arch")) if t.user_attrs.get("arch") else None
         rows.append(row)
     df = pd.DataFrame(rows)
     if proxy is not None and len(df):
-        scored = df["state"] == "COMPLETE"
+        scored = df["finished"] & df["arch_json"].notna()
         df["proxy_score"] = np.nan
         if scored.any():  # a collapsed model ranks below every model that learned (proxies.guard)
             raw = proxy.predict(df.loc[scored])
             df.loc[scored, "proxy_score"] = [guarded(v, c) for v, c in zip(raw, df.loc[scored, "collapsed"])]
-        df = df.sort_values("proxy_score", ascending=False, na_position="last", ignore_index=True)
-    return df
+    return rank_order(df)
+
+
+def rank_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Best first: with promotion, the highest budget reached, then the score there; else the proxy score
+    (or, without one, the value the sampler saw). Unfinished trials last."""
+    if df.empty:
+        return df
+    keys = [k for k in ("rung_reached", "rung_score", "proxy_score") if k in df.columns] or ["objective"]
+    ordered = df.assign(_finished=df["finished"].astype(int)).sort_values(
+        ["_finished", *keys], ascending=False, na_position="last", kind="stable")
+    return ordered.drop(columns="_finished").reset_index(drop=True)
 
 
 def write_table(df: pd.DataFrame, path: Path) -> Path:

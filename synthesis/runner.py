@@ -17,13 +17,21 @@ from synthesis.objective import Objective
 from synthesis.preparation import TrialData
 from synthesis.settings import StudySettings
 from synthesis.storage import retry_callback
-from synthesis.outputs import completed_trials
 from synthesis.study import OpenedStudy, prepare_study
 
 log = logging.getLogger("galaxy_synth")
 
 
 OBJECTIVE_LABELS = {"composite": "proxy", "multi": "proxy", "val_acc": "val acc", "balanced_acc": "val bal acc"}
+
+
+def finished(trial: optuna.trial.FrozenTrial) -> bool:
+    """Counts toward ``--trials``: COMPLETE, or stopped by promotion at a budget (its evaluation is over)."""
+    return trial.state == TrialState.COMPLETE or (trial.state == TrialState.PRUNED and bool(trial.user_attrs.get("rung_stopped")))
+
+
+def finished_count(study: optuna.Study) -> int:
+    return sum(finished(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 class TrialsBar:
@@ -37,7 +45,7 @@ class TrialsBar:
                         dynamic_ncols=True)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state == TrialState.COMPLETE:
+        if finished(trial):
             self.bar.update(1)
         best = None
         if len(study.directions) == 1:
@@ -54,13 +62,13 @@ class TrialsBar:
 
 
 def surplus_trial(study: optuna.Study, number: int, target: int) -> bool:
-    """True when COMPLETE trials plus RUNNING ones started before ``number`` already reach ``target``.
+    """True when finished trials plus RUNNING ones started before ``number`` already reach ``target``.
 
     The backstop against two workers starting the last trial at the same moment: the later one
-    (higher number) yields, so the study ends with exactly ``target`` COMPLETE trials.
+    (higher number) yields, so the study ends with exactly ``target`` finished trials.
     """
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-    ahead = sum(1 for t in trials if t.state == TrialState.COMPLETE or t.number < number)
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+    ahead = sum(1 for t in trials if finished(t) or (t.state == TrialState.RUNNING and t.number < number))
     return ahead >= target
 
 
@@ -83,10 +91,10 @@ def requeue_interrupted(study: optuna.Study, number: int) -> None:
 
 def optimize_to_target(study: optuna.Study, objective: Callable[[optuna.Trial], Any], target: int,
                        max_attempts: int, callbacks: Sequence[Callable] = (), poll_seconds: float = 2.0) -> None:
-    """Run trials one at a time until the study holds ``target`` COMPLETE trials, from any worker.
+    """Run trials one at a time until the study holds ``target`` finished trials, from any worker.
 
-    Several processes may run this on one storage. A worker starts a trial only while COMPLETE +
-    RUNNING < target; otherwise it waits, because a running trial may still die: its worker's
+    Finished: COMPLETE, or stopped at a promotion budget (:func:`finished`). Several processes may
+    run this on one storage. A worker starts a trial only while finished + RUNNING < target; otherwise it waits, because a running trial may still die: its worker's
     heartbeat goes stale, Optuna fails it and queues a retry (WAITING), which the next free worker
     picks up. ``max_attempts`` bounds this worker's trials (every trial could be pruned).
     """
@@ -105,11 +113,11 @@ def optimize_to_target(study: optuna.Study, objective: Callable[[optuna.Trial], 
     try:
         while attempts < max_attempts:
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial → FAIL + queued retry
-            states = [t.state for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))]
-            complete = states.count(TrialState.COMPLETE)
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+            complete = sum(finished(t) for t in trials)
             if complete >= target:
                 return
-            if complete + states.count(TrialState.RUNNING) >= target:
+            if complete + sum(t.state == TrialState.RUNNING for t in trials) >= target:
                 time.sleep(poll_seconds)
                 continue
             try:
@@ -139,7 +147,7 @@ def run_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | No
     log.info("study %r on %s: %s", s.study_name, s.storage_url, opened.device)
     if on_ready is not None:
         on_ready(opened)
-    done = len(completed_trials(opened.study))
+    done = finished_count(opened.study)
     remaining = s.trials - done
     if remaining > 0:
         bar = TrialsBar(s.trials, done, s.objective, s.progress)

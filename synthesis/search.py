@@ -35,13 +35,23 @@ def make_sampler(seed: int, n_existing: int, worker_id: int = 0,
     return sampler, {"name": "TPESampler", "seed": seed, **options}
 
 
-def make_pruner(name: str, epochs: int, objective: str = "composite") -> tuple[optuna.pruners.BasePruner, str]:
-    """``auto``: median pruning only when trials have >= 4 epochs.
+def make_pruner(name: str, epochs: int, objective: str = "composite",
+                fidelities: list[int] | None = None) -> tuple[optuna.pruners.BasePruner, str]:
+    """``auto``: median pruning only when trials have >= 4 epochs; with ``fidelities``, promotion.
+
+    Promotion is Optuna's asynchronous successive halving: a trial reports its score at the end of
+    each budget (step = epochs so far) and goes on only while it is in the top 1/η of the trials
+    that reached that budget before it. Asynchronous: no worker waits for a rung to fill.
 
     With 2-epoch trials the only pruning point is after epoch 1, where validation accuracy
     barely ranks architectures (see docs/BENCHMARKS.md); pruning there would discard
     candidates on noise and leave them without the metrics the composite proxy needs.
     """
+    if fidelities:
+        eta = fidelities[1] // fidelities[0]
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=fidelities[0], reduction_factor=eta,
+                                                        min_early_stopping_rate=0)
+        return pruner, f"successive-halving {','.join(map(str, fidelities))} (eta {eta})"
     if objective == "multi":
         if name == "median":
             raise GalaxySynthError("--objective multi cannot prune: Optuna does not prune multi-objective trials")

@@ -104,6 +104,13 @@ class StudySettings:
                                  "within the trial's own epochs (default: constant)")
     warmup: float = setting(0.0, frozen=True, legacy=0.0,
                             help="fraction of each trial's steps with a linear learning-rate warm-up (default: 0)")
+    fidelities: str | None = setting(None, frozen=True, legacy=None, metavar="E,E,...",
+                                     help="promotion by asynchronous successive halving (Optuna's SuccessiveHalvingPruner): "
+                                          "every trial trains the first budget (--epochs), the best 1/η by the objective "
+                                          "go on to the next, and so on, e.g. 2,6,18 (η = 3); above the first budget "
+                                          "trials are scored by validation accuracy (balanced accuracy with --objective "
+                                          "balanced_acc). --trials then counts trials that finished their last budget or "
+                                          "were stopped at a rung (default: off, every trial gets --epochs)")
     max_params: int = setting(5_000_000, help="prune architectures with more parameters before training (default: 5000000)")
     max_mflops: float | None = setting(None, frozen=True,
                                        help="prune architectures above this many forward MFLOPs per image before training; "
@@ -154,6 +161,11 @@ class StudySettings:
     def study_dir(self) -> Path:
         """This study's own output folder: tables, plots, reports, models (no study overwrites another's)."""
         return study_dir(self.results_dir, self.study_name)
+
+    @property
+    def rungs(self) -> list[int] | None:
+        """The epoch budgets of promotion (``--fidelities``), or None."""
+        return parse_fidelities(self.fidelities) if self.fidelities else None
 
     def replace(self, **changes: Any) -> StudySettings:
         return dataclasses.replace(self, **changes)
@@ -302,6 +314,21 @@ def from_args(args: argparse.Namespace, **overrides: Any) -> StudySettings:
     return StudySettings(**{**values, **overrides})
 
 
+def parse_fidelities(text: str) -> list[int]:
+    """``"2,6,18"`` → [2, 6, 18]: increasing epoch budgets with one ratio η between neighbours."""
+    try:
+        rungs = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise GalaxySynthError(f"--fidelities {text!r}: comma-separated epoch counts, e.g. 2,6,18") from None
+    if len(rungs) < 2 or rungs[0] < 1 or any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise GalaxySynthError(f"--fidelities {text!r}: at least two increasing epoch counts, e.g. 2,6,18")
+    eta = rungs[1] // rungs[0]
+    if rungs[1] % rungs[0] or any(b != a * eta for a, b in zip(rungs, rungs[1:])) or eta < 2:
+        raise GalaxySynthError(f"--fidelities {text!r}: each budget must be the previous one times the same whole "
+                               f"factor η >= 2 (e.g. 2,6,18 with η = 3; 2,4,8 with η = 2)")
+    return rungs
+
+
 def _comma_list(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
@@ -334,6 +361,16 @@ def check_ranges(s: StudySettings) -> None:
         problems.append(f"--label-smoothing {s.label_smoothing} must be in [0, 1)")
     if s.max_blocks < 1:
         problems.append("--max-blocks must be >= 1")
+    if s.fidelities is not None:
+        try:
+            rungs = parse_fidelities(s.fidelities)
+        except GalaxySynthError as exc:
+            problems.append(str(exc))
+        else:
+            if rungs[0] != s.epochs:
+                problems.append(f"--fidelities {s.fidelities} must start at the trial budget --epochs {s.epochs}")
+            if s.objective == "multi":
+                problems.append("--fidelities cannot promote multi-objective trials (Optuna does not prune them)")
     if s.strategy == "progressive" and s.objective in ("composite", "multi"):
         problems.append(f"--strategy progressive scores children by validation accuracy (val_acc, or balanced_acc): "
                         f"--objective {s.objective} does not apply")

@@ -163,7 +163,7 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
         sampler, sampler_info = make_sampler(settings.seed, n_existing, settings.worker_id, settings.sampler)
     pruner_name = type(pruner).__name__ if pruner is not None else ""
     if pruner is None:
-        pruner, pruner_name = make_pruner(settings.pruner, settings.epochs, settings.objective)
+        pruner, pruner_name = make_pruner(settings.pruner, settings.epochs, settings.objective, settings.rungs)
     directions = ["maximize", "minimize"] if settings.objective == "multi" else ["maximize"]
     calibration = None
     if attrs is None and settings.objective in ("composite", "multi"):

@@ -140,3 +140,36 @@ def test_a_collapsed_model_never_outranks_one_that_learned():
         assert trial_value(learned, objective, None, 4) > trial_value(majority, objective, None, 4)
         assert trial_value(learned, objective, None, 4) > trial_value(at_chance, objective, None, 4)
     assert guarded(0.9, True) < guarded(0.1, False) and guarded(0.9, True) > guarded(0.8, True)  # order kept among them
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_promotion_gives_the_best_trials_the_larger_budgets_and_ranks_by_budget_reached(tmp_path, schedule):
+    s = tiny(tmp_path, trials=6, epochs=1, fidelities="1,2,4", schedule=schedule, objective="val_acc")
+    study = run_study(s)
+    from synthesis.runner import finished
+
+    done = [t for t in study.trials if finished(t)]
+    assert len(done) == 6  # exactly the target: completed and stopped-at-a-budget trials count
+    stopped = [t for t in done if t.state == TrialState.PRUNED]
+    full = [t for t in done if t.state == TrialState.COMPLETE]
+    assert stopped and all(t.user_attrs["rung_stopped"] and "rung: stopped after" in t.user_attrs["prune_reason"]
+                           for t in stopped)
+    for t in full:  # reached every budget, scored at each; the first budget's metrics feed the proxy
+        assert sorted(t.user_attrs["rungs"], key=int) == ["1", "2", "4"]
+        assert len(t.user_attrs["history"]["epochs"]) == 1 and "tse" in t.user_attrs["metrics"]
+        assert t.value == pytest.approx(t.user_attrs["rungs"]["4"]["score"])
+    assert all("1" in t.user_attrs["rungs"] for t in done)
+    table = metrics_table(study)
+    ranked = table[table["finished"]]
+    assert list(ranked["rung_reached"]) == sorted(ranked["rung_reached"], reverse=True)  # highest budget first
+    assert ranked.iloc[0]["trial"] in {t.number for t in full}
+    assert study.user_attrs[STUDY_ATTR]["pruner"].startswith("successive-halving 1,2,4")
+
+
+def test_bad_fidelities_are_one_line(tmp_path):
+    from synthesis.errors import GalaxySynthError
+
+    for bad, message in (("2,5", "same whole factor"), ("2", "at least two"), ("1,2,4", "must start at the trial budget")):
+        with pytest.raises(GalaxySynthError, match=message):
+            run_study(tiny(tmp_path, epochs=2, fidelities=bad))
+    assert not (tmp_path / "results" / "study.db").exists()

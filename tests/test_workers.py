@@ -80,12 +80,12 @@ def _count_in_logs(logs: list[Path], pattern: str) -> int:
     return sum(len(re.findall(pattern, p.read_text(errors="replace"), flags=re.I)) for p in logs)
 
 
-def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 3, target: int = 9):
+def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 3, target: int = 9, extra=()):
     """Start `synth --workers N`, SIGKILL one worker mid-trial, return (exit code, stderr, trials, killed, logs)."""
     results = tmp_path / "r"
     study_name = f"workers-{os.getpid()}-{time.time_ns()}"
     cmd = [sys.executable, "-m", "galaxy_synth", "synth", "--results", str(results), "--trials", str(target),
-           "--workers", str(workers), "--study", study_name, *TINY]
+           "--workers", str(workers), "--study", study_name, *TINY, *extra]
     url = storage or f"sqlite:///{results / 'study.db'}"
     if storage:
         cmd += ["--storage", storage]
@@ -108,28 +108,35 @@ def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 
 
 
 def check_exact_and_retried(code, err, trials, killed, logs, workers=3, target=9):
+    from synthesis.runner import finished
+
     assert killed is not None, "never saw a completed and a running trial at once"
     assert code == 0, err
     assert "warning: worker" in err and "exited with code -9" in err  # the parent says which worker died
     assert len(logs) == workers
     states = [t.state for t in trials]
-    assert states.count(TrialState.COMPLETE) == target  # exactly: no overshoot from racing workers
+    assert sum(finished(t) for t in trials) == target  # exactly: no overshoot from racing workers
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states
     dead = trials[killed]
     assert dead.state == TrialState.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
-    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == dead.params
+    assert len(retries) == 1 and finished(retries[0]) and retries[0].params == dead.params
     # Nothing ran twice: every trial that reached training did so once, in one worker.
     assert len({t.number for t in trials}) == len(trials)
-    assert len({t.user_attrs.get("worker") for t in trials if t.state == TrialState.COMPLETE}) >= 2  # really parallel
+    assert len({t.user_attrs.get("worker") for t in trials if finished(t)}) >= 2  # really parallel
     assert _count_in_logs(logs, r"database is locked|Cannot tell a|UpdateFinishedTrialError|Traceback") == 0
 
 
-@pytest.mark.slow
-def test_three_sqlite_workers_with_a_sigkill_reach_the_target_exactly(tmp_path):
-    check_exact_and_retried(*run_workers_with_a_kill(tmp_path, storage=None))
+PROMOTION = ("--epochs", "1", "--fidelities", "1,3")
 
 
 @pytest.mark.slow
-def test_three_postgresql_workers_with_a_sigkill_reach_the_target_exactly(tmp_path, postgres_url):
-    check_exact_and_retried(*run_workers_with_a_kill(tmp_path, storage=postgres_url))
+@pytest.mark.parametrize("extra", [(), PROMOTION], ids=["plain", "promotion"])
+def test_three_sqlite_workers_with_a_sigkill_reach_the_target_exactly(tmp_path, extra):
+    check_exact_and_retried(*run_workers_with_a_kill(tmp_path, storage=None, extra=extra))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [(), PROMOTION], ids=["plain", "promotion"])
+def test_three_postgresql_workers_with_a_sigkill_reach_the_target_exactly(tmp_path, postgres_url, extra):
+    check_exact_and_retried(*run_workers_with_a_kill(tmp_path, storage=postgres_url, extra=extra))
