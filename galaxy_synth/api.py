@@ -47,11 +47,13 @@ class SynthResult:
 
 
 def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
-          pruner: optuna.pruners.BasePruner | None = None, on_ready: Callable[[Any], None] | None = None) -> SynthResult:
+          pruner: optuna.pruners.BasePruner | None = None, on_ready: Callable[[Any], None] | None = None,
+          stop_when: Callable[[], bool] | None = None) -> SynthResult:
     """Run or resume a study (``settings.strategy`` "tpe" or "progressive") and write its tables and plots.
 
     ``sampler`` / ``pruner``: any Optuna objects instead of the ones the settings name (TPE strategy).
-    ``on_ready(opened_study)`` is called once the study is checked and open, before any training.
+    ``on_ready(opened_study)`` is called once the study is checked and open, before any training;
+    ``stop_when()`` before each trial: True stops the run early (TPE strategy).
     """
     from synthesis.device import tune_allocator
     from synthesis.outputs import write_study_outputs
@@ -73,7 +75,7 @@ def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None =
         if on_ready is not None:
             on_ready(opened)
 
-    study = run_study(settings, sampler=sampler, pruner=pruner, on_ready=ready)
+    study = run_study(settings, sampler=sampler, pruner=pruner, on_ready=ready, stop_when=stop_when)
     s = resolved[0]
     proxy, _ = find_calibration(s.calibration, s.results_dir)
     return SynthResult(study, s, write_study_outputs(study, s.study_dir, proxy))

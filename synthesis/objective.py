@@ -11,6 +11,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ HOLD_ENV = "GALAXY_SYNTH_TEST_HOLD"  # tests only: "DIR:N" parks one trial befor
 def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
     """Per-trial seed; a retried trial reuses its original's, so its metrics reproduce."""
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
-    original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
     number = original if original is not None else trial.number
     return base_seed * 100_003 + number
 
@@ -156,6 +159,9 @@ class Objective:
         except torch.OutOfMemoryError:
             trial.set_user_attr("prune_reason", "out of device memory")
             raise optuna.TrialPruned("out of memory") from None
+        finally:
+            # CPU time this process has used so far (all threads): a search's cost, whatever else runs.
+            trial.set_user_attr("process_cpu_seconds", time.process_time())
 
     def _train_and_score(self, trial: optuna.Trial, model: torch.nn.Module, spec: ArchSpec, train_cfg: TrainConfig,
                          seed: int, params: int, flops: int, zc: dict[str, float]) -> float | tuple[float, float]:

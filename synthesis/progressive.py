@@ -163,6 +163,7 @@ class GrowthResult:
     steps: list[GrowthStep] = field(default_factory=list)
     stop_reason: str = ""
     best_trial: int | None = None
+    promotions: list[dict[str, Any]] = field(default_factory=list)  # --fidelities: children trained on
 
 
 def _weights_path(settings: StudySettings, trial_number: int) -> Path:
@@ -214,6 +215,7 @@ def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings,
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
     # weights exist before the trial is COMPLETE: a resumed run can always grow from it
     metrics = record_training(trial, history, params, flops, zc, wall, proxy, data.num_classes)
+    trial.set_user_attr("process_cpu_seconds", time.process_time())
     study.tell(trial, trial_value(metrics, settings.objective, None, data.num_classes))
     return study.get_trials(deepcopy=False)[trial.number]
 
@@ -235,7 +237,7 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
     proxy = CompositeProxy.from_dict(calibration) if calibration else None
     study = opened.study
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "growth" in t.user_attrs or not t.user_attrs:  # a child killed mid-training: it will be redone
+        if "growth" in t.user_attrs or "promoted_from" in t.user_attrs or not t.user_attrs:  # killed mid-training: redone
             study.tell(t.number, state=TrialState.FAIL)
     from tqdm.auto import tqdm
 
@@ -286,14 +288,88 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
             break
         step += 1
     bar.close()
+    if settings.rungs:
+        result.promotions = promote_children(study, trial_data, settings, proxy, result)
     return study, result, settings
+
+
+def promote_children(study: optuna.Study, data: TrialData, settings: StudySettings, proxy: CompositeProxy | None,
+                     result: GrowthResult) -> list[dict[str, Any]]:
+    """Successive halving over the grown children: the best 1/η train on from their own weights.
+
+    The children are the first budget. For each later budget of ``--fidelities``, the top 1/η
+    (at least one) of the previous budget's candidates continue training (same optimiser, constant
+    learning rate) until they have trained that many epochs since their growth step; each
+    promotion is a trial of its own (``promoted_from``, ``rungs``), so ``rank`` and ``export`` put
+    the highest budget first. Resumable: a promotion already stored is not trained again.
+    """
+    rungs = settings.rungs
+    eta = rungs[1] // rungs[0]
+    scores = {s.trial: s.score for s in result.steps}
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    candidates = sorted(scores, key=lambda n: -scores[n])
+    done = {(t.user_attrs["promoted_from"], t.user_attrs["budget"]): t for t in trials.values()
+            if t.state == TrialState.COMPLETE and "promoted_from" in t.user_attrs}
+    out = []
+    for k, budget in enumerate(rungs[1:], start=1):
+        candidates = candidates[:max(1, len(candidates) // eta)]
+        rung_scores = {}
+        for child in candidates:
+            t = done.get((child, budget)) or _train_promotion(study, data, settings, trials[child], budget, k)
+            if t.state == TrialState.COMPLETE:
+                rung_scores[child] = float(t.value)
+                out.append({"child": child, "budget": budget, "trial": t.number, "score": float(t.value)})
+        candidates = sorted(rung_scores, key=lambda n: -rung_scores[n])
+        if not candidates:
+            break
+    return out
+
+
+def _train_promotion(study: optuna.Study, data: TrialData, settings: StudySettings, child: optuna.trial.FrozenTrial,
+                     budget: int, rung: int) -> optuna.trial.FrozenTrial:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        trial = study.ask()
+    spec = ArchSpec.from_dict(child.user_attrs["arch"])
+    cfg = TrainConfig.from_dict(child.user_attrs["train_config"])
+    model = build_model(spec)
+    model.load_state_dict(torch.load(_weights_path(settings, child.number), map_location="cpu", weights_only=True))
+    seed = settings.seed * 100_003 + trial.number
+    for key, value in {"arch": spec.to_dict(), "spec_hash": spec.spec_hash(), "train_config": cfg.to_dict(),
+                       "params": child.user_attrs["params"], "flops": child.user_attrs.get("flops"), "seed": seed,
+                       "strategy": "progressive", "promoted_from": child.number, "budget": budget}.items():
+        trial.set_user_attr(key, value)
+    model.to(data.device)
+    t0 = time.perf_counter()
+    try:
+        history = train_model(model, data.train, cfg, budget, val=data.val, seed=seed, precision=settings.precision,
+                              **data.training_kwargs())
+    except TrainingDiverged as exc:
+        trial.set_user_attr("prune_reason", f"diverged: {exc}")
+        study.tell(trial, state=TrialState.PRUNED)
+        return study.get_trials(deepcopy=False)[trial.number]
+    last = history.last
+    metrics = {"val_acc": last.val_acc, "val_balanced_acc": last.val_balanced_acc,
+               "val_predicted_classes": last.val_predicted_classes}
+    score = trial_value(metrics, "balanced_acc" if settings.objective == "balanced_acc" else "val_acc", None,
+                        data.num_classes)
+    trial.set_user_attr("rungs", {str(budget): {"score": score, "val_acc": last.val_acc,
+                                                "val_balanced_acc": last.val_balanced_acc, "train_loss": last.train_loss,
+                                                "seconds": time.perf_counter() - t0}})
+    trial.set_user_attr("wall_seconds", time.perf_counter() - t0)
+    trial.set_user_attr("val_acc", last.val_acc)
+    trial.set_user_attr("val_balanced_acc", last.val_balanced_acc)
+    trial.set_user_attr("process_cpu_seconds", time.process_time())
+    study.tell(trial, score)
+    return study.get_trials(deepcopy=False)[trial.number]
 
 
 def write_growth_report(result: GrowthResult, results: Path) -> list[Path]:
     """``growth_report.json`` (one row per child) and ``growth.png`` (val accuracy vs depth)."""
     plt = pyplot()
     rows = [dataclasses.asdict(s) for s in result.steps]
-    body = {"steps": rows, "stop_reason": result.stop_reason, "best_trial": result.best_trial}
+    body = {"steps": rows, "stop_reason": result.stop_reason, "best_trial": result.best_trial,
+            "promotions": result.promotions}
     json_path = atomic_write_text(Path(results) / "growth_report.json", json.dumps(body, indent=2))
     fig, ax = plt.subplots(figsize=(6.5, 4))
     df = pd.DataFrame(rows)

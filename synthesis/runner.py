@@ -8,6 +8,7 @@ trial the same way (a WAITING copy with its parameters and seed) and ends with o
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any, Callable, Sequence
 
 import optuna
@@ -86,17 +87,21 @@ def requeue_interrupted(study: optuna.Study, number: int) -> None:
         study.tell(number, state=TrialState.FAIL)
         trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     if trial.state == TrialState.FAIL and not any(t.system_attrs.get("failed_trial") == number for t in study.get_trials(deepcopy=False)):
-        retry_callback()(study, trial)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry_callback()(study, trial)
 
 
 def optimize_to_target(study: optuna.Study, objective: Callable[[optuna.Trial], Any], target: int,
-                       max_attempts: int, callbacks: Sequence[Callable] = (), poll_seconds: float = 2.0) -> None:
+                       max_attempts: int, callbacks: Sequence[Callable] = (), poll_seconds: float = 2.0,
+                       stop_when: Callable[[], bool] | None = None) -> None:
     """Run trials one at a time until the study holds ``target`` finished trials, from any worker.
 
     Finished: COMPLETE, or stopped at a promotion budget (:func:`finished`). Several processes may
     run this on one storage. A worker starts a trial only while finished + RUNNING < target; otherwise it waits, because a running trial may still die: its worker's
     heartbeat goes stale, Optuna fails it and queues a retry (WAITING), which the next free worker
-    picks up. ``max_attempts`` bounds this worker's trials (every trial could be pruned).
+    picks up. ``max_attempts`` bounds this worker's trials (every trial could be pruned);
+    ``stop_when()`` returning True ends the run before the next trial (e.g. a CPU-time budget).
     """
     import time
 
@@ -107,12 +112,14 @@ def optimize_to_target(study: optuna.Study, objective: Callable[[optuna.Trial], 
         started.append(trial.number)
         return objective(trial)
 
-    optuna_log = logging.getLogger("optuna")
+    optuna_log = logging.getLogger("optuna.study._optimize")  # where Optuna logs a failed trial
     noise = _DropInterruptNoise()
     optuna_log.addFilter(noise)
     try:
-        while attempts < max_attempts:
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial → FAIL + queued retry
+        while attempts < max_attempts and not (stop_when is not None and stop_when()):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a dead worker's trial → FAIL + queued retry
             trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
             complete = sum(finished(t) for t in trials)
             if complete >= target:
@@ -133,10 +140,12 @@ def optimize_to_target(study: optuna.Study, objective: Callable[[optuna.Trial], 
 
 def run_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
               pruner: optuna.pruners.BasePruner | None = None,
-              on_ready: Callable[[OpenedStudy], None] | None = None) -> optuna.Study:
-    """Run (or resume) the study until ``settings.trials`` trials are COMPLETE in total.
+              on_ready: Callable[[OpenedStudy], None] | None = None,
+              stop_when: Callable[[], bool] | None = None) -> optuna.Study:
+    """Run (or resume) the study until ``settings.trials`` trials are finished in total.
 
     ``sampler`` / ``pruner``: any Optuna sampler or pruner instead of the ones the settings name.
+    ``stop_when()``: checked before each trial; True ends the run early (e.g. a time budget).
     """
     from synthesis.device import tune_allocator
 
@@ -153,7 +162,8 @@ def run_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | No
         bar = TrialsBar(s.trials, done, s.objective, s.progress)
         try:
             optimize_to_target(opened.study, Objective(trial_data, s, opened.attrs.get("calibration")), s.trials,
-                               max_attempts=3 * remaining + 10, callbacks=[bar], poll_seconds=s.poll_seconds)
+                               max_attempts=3 * remaining + 10, callbacks=[bar], poll_seconds=s.poll_seconds,
+                               stop_when=stop_when)
         finally:
             bar.close()
     return opened.study

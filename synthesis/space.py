@@ -33,6 +33,17 @@ class SearchSpace:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def params_of(self, spec: ArchSpec, train: TrainConfig) -> dict:
+        """The trial parameters that :meth:`suggest` turns into this spec and configuration (its inverse):
+        ``study.enqueue_trial(space.params_of(spec, cfg))`` re-runs an architecture as a new trial."""
+        params = {"n_stages": len(spec.stages), "block": spec.block, "stem_width": spec.stem_width,
+                  "stem_kernel": spec.stem_kernel, "downsample": spec.downsample, "dropout": spec.dropout,
+                  "optimizer": train.optimizer, "lr": train.lr, "weight_decay": train.weight_decay,
+                  "batch_size": train.batch_size}
+        for i, stage in enumerate(spec.stages):
+            params[f"depth_s{i}"], params[f"width_s{i}"] = stage.depth, stage.width
+        return params
+
     def suggest(self, trial: optuna.Trial, num_classes: int, image_size: int, n_extra: int) -> tuple[ArchSpec, TrainConfig]:
         # Deep stages need room to downsample: 2**n_stages must fit in the image.
         max_stages = self.max_stages

@@ -8,6 +8,7 @@ SQLite is made safe for several local worker processes (:func:`_serialise_sqlite
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ MAX_RETRY = 3  # a trial whose worker dies is retried at most this often
 
 def retry_callback() -> RetryHeartbeatStaleTrialCallback:
     """Re-queues a failed trial (same parameters, same seed): used for dead workers and for Ctrl-C."""
-    return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
 
 def open_storage(url: str, heartbeat_interval: int = 10, grace_period: int | None = None) -> RDBStorage:
@@ -42,13 +45,15 @@ def open_storage(url: str, heartbeat_interval: int = 10, grace_period: int | Non
         engine_kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}}
     elif url.startswith(("postgresql", "mysql")):
         engine_kwargs = {"pool_pre_ping": True}  # a long trial outlives idle server connections
-    storage = RDBStorage(
-        url,
-        engine_kwargs=engine_kwargs,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period or 3 * heartbeat_interval,
-        heartbeat_stale_trial_callback=retry_callback(),
-    )
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9; we rely on them on purpose
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period or 3 * heartbeat_interval,
+            heartbeat_stale_trial_callback=retry_callback(),
+        )
     if sqlite:
         _serialise_sqlite_writes(storage.engine)
     return storage

@@ -143,3 +143,33 @@ def test_resuming_under_another_precision_is_refused_and_auto_keeps_the_studys(t
     assert "precision: study has 'fp32', now 'bf16'" in capsys.readouterr().err
     assert main(["synth", "--trials", "2", *results]) == 0  # auto: the study's own fp32
     assert "fp32 (the study's own)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_requeues_the_interrupted_trial(tmp_path):
+    import signal
+
+    results = tmp_path / "r"
+    db = results / "study.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    hold = tmp_path / "hold"
+    proc = subprocess.Popen(_cmd(results, 3), cwd=ROOT, env={**env, **hold_env(hold, 1)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(hold.glob("trial*.pid")) and proc.poll() is None:
+        time.sleep(0.1)
+    marker = next(hold.glob("trial*.pid"))
+    held = int(marker.stem[len("trial"):])
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert "interrupted" in lines[-1] and "re-queued" in lines[-1] and "Traceback" not in err and "KeyboardInterrupt" not in err
+    trials = _trials(db)
+    waiting = [t for t in trials if t.system_attrs.get("failed_trial") == held]
+    assert len(waiting) == 1 and waiting[0].state == TrialState.WAITING  # queued again, same parameters
+    assert waiting[0].params == next(t for t in trials if t.number == held).params
+    res = subprocess.run(_cmd(results, 3), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    retry = next(t for t in _trials(db) if t.system_attrs.get("failed_trial") == held)
+    assert retry.state == TrialState.COMPLETE  # the resumed run trained the interrupted trial first

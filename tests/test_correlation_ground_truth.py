@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,8 @@ def tiny_study(tmp_path_factory):
 
 def run(root, url, **kw):
     args = dict(ground_truth=6, top=2, full_epochs=1, folds=5, repeats=2, progress=False)
+    if "save_ground_truth" in kw:
+        kw["save_ground_truth"] = Path(kw["save_ground_truth"])
     return calibrate_study(url, "gt", root, **{**args, **kw})
 
 
@@ -107,3 +110,46 @@ def test_several_seeds_train_each_architecture_per_seed_and_fit_on_the_mean(tiny
         assert sorted(both["seed"]) == [0, 1]
         assert row["accuracy"] == pytest.approx(both["accuracy"].mean())
         assert row["full_train_seconds"] == pytest.approx(both["wall_seconds"].sum())
+
+
+@pytest.mark.parametrize("kw, message", [({"ground_truth": 5}, "--ground-truth 5"), ({"seeds": 0}, "--seeds must be >= 1"),
+                                         ({"full_epochs": 0}, "--full-epochs must be >= 1")])
+def test_requests_no_report_can_come_from_fail_before_any_training(tiny_study, monkeypatch, kw, message):
+    from synthesis.errors import GalaxySynthError
+
+    root, url = tiny_study
+    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: pytest.fail("trained before refusing"))
+    with pytest.raises(GalaxySynthError, match=message):
+        run(root, url, **kw)
+
+
+def test_every_full_training_is_written_as_rows_that_outlive_the_results_folder(tiny_study, tmp_path):
+    from correlation.ground_truth import mean_rows_over_seeds, read_ground_truth_tables
+
+    root, url = tiny_study
+    keep = tmp_path / "kept" / "gt.csv"
+    report, written = run(root, url, save_ground_truth=keep)
+    rows = pd.read_csv(keep)
+    assert {"dataset", "arch_json", "train_config_json", "trial_schedule", "trial_precision", "gt_seed", "full_epochs",
+            "accuracy", "balanced_accuracy", "tse", "zc_synflow"} <= set(rows.columns)
+    assert len(rows) == len(GroundTruthStore(url).table("gt")) and (root / "studies" / "gt" / "ground_truth_rows.csv").is_file()
+    again = read_ground_truth_tables([keep])
+    assert len(mean_rows_over_seeds(again, 1)) == rows["trial"].nunique()
+    run(root, url, save_ground_truth=keep)  # merging the same rows again replaces, never duplicates
+    assert len(pd.read_csv(keep)) == len(rows)
+
+
+def test_another_study_reuses_a_full_training_of_the_same_architecture(tiny_study, monkeypatch):
+    from correlation.ground_truth import stored_or_trained
+    from synthesis.study import reopen_study
+
+    root, url = tiny_study
+    run(root, url)
+    opened = reopen_study(url, "gt", root, progress=False)
+    store = GroundTruthStore(url)
+    row = store.table("gt").iloc[0]
+    trial = next(t for t in opened.study.get_trials() if t.number == int(row["trial_number"]))
+    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: pytest.fail("trained again"))
+    record, _, trained = stored_or_trained(store, "another-study", 7, trial.user_attrs, opened.prepared(), int(row["epochs"]),
+                                           int(row["seed"]), opened.device, root / "gt2", opened.settings.precision)
+    assert not trained and record.accuracy == pytest.approx(row["accuracy"]) and record.study_name == "another-study"

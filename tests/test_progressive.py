@@ -126,3 +126,18 @@ def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tm
         assert {"arch", "train_config", "metrics", "history", "val_acc"} <= set(t.user_attrs)
     assert optuna.load_study(study_name="grow", storage=f"sqlite:///{tmp_path / 'study.db'}").user_attrs[
         "galaxy_synth"]["settings"]["strategy"] == "progressive"
+
+
+def test_grown_children_can_be_promoted_to_larger_budgets(tmp_path):
+    from synthesis.outputs import metrics_table
+
+    settings = _tiny(tmp_path, study="promote").replace(objective=None, epochs=1, fidelities="1,3")
+    study, result, resolved = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=2))
+    assert resolved.objective == "val_acc"  # picked by the strategy itself, without --objective
+    assert result.promotions and all(p["budget"] == 3 for p in result.promotions)
+    promoted = [t for t in study.get_trials() if "promoted_from" in t.user_attrs]
+    assert promoted and all(t.user_attrs["rungs"]["3"]["score"] == pytest.approx(t.value) for t in promoted)
+    table = metrics_table(study)
+    assert table.iloc[0]["trial"] in {t.number for t in promoted}  # the highest budget ranks first
+    again, _, _ = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=2))  # resumed: nothing retrained
+    assert len(again.get_trials()) == len(study.get_trials())

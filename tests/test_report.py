@@ -36,3 +36,13 @@ def test_report_renders_in_headless_chromium(exported_study, tmp_path):
     subprocess.run([browser, *flags, "--window-size=1200,2000", f"--screenshot={shot}", url], capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (2000, 1200) and pixels.std() > 20  # drawn, not blank
+
+
+def test_the_report_lists_the_best_trials_before_any_export(tmp_path):
+    tiny = ["--results", str(tmp_path), "--study", "noexport", "--no-progress", "--size", "16", "--synthetic-n", "120",
+            "--max-samples", "40", "--val-subset", "20", "--epochs", "1"]
+    assert main(["synth", "--trials", "3", *tiny]) == 0
+    assert main(["report", "--results", str(tmp_path), "--study", "noexport"]) == 0
+    page = (tmp_path / "studies" / "noexport" / "report" / "index.html").read_text()
+    assert "<h3>Best trials</h3>" in page and "None exported yet" in page
+    assert page.count("<tr>") >= 4  # a header and the three trials

@@ -38,3 +38,18 @@ def test_fixed_params_replay_the_same_architecture():
     study.enqueue_trial(first.params)
     again, _ = SearchSpace().suggest(study.ask(), 3, 64, 0)
     assert again == spec
+
+
+def test_params_of_is_the_inverse_of_suggest():
+    import optuna
+
+    from synthesis.space import SearchSpace
+
+    space = SearchSpace()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))
+    for _ in range(5):
+        spec, cfg = space.suggest(study.ask(), 4, 32, 2)
+        again = optuna.create_study()
+        again.enqueue_trial(space.params_of(spec, cfg))
+        spec2, cfg2 = space.suggest(again.ask(), 4, 32, 2)
+        assert spec2 == spec and cfg2 == cfg
