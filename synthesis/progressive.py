@@ -182,7 +182,7 @@ def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings,
         # Heartbeats belong to study.optimize; this strategy fails a killed child itself on resume.
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
         trial = study.ask()
-    seed = settings.seed * 100_003 + trial.number
+    seed = (settings.seed if settings.search_seed is None else settings.search_seed) * 100_003 + trial.number
     torch.manual_seed(seed)
     model = build_model(spec)
     origin = {}

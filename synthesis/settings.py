@@ -84,6 +84,10 @@ class StudySettings:
     results: str = setting("results", group="study", metavar="DIR",
                            help="output folder: study.db, cache/, and one folder of tables and plots per study (default: ./results)")
     seed: int = setting(0, group="study", frozen=True, help="seed for the split, the sampler and each trial's init (default: 0)")
+    search_seed: int | None = setting(None, group="study",
+                                      help="another seed for the search alone (the sampler; progressive growth's "
+                                           "initialisations), keeping the split of --seed: repeat a search on the same "
+                                           "data (default: --seed)")
     device: str = setting("auto", group="study", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     # -- trials -------------------------------------------------------------------------------
     trials: int | None = setting(None, help="target number of COMPLETED trials in the study (default: 20)")

@@ -160,7 +160,8 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
         n_existing = existing[name].n_trials
     sampler_info: dict[str, Any] = {"name": type(sampler).__name__, "given": True} if sampler is not None else {}
     if sampler is None:
-        sampler, sampler_info = make_sampler(settings.seed, n_existing, settings.worker_id, settings.sampler)
+        search_seed = settings.seed if settings.search_seed is None else settings.search_seed
+        sampler, sampler_info = make_sampler(search_seed, n_existing, settings.worker_id, settings.sampler)
     pruner_name = type(pruner).__name__ if pruner is not None else ""
     if pruner is None:
         pruner, pruner_name = make_pruner(settings.pruner, settings.epochs, settings.objective, settings.rungs)
