@@ -91,23 +91,6 @@ def run_one(strategy: str, seed: int, minutes: float, results: str) -> None:
     api.synth(settings, stop_when=lambda: time.process_time() >= budget)
 
 
-def cpu_timeline(study) -> list[tuple[float, object]]:
-    """(CPU seconds the search had used when the trial finished, trial), across restarts of the search."""
-    from synthesis.runner import finished
-
-    done = sorted((t for t in study.get_trials(deepcopy=False) if "process_cpu_seconds" in t.user_attrs),
-                  key=lambda t: t.datetime_complete or t.datetime_start)
-    out, offset, last_pid, last_value = [], 0.0, None, 0.0
-    for t in done:
-        pid = t.user_attrs.get("worker")
-        if last_pid is not None and pid != last_pid:
-            offset += last_value  # a resumed search: its process's counter started again from zero
-        last_pid, last_value = pid, t.user_attrs["process_cpu_seconds"]
-        if finished(t):
-            out.append((offset + last_value, t))
-    return out
-
-
 def pick_at(study, trials: list, proxy) -> object | None:
     """The trial the study's own ranking puts first among ``trials`` (what export would take)."""
     from synthesis.outputs import metrics_table, rank_order
@@ -117,8 +100,6 @@ def pick_at(study, trials: list, proxy) -> object | None:
     table = metrics_table(study, proxy)
     numbers = {t.number for t in trials}
     table = rank_order(table[table["trial"].isin(numbers) & table["finished"]])
-    if "proxy_score" not in table.columns:  # no calibration: the value the sampler maximised
-        table = table.sort_values("objective", ascending=False, kind="stable")
     top = int(table.iloc[0]["trial"])
     return next(t for t in trials if t.number == top)
 
@@ -153,11 +134,14 @@ def evaluate(budgets: list[float], seeds: list[int], results: str, out_dir: Path
                 calibration = opened.attrs.get("calibration")
                 proxy = CompositeProxy.from_dict(calibration) if calibration and opened.settings.objective in (
                     "composite", "multi") else None
+                from synthesis.outputs import cpu_timeline
+
                 timeline = cpu_timeline(opened.study)
                 picks = {}
                 for b in budgets:
                     within = [t for cpu, t in timeline if cpu <= b * 60 * cores]
-                    if timeline and timeline[-1][0] < b * 60 * cores * 0.97:
+                    ends_by_itself = strategy == "progressive"  # growth stops when it stops improving
+                    if timeline and not ends_by_itself and timeline[-1][0] < b * 60 * cores * 0.97:
                         picks[b] = "not run that long"
                         continue
                     t = pick_at(opened.study, within, proxy)

@@ -82,7 +82,7 @@ def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None =
 
 
 def rank(study: str | None = None, results: str | Path = "results", storage: str | None = None,
-         calibration: str | None = None) -> pd.DataFrame:
+         calibration: str | None = None, by: str = "objective") -> pd.DataFrame:
     """Every trial with every metric, rescored with the current calibration, best first.
 
     ``table.attrs`` says which study and calibration: ``study``, ``calibration`` (name), ``calibration_hash``,
@@ -95,7 +95,7 @@ def rank(study: str | None = None, results: str | Path = "results", storage: str
     url = existing_storage_url(storage, Path(results))
     proxy, source = find_calibration(calibration, Path(results))
     loaded = load_existing_study(study, url)
-    table = metrics_table(loaded, proxy)
+    table = metrics_table(loaded, proxy, by=by)
     table.attrs.update(study=loaded.study_name, calibration=proxy.name, calibration_hash=proxy.calibration_hash,
                        calibration_file=str(source))
     return table
@@ -137,12 +137,15 @@ def calibrate_table(table: str | Path, target: str, results: str | Path = "resul
 
 def export(study: str | None = None, results: str | Path = "results", storage: str | None = None, *, top: int = 3,
            full_epochs: int = 30, seed: int = 0, device: str = "auto", calibration: str | None = None,
-           progress: bool = True) -> list[Any]:
-    """Fully train (or reuse) and package the ``top`` best trials; returns one ``ExportedModel`` each."""
+           progress: bool = True, by: str = "objective") -> list[Any]:
+    """Fully train (or reuse) and package the ``top`` best trials; returns one ``ExportedModel`` each.
+
+    ``by``: "objective" (what the study optimised), "proxy", "val_acc" or "balanced_acc".
+    """
     from galaxy_synth.export import export_top
 
     url = existing_storage_url(storage, Path(results))
-    return export_top(url, study, Path(results), top, full_epochs, seed, device, calibration, progress=progress)
+    return export_top(url, study, Path(results), top, full_epochs, seed, device, calibration, progress=progress, by=by)
 
 
 def load_model(folder: str | Path) -> Any:

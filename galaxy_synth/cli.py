@@ -47,7 +47,8 @@ def _study_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("study")
     g.add_argument("--study", default=None,
-                   help="study name (default: the only study in the storage; name one when there are several)")
+                   help="study name (default: the only study in the storage, else the most recently active one; "
+                        "it says which)")
     g.add_argument("--storage", default=None, metavar="URL", help="Optuna storage URL (default: sqlite:///RESULTS/study.db)")
     g.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
     return p
@@ -98,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--calibration", default=None, metavar="FILE",
                    help="proxy calibration JSON (default: RESULTS/proxy_weights.json, else the shipped default)")
     r.add_argument("--top", type=int, default=10, help="rows to print (default: 10)")
+    r.add_argument("--by", choices=("objective", "proxy", "val_acc", "balanced_acc"), default="objective",
+                   help="what ranks the trials: the study's objective (the proxy for a composite study), the current "
+                        "calibration's proxy, validation accuracy or balanced accuracy (default: objective)")
     r.set_defaults(func=cmd_rank)
 
     c = sub.add_parser("correlate", help="calibrate the composite proxy against full training and report its ranking",
@@ -155,6 +159,10 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--calibration", default=None, metavar="FILE",
                    help="proxy calibration for the ranking (default: RESULTS/proxy_weights.json, else the shipped default)")
     e.add_argument("--seed", type=int, default=0, help="seed of full training (default: 0, as correlate)")
+    e.add_argument("--by", choices=("objective", "proxy", "val_acc", "balanced_acc"), default="objective",
+                   help="what picks the top models: the study's objective (the proxy for a composite study), the "
+                        "current calibration's proxy, validation accuracy or balanced accuracy — for an imbalanced "
+                        "catalogue (gz1: 70%% ellipticals) balanced accuracy repeats across seeds better (default: objective)")
     e.set_defaults(func=cmd_export)
 
     pr = sub.add_parser("predict", help="classify images with an exported model",
@@ -192,16 +200,17 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
     results = Path(args.results)
     try:
-        df = api.rank(args.study, results, args.storage, args.calibration)
+        df = api.rank(args.study, results, args.storage, args.calibration, by=args.by)
     except MissingMetricError as exc:
         raise GalaxySynthError(f"{exc}; the study's trials lack it (made by an older galaxy-synth?)") from None
     name = df.attrs["study"]
     out = write_table(df, study_dir(results, name) / "trials_proxy_metrics.csv")
     done = df[df["finished"]]
-    cols = ["trial", "proxy_score", "objective", "val_acc", "val_balanced_acc", "train_loss", "train_loss_cv",
-            "grad_norm_mean", "gap", "zc_synflow", "zc_naswot", "params_count"]
-    print(f"{len(done)} completed trials of study {name!r}, ranked by calibration {df.attrs['calibration']!r} "
-          f"({df.attrs['calibration_hash']}, from {df.attrs['calibration_file']}):")
+    cols = ["trial", "rank_score", "rung_reached", "proxy_score", "objective", "val_acc", "val_balanced_acc", "train_loss",
+            "grad_norm_mean", "zc_synflow", "zc_naswot", "params_count", "collapsed"]
+    print(f"{len(done)} finished trials of study {name!r}, ranked by {done['ranked_by'].iloc[0] if len(done) else '-'} "
+          f"(proxy = calibration {df.attrs['calibration']!r}, {df.attrs['calibration_hash']}, from "
+          f"{df.attrs['calibration_file']}):")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(done[[c for c in cols if c in done.columns]].head(args.top).to_string(index=False))
     print(f"\nwrote {out} (every trial, every metric)")
@@ -268,7 +277,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     _configure_threads()
     exported = api.export(args.study, args.results, args.storage, top=args.top, full_epochs=args.full_epochs,
-                          seed=args.seed, device=args.device, calibration=args.calibration, progress=not args.no_progress)
+                          seed=args.seed, device=args.device, calibration=args.calibration, progress=not args.no_progress,
+                          by=args.by)
     for e in exported:
         t = e.card["test"]
         print(f"rank {e.rank}: trial {e.trial} {e.card['architecture']}  test acc {t['accuracy']:.3f}  "

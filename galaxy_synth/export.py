@@ -128,8 +128,13 @@ def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, An
 
 
 def export_top(storage: str, study_name: str | None, results: Path, top: int = 3, full_epochs: int = 30, seed: int = 0,
-               device: str = "auto", calibration: str | None = None, progress: bool = True) -> list[ExportedModel]:
-    """Fully train (or reuse) and package the study's ``top`` best trials into ``<study folder>/models/rank{i}/``."""
+               device: str = "auto", calibration: str | None = None, progress: bool = True,
+               by: str = "objective") -> list[ExportedModel]:
+    """Fully train (or reuse) and package the study's ``top`` best trials into ``<study folder>/models/rank{i}/``.
+
+    ``by``: what ranks them (see :func:`synthesis.outputs.metrics_table`): the study's objective, the
+    current calibration's proxy, validation accuracy or balanced accuracy.
+    """
     if top < 1:
         raise GalaxySynthError("--top must be >= 1")
     if full_epochs < 1:
@@ -137,12 +142,13 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
     opened = reopen_study(storage, study_name, results, progress, device)
     study, attrs, data, name = opened.study, opened.attrs, opened.data, opened.study.study_name
     proxy, source = find_calibration(calibration, results)
-    table = metrics_table(study, proxy)
+    table = metrics_table(study, proxy, by=by)
     table = table[table["finished"]]
     if table.empty:
         raise GalaxySynthError(f"study {name!r} has no completed trials to export")
     chosen = [int(n) for n in table["trial"].head(top)]
     scores = dict(zip(table["trial"].astype(int), table["proxy_score"]))
+    rank_scores = dict(zip(table["trial"].astype(int), table["rank_score"]))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     prep = opened.prepared()
     test = prep.split("test", torch.device("cpu"))
@@ -180,6 +186,8 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
                      "confusion_axes": "rows = true class, columns = predicted, in class_names order"},
             "proxy": {"score": float(scores[number]), "calibration": proxy.name, "calibration_hash": proxy.calibration_hash,
                       "calibration_file": str(source)},
+            "ranked_by": {"criterion": by, "study_objective": attrs.get("objective"),
+                          "score": float(rank_scores[number]) if rank_scores.get(number) is not None else None},
             "training": {"full_epochs": full_epochs, "seed": seed, "weights": origin,
                          "precision": opened.settings.precision,
                          **TrainConfig.from_dict(trial.user_attrs["train_config"]).replace(schedule="cosine", warmup=0.0).to_dict()},
@@ -194,7 +202,8 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
         exported.append(ExportedModel(rank, number, folder, card))
         _register_artifacts(study, rank, number, folder, results)
     summary = [{"rank": e.rank, "trial": e.trial, "folder": str(e.folder), "architecture": e.card["architecture"],
-                "params": e.card["params"], "proxy_score": e.card["proxy"]["score"], **{k: e.card["test"][k] for k in
+                "params": e.card["params"], "ranked_by": e.card["ranked_by"]["criterion"],
+                "rank_score": e.card["ranked_by"]["score"], "proxy_score": e.card["proxy"]["score"], **{k: e.card["test"][k] for k in
                 ("accuracy", "balanced_accuracy", "macro_f1")}, "cpu_latency_ms": e.card["cpu_latency"]["median_ms"]}
                for e in exported]
     atomic_write_text(out / f"top{top}_models.json", json.dumps(summary, indent=2))

@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 
 from proxies.atomic_io import atomic_write_text
-from synthesis.outputs import completed_trials, plot_history, save_figure, summary_rows
+from synthesis.outputs import completed_trials, plot_anytime, plot_history, save_figure, summary_rows
 from synthesis.outputs import pyplot as _plt
 from synthesis.study import reopen_study
 
@@ -131,6 +131,12 @@ def write_study_report(storage: str, study_name: str | None, results: Path) -> P
                f"<code>{html.escape(str((attrs.get('calibration') or {}).get('name')))}</code>), "
                f"{frozen.get('epochs', 2)} epochs per trial.</p>")
     figs = _img("history.png", "optimisation history")
+    from correlation.ground_truth import GroundTruthStore
+
+    gt = GroundTruthStore(storage).table(study_name)
+    full = gt.groupby("trial_number")["accuracy"].mean().to_dict() if len(gt) else {}
+    if plot_anytime(study, out / "anytime.png", full_training=full):
+        figs += _img("anytime.png", "best so far against the search's CPU time (fully trained where measured)")
     if plot_importances(study, out / "importances.png"):
         figs += _img("importances.png", "parameter importances (PED-ANOVA, top 10% of trials)")
     else:

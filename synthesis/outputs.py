@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from proxies.atomic_io import atomic_path
 from proxies.composite import CompositeProxy
 from proxies.guard import guarded, is_collapsed
+from synthesis.errors import GalaxySynthError
 from synthesis.settings import STUDY_ATTR
 from synthesis.spec import ArchSpec, TrainConfig
 
@@ -45,12 +46,20 @@ def is_trial_collapsed(trial: optuna.trial.FrozenTrial, metrics: dict[str, float
     return bool(metrics) and is_collapsed(metrics, num_classes)
 
 
-def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None) -> pd.DataFrame:
-    """One tidy row per trial: number, state, params, spec, every metric, proxy score (rescored).
+RANK_BY = ("objective", "proxy", "val_acc", "balanced_acc")
+
+
+def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: str = "objective") -> pd.DataFrame:
+    """One tidy row per trial: number, state, params, spec, every metric, proxy score (rescored), best first.
 
     ``proxy`` rescored the stored raw metrics with a (possibly newer) calibration; the values the
-    sampler saw (``objective``) are left as they were.
+    sampler saw (``objective``) are left as they were. ``by`` is what ranks the finished trials
+    (``rank_score``; with promotion, after the highest budget reached): ``objective`` = what the study
+    optimises (the proxy for a composite study, else its validation metric), ``proxy``, ``val_acc``
+    or ``balanced_acc``. A collapsed model ranks below every model that learned, whatever ``by``.
     """
+    if by not in RANK_BY:
+        raise GalaxySynthError(f"rank by {by!r}: choose from {', '.join(RANK_BY)}")
     rows = []
     num_classes = len(study.user_attrs.get(STUDY_ATTR, {}).get("class_names", [])) or 2
     for t in study.get_trials(deepcopy=False):
@@ -70,12 +79,25 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None) -> p
         row["arch_json"] = json.dumps(t.user_attrs.get("arch")) if t.user_attrs.get("arch") else None
         rows.append(row)
     df = pd.DataFrame(rows)
-    if proxy is not None and len(df):
-        scored = df["finished"] & df["arch_json"].notna()
+    if df.empty:
+        return df
+    objective = study.user_attrs.get(STUDY_ATTR, {}).get("objective", "composite")
+    df["objective_is"] = objective  # what the 'objective' column holds, in words a user can read
+    scored = df["finished"] & df["arch_json"].notna() if "arch_json" in df else df["finished"]
+    if proxy is not None:
         df["proxy_score"] = np.nan
         if scored.any():  # a collapsed model ranks below every model that learned (proxies.guard)
             raw = proxy.predict(df.loc[scored])
             df.loc[scored, "proxy_score"] = [guarded(v, c) for v, c in zip(raw, df.loc[scored, "collapsed"])]
+    if by == "objective":
+        by = "proxy" if objective in ("composite", "multi") and proxy is not None else (
+            "balanced_acc" if objective == "balanced_acc" else "val_acc")
+    source = {"proxy": "proxy_score", "val_acc": "val_acc", "balanced_acc": "val_balanced_acc"}[by]
+    if source not in df:
+        raise GalaxySynthError(f"cannot rank by {by}: the study's trials have no {source}")
+    df["rank_score"] = [guarded(v, c) if by != "proxy" and pd.notna(v) else v
+                        for v, c in zip(df[source], df["collapsed"])]
+    df["ranked_by"] = by
     return rank_order(df)
 
 
@@ -84,7 +106,7 @@ def rank_order(df: pd.DataFrame) -> pd.DataFrame:
     (or, without one, the value the sampler saw). Unfinished trials last."""
     if df.empty:
         return df
-    keys = [k for k in ("rung_reached", "rung_score", "proxy_score") if k in df.columns] or ["objective"]
+    keys = [k for k in ("rung_reached", "rung_score", "rank_score", "proxy_score") if k in df.columns] or ["objective"]
     ordered = df.assign(_finished=df["finished"].astype(int)).sort_values(
         ["_finished", *keys], ascending=False, na_position="last", kind="stable")
     return ordered.drop(columns="_finished").reset_index(drop=True)
@@ -161,3 +183,58 @@ def write_study_outputs(study: optuna.Study, folder: Path, proxy: CompositeProxy
     written = [write_table(metrics_table(study, proxy), Path(folder) / "trials_proxy_metrics.csv")]
     history = plot_history(study, Path(folder) / "history.png")
     return written + ([history] if history else [])
+
+
+def cpu_timeline(study: optuna.Study) -> list[tuple[float, optuna.trial.FrozenTrial]]:
+    """(CPU seconds the search process had used when the trial finished, trial), finished trials in order.
+
+    A resumed search restarts its process's counter; each restart continues from where the last
+    process stopped. (With several workers the sum of their CPU would be the cost; this follows
+    each process in turn.)
+    """
+    from synthesis.runner import finished
+
+    done = sorted((t for t in study.get_trials(deepcopy=False) if "process_cpu_seconds" in t.user_attrs),
+                  key=lambda t: t.datetime_complete or t.datetime_start)
+    out, offset, last_pid, last_value = [], 0.0, None, 0.0
+    for t in done:
+        pid = t.user_attrs.get("worker")
+        if last_pid is not None and pid != last_pid:
+            offset += last_value
+        last_pid, last_value = pid, t.user_attrs["process_cpu_seconds"]
+        if finished(t):
+            out.append((offset + last_value, t))
+    return out
+
+
+def plot_anytime(study: optuna.Study, path: Path, full_training: dict[int, float] | None = None,
+                 cores: int | None = None) -> Path | None:
+    """Best value so far against the CPU time the search used (minutes on all cores), with the
+    full-training accuracy of the trial that was best at each point where it is known."""
+    import os
+
+    timeline = cpu_timeline(study)
+    values = [(cpu, t) for cpu, t in timeline if t.values]
+    if not values:
+        return None
+    cores = cores or os.cpu_count() or 1
+    plt = pyplot()
+    minutes = np.array([cpu / 60 / cores for cpu, _ in values])
+    best, best_trial, leaders = -np.inf, None, []
+    for _, t in values:
+        if t.values[0] > best:
+            best, best_trial = t.values[0], t
+        leaders.append((best, best_trial))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.scatter(minutes, [t.values[0] for _, t in values], s=12, alpha=0.5, label="trial")
+    ax.step(minutes, [b for b, _ in leaders], where="post", color="C3", label="best so far (the search's value)")
+    if full_training:
+        known = [(m, full_training[t.number]) for m, (_, t) in zip(minutes, leaders) if t.number in full_training]
+        if known:
+            ax.plot(*zip(*known), "s", color="C2", label="that trial, fully trained: test accuracy")
+    ax.set_xlabel(f"CPU time of the search (minutes on {cores} cores)")
+    ax.set_ylabel(f"objective: {study.user_attrs.get(STUDY_ATTR, {}).get('objective', '?')}")
+    ax.set_title("what the study would export, as it goes")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

@@ -236,7 +236,9 @@ class StudySettings:
     def describe_defaults(self, device_type: str) -> str:
         """One line: what this run uses, e.g. ``CPU: 32 px, ≤ 40 MFLOPs, 20 trials of 2 epochs``."""
         cap = f"≤ {self.max_mflops:g} MFLOPs" if self.max_mflops else "no FLOP cap"
-        return (f"{device_type.upper()}: {self.size} px, {cap}, {self.trials} trials of {self.epochs} epochs, "
+        plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731
+        return (f"{device_type.upper()}: {self.size} px, {cap}, {plural(self.trials, 'trial')} of "
+                f"{plural(self.epochs, 'epoch')}, "
                 f"{self.precision}")
 
 

@@ -7,6 +7,7 @@ SQLite is made safe for several local worker processes (:func:`_serialise_sqlite
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -96,14 +97,27 @@ def study_names(storage: str | optuna.storages.BaseStorage) -> list[str]:
 def load_existing_study(name: str | None, storage: str) -> optuna.Study:
     """Load a study, or fail with one line naming the studies that do exist there.
 
-    ``name=None`` picks the only study in the storage (and asks which one when there are several).
+    ``name=None`` picks the only study in the storage, or the most recently active of several
+    (and says which, on the ``galaxy_synth`` logger).
     """
     names = study_names(storage)
     if name is None:
-        if len(names) == 1:
-            name = names[0]
-        else:
-            raise GalaxySynthError(f"{storage} holds {len(names)} studies ({', '.join(names) or 'none'}): choose one with --study")
+        if not names:
+            raise GalaxySynthError(f"{storage} holds no study yet (run 'galaxy-synth synth' first)")
+        name = names[0] if len(names) == 1 else _most_recent(storage, names)
+        if len(names) > 1:
+            logging.getLogger("galaxy_synth").warning(
+                "using study %r, the most recently active of %d in %s (--study to choose: %s)", name, len(names), storage,
+                ", ".join(names))
     if name not in names:
         raise GalaxySynthError(f"no study {name!r} in {storage} (studies: {', '.join(names) or 'none'})")
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def _most_recent(storage: str, names: list[str]) -> str:
+    def last_active(study_name: str) -> float:
+        trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+        stamps = [t.datetime_complete or t.datetime_start for t in trials if t.datetime_start is not None]
+        return max(stamps).timestamp() if stamps else 0.0
+
+    return max(names, key=last_active)

@@ -23,7 +23,8 @@ def test_every_file_is_there_and_the_summary_lists_both(exported_study):
         assert {p.name for p in folder.iterdir()} == {"model.pt", "arch.json", "model.ts", "model.onnx", "card.json", "card.md"}
     assert not [p for p in (exported_study / "studies/exp/models").iterdir() if p.name.startswith(".") or p.name.endswith(".old")]
     summary = json.loads((exported_study / "studies/exp/top2_models.json").read_text())
-    assert [s["rank"] for s in summary] == [1, 2] and summary[0]["proxy_score"] >= summary[1]["proxy_score"]
+    assert [s["rank"] for s in summary] == [1, 2] and summary[0]["rank_score"] >= summary[1]["rank_score"]
+    assert summary[0]["ranked_by"] == "objective"
 
 
 def test_weights_are_a_plain_state_dict_that_never_needs_code(exported_study):

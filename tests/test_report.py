@@ -18,7 +18,8 @@ def test_report_has_every_section_and_figure(exported_study, capsys):
     page = (exported_study / "studies/exp/report" / "index.html").read_text()
     for heading in ("Data", "Search", "Proxy calibration", "Top models"):
         assert f"<h2>{heading}</h2>" in page
-    for png in ("class_balance.png", "history.png", "importances.png", "confusion_rank1.png", "confusion_rank2.png"):
+    for png in ("class_balance.png", "history.png", "anytime.png", "importances.png", "confusion_rank1.png",
+                "confusion_rank2.png"):
         assert f'src="{png}"' in page and (exported_study / "studies/exp/report" / png).stat().st_size > 1000
     assert "galaxy-synth correlate" in page  # the calibration section says how to fill it
 
