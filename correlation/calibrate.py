@@ -26,7 +26,7 @@ from proxies.domain import domain_of
 from proxies.metrics import METRIC_NAMES
 from proxies.zero_cost import ZERO_COST_NAMES
 from synthesis.errors import DataError, GalaxySynthError
-from synthesis.outputs import metrics_table, write_table
+from synthesis.outputs import metrics_table, read_table, write_table
 from synthesis.study import OpenedStudy, reopen_study, shipped_calibration
 
 FEATURES = tuple(METRIC_NAMES) + tuple(ZERO_COST_NAMES)
@@ -47,12 +47,7 @@ def _fit_and_write(table: pd.DataFrame, target: str, features: list[str], name: 
 def calibrate_table(path: Path, target: str, results: Path, features: list[str] | None = None, folds: int = 5,
                     repeats: int = 10, seed: int = 0) -> tuple[dict[str, Any], list[Path]]:
     """``correlate --table``: fit and report on any CSV of metrics with a target column (into RESULTS/tables/<name>/)."""
-    if not path.is_file():
-        raise DataError(f"table not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
+    table = read_table(path)
     if target not in table.columns:
         raise DataError(f"{path} has no target column {target!r} (columns: {', '.join(table.columns)})")
     features = features or numeric_features(table, target)

@@ -307,15 +307,11 @@ def merge_ground_truth_csv(rows: pd.DataFrame, path: Path) -> Path:
 def read_ground_truth_tables(paths: list[Path]) -> pd.DataFrame:
     """Pool ground-truth CSVs (from ``correlate``'s export); one line naming any file that is not one."""
     from synthesis.errors import DataError
+    from synthesis.outputs import read_table
 
     frames = []
     for p in map(Path, paths):
-        if not p.is_file():
-            raise DataError(f"ground-truth table not found: {p}")
-        try:
-            df = pd.read_csv(p)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-            raise DataError(f"cannot read {p} as CSV: {str(exc).splitlines()[0]}") from None
+        df = read_table(p, "ground-truth table")
         missing = [c for c in (*CSV_KEY, *TARGETS) if c not in df.columns]
         if missing:
             raise DataError(f"{p} is not a galaxy-synth ground-truth table (no column {missing[0]!r})")

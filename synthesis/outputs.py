@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from proxies.atomic_io import atomic_path
 from proxies.composite import CompositeProxy
 from proxies.guard import guarded, is_collapsed
-from synthesis.errors import GalaxySynthError
+from synthesis.errors import DataError, GalaxySynthError
 from synthesis.settings import STUDY_ATTR
 from synthesis.spec import ArchSpec, TrainConfig
 
@@ -110,6 +110,17 @@ def rank_order(df: pd.DataFrame) -> pd.DataFrame:
     ordered = df.assign(_finished=df["finished"].astype(int)).sort_values(
         ["_finished", *keys], ascending=False, na_position="last", kind="stable")
     return ordered.drop(columns="_finished").reset_index(drop=True)
+
+
+def read_table(path: Path, what: str = "table") -> pd.DataFrame:
+    """A CSV a user named, or one line saying why it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
 
 
 def write_table(df: pd.DataFrame, path: Path) -> Path:

@@ -60,14 +60,20 @@ def _trials(db):
     return optuna.load_study(study_name="cli", storage=f"sqlite:///{db}").get_trials()
 
 
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _start_with_a_held_trial(tmp_path, trials):
+    """A synth process whose first trial after one has completed parks before training (tests/_kill.py)."""
+    results, hold = tmp_path / "r", tmp_path / "hold"
+    proc = subprocess.Popen(_cmd(results, trials), cwd=ROOT, env={**ENV, **hold_env(hold, 1)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, hold, results, results / "study.db"
+
+
 @pytest.mark.slow
 def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path):
-    results = tmp_path / "r"
-    db = results / "study.db"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    hold = tmp_path / "hold"
-    proc = subprocess.Popen(_cmd(results, 4), cwd=ROOT, env={**env, **hold_env(hold, 1)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc, hold, results, db = _start_with_a_held_trial(tmp_path, 4)
     try:
         killed_number = kill_held_trial(hold, alive=lambda: proc.poll() is None)  # once one trial is complete
         proc.wait(timeout=30)
@@ -78,7 +84,7 @@ def test_sigkill_mid_trial_then_resume_loses_nothing(tmp_path):
     assert before and all(n < killed_number for n in before)
 
     time.sleep(3.5)  # past the heartbeat grace period (3 × 1 s), so the trial is known stale
-    res = subprocess.run(_cmd(results, 4), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(_cmd(results, 4), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     trials = _trials(db)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -149,12 +155,7 @@ def test_resuming_under_another_precision_is_refused_and_auto_keeps_the_studys(t
 def test_ctrl_c_is_one_line_and_requeues_the_interrupted_trial(tmp_path):
     import signal
 
-    results = tmp_path / "r"
-    db = results / "study.db"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    hold = tmp_path / "hold"
-    proc = subprocess.Popen(_cmd(results, 3), cwd=ROOT, env={**env, **hold_env(hold, 1)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc, hold, results, db = _start_with_a_held_trial(tmp_path, 3)
     deadline = time.time() + 240
     while time.time() < deadline and not list(hold.glob("trial*.pid")) and proc.poll() is None:
         time.sleep(0.1)
@@ -169,7 +170,7 @@ def test_ctrl_c_is_one_line_and_requeues_the_interrupted_trial(tmp_path):
     waiting = [t for t in trials if t.system_attrs.get("failed_trial") == held]
     assert len(waiting) == 1 and waiting[0].state == TrialState.WAITING  # queued again, same parameters
     assert waiting[0].params == next(t for t in trials if t.number == held).params
-    res = subprocess.run(_cmd(results, 3), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(_cmd(results, 3), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     retry = next(t for t in _trials(db) if t.system_attrs.get("failed_trial") == held)
     assert retry.state == TrialState.COMPLETE  # the resumed run trained the interrupted trial first
