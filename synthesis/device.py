@@ -112,17 +112,17 @@ def resolve_precision(requested: str, device: torch.device, cache_dir: Path | No
     return PrecisionChoice("fp32", f"CPU with {', '.join(flags)}, but bf16 measured only {speedup:.2f}× here")
 
 
-def measured_cpu_bf16_speedup(cache_dir: Path | None = None, repeats: int = 6) -> float:
+def measured_cpu_bf16_speedup(cache_dir: Path | None = None, repeats: int = 9) -> float:
     """fp32 time / bf16 time of a small convolutional training step on this CPU (cached)."""
-    key = hashlib.sha256(f"{platform.processor()}|{_cpu_model()}|{torch.__version__}|{torch.get_num_threads()}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{platform.processor()}|{_cpu_model()}|{torch.__version__}|1 thread".encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"precision-{key}.json" if cache_dir else None
     if cache is not None and cache.is_file():
         try:
             return float(json.loads(cache.read_text())["speedup"])
         except (OSError, ValueError, KeyError):
             pass
-    times = {p: _time_training_step(p, repeats) for p in ("fp32", "bf16")}
-    speedup = times["fp32"] / times["bf16"]
+    times = _time_training_steps(repeats)
+    speedup = times["ratio"]
     if cache is not None:
         from proxies.atomic_io import atomic_write_text
 
@@ -141,10 +141,24 @@ def _cpu_model() -> str:
         return ""
 
 
-def _time_training_step(precision: str, repeats: int) -> float:
-    """Median seconds of one training step of a mid-size residual-style conv stack at 32 px."""
+def _time_training_steps(repeats: int) -> dict[str, float]:
+    """Median seconds of one training step of a small conv stack at 32 px, in fp32 and in bf16.
+
+    The two precisions alternate step by step, so whatever else loads the machine slows both alike
+    and the ratio stays honest; on one thread, because a parallel step on a busy machine stalls at
+    every barrier its preempted twin has not reached (measured: 10× slower steps, ratios all over).
+    """
     from torch import nn
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _alternating_steps(repeats, nn)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _alternating_steps(repeats: int, nn) -> dict[str, float]:
     g = torch.Generator(device="cpu").manual_seed(0)
     with torch.device("cpu"):
         net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
@@ -154,18 +168,20 @@ def _time_training_step(precision: str, repeats: int) -> float:
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x = torch.randn(64, 3, 32, 32, generator=g, device="cpu").contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 4, (64,), generator=g, device="cpu")
-    times = []
-    for i in range(repeats + 2):
-        t0 = time.perf_counter()
-        with autocast(torch.device("cpu"), precision):
-            loss = nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i >= 2:  # the first steps build oneDNN kernels
-            times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for i in range(repeats + 4):
+        for precision in ("fp32", "bf16"):
+            t0 = time.perf_counter()
+            with autocast(torch.device("cpu"), precision):
+                loss = nn.functional.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i >= 4:  # the first steps build oneDNN kernels (bf16's take longer)
+                times[precision].append(time.perf_counter() - t0)
+    ratios = sorted(a / b for a, b in zip(times["fp32"], times["bf16"]))
+    median = {p: sorted(v)[len(v) // 2] for p, v in times.items()}
+    return {**median, "ratio": ratios[len(ratios) // 2]}  # the median of step-by-step ratios
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
