@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from correlation.calibrate import FEATURES  # noqa: E402
 from correlation.fitting import bootstrap_ci, correlation_report, numeric_features, spearman  # noqa: E402

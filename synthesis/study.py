@@ -25,9 +25,8 @@ from synthesis.preparation import PreparedData, data_plan, load_study_data
 from synthesis.search import make_pruner, make_sampler
 from synthesis.settings import STUDY_ATTR, StudySettings, check_ranges
 from synthesis.space import SearchSpace
-from synthesis.storage import load_existing_study, open_storage, study_names
+from synthesis.storage import load_existing_study, open_storage
 
-CALIBRATIONS = Path(__file__).resolve().parents[1] / "proxies" / "calibrations"
 
 
 def shipped_calibration(name: str = "default.json") -> Path:
@@ -223,6 +222,3 @@ def reopen_study(storage: str, study_name: str | None, results: Path, progress: 
     check_same_experiment(attrs, settings, data)
     return OpenedStudy(study, attrs, data, settings, dev)
 
-
-__all__ = ["STUDY_ATTR", "OpenedStudy", "check_same_experiment", "find_calibration", "open_study", "prepare_study",
-           "reopen_study", "shipped_calibration", "study_names"]

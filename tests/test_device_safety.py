@@ -8,8 +8,6 @@ the user's first trial; here it fails a test on a machine without one.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
