@@ -99,7 +99,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--calibration", default=None, metavar="FILE",
                    help="proxy calibration JSON (default: RESULTS/proxy_weights.json, else the shipped default)")
     r.add_argument("--top", type=int, default=10, help="rows to print (default: 10)")
-    r.add_argument("--by", choices=("objective", "proxy", "val_acc", "balanced_acc"), default="objective",
+    r.add_argument("--by", choices=("objective", "proxy", "val_acc", "balanced_acc", "train_acc"), default="objective",
                    help="what ranks the trials: the study's objective (the proxy for a composite study), the current "
                         "calibration's proxy, validation accuracy or balanced accuracy (default: objective)")
     r.set_defaults(func=cmd_rank)
@@ -159,7 +159,7 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--calibration", default=None, metavar="FILE",
                    help="proxy calibration for the ranking (default: RESULTS/proxy_weights.json, else the shipped default)")
     e.add_argument("--seed", type=int, default=0, help="seed of full training (default: 0, as correlate)")
-    e.add_argument("--by", choices=("objective", "proxy", "val_acc", "balanced_acc"), default="objective",
+    e.add_argument("--by", choices=("objective", "proxy", "val_acc", "balanced_acc", "train_acc"), default="objective",
                    help="what picks the top models: the study's objective (the proxy for a composite study), the "
                         "current calibration's proxy, validation accuracy or balanced accuracy — for an imbalanced "
                         "catalogue (gz1: 70%% ellipticals) balanced accuracy repeats across seeds better (default: objective)")
@@ -393,6 +393,7 @@ def _print_best(study, settings, rows) -> None:
     calibration = (attrs.get("calibration") or {}).get("name")
     what = {"val_acc": f"validation accuracy after {settings.epochs} epochs",
             "balanced_acc": f"validation balanced accuracy after {settings.epochs} epochs",
+            "train_acc": f"training accuracy in epoch {settings.epochs} (uncalibrated)",
             "composite": f"composite proxy, calibration {calibration!r}",
             "multi": f"composite proxy, calibration {calibration!r}, Pareto front with parameter count"}[attrs["objective"]]
     print(f"\nbest trials (objective: {what}):")

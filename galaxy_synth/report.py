@@ -125,6 +125,7 @@ def write_study_report(storage: str, study_name: str | None, results: Path) -> P
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     plot_history(study, out / "history.png")
     what = {"val_acc": "2-epoch validation accuracy", "composite": "composite proxy score",
+            "balanced_acc": "validation balanced accuracy", "train_acc": "training accuracy (uncalibrated)",
             "multi": "composite proxy score and parameter count"}.get(attrs.get("objective", "composite"), "objective")
     summary = (f"<p>{states.count('COMPLETE')} completed, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed "
                f"trials; TPE maximised the {what} (calibration "

@@ -47,14 +47,22 @@ def domain_of(rows: pd.DataFrame, settings: Mapping[str, Any] | None = None) -> 
 
 
 def outside(domain: Mapping[str, Any], study: Mapping[str, Any]) -> list[str]:
-    """How a study's settings fall outside a calibration's domain, one phrase each (empty: inside).
+    """How a study falls outside a calibration's domain, one phrase each (empty: inside)."""
+    found = differences(domain, study)
+    return found["data"] + found["settings"]
+
+
+def differences(domain: Mapping[str, Any], study: Mapping[str, Any]) -> dict[str, list[str]]:
+    """How a study differs from a calibration's domain: ``data`` (another data set) and ``settings``
+    (trial settings or architecture sizes the calibration never saw), one phrase each.
 
     ``study``: ``dataset``, the :data:`SETTINGS`, and ``max_mflops`` (0/None = uncapped).
-    An empty ``domain`` (a calibration from before domains were recorded) is never "outside".
+    An empty ``domain`` (a calibration from before domains were recorded) differs in nothing.
     """
-    reasons = []
+    data = []
     if domain.get("datasets") and str(study.get("dataset")) not in domain["datasets"]:
-        reasons.append(f"data {study.get('dataset')!r} (fitted on {', '.join(domain['datasets'])})")
+        data.append(f"data {study.get('dataset')!r} (fitted on {', '.join(domain['datasets'])})")
+    reasons = []
     for name in SETTINGS:
         if name in domain and name in study and _plain(study[name]) not in domain[name]:
             reasons.append(f"{name} {study[name]!r} (fitted on {', '.join(map(str, domain[name]))})")
@@ -64,7 +72,7 @@ def outside(domain: Mapping[str, Any], study: Mapping[str, Any]) -> list[str]:
         if not cap or math.log10(float(cap) * 1e6) > high:
             reasons.append(f"architectures up to {'no cap' if not cap else f'{cap:g} MFLOPs'} "
                            f"(fitted up to {10 ** domain['log_flops'][1] / 1e6:.0f} MFLOPs)")
-    return reasons
+    return {"data": data, "settings": reasons}
 
 
 def _plain(value: Any) -> Any:

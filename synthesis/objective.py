@@ -256,6 +256,8 @@ def trial_value(metrics: dict[str, float], objective: str, proxy: CompositeProxy
     """The number the sampler maximises for one trial's metrics; a collapsed model scores below every learned one."""
     if objective == "balanced_acc":
         score = float(metrics["val_balanced_acc"])
+    elif objective == "train_acc":
+        score = float(metrics["train_acc"])
     elif objective == "val_acc" or proxy is None:
         score = float(metrics["val_acc"])
     else:

@@ -46,7 +46,7 @@ def is_trial_collapsed(trial: optuna.trial.FrozenTrial, metrics: dict[str, float
     return bool(metrics) and is_collapsed(metrics, num_classes)
 
 
-RANK_BY = ("objective", "proxy", "val_acc", "balanced_acc")
+RANK_BY = ("objective", "proxy", "val_acc", "balanced_acc", "train_acc")
 
 
 def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: str = "objective") -> pd.DataFrame:
@@ -91,8 +91,8 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: 
             df.loc[scored, "proxy_score"] = [guarded(v, c) for v, c in zip(raw, df.loc[scored, "collapsed"])]
     if by == "objective":
         by = "proxy" if objective in ("composite", "multi") and proxy is not None else (
-            "balanced_acc" if objective == "balanced_acc" else "val_acc")
-    source = {"proxy": "proxy_score", "val_acc": "val_acc", "balanced_acc": "val_balanced_acc"}[by]
+            objective if objective in ("balanced_acc", "train_acc") else "val_acc")
+    source = {"proxy": "proxy_score", "val_acc": "val_acc", "balanced_acc": "val_balanced_acc", "train_acc": "train_acc"}[by]
     if source not in df:
         raise GalaxySynthError(f"cannot rank by {by}: the study's trials have no {source}")
     df["rank_score"] = [guarded(v, c) if by != "proxy" and pd.notna(v) else v

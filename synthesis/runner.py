@@ -23,7 +23,8 @@ from synthesis.study import OpenedStudy, prepare_study
 log = logging.getLogger("galaxy_synth")
 
 
-OBJECTIVE_LABELS = {"composite": "proxy", "multi": "proxy", "val_acc": "val acc", "balanced_acc": "val bal acc"}
+OBJECTIVE_LABELS = {"composite": "proxy", "multi": "proxy", "val_acc": "val acc", "balanced_acc": "val bal acc",
+                    "train_acc": "train acc"}
 
 
 def finished(trial: optuna.trial.FrozenTrial) -> bool:

@@ -26,7 +26,7 @@ from synthesis.device import PRECISIONS
 from synthesis.errors import GalaxySynthError
 from synthesis.spec import SCHEDULES
 
-OBJECTIVES = ("composite", "val_acc", "balanced_acc", "multi")
+OBJECTIVES = ("composite", "val_acc", "balanced_acc", "train_acc", "multi")
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("auto", "median", "none")
 STRATEGIES = ("tpe", "progressive")
@@ -123,10 +123,12 @@ class StudySettings:
                           help="auto = median pruning when --epochs >= 4, none for 2-epoch trials (default: auto)")
     objective: str | None = setting(None, frozen=True, choices=OBJECTIVES,
                                     help="what the sampler maximises: composite = the calibrated proxy's predicted "
-                                         "full-training accuracy (default for --strategy tpe); val_acc / balanced_acc = "
+                                         "full-training accuracy (default for --strategy tpe where the calibration covers "
+                                         "the trial settings, else train_acc, and it says so); val_acc / balanced_acc = "
                                          "validation accuracy / balanced accuracy after --epochs (progressive growth uses "
-                                         "val_acc unless given balanced_acc); multi = composite and, as a second objective "
-                                         "to minimise, the parameter count (Pareto front, no pruning)")
+                                         "val_acc unless given balanced_acc); train_acc = the trial's final-epoch training "
+                                         "accuracy, the strongest uncalibrated signal measured; multi = composite and, as a "
+                                         "second objective to minimise, the parameter count (Pareto front, no pruning)")
     calibration: str | None = setting(None, metavar="FILE",
                                       help="proxy calibration JSON for a NEW study (default: RESULTS/proxy_weights.json if "
                                            "'galaxy-synth correlate' promoted one, else the shipped default); a resumed "

@@ -41,15 +41,25 @@ def test_correlate_bad_inputs_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_outside_the_calibrations_domain_the_default_objective_falls_back_and_says_why(tmp_path, capsys):
+def test_outside_the_calibrations_trial_settings_the_default_objective_falls_back_and_says_why(tmp_path, capsys):
     results = tmp_path / "r"
-    assert main(["synth", "--results", str(results), "--trials", "1", *TINY]) == 0  # embedded data: gz1 calibration
+    assert main(["synth", "--results", str(results), "--trials", "1", *TINY]) == 0  # 1-epoch trials on 80 images
     err = capsys.readouterr().err
-    assert "was not fitted on this kind of study" in err and "data 'embedded'" in err and "Optimising balanced_acc" in err
+    assert "was not fitted on trials like these" in err and "epochs 1 (fitted on 2)" in err and "Optimising train_acc" in err
     import optuna
 
     attrs = optuna.load_study(study_name="galaxy-synth", storage=f"sqlite:///{results / 'study.db'}").user_attrs["galaxy_synth"]
-    assert attrs["objective"] == "balanced_acc" and "not fitted on this kind of study" in attrs["objective_note"]
+    assert attrs["objective"] == "train_acc" and "not fitted on trials like these" in attrs["objective_note"]
+    table = pd.read_csv(results / "studies" / "galaxy-synth" / "trials_proxy_metrics.csv")
+    assert set(table["objective_is"]) == {"train_acc"}  # the CSV names what its score is
+
+
+def test_other_data_with_the_calibrations_trial_settings_keeps_the_composite_with_a_note(tmp_path, capsys):
+    same_settings = ["--size", "32", "--max-mflops", "40", "--epochs", "2", "--max-samples", "2000", "--synthetic-n", "150",
+                     "--val-subset", "40", "--max-params", "150000", "--no-progress", "--precision", "fp32"]
+    assert main(["synth", "--results", str(tmp_path / "r"), "--trials", "1", *same_settings]) == 0
+    err = capsys.readouterr().err
+    assert "objective composite" in err and "was fitted on other data (data 'embedded'" in err
 
 
 def test_composite_objective_study_then_rank_with_a_newer_calibration(tmp_path, capsys):
