@@ -86,7 +86,17 @@ def cpu_latency_ms(model: nn.Module, spec: ArchSpec, min_run_time: float = 0.3) 
     One image on one core: stable, and how a single-image service runs. The thread count is
     restored afterwards whatever happens.
     """
-    from torch.utils import benchmark
+    import logging
+
+    # torch.utils.benchmark imports cpp_extension, which warns about CUDA_HOME on machines that
+    # have a CUDA folder and no GPU: noise for a latency measurement that never compiles anything.
+    cpp_logger = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_logger.level
+    cpp_logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        cpp_logger.setLevel(level)
 
     model = model.cpu().eval()
     inputs = _example_inputs(spec, n=1)
