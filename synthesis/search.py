@@ -6,6 +6,7 @@ library user passes instead of these defaults.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import optuna
@@ -31,7 +32,9 @@ def make_sampler(seed: int, n_existing: int, worker_id: int = 0,
     if name != "tpe":
         raise GalaxySynthError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})")
     options = {"n_startup_trials": 10, "multivariate": True, "group": True, "constant_liar": True}
-    sampler = optuna.samplers.TPESampler(seed=run_seed, **options)
+    with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna: a choice made here, not news to users
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=run_seed, **options)
     return sampler, {"name": "TPESampler", "seed": seed, **options}
 
 
