@@ -114,6 +114,21 @@ def hold_if_asked(trial: optuna.Trial) -> None:
         time.sleep(0.1)
 
 
+def yield_if_surplus(trial: optuna.Trial, target: int) -> None:
+    """Checked again when a trial is about to count as finished: prune it if trials ahead of it fill the target.
+
+    The check when a trial starts can miss a lower-numbered trial whose creation another worker had
+    not yet committed (PostgreSQL, read committed: three workers once finished 10 trials for a
+    target of 9). By the time a trial ends, every lower-numbered trial is visible, and of two trials
+    ending together the higher-numbered one always sees the other (running or finished) and yields.
+    """
+    from synthesis.runner import surplus_trial
+
+    if surplus_trial(trial.study, trial.number, target):
+        trial.set_user_attr("prune_reason", f"surplus: trials ahead of it already reach --trials {target}")
+        raise optuna.TrialPruned("surplus trial")
+
+
 class Objective:
     """Build the trial's model from its spec, train ``epochs``, record everything, score it."""
 
@@ -152,7 +167,9 @@ class Objective:
         model.to(d.device)
         zc = self.zero_cost(model)
         try:
-            return self._train_and_score(trial, model, spec, train_cfg, seed, params, flops, zc)
+            value = self._train_and_score(trial, model, spec, train_cfg, seed, params, flops, zc)
+            yield_if_surplus(trial, s.trials)
+            return value
         except TrainingDiverged as exc:
             trial.set_user_attr("prune_reason", f"diverged: {exc}")
             raise optuna.TrialPruned(f"diverged: {exc}") from None
@@ -225,6 +242,7 @@ class Objective:
                 return score
             trial.report(score, step=budget)
             if trial.should_prune():
+                yield_if_surplus(trial, s.trials)  # a rung-stopped trial counts as finished: it too must fit the target
                 trial.set_user_attr("prune_reason", f"rung: stopped after {budget} epochs (score {score:.3f} not in the "
                                                     f"top 1/{rungs[1] // rungs[0]} of the trials that reached it)")
                 trial.set_user_attr("rung_stopped", True)

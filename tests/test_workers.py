@@ -55,6 +55,18 @@ def test_surplus_trial_yields_to_earlier_running_trials(tmp_path):
     assert not surplus_trial(study, running[1].number, 4)
 
 
+def test_a_trial_ending_behind_others_that_fill_the_target_yields_instead_of_completing(tmp_path):
+    from synthesis.objective import yield_if_surplus
+
+    study, _ = _study(tmp_path)
+    study.tell(study.ask(), 1.0)
+    first, second = study.ask(), study.ask()  # both started while there was room (the start check can race)
+    with pytest.raises(optuna.TrialPruned):
+        yield_if_surplus(second, 2)  # #1 (running, lower) + 1 COMPLETE fill a target of 2: #2 yields
+    yield_if_surplus(first, 2)  # nothing ahead of #1 but the completed trial: it may finish
+    assert second.user_attrs["prune_reason"].startswith("surplus")
+
+
 def test_optimize_to_target_waits_for_a_dead_workers_trial_then_runs_its_retry(tmp_path):
     study, storage = _study(tmp_path)
     study.tell(study.ask(), 0.5)
