@@ -94,13 +94,17 @@ def record_training(trial: optuna.Trial, history: TrainHistory, params: int, flo
 
 def hold_if_asked(trial: optuna.Trial) -> None:
     """Tests only: with ``GALAXY_SYNTH_TEST_HOLD=DIR:N``, the first trial to get here (past the size caps,
-    about to train) once the study holds N COMPLETE trials writes ``DIR/trial{number}.pid`` and waits
+    about to train) once the study holds N finished trials writes ``DIR/trial{number}.pid`` and waits
     (up to 5 minutes), so a kill test can kill it mid-trial without racing the trial's length."""
     spec = os.environ.get(HOLD_ENV)
     if not spec:
         return
+    from synthesis.runner import finished
+
     folder, _, complete = spec.rpartition(":")
-    if len(trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < int(complete):
+    # Finished, not just COMPLETE: with promotion most trials end stopped at a budget (PRUNED), and a
+    # hold that waits for COMPLETE ones may never come before the target is reached.
+    if sum(finished(t) for t in trial.study.get_trials(deepcopy=False)) < int(complete):
         return
     trial_number = trial.number
     try:  # exactly one trial holds, whichever worker reaches this first

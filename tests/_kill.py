@@ -1,7 +1,7 @@
 """Kill a study process in the middle of a trial, deterministically.
 
 The process under test runs with ``GALAXY_SYNTH_TEST_HOLD=DIR:N`` (:func:`synthesis.objective.hold_if_asked`):
-the first trial that passes the size caps once N trials are COMPLETE parks itself before training
+the first trial that passes the size caps once N trials have finished parks itself before training
 and says so in ``DIR/trial{number}.pid``. The test kills that process: the trial is certainly mid-trial,
 however fast tiny trials are on the machine.
 """

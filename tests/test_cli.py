@@ -63,11 +63,20 @@ def _trials(db):
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT back to its default in the child: a test suite started in the background (`cmd &`, as CI
+    may run it) inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt — the
+    Ctrl-C test hung that way in a fresh-clone CI run."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_with_a_held_trial(tmp_path, trials):
     """A synth process whose first trial after one has completed parks before training (tests/_kill.py)."""
     results, hold = tmp_path / "r", tmp_path / "hold"
     proc = subprocess.Popen(_cmd(results, trials), cwd=ROOT, env={**ENV, **hold_env(hold, 1)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     return proc, hold, results, results / "study.db"
 
 
