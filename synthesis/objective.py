@@ -119,10 +119,10 @@ def hold_if_asked(trial: optuna.Trial) -> None:
 
 
 def yield_if_surplus(trial: optuna.Trial, target: int) -> None:
-    """Checked again when a trial is about to count as finished: prune it if trials ahead of it fill the target.
+    """Prune the trial if finished trials plus those running ahead of it already fill the target.
 
-    The check when a trial starts can miss a lower-numbered trial whose creation another worker had
-    not yet committed (PostgreSQL, read committed: three workers once finished 10 trials for a
+    Checked when a trial starts and again when it is about to count as finished: the start check
+    can miss a lower-numbered trial whose creation another worker had not yet committed (PostgreSQL, read committed: three workers once finished 10 trials for a
     target of 9). By the time a trial ends, every lower-numbered trial is visible, and of two trials
     ending together the higher-numbered one always sees the other (running or finished) and yields.
     """
@@ -146,12 +146,8 @@ class Objective:
         return zero_cost_for(model, self.data)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        from synthesis.runner import surplus_trial
-
         d, s = self.data, self.settings
-        if surplus_trial(trial.study, trial.number, s.trials):
-            trial.set_user_attr("prune_reason", f"surplus: other workers' trials already reach --trials {s.trials}")
-            raise optuna.TrialPruned("surplus trial")
+        yield_if_surplus(trial, s.trials)  # before any work; checked again when the trial would count as finished
         spec, train_cfg = self.space.suggest(trial, d.num_classes, d.image_size, d.n_extra)
         train_cfg = train_cfg.replace(loss=s.loss, label_smoothing=s.label_smoothing, schedule=s.schedule, warmup=s.warmup)
         seed = trial_seed(trial, s.seed)

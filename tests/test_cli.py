@@ -173,7 +173,7 @@ def test_ctrl_c_is_one_line_and_requeues_the_interrupted_trial(tmp_path):
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     try:
         _, err = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired as exc:  # say what the process had printed (a hang once seen in CI, not reproduced)
+    except subprocess.TimeoutExpired as exc:  # say what the process had printed, should it ever hang again
         proc.kill()
         raise AssertionError(f"no exit 180 s after SIGINT; stderr so far: {exc.stderr!r}") from None
     assert proc.returncode == 130
