@@ -20,6 +20,7 @@ from correlation.fitting import bootstrap_ci, correlation_report, cross_validate
 from correlation.ground_truth import (TARGETS, GroundTruthStore, fill_arch_keys, ground_truth_rows, mean_rows_over_seeds,
                                      merge_ground_truth_csv, read_ground_truth_tables, select_for_ground_truth,
                                      stored_or_trained)
+from correlation.parallel import FullTrainingJob, StudyAddress, full_training_plan, train_all
 from correlation.report import write_report
 from proxies.composite import CompositeProxy
 from proxies.domain import domain_of
@@ -85,28 +86,53 @@ def frozen_proxy(opened: OpenedStudy) -> CompositeProxy:
 
 def measure_ground_truth(opened: OpenedStudy, chosen: list[int], full_epochs: int, seed_list: list[int],
                          progress: bool = True) -> GroundTruthStore:
-    """Full-train every chosen trial with every seed (seed-major, resumable: stored ones are reused)."""
-    from tqdm.auto import tqdm
-
+    """Full-train every chosen trial with every seed (seed-major, resumable: stored ones are reused),
+    several at once where the allotted cores allow (:mod:`correlation.parallel`)."""
     store = GroundTruthStore(opened.settings.storage_url)
     name = opened.study.study_name
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     prep = opened.prepared()
     fill_arch_keys(store, name, trials, prep, opened.settings.precision)
     # seed-major order: a first pass over every architecture comes before any repeat
-    jobs = [(n, s) for s in seed_list for n in chosen]
-    todo = [(n, s) for n, s in jobs if store.get(name, n, full_epochs, s) is None]
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="ground truth", unit="model", disable=not progress)
+    jobs = [FullTrainingJob(n, full_epochs, s) for s in seed_list for n in chosen]
+    todo = [j for j in jobs if store.get(name, j.trial, j.epochs, j.seed) is None]
+    train_jobs(opened, store, todo, len(jobs), progress, "ground truth")
+    return store
+
+
+def train_jobs(opened: OpenedStudy, store: GroundTruthStore, todo: list[FullTrainingJob], total: int, progress: bool,
+               desc: str) -> list[dict[str, Any]]:
+    """Train (or reuse) every job, with a bar over the ``total`` models of which ``todo`` are left; one
+    result per job (``trial``, ``seed``, ``accuracy``, ``wall_seconds``, ``trained_now``)."""
+    from tqdm.auto import tqdm
+
+    trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
+    prep = opened.prepared()
+    s = opened.settings
+    plan = full_training_plan(opened.device.type, len(todo))
+    bar = tqdm(total=total, initial=total - len(todo), desc=f"{desc} ({plan.workers} at once)" if plan.workers > 1 else desc,
+               unit="model", disable=not progress)
+
+    def here(job: FullTrainingJob) -> dict[str, Any]:
+        record, _, trained = stored_or_trained(store, s.study_name, job.trial, trials[job.trial].user_attrs, prep, job.epochs,
+                                               job.seed, opened.device, s.study_dir / "ground_truth", s.precision,
+                                               progress=progress)
+        return {"trial": job.trial, "seed": job.seed, "accuracy": record.accuracy, "wall_seconds": record.wall_seconds,
+                "trained_now": trained}
+
+    results: list[dict[str, Any]] = []
+
+    def done(result: dict[str, Any]) -> None:
+        results.append(result)
+        bar.update(1)
+        bar.set_postfix_str(f"trial {result['trial']}: acc {result['accuracy']:.3f} in {result['wall_seconds']:.0f} s")
+
+    address = StudyAddress(s.storage_url, s.study_name, str(s.results_dir), str(opened.device))
     try:
-        for n, s in todo:
-            record, _, _ = stored_or_trained(store, name, n, trials[n].user_attrs, prep, full_epochs, s, opened.device,
-                                             opened.settings.study_dir / "ground_truth", opened.settings.precision,
-                                             progress=progress)
-            bar.update(1)
-            bar.set_postfix_str(f"trial {n}: acc {record.accuracy:.3f} in {record.wall_seconds:.0f} s")
+        train_all(address, todo, plan, here, done)
     finally:
         bar.close()
-    return store
+    return results
 
 
 def mean_over_seeds(store: GroundTruthStore, study: str, full_epochs: int, seed_list: list[int]) -> pd.DataFrame:

@@ -85,10 +85,6 @@ def _build_parser() -> argparse.ArgumentParser:
                                    "hardware (image size, FLOP cap, trials, precision) before it starts.",
                        epilog=EPILOG_SYNTH, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
-    p.add_argument("--workers", type=int, default=1,
-                   help="parallel worker processes on this machine, sharing the study's storage, each with cores/N "
-                        "torch threads; logs in the study's workers/ folder (default: 1). To use several machines, run "
-                        "the same command on each with one --storage postgresql+psycopg://... URL")
     p.add_argument("--worker-id", type=int, default=None, help=argparse.SUPPRESS)  # set by --workers for its children
     p.set_defaults(func=cmd_synth)
 
@@ -324,61 +320,43 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from synthesis.settings import check_ranges, from_args
 
     settings = from_args(args)
-    if args.worker_id is not None:
-        settings = settings.replace(worker_id=args.worker_id)
-    if args.workers < 1:
+    child = args.worker_id is not None
+    if child:
+        settings = settings.replace(worker_id=args.worker_id, workers=1)
+    if settings.workers is not None and settings.workers < 1:
         raise UsageError("--workers must be >= 1")
+    if settings.strategy == "progressive" and (settings.workers or 1) > 1:
+        raise UsageError("--strategy progressive runs in one process (each step depends on the last): drop --workers")
     check_ranges(settings)
-    _configure_threads()
 
     def announce(opened) -> None:
-        s = opened.settings
+        from synthesis.cores import allotted_cores
         from synthesis.runner import finished_count
 
+        s = opened.settings
         done = finished_count(opened.study)
         target = "growth until it stops improving" if s.strategy == "progressive" else f"target {s.trials}"
-        print(f"study {s.study_name!r} in {s.storage_url}: {done} completed trial(s), {target}", file=sys.stderr)
-        if args.worker_id is None:
-            print(f"{s.describe_defaults(opened.device.type)} ({opened.precision_reason}); objective {s.objective}",
-                  file=sys.stderr)
+        extend = "" if done < s.trials or s.strategy == "progressive" else \
+            f" (already reached: --trials {s.trials + 20} extends it)"
+        print(f"study {s.study_name!r} in {s.storage_url}: {done} completed trial(s), {target}{extend}", file=sys.stderr)
+        if not child:
+            print(f"{s.describe_defaults(opened.device.type)} ({opened.precision_reason}); {allotted_cores().describe()}: "
+                  f"{opened.execution.describe()}; objective {s.objective}", file=sys.stderr)
             if opened.objective_note:
                 print(f"galaxy-synth: {opened.objective_note}", file=sys.stderr)
 
+    result = api.synth(settings, on_ready=announce)
     if settings.strategy == "progressive":
-        if args.workers > 1:
-            raise UsageError("--strategy progressive runs in one process (each step depends on the last): drop --workers")
         from synthesis.progressive import summarise
 
-        result = api.synth(settings, on_ready=announce)
         print(pd.DataFrame(summarise(result.growth)).to_string(index=False))
         print(f"\nstopped: {result.growth.stop_reason}; best: trial {result.growth.best_trial}")
         print("wrote " + ", ".join(str(p) for p in result.written))
         return 0
-    if args.workers > 1:
-        return _synth_workers(args, settings, announce)
-    result = api.synth(settings, on_ready=announce)
-    if args.worker_id is not None:
+    if child:
         return 0  # the parent writes the tables and plots once all workers are done
     _print_best(result.study, result.settings, summary_rows(result.study, top=5))
     print("\nwrote " + ", ".join(str(p) for p in result.written) + f"; study stored in {result.settings.storage_url}")
-    return 0
-
-
-def _synth_workers(args: argparse.Namespace, settings, announce) -> int:
-    from galaxy_synth.workers import run_workers
-    from synthesis.outputs import summary_rows, write_study_outputs
-    from synthesis.storage import load_existing_study
-    from synthesis.study import find_calibration, prepare_study
-
-    opened = prepare_study(settings)  # validate and create the study once, before the workers race
-    announce(opened)
-    s = opened.settings
-    run_workers(args.argv, args.workers, s.storage_url, s.study_name, s.trials, s.study_dir / "workers",
-                progress=s.progress, poll_seconds=s.poll_seconds)
-    study = load_existing_study(s.study_name, s.storage_url)
-    written = write_study_outputs(study, s.study_dir, find_calibration(s.calibration, s.results_dir)[0])
-    _print_best(study, s, summary_rows(study, top=5))
-    print("\nwrote " + ", ".join(str(p) for p in written) + f"; study stored in {s.storage_url}")
     return 0
 
 
@@ -405,11 +383,9 @@ class UsageError(Exception):
 
 
 def _configure_threads() -> None:
-    import torch
+    from synthesis.cores import allotted_cores, set_torch_threads
 
-    # Intra-op threads = all cores unless the user pinned OMP_NUM_THREADS (parallel workers do).
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    set_torch_threads(allotted_cores().cores)  # the cores this process may use, not the machine's
 
 
 def main(argv: Sequence[str] | None = None) -> int:

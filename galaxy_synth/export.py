@@ -166,13 +166,18 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
     out = opened.settings.study_dir
     models_dir = out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
+    from correlation.calibrate import train_jobs
+    from correlation.parallel import FullTrainingJob
+
+    missing = [FullTrainingJob(n, full_epochs, seed) for n in chosen if not _weights_stored(store.get(name, n, full_epochs, seed))]
+    trained = {r["trial"] for r in train_jobs(opened, store, missing, len(chosen), progress, "full training") if r["trained_now"]}
     exported = []
     for rank, number in enumerate(chosen, start=1):
         trial = trials[number]
         record, net, trained_now = stored_or_trained(store, name, number, trial.user_attrs, prep, full_epochs, seed,
                                                      opened.device, out / "ground_truth", opened.settings.precision,
                                                      progress=progress, need_model=True)
-        origin = "trained by galaxy-synth export" if trained_now else f"reused from an earlier full training by correlate or export ({record.weights_path})"
+        origin = "trained by galaxy-synth export" if trained_now or number in trained else f"reused from an earlier full training by correlate or export ({record.weights_path})"
         net = net.cpu().eval()
         spec = ArchSpec.from_dict(trial.user_attrs["arch"])
         result = evaluate(net, test, prep.normalizer, prep.num_classes)  # the card's numbers, measured here
@@ -218,6 +223,10 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
                for e in exported]
     atomic_write_text(out / f"top{top}_models.json", json.dumps(summary, indent=2))
     return exported
+
+
+def _weights_stored(record: Any) -> bool:
+    return record is not None and Path(record.weights_path).is_file()
 
 
 def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: ArchSpec, card: dict) -> dict:

@@ -1,66 +1,77 @@
-"""``galaxy-synth synth --workers N``: N worker processes on one Optuna storage.
+"""Parallel worker processes on one Optuna storage (``synth --workers N``, and the default plan on a CPU).
 
 No scheduler of our own: every worker is the same ``galaxy-synth synth`` command, and the
-storage (SQLite with serialised writes, or PostgreSQL) is the only thing they share. Optuna
-hands out trials, heartbeats detect a dead worker and re-queue its trial, and
-:func:`synthesis.runner.optimize_to_target` stops every worker at exactly ``--trials`` COMPLETE
-trials. On several machines, run the same command on each against one PostgreSQL URL.
+storage (SQLite with serialised writes, PostgreSQL, or a journal file) is the only thing they
+share. Optuna hands out trials, heartbeats detect a dead worker and re-queue its trial, and
+:func:`synthesis.runner.optimize_to_target` stops every worker at exactly ``--trials`` finished
+trials. A worker's command line is made from the study's resolved settings
+(:func:`synthesis.settings.to_argv`); the storage URL travels in the environment
+(:data:`synthesis.settings.STORAGE_ENV`), never on a command line that ``ps`` shows.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Sequence
 
+from synthesis.cores import ExecutionPlan
 from synthesis.errors import GalaxySynthError
+from synthesis.settings import STORAGE_ENV, StudySettings, to_argv
 
 
-def threads_per_worker(workers: int) -> int:
-    """Split the cores evenly: N workers × (cores / N) torch threads each, at least one."""
-    return max(1, (os.cpu_count() or 1) // workers)
+def worker_command(settings: StudySettings, worker_id: int) -> list[str]:
+    """One worker's command line: the study's resolved settings, one process, no bars."""
+    argv = to_argv(settings.replace(study=settings.study_name, workers=None, progress=False))
+    verbose = ["-v"] if logging.getLogger().isEnabledFor(logging.INFO) else []
+    return [sys.executable, "-m", "galaxy_synth", *verbose, "synth", *argv, "--workers", "1",
+            "--worker-id", str(worker_id)]
 
 
-def worker_command(argv: Sequence[str], worker_id: int) -> list[str]:
-    """The user's own ``synth`` command line, as one worker (argparse keeps the last value given)."""
-    return [sys.executable, "-m", "galaxy_synth", *argv, "--workers", "1", "--worker-id", str(worker_id), "--no-progress"]
+def worker_environment(settings: StudySettings, plan: ExecutionPlan) -> dict[str, str]:
+    """The parent's environment, with the workers' thread count and the storage URL."""
+    return {**os.environ, "OMP_NUM_THREADS": str(plan.threads), STORAGE_ENV: settings.storage_url}
 
 
-def run_workers(argv: Sequence[str], workers: int, storage_url: str, study_name: str, target: int, log_dir: Path,
-                progress: bool = True, poll_seconds: float = 2.0) -> None:
-    """Start ``workers`` processes, show the study's progress, wait; fail with one line if any worker failed.
+def run_workers(settings: StudySettings, plan: ExecutionPlan) -> None:
+    """Start ``plan.workers`` processes, show the study's progress, wait; fail with one line if any worker failed.
 
-    Each worker's output goes to ``log_dir/worker{i}.log``. Ctrl-C stops them all (their running
-    trials are re-queued by heartbeat on the next run).
+    Each worker's output goes to ``<study folder>/workers/worker{i}.log``. Ctrl-C stops them all
+    (each re-queues its interrupted trial).
     """
     import optuna
     from tqdm.auto import tqdm
 
     from synthesis.runner import finished_count
 
+    log_dir = settings.study_dir / "workers"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_worker(workers))}
+    env = worker_environment(settings, plan)
     procs: list[tuple[subprocess.Popen, Path]] = []
-    for i in range(workers):
+    for i in range(plan.workers):
         log_path = log_dir / f"worker{i}.log"
         with open(log_path, "w") as log_file:
-            procs.append((subprocess.Popen(worker_command(argv, i), stdout=log_file, stderr=subprocess.STDOUT, env=env),
+            procs.append((subprocess.Popen(worker_command(settings, i), stdout=log_file, stderr=subprocess.STDOUT, env=env),
                           log_path))
-    study = optuna.load_study(study_name=study_name, storage=storage_url)
+    study = optuna.load_study(study_name=settings.study_name, storage=settings.storage_url)
+    target = settings.trials
 
     def completed() -> int:
         return finished_count(study)
 
-    bar = tqdm(total=target, initial=min(completed(), target), desc=f"trials ({workers} workers)", unit="trial",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=target, initial=min(completed(), target), desc=f"trials ({plan.workers} workers)", unit="trial",
+               disable=not settings.progress, dynamic_ncols=True)
     try:
-        while any(p.poll() is None for p, _ in procs):
-            time.sleep(poll_seconds)
-            bar.update(min(completed(), target) - bar.n)
+        for p, _ in procs:  # each wait returns as soon as that worker ends; the bar moves meanwhile
+            while True:
+                try:
+                    p.wait(timeout=settings.poll_seconds)
+                    break
+                except subprocess.TimeoutExpired:
+                    bar.update(min(completed(), target) - bar.n)
         bar.update(min(completed(), target) - bar.n)
     except KeyboardInterrupt:
         for p, _ in procs:
@@ -78,7 +89,7 @@ def run_workers(argv: Sequence[str], workers: int, storage_url: str, study_name:
     if completed() >= target:  # the others finished its work (a killed worker's trial is retried)
         print(f"galaxy-synth: warning: {summary}; the other workers reached the target", file=sys.stderr)
         return
-    raise GalaxySynthError(f"{summary}; {len(failed)} of {workers} workers failed")
+    raise GalaxySynthError(f"{summary}; {len(failed)} of {plan.workers} workers failed")
 
 
 def _last_line(log: Path) -> str:

@@ -189,7 +189,10 @@ def _decoded_chunks(paths: Sequence[str], size: int, crop: float, workers: int |
     """Decoded images in order, a chunk at a time, from worker processes, with a progress bar."""
     from tqdm.auto import tqdm
 
-    workers = workers or max(1, os.cpu_count() or 1)
+    if workers is None:
+        from synthesis.cores import allotted_cores
+
+        workers = allotted_cores().cores  # the cores this process may use, not the machine's
     chunk = 64
     jobs = [(list(paths[i : i + chunk]), size, crop) for i in range(0, len(paths), chunk)]
     bar = tqdm(total=len(paths), desc="decoding images", unit="img", disable=not progress, leave=False)

@@ -222,13 +222,13 @@ def plot_anytime(study: optuna.Study, path: Path, full_training: dict[int, float
                  cores: int | None = None) -> Path | None:
     """Best value so far against the CPU time the search used (minutes on all cores), with the
     full-training accuracy of the trial that was best at each point where it is known."""
-    import os
+    from synthesis.cores import allotted_cores
 
     timeline = cpu_timeline(study)
     values = [(cpu, t) for cpu, t in timeline if t.values]
     if not values:
         return None
-    cores = cores or os.cpu_count() or 1
+    cores = cores or allotted_cores().cores
     plt = pyplot()
     minutes = np.array([cpu / 60 / cores for cpu, _ in values])
     best, best_trial, leaders = -np.inf, None, []

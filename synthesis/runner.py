@@ -143,29 +143,35 @@ def run_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | No
               pruner: optuna.pruners.BasePruner | None = None,
               on_ready: Callable[[OpenedStudy], None] | None = None,
               stop_when: Callable[[], bool] | None = None) -> optuna.Study:
-    """Run (or resume) the study until ``settings.trials`` trials are finished in total.
+    """Run (or resume) the study in this process until ``settings.trials`` trials are finished in total.
 
     ``sampler`` / ``pruner``: any Optuna sampler or pruner instead of the ones the settings name.
     ``stop_when()``: checked before each trial; True ends the run early (e.g. a time budget).
+    (:func:`galaxy_synth.api.synth` decides between this and parallel worker processes.)
     """
+    opened = prepare_study(settings, sampler=sampler, pruner=pruner)
+    if on_ready is not None:
+        on_ready(opened)
+    return run_in_process(opened, stop_when)
+
+
+def run_in_process(opened: OpenedStudy, stop_when: Callable[[], bool] | None = None) -> optuna.Study:
+    """Trials of an opened study, one after another in this process, until the target is reached."""
     from synthesis.device import tune_allocator
 
     tune_allocator()
-    opened = prepare_study(settings, sampler=sampler, pruner=pruner)
     s = opened.settings
-    trial_data = TrialData.on_device(opened.prepared(), opened.device)
-    log.info("study %r on %s: %s", s.study_name, s.storage_url, opened.device)
-    if on_ready is not None:
-        on_ready(opened)
     done = finished_count(opened.study)
     remaining = s.trials - done
-    if remaining > 0:
-        bar = TrialsBar(s.trials, done, s.objective, s.progress)
-        try:
-            optimize_to_target(opened.study, Objective(trial_data, s, opened.attrs.get("calibration")), s.trials,
-                               max_attempts=3 * remaining + 10, callbacks=[bar], poll_seconds=s.poll_seconds,
-                               stop_when=stop_when)
-        finally:
-            bar.close()
+    if remaining <= 0:
+        return opened.study
+    trial_data = TrialData.on_device(opened.prepared(), opened.device)
+    log.info("study %r on %s: %s", s.study_name, s.storage_url, opened.device)
+    bar = TrialsBar(s.trials, done, s.objective, s.progress)
+    try:
+        optimize_to_target(opened.study, Objective(trial_data, s, opened.attrs.get("calibration")), s.trials,
+                           max_attempts=3 * remaining + 10, callbacks=[bar], poll_seconds=s.poll_seconds,
+                           stop_when=stop_when)
+    finally:
+        bar.close()
     return opened.study
-

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ PRUNERS = ("auto", "median", "none")
 STRATEGIES = ("tpe", "progressive")
 LOSSES = ("ce", "weighted_ce", "focal")
 DEFAULT_STUDY = "galaxy-synth"
+STORAGE_ENV = "GALAXY_SYNTH_STORAGE"  # the storage URL, for workers and for users who keep passwords off `ps`
 STUDY_ATTR = "galaxy_synth"  # the Optuna study user attr that holds a study's frozen experiment
 
 
@@ -89,6 +91,12 @@ class StudySettings:
                                            "initialisations), keeping the split of --seed: repeat a search on the same "
                                            "data (default: --seed)")
     device: str = setting("auto", group="study", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    workers: int | None = setting(None, group="study",
+                                  help="parallel worker processes on this machine, sharing the study's storage, the "
+                                       "allotted cores split between them; logs in the study's workers/ folder "
+                                       "(default: on a CPU one single-threaded process per allotted core, the faster "
+                                       "plan measured in docs/BENCHMARKS.md §17; on a GPU 2 per device). To use several "
+                                       "machines, run the same command on each with one shared --storage")
     # -- trials -------------------------------------------------------------------------------
     trials: int | None = setting(None, help="target number of COMPLETED trials in the study (default: 20)")
     epochs: int = setting(2, frozen=True, help="training epochs per trial (default: 2)")
@@ -147,7 +155,7 @@ class StudySettings:
     # -- process (not options a study remembers) ----------------------------------------------
     progress: bool = setting(True, group="process", cli=False, help="progress bars")
     worker_id: int = setting(0, group="process", cli=False, help="which of several parallel workers this process is")
-    poll_seconds: float = setting(2.0, group="process", cli=False, help="how often an idle worker polls the study")
+    poll_seconds: float = setting(0.5, group="process", cli=False, help="how often an idle worker polls the study")
     grace_period: int | None = setting(None, group="process", cli=False, help="heartbeat grace period (default 3× interval)")
 
     # -- derived ------------------------------------------------------------------------------
@@ -161,7 +169,9 @@ class StudySettings:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or default_storage_url(self.results_dir)
+        """``--storage``, else ``$GALAXY_SYNTH_STORAGE`` (a URL with a password stays off the command line), else
+        the results folder's SQLite file."""
+        return self.storage or os.environ.get(STORAGE_ENV) or default_storage_url(self.results_dir)
 
     @property
     def study_dir(self) -> Path:
@@ -320,6 +330,34 @@ def from_args(args: argparse.Namespace, **overrides: Any) -> StudySettings:
     if hasattr(args, "no_progress"):
         values["progress"] = not args.no_progress
     return StudySettings(**{**values, **overrides})
+
+
+def to_argv(settings: StudySettings, omit: Iterable[str] = ("storage",)) -> list[str]:
+    """The ``synth`` options that give back ``settings`` through :func:`from_args` (defaults left out).
+
+    ``--workers`` starts its workers with this: every resolved setting travels, and the storage
+    URL (which may hold a password) goes by :data:`STORAGE_ENV` instead of the command line.
+    """
+    argv: list[str] = []
+    skip = set(omit)
+    for f in dataclasses.fields(StudySettings):
+        if not f.metadata.get("cli") or f.name in skip:
+            continue
+        value = getattr(settings, f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+        if value is None or value == default:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in ("merge", "drop"):
+            for item in value:
+                argv += [flag, str(item)]
+        elif f.name == "extra_columns":
+            argv += [flag, ",".join(value)]
+        else:
+            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
+    if not settings.progress:
+        argv.append("--no-progress")
+    return argv
 
 
 def parse_fidelities(text: str) -> list[int]:

@@ -18,6 +18,7 @@ import optuna
 import torch
 
 from proxies.composite import CompositeProxy
+from synthesis.cores import ExecutionPlan
 from synthesis.data import GalaxyImages
 from synthesis.device import PrecisionChoice, resolve_device, resolve_precision
 from synthesis.errors import GalaxySynthError, StudyMismatchError
@@ -62,6 +63,7 @@ class OpenedStudy:
     device: torch.device
     precision_reason: str = ""
     objective_note: str = ""  # why the objective is not the calibrated composite, when it is not
+    execution: ExecutionPlan | None = None  # how the run spends its cores (set by galaxy_synth.api.synth)
 
     @property
     def plan(self) -> dict[str, list[int]]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core: the in-process plan (tests of the parallel plan say so)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 

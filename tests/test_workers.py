@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from galaxy_synth.cli import _build_parser
-from galaxy_synth.workers import threads_per_worker, worker_command
+from galaxy_synth.workers import worker_command, worker_environment
 from synthesis.runner import optimize_to_target, surplus_trial
 from synthesis.storage import open_storage
 from tests._kill import hold_env, kill_held_trial
@@ -22,13 +22,24 @@ TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-su
         "--max-params", "150000", "--no-progress", "--heartbeat-interval", "1"]
 
 
-def test_threads_split_the_cores_and_workers_rerun_the_users_command():
-    assert threads_per_worker(1) == (os.cpu_count() or 1)
-    assert threads_per_worker(10_000) == 1
-    cmd = worker_command(["-v", "synth", "--trials", "9", "--workers", "3"], 2)
+def test_workers_run_the_studys_resolved_settings_with_the_storage_in_the_environment():
+    from synthesis.cores import ExecutionPlan
+    from synthesis.settings import STORAGE_ENV, StudySettings
+
+    settings = StudySettings(trials=9, size=32, merge=["a,b=c"], drop=["d"], storage="postgresql://u:SECRET@h/db",
+                             max_mflops=40.0, workers=3)
+    cmd = worker_command(settings, 2)
     assert cmd[:3] == [sys.executable, "-m", "galaxy_synth"]
+    assert "SECRET" not in " ".join(cmd)  # ps shows command lines to every user of the machine
     args = _build_parser().parse_args(cmd[3:])  # what the worker process will see
-    assert (args.verbose, args.trials, args.workers, args.worker_id, args.no_progress) == (True, 9, 1, 2, True)
+    assert (args.trials, args.size, args.merge, args.drop, args.max_mflops) == (9, 32, ["a,b=c"], ["d"], 40.0)
+    assert (args.workers, args.worker_id, args.no_progress, args.study) == (1, 2, True, "galaxy-synth")
+    env = worker_environment(settings, ExecutionPlan(3, 1, "test"))
+    assert env[STORAGE_ENV] == "postgresql://u:SECRET@h/db" and env["OMP_NUM_THREADS"] == "1"
+    from synthesis.settings import from_args
+
+    back = from_args(args)  # the worker's settings are the parent's, but for how it runs
+    assert back.replace(workers=3, storage=settings.storage, progress=True, study=None) == settings
 
 
 @pytest.fixture(autouse=True)
