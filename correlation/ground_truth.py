@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -70,7 +71,36 @@ class GroundTruthRecord(Base):
 
 
 class GroundTruthStore:
-    """The ground-truth table in any SQLAlchemy database (the study's storage by default)."""
+    """Where full-training results live, beside the study, for every kind of storage (one interface).
+
+    :func:`open_ground_truth` picks the backend: a table of the study's own database for RDB
+    storages (:class:`SqlGroundTruthStore`), a JSON-lines file beside the journal for journal
+    storages (:class:`JournalGroundTruthStore`). Either way a result is written the moment its
+    training ends and read back by its key (study, trial, epochs, seed), so "stored or train now"
+    (:func:`stored_or_trained`) is one rule whatever the storage.
+    """
+
+    def records(self, study: str | None = None) -> list[GroundTruthRecord]:
+        raise NotImplementedError
+
+    def put(self, record: GroundTruthRecord) -> None:
+        """Add, replacing a stored result with the same key (e.g. one whose weights file was deleted)."""
+        raise NotImplementedError
+
+    def get(self, study: str, trial: int, epochs: int, seed: int) -> GroundTruthRecord | None:
+        return next((r for r in self.records(study) if (r.trial_number, r.epochs, r.seed) == (trial, epochs, seed)), None)
+
+    def same_training(self, arch_key: str, epochs: int, seed: int) -> GroundTruthRecord | None:
+        """A stored full training of exactly this architecture, configuration, data and seed, from any study."""
+        return next((r for r in self.records() if (r.arch_key, r.epochs, r.seed) == (arch_key, epochs, seed)), None)
+
+    def table(self, study: str | None, epochs: int | None = None) -> pd.DataFrame:
+        """Stored results of one study (``None``: every study in the storage)."""
+        return pd.DataFrame([r.as_row() for r in self.records(study) if epochs is None or r.epochs == epochs])
+
+
+class SqlGroundTruthStore(GroundTruthStore):
+    """The ground-truth table in any SQLAlchemy database (the study's storage)."""
 
     def __init__(self, url: str) -> None:
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
@@ -89,12 +119,12 @@ class GroundTruthStore:
                     conn.execute(text(f"ALTER TABLE {GroundTruthRecord.__tablename__} ADD COLUMN {column.name} "
                                       f"{column.type.compile(self.engine.dialect)}"))
 
-    def same_training(self, arch_key: str, epochs: int, seed: int) -> GroundTruthRecord | None:
-        """A stored full training of exactly this architecture, configuration, data and seed, from any study."""
+    def records(self, study: str | None = None) -> list[GroundTruthRecord]:
         with Session(self.engine, expire_on_commit=False) as s:
-            return s.scalars(select(GroundTruthRecord).where(
-                GroundTruthRecord.arch_key == arch_key, GroundTruthRecord.epochs == epochs,
-                GroundTruthRecord.seed == seed)).first()
+            q = select(GroundTruthRecord)
+            if study is not None:
+                q = q.where(GroundTruthRecord.study_name == study)
+            return list(s.scalars(q))
 
     def get(self, study: str, trial: int, epochs: int, seed: int) -> GroundTruthRecord | None:
         with Session(self.engine, expire_on_commit=False) as s:
@@ -102,8 +132,14 @@ class GroundTruthStore:
                 GroundTruthRecord.study_name == study, GroundTruthRecord.trial_number == trial,
                 GroundTruthRecord.epochs == epochs, GroundTruthRecord.seed == seed)).first()
 
+    def same_training(self, arch_key: str, epochs: int, seed: int) -> GroundTruthRecord | None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.scalars(select(GroundTruthRecord).where(
+                GroundTruthRecord.arch_key == arch_key, GroundTruthRecord.epochs == epochs,
+                GroundTruthRecord.seed == seed)).first()
+
     def put(self, record: GroundTruthRecord) -> None:
-        """Add, replacing a stored result with the same key (e.g. one whose weights file was deleted)."""
+        record = GroundTruthRecord(**{k: v for k, v in record.as_row().items() if k != "id"})  # a fresh, unbound copy
         with Session(self.engine, expire_on_commit=False) as s:
             old = s.scalars(select(GroundTruthRecord).where(
                 GroundTruthRecord.study_name == record.study_name, GroundTruthRecord.trial_number == record.trial_number,
@@ -114,15 +150,52 @@ class GroundTruthStore:
             s.add(record)
             s.commit()
 
-    def table(self, study: str | None, epochs: int | None = None) -> pd.DataFrame:
-        """Stored results of one study (``None``: every study in the database)."""
-        with Session(self.engine) as s:
-            q = select(GroundTruthRecord)
-            if study is not None:
-                q = q.where(GroundTruthRecord.study_name == study)
-            if epochs is not None:
-                q = q.where(GroundTruthRecord.epochs == epochs)
-            return pd.DataFrame([r.as_row() for r in s.scalars(q)])
+
+class JournalGroundTruthStore(GroundTruthStore):
+    """Ground truth as JSON lines in a file beside an Optuna journal (``<journal>.ground-truth.jsonl``).
+
+    Appends go under Optuna's own journal file lock (safe on NFS, like the journal itself); the last
+    line of a key wins, so a replaced result is a new line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from optuna.storages.journal import JournalFileSymlinkLock
+
+        self.path = Path(path)
+        self.lock = JournalFileSymlinkLock(str(self.path))
+        self.path.touch(exist_ok=True)
+
+    def records(self, study: str | None = None) -> list[GroundTruthRecord]:
+        latest: dict[tuple, dict[str, Any]] = {}
+        for line in self.path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                latest[(row["study_name"], row["trial_number"], row["epochs"], row["seed"])] = row
+        return [GroundTruthRecord(**{**row, "created": datetime.fromisoformat(row["created"])})
+                for row in latest.values() if study is None or row["study_name"] == study]
+
+    def put(self, record: GroundTruthRecord) -> None:
+        row = {k: v for k, v in record.as_row().items() if k != "id"}
+        row["created"] = row["created"].isoformat() if isinstance(row["created"], datetime) else str(row["created"])
+        line = json.dumps(row, sort_keys=True) + "\n"
+        self.lock.acquire()
+        try:
+            with open(self.path, "a") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            self.lock.release()
+
+
+def open_ground_truth(storage_url: str) -> GroundTruthStore:
+    """The ground-truth store of a study storage: beside the journal file, or a table in the database."""
+    from synthesis.storage import journal_path
+
+    journal = journal_path(storage_url)
+    if journal is not None:
+        return JournalGroundTruthStore(journal.with_name(journal.name + ".ground-truth.jsonl"))
+    return SqlGroundTruthStore(storage_url)
 
 
 def select_for_ground_truth(scores: pd.Series, k: int, top: int = 3) -> list[int]:
@@ -245,16 +318,10 @@ CSV_KEY = ("study", "trial", "full_epochs", "gt_seed")
 def fill_arch_keys(store: GroundTruthStore, study_name: str, trials: dict[int, Any], prep: PreparedData,
                    precision: str) -> None:
     """Give rows stored before architecture keys existed their key, so other studies can reuse them."""
-    from sqlalchemy import update
-
-    with Session(store.engine) as s:
-        rows = s.scalars(select(GroundTruthRecord).where(GroundTruthRecord.study_name == study_name,
-                                                         GroundTruthRecord.arch_key.is_(None))).all()
-        for r in rows:
-            if r.trial_number in trials:
-                s.execute(update(GroundTruthRecord).where(GroundTruthRecord.id == r.id).values(
-                    arch_key=architecture_key(trials[r.trial_number].user_attrs, prep, precision)))
-        s.commit()
+    for r in store.records(study_name):
+        if r.arch_key is None and r.trial_number in trials:
+            r.arch_key = architecture_key(trials[r.trial_number].user_attrs, prep, precision)
+            store.put(r)
 
 
 def ground_truth_rows(opened: Any, store: GroundTruthStore) -> pd.DataFrame:
