@@ -1,10 +1,10 @@
 # galaxy-synth — every target bootstraps .venv on first use.
 #   make synth                       study on the embedded procedural galaxies
 #   make synth DATA=path TRIALS=60   your own images; run again to resume
-#   make synth WORKERS=2             parallel workers on the same study
+#   make synth WORKERS=2             2 worker processes (default: one single-threaded process per allotted core)
 #   make correlate                   full-train 24 of the study's trials, fit + report the proxy
-#   make export                      fully train + package the top 3 (results/models/rank*/)
-#   make report                      results/report/index.html
+#   make export                      fully train + package the top 3 (results/studies/<study>/models/rank*/)
+#   make report                      results/studies/<study>/report/index.html
 #   make test                        the test suite (what CI runs)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -46,7 +46,7 @@ CORRELATE_ARGS = $(call opt,--table,$(TABLE)) $(call opt,--target,$(TARGET)) $(c
 .PHONY: venv synth correlate rank test test-fast bench clean-venv help postgres-server browser export report dashboard
 
 help:
-	@sed -n "1,9p" Makefile
+	@sed -n "1,8p" Makefile
 
 venv: $(STAMP)
 

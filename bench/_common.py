@@ -6,7 +6,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from correlation.ground_truth import GroundTruthStore
+from correlation.ground_truth import GroundTruthStore, open_ground_truth
 from synthesis.settings import default_storage_url
 from synthesis.study import OpenedStudy, reopen_study
 
@@ -17,7 +17,7 @@ def fastest_ground_truth(results: Path, study_name: str, epochs: int, seed: int,
     storage = default_storage_url(results)
     opened = reopen_study(storage, study_name, results, progress=False)
     study = opened.study
-    store = GroundTruthStore(storage)
+    store = open_ground_truth(storage)
     gt = store.table(study_name, epochs)
     gt = gt[gt["seed"] == seed].sort_values("wall_seconds").head(archs)
     if gt.empty:

@@ -1,26 +1,29 @@
-"""Anytime regret: the model each strategy would export after 5, 15, 30, 60 CPU minutes, fully trained.
+"""Anytime regret: the model each strategy would export after 5 and 15 minutes on 2 cores, fully trained.
 
-Strategies (each a study on the same data and split, each run in a process of its own until its
-CPU budget is spent, with two search seeds):
+Strategies (each a study on the same data and split, each search a process of its own with one
+thread, until its CPU budget is spent; at least 4 search seeds each):
 
 * ``tpe-default``   TPE with the default objective (the calibrated composite where in its domain)
-* ``tpe-val_acc``   TPE maximising 2-epoch validation accuracy
-* ``tpe-promotion`` TPE, default objective, promotion by successive halving (--fidelities 2,6,18)
 * ``random``        random search, picking by 2-epoch validation accuracy
-* ``progressive``   progressive growth (children inherit their parent's weights)
-* ``resnet18``      no search: the ResNet-18-style baseline, its own full training counted as its cost
+* ``tpe-promotion`` TPE, default objective, promotion by successive halving (--fidelities 2,6,18)
+* ``progressive``   progressive growth (children inherit their parent's weights; it ends by itself)
 
-CPU time is what the search process used (user + system, all threads, ``time.process_time``),
-divided by the cores: "a 30-minute budget on 2 cores" is 60 CPU-minutes, and the figure does
-not change when something else shares the machine. At each budget the pick is the top of the
-study's own ranking among the trials finished by then (``galaxy-synth export`` would take it);
-it is fully trained with 2 seeds (15 epochs, cosine, all training images — the ground truth of
-``correlate``), reusing every full training of the same architecture through the ground-truth
-store. Regret = best 2-seed mean test accuracy (or balanced accuracy) measured on this data and
-split by any arm, minus the pick's. Every full training goes into bench/ground_truth/.
+and the reference architectures (torchvision's ResNet-18, MobileNetV3-small, EfficientNet-B0 with
+the small-image stem), no search: their own full training is their cost.
 
-    .venv/bin/python bench/anytime.py run --minutes 30 --seeds 0 1 --jobs 2   # the searches (≈ 2.5 h on 2 cores)
-    .venv/bin/python bench/anytime.py evaluate --budgets 5 15 30         # full trainings, regret, plot
+CPU time is what the search process used (user + system, ``time.process_time``), divided by the
+machine's cores: "15 minutes on 2 cores" is 30 CPU-minutes, and the figure does not change when
+something else shares the machine. One 15-minute search gives the 5-minute pick too. At each budget
+the pick is the top of the study's own ranking among the trials finished by then (what
+``galaxy-synth export`` would take); it is fully trained with 2 seeds (15 epochs, cosine, all
+training images: the ground truth of ``correlate``), reusing every full training of the same
+architecture through the ground-truth store. Regret = best 2-seed mean test accuracy (or balanced
+accuracy) measured on this data and split by any arm, minus the pick's; differences between two
+strategies are paired by search seed, with a bootstrap interval over the seeds. Every full
+training goes into bench/ground_truth/.
+
+    .venv/bin/python bench/anytime.py run --data gz1 rings --minutes 15 --seeds 0 1 2 3 --jobs 2 --results ../runs/anytime
+    .venv/bin/python bench/anytime.py evaluate --data gz1 --budgets 5 15 --seeds 0 1 2 3 --results ../runs/anytime
 """
 
 from __future__ import annotations
@@ -34,65 +37,47 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
 
 STRATEGIES = {
-    "resnet18": {},
-    "progressive": {"strategy": "progressive"},
     "tpe-default": {},
     "random": {"sampler": "random", "objective": "val_acc"},
-    "tpe-val_acc": {"objective": "val_acc"},
     "tpe-promotion": {"fidelities": "2,6,18"},
+    "progressive": {"strategy": "progressive"},
 }
-DATA = {"data": str(ROOT.parent / "shared" / "data" / "gz1_dev"), "merge": ["spiral_cw,spiral_acw=spiral"],
-        "drop": ["dont_know"]}
+DATA = {
+    "gz1": {"data": str(SHARED / "gz1_dev"), "merge": ["spiral_cw,spiral_acw=spiral"], "drop": ["dont_know"]},
+    "rings": {"data": str(SHARED / "gzdecals_rings")},
+}
+REFERENCES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 FULL_EPOCHS = 15
 TRAINING_SEEDS = (0, 1)
+MACHINE_CORES = os.cpu_count() or 1  # the budget's unit: minutes on this machine's cores (not the search's one thread)
 
 
-def settings_for(strategy: str, seed: int, results: str):
+def study_name(dataset: str, strategy: str, seed: int) -> str:
+    return f"anytime-{dataset}-{strategy}-s{seed}"
+
+
+def settings_for(dataset: str, strategy: str, seed: int, results: str):
     from synthesis.settings import StudySettings
 
-    return StudySettings(**DATA, **STRATEGIES[strategy], study=f"anytime-{strategy}-s{seed}", search_seed=seed,
-                         results=results, trials=100_000, progress=False)
+    return StudySettings(**DATA[dataset], **STRATEGIES[strategy], study=study_name(dataset, strategy, seed),
+                         search_seed=seed, results=results, trials=100_000, progress=False, workers=1)
 
 
-def resnet18_attrs(opened) -> dict:
-    from synthesis.spec import ArchSpec, StageSpec, TrainConfig
-
-    spec = ArchSpec(num_classes=len(opened.data.class_names), stages=tuple(StageSpec(2, w) for w in (64, 128, 256, 512)),
-                    block="residual", stem_width=64, stem_kernel=3, downsample="stride", dropout=0.0,
-                    image_size=opened.data.size, n_extra=len(opened.data.extra_names))
-    cfg = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=64, loss=opened.settings.loss)
-    return {"arch": spec.to_dict(), "train_config": cfg.to_dict()}
-
-
-def run_one(strategy: str, seed: int, minutes: float, results: str) -> None:
-    """One search in this process until it has used ``minutes`` × cores of CPU time."""
+def run_one(dataset: str, strategy: str, seed: int, minutes: float, results: str) -> None:
+    """One search in this process until it has used ``minutes`` × the machine's cores of CPU time."""
     from galaxy_synth import api
 
-    cores = os.cpu_count() or 1
-    budget = minutes * 60 * cores
-    settings = settings_for(strategy, seed, results)
-    if strategy == "resnet18":  # a plain (empty) study holds the split; the baseline's cost is its full training
-        from correlation.ground_truth import GroundTruthStore, stored_or_trained
-        from synthesis.study import prepare_study
-
-        opened = prepare_study(settings.replace(objective="val_acc"))
-        store = GroundTruthStore(opened.settings.storage_url)
-        for s in TRAINING_SEEDS:
-            t0 = time.process_time()
-            record, _, trained = stored_or_trained(store, opened.study.study_name, 0, resnet18_attrs(opened),
-                                                   opened.prepared(), FULL_EPOCHS, s, opened.device,
-                                                   opened.settings.study_dir / "ground_truth", opened.settings.precision)
-            if trained:
-                opened.study.set_user_attr(f"cpu_seconds_seed{s}", time.process_time() - t0)
-        return
+    budget = minutes * 60 * MACHINE_CORES
+    settings = settings_for(dataset, strategy, seed, results)
     used = cpu_used_so_far(settings)  # a resumed search spends only what is left of its budget
     if used >= budget * 0.97 or (strategy == "progressive" and used > 0):  # growth ends by itself
         print(f"{settings.study}: already searched ({used / 60:.1f} CPU-minutes), skipped", flush=True)
         return
-    api.synth(settings, stop_when=lambda: used + time.process_time() >= budget)
+    stop = (lambda: used + time.process_time() >= budget) if strategy != "progressive" else None
+    api.synth(settings, stop_when=stop)
 
 
 def cpu_used_so_far(settings) -> float:
@@ -102,14 +87,14 @@ def cpu_used_so_far(settings) -> float:
     from synthesis.outputs import cpu_timeline
 
     try:
-        study = optuna.load_study(study_name=settings.study, storage=f"sqlite:///{Path(settings.results) / 'study.db'}")
+        study = optuna.load_study(study_name=settings.study, storage=settings.storage_url)
     except KeyError:
         return 0.0
     timeline = cpu_timeline(study)
     return timeline[-1][0] if timeline else 0.0
 
 
-def pick_at(study, trials: list, proxy) -> object | None:
+def pick_at(study, trials: list, proxy):
     """The trial the study's own ranking puts first among ``trials`` (what export would take)."""
     from synthesis.outputs import metrics_table, rank_order
 
@@ -118,93 +103,201 @@ def pick_at(study, trials: list, proxy) -> object | None:
     table = metrics_table(study, proxy)
     numbers = {t.number for t in trials}
     table = rank_order(table[table["trial"].isin(numbers) & table["finished"]])
-    top = int(table.iloc[0]["trial"])
-    return next(t for t in trials if t.number == top)
+    return next(t for t in trials if t.number == int(table.iloc[0]["trial"])) if len(table) else None
 
 
-def evaluate(budgets: list[float], seeds: list[int], results: str, out_dir: Path) -> dict:
+def search_facts(study) -> dict:
+    """What a search spent its samples on: trials, share lost to the caps, shrunk to fit, promoted per rung."""
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    lost = [t for t in trials if "--max-" in str(t.user_attrs.get("prune_reason", ""))]
+    shrunk = [t for t in trials if "fitted_to_caps" in t.user_attrs]
+    rungs: dict[str, int] = {}
+    for t in trials:
+        for budget in (t.user_attrs.get("rungs") or {}):
+            rungs[budget] = rungs.get(budget, 0) + 1
+    return {"sampled": len(trials), "lost_to_caps": len(lost), "lost_share": len(lost) / max(1, len(trials)),
+            "shrunk_to_fit": len(shrunk), "reached_rung": dict(sorted(rungs.items(), key=lambda kv: int(kv[0])))}
+
+
+def full_result(store, name: str, number: int, attrs: dict, opened, prep) -> dict:
+    """The 2-seed mean of a model's full training (trained now where not stored), and its cost."""
     import numpy as np
-    from proxies.composite import CompositeProxy
 
-    from correlation.ground_truth import GroundTruthStore, ground_truth_rows, merge_ground_truth_csv, stored_or_trained
+    from correlation.ground_truth import stored_or_trained
+    from synthesis.models import spec_cost
+    from synthesis.spec import model_spec_from_dict
+
+    records = [stored_or_trained(store, name, number, attrs, prep, FULL_EPOCHS, s, opened.device,
+                                 opened.settings.study_dir / "ground_truth", opened.settings.precision)[0]
+               for s in TRAINING_SEEDS]
+    spec = model_spec_from_dict(attrs["arch"])
+    params, flops = spec_cost(spec)
+    return {"trial": number, "architecture": spec.describe(), "params": params, "mflops": flops / 1e6,
+            "accuracy": float(np.mean([r.accuracy for r in records])),
+            "balanced_accuracy": float(np.mean([r.balanced_accuracy for r in records])),
+            "full_train_cpu_seconds_seed0": records[0].wall_seconds}
+
+
+def reference_attrs(opened, reference: str) -> dict:
+    from synthesis.spec import ReferenceSpec, TrainConfig
+
+    spec = ReferenceSpec(reference, num_classes=len(opened.data.class_names), image_size=opened.data.size,
+                         n_extra=len(opened.data.extra_names))
+    cfg = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=64, loss=opened.settings.loss)
+    return {"arch": spec.to_dict(), "train_config": cfg.to_dict()}
+
+
+def evaluate_references(dataset: str, budgets: list[float], results: str, store) -> tuple[list[dict], list[dict]]:
+    """Full-train the reference architectures on the searches' split; their training time is their cost."""
+    import json as _json
+
+    from synthesis.study import prepare_study
+
+    opened = prepare_study(settings_for(dataset, "tpe-default", 0, results).replace(
+        study=f"anytime-{dataset}-references", objective="val_acc"))
+    prep = opened.prepared()
+    rows, csv_rows = [], []
+    for k, reference in enumerate(REFERENCES, start=1):
+        attrs = reference_attrs(opened, reference)
+        t0 = time.process_time()
+        result = full_result(store, opened.study.study_name, -k, attrs, opened, prep)
+        spent = time.process_time() - t0
+        key = f"cpu_seconds_{reference}"
+        if spent > 5 and key not in opened.study.user_attrs:  # trained now: its CPU time is its cost
+            opened.study.set_user_attr(key, spent / len(TRAINING_SEEDS))
+        cost = opened.study.user_attrs.get(key, result["full_train_cpu_seconds_seed0"])
+        for b in budgets:
+            if b * 60 * MACHINE_CORES >= cost:
+                rows.append({"strategy": reference, "search_seed": None, "budget_minutes": b, **result,
+                             "cost_cpu_minutes": cost / 60})
+        for r in store.table(opened.study.study_name, FULL_EPOCHS).itertuples():
+            if r.trial_number == -k:
+                csv_rows.append({"dataset": dataset, "study": opened.study.study_name, "trial": -k, "reference": reference,
+                                 "arch_json": _json.dumps(attrs["arch"], sort_keys=True), "full_epochs": FULL_EPOCHS,
+                                 "gt_seed": r.seed, "accuracy": r.accuracy, "balanced_accuracy": r.balanced_accuracy,
+                                 "macro_f1": r.macro_f1, "test_loss": r.test_loss, "full_train_seconds": r.wall_seconds,
+                                 "params": result["params"], "mflops": result["mflops"], "gt_precision": opened.settings.precision,
+                                 "measured": str(r.created)[:19]})
+    return rows, csv_rows
+
+
+def evaluate_strategy(dataset: str, strategy: str, seed: int, budgets: list[float], results: str, store) -> tuple[list[dict], dict]:
+    from correlation.ground_truth import ground_truth_rows, merge_ground_truth_csv
+    from proxies.composite import CompositeProxy
+    from synthesis.outputs import cpu_timeline
     from synthesis.study import reopen_study
 
-    cores = os.cpu_count() or 1
-    storage = f"sqlite:///{Path(results) / 'study.db'}"
+    name = study_name(dataset, strategy, seed)
+    opened = reopen_study(f"sqlite:///{Path(results) / 'study.db'}", name, Path(results), progress=False)
+    prep = opened.prepared()
+    calibration = opened.attrs.get("calibration")
+    proxy = CompositeProxy.from_dict(calibration) if calibration and opened.settings.objective in ("composite", "multi") else None
+    timeline = cpu_timeline(opened.study)
+    facts = {**search_facts(opened.study), "cpu_minutes_on_cores": timeline[-1][0] / 60 / MACHINE_CORES if timeline else 0}
     rows = []
-    opened_any = None
+    for b in budgets:
+        row = {"strategy": strategy, "search_seed": seed, "budget_minutes": b}
+        within = [t for cpu, t in timeline if cpu <= b * 60 * MACHINE_CORES]
+        row["trials_finished"] = len(within)
+        if strategy != "progressive" and (not timeline or timeline[-1][0] < b * 60 * MACHINE_CORES * 0.97):
+            rows.append({**row, "note": "not run that long"})
+            continue
+        t = pick_at(opened.study, within, proxy)
+        if t is None:
+            rows.append({**row, "note": "nothing finished yet"})
+            continue
+        rows.append({**row, **full_result(store, name, t.number, t.user_attrs, opened, prep)})
+        print(json.dumps(rows[-1]), flush=True)
+    gt = ground_truth_rows(opened, store)
+    if len(gt):
+        merge_ground_truth_csv(gt, ROOT / "bench" / "ground_truth" / f"{Path(DATA[dataset]['data']).name}-{name}.csv")
+    return rows, facts
+
+
+def paired(rows: list[dict], a: str, b: str, metric: str, budget: float, seeds: list[int]) -> dict | None:
+    """Mean over search seeds of regret(b) - regret(a) (positive: a is better), with a bootstrap 95% interval."""
+    import numpy as np
+
+    def regret(strategy: str, seed: int):
+        return next((r[f"regret_{metric}"] for r in rows if r["strategy"] == strategy and r["search_seed"] == seed
+                     and r["budget_minutes"] == budget and f"regret_{metric}" in r), None)
+
+    diffs = [regret(b, s) - regret(a, s) for s in seeds if regret(a, s) is not None and regret(b, s) is not None]
+    if len(diffs) < 2:
+        return None
+    rng = np.random.default_rng(0)
+    boot = rng.choice(np.asarray(diffs), size=(10_000, len(diffs))).mean(axis=1)
+    return {"a": a, "b": b, "metric": metric, "budget_minutes": budget, "n_seeds": len(diffs),
+            "mean_b_minus_a": float(np.mean(diffs)), "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+            "per_seed": diffs}
+
+
+def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str, out_dir: Path) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    from correlation.ground_truth import open_ground_truth
+
+    storage = f"sqlite:///{Path(results) / 'study.db'}"
+    store = open_ground_truth(storage)
+    rows, facts = [], {}
     for strategy in STRATEGIES:
         for seed in seeds:
-            name = f"anytime-{strategy}-s{seed}"
             try:
-                opened = reopen_study(storage, name, Path(results), progress=False)
+                got, facts[study_name(dataset, strategy, seed)] = evaluate_strategy(dataset, strategy, seed, budgets, results, store)
             except Exception as exc:  # a search that was not run: say so and go on
-                print(f"skip {name}: {exc}")
+                print(f"skip {study_name(dataset, strategy, seed)}: {exc}")
                 continue
-            opened_any = opened
-            store = GroundTruthStore(storage)
-            prep = opened.prepared()
-            if strategy == "resnet18":
-                attrs = resnet18_attrs(opened)
-                cpu = sum(opened.study.user_attrs.get(f"cpu_seconds_seed{s}", 0.0) for s in TRAINING_SEEDS[:1]) / cores
-                picks = {b: (0, attrs) if b * 60 >= cpu else None for b in budgets}
-            else:
-                calibration = opened.attrs.get("calibration")
-                proxy = CompositeProxy.from_dict(calibration) if calibration and opened.settings.objective in (
-                    "composite", "multi") else None
-                from synthesis.outputs import cpu_timeline
-
-                timeline = cpu_timeline(opened.study)
-                picks = {}
-                for b in budgets:
-                    within = [t for cpu, t in timeline if cpu <= b * 60 * cores]
-                    ends_by_itself = strategy == "progressive"  # growth stops when it stops improving
-                    if timeline and not ends_by_itself and timeline[-1][0] < b * 60 * cores * 0.97:
-                        picks[b] = "not run that long"
-                        continue
-                    t = pick_at(opened.study, within, proxy)
-                    picks[b] = (t.number, t.user_attrs) if t is not None else None
-            for b, pick in picks.items():
-                row = {"strategy": strategy, "search_seed": seed, "budget_minutes": b}
-                if pick is None or isinstance(pick, str):
-                    rows.append({**row, "note": pick or "nothing finished yet"})
-                    continue
-                number, attrs = pick
-                results_by_seed = []
-                for s in TRAINING_SEEDS:
-                    record, _, _ = stored_or_trained(store, name, number, attrs, prep, FULL_EPOCHS, s, opened.device,
-                                                     opened.settings.study_dir / "ground_truth", opened.settings.precision)
-                    results_by_seed.append(record)
-                rows.append({**row, "trial": number, "accuracy": float(np.mean([r.accuracy for r in results_by_seed])),
-                             "balanced_accuracy": float(np.mean([r.balanced_accuracy for r in results_by_seed])),
-                             "architecture": __import__("synthesis.spec", fromlist=["ArchSpec"]).ArchSpec.from_dict(
-                                 attrs["arch"]).describe()})
-                print(json.dumps(rows[-1]), flush=True)
-            gt = ground_truth_rows(opened, store)
-            if len(gt):
-                merge_ground_truth_csv(gt, ROOT / "bench" / "ground_truth" / f"gz1_dev-{name}.csv")
-    # Best known: every 2-seed full training on this data and split, whichever arm measured it.
-    store = GroundTruthStore(storage)
+            rows += got
+    ref_rows, ref_csv = evaluate_references(dataset, budgets, results, store)
+    rows += ref_rows
+    if ref_csv:
+        pd.DataFrame(ref_csv).to_csv(ROOT / "bench" / "ground_truth" / f"{Path(DATA[dataset]['data']).name}-references.csv",
+                                     index=False)
     everything = store.table(None, FULL_EPOCHS)
-    best = {}
-    if len(everything):
-        per_arch = everything[everything["seed"].isin(TRAINING_SEEDS)].groupby("arch_key").agg(
-            accuracy=("accuracy", "mean"), balanced_accuracy=("balanced_accuracy", "mean"), n=("seed", "nunique"))
-        per_arch = per_arch[per_arch["n"] == len(TRAINING_SEEDS)]
-        best = {"accuracy": float(per_arch["accuracy"].max()), "balanced_accuracy": float(per_arch["balanced_accuracy"].max()),
-                "architectures_known": int(len(per_arch))}
+    per_arch = everything[everything["seed"].isin(TRAINING_SEEDS)].groupby("arch_key").agg(
+        accuracy=("accuracy", "mean"), balanced_accuracy=("balanced_accuracy", "mean"), n=("seed", "nunique"))
+    per_arch = per_arch[per_arch["n"] == len(TRAINING_SEEDS)]
+    best = {"accuracy": float(per_arch["accuracy"].max()), "balanced_accuracy": float(per_arch["balanced_accuracy"].max()),
+            "architectures_known": int(len(per_arch))}
     for r in rows:
-        if "accuracy" in r:
-            r["regret_accuracy"] = best["accuracy"] - r["accuracy"]
-            r["regret_balanced_accuracy"] = best["balanced_accuracy"] - r["balanced_accuracy"]
-    n_test = len(opened_any.plan["test"]) if opened_any else 0
-    se = float(np.sqrt(best["accuracy"] * (1 - best["accuracy"]) / n_test)) if n_test and best else None
-    summary = {"budgets": budgets, "best_known": best, "binomial_se_of_accuracy": se, "test_images": n_test,
-               "cores": cores, "rows": rows, "full_epochs": FULL_EPOCHS, "training_seeds": list(TRAINING_SEEDS)}
+        for m in ("accuracy", "balanced_accuracy"):
+            if m in r:
+                r[f"regret_{m}"] = best[m] - r[m]
+    n_test = int(everything["confusion_json"].map(lambda c: int(np.asarray(json.loads(c)).sum())).iloc[0])
+    se = float(np.sqrt(best["accuracy"] * (1 - best["accuracy"]) / n_test))
+    comparisons = [c for b in budgets for m in ("accuracy", "balanced_accuracy")
+                   for a, other in (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"))
+                   if (c := paired(rows, a, other, m, b, seeds)) is not None]
+    summary = {"dataset": dataset, "budgets": budgets, "seeds": seeds, "best_known": best, "binomial_se_of_accuracy": se,
+               "test_images": n_test, "machine_cores": MACHINE_CORES, "full_epochs": FULL_EPOCHS,
+               "training_seeds": list(TRAINING_SEEDS), "rows": rows, "paired": comparisons, "searches": facts,
+               "cheaper_than_references": cheaper_than_references(rows)}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "anytime.json").write_text(json.dumps(summary, indent=2))
-    plot(summary, out_dir / "anytime.png")
+    (out_dir / f"anytime_{dataset}.json").write_text(json.dumps(summary, indent=2))
+    plot(summary, out_dir / f"anytime_{dataset}.png")
+    plot_front(summary, out_dir / f"front_{dataset}.png")
     return summary
+
+
+def cheaper_than_references(rows: list[dict]) -> list[dict]:
+    """For each reference: the cheapest fully trained search pick at least as accurate, and its FLOP ratio."""
+    picks = [r for r in rows if r["strategy"] in STRATEGIES and "accuracy" in r]
+    out = []
+    for ref in {r["strategy"]: r for r in rows if r["strategy"] in REFERENCES}.values():
+        better = [p for p in picks if p["accuracy"] >= ref["accuracy"]]
+        cheapest = min(better, key=lambda p: p["mflops"]) if better else None
+        out.append({"reference": ref["strategy"], "accuracy": ref["accuracy"], "mflops": ref["mflops"],
+                    "cheapest_as_accurate": cheapest and {k: cheapest[k] for k in ("strategy", "search_seed", "trial",
+                                                                                    "architecture", "accuracy", "mflops")},
+                    "flops_ratio": cheapest["mflops"] / ref["mflops"] if cheapest else None})
+    return out
+
+
+COLOURS = {"tpe-default": "C0", "random": "C1", "tpe-promotion": "C2", "progressive": "C4",
+           "resnet18": "C3", "mobilenet_v3_small": "C5", "efficientnet_b0": "C6"}
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -215,72 +308,100 @@ def plot(summary: dict, path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     for ax, metric in zip(axes, ("accuracy", "balanced_accuracy")):
-        for i, strategy in enumerate(STRATEGIES):
+        for strategy in [*STRATEGIES, *REFERENCES]:
             pts = [r for r in summary["rows"] if r["strategy"] == strategy and f"regret_{metric}" in r]
             if not pts:
                 continue
             budgets = sorted({r["budget_minutes"] for r in pts})
             means = [np.mean([r[f"regret_{metric}"] for r in pts if r["budget_minutes"] == b]) for b in budgets]
-            ax.plot(budgets, means, "o-", color=f"C{i}", label=strategy)
-            ax.scatter([r["budget_minutes"] for r in pts], [r[f"regret_{metric}"] for r in pts], color=f"C{i}", s=10,
-                       alpha=0.5)
-        if metric == "accuracy" and summary.get("binomial_se_of_accuracy"):
+            style = "o-" if strategy in STRATEGIES else "*--"
+            ax.plot(budgets, means, style, color=COLOURS[strategy], label=strategy)
+            ax.scatter([r["budget_minutes"] for r in pts], [r[f"regret_{metric}"] for r in pts], color=COLOURS[strategy],
+                       s=10, alpha=0.5)
+        if metric == "accuracy":
             ax.axhline(summary["binomial_se_of_accuracy"], color="grey", ls="--", lw=0.8, label="1 binomial SE")
-        ax.set_xscale("log")
         ax.set_xticks(summary["budgets"], [f"{b:g}" for b in summary["budgets"]])
-        ax.set_xlabel("CPU budget (minutes on 2 cores)")
+        ax.set_xlabel(f"CPU budget (minutes on {summary['machine_cores']} cores)")
         ax.set_ylabel(f"regret in test {metric.replace('_', ' ')}")
-        ax.set_title(f"best known {summary['best_known'].get(metric, float('nan')):.3f}; mean of search seeds (line)")
+        ax.set_title(f"best known {summary['best_known'][metric]:.3f}; line: mean of {len(summary['seeds'])} search seeds",
+                     fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("gz1_dev, 32 px: the model each strategy would export, fully trained (2 seeds)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{summary['dataset']}: the model each strategy would export, fully trained ({len(TRAINING_SEEDS)} seeds)")
+    save_figure(fig, path)
+
+
+def plot_front(summary: dict, path: Path) -> None:
+    """Test accuracy against forward MFLOPs: every fully trained pick, the references, and the front they make."""
+    from synthesis.outputs import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    pts = {(r["strategy"], r.get("trial")): r for r in summary["rows"] if "accuracy" in r}
+    for strategy in [*STRATEGIES, *REFERENCES]:
+        mine = [r for (s, _), r in pts.items() if s == strategy]
+        if mine:
+            ax.scatter([r["mflops"] for r in mine], [r["accuracy"] for r in mine], color=COLOURS[strategy],
+                       marker="o" if strategy in STRATEGIES else "*", s=30 if strategy in STRATEGIES else 160,
+                       label=strategy, alpha=0.8, edgecolor="k" if strategy in REFERENCES else None)
+    front, best = [], -1.0
+    for r in sorted(pts.values(), key=lambda r: r["mflops"]):
+        if r["accuracy"] > best:
+            front.append(r)
+            best = r["accuracy"]
+    ax.step([r["mflops"] for r in front], [r["accuracy"] for r in front], where="post", color="k", lw=0.8, label="front")
+    ax.set_xscale("log")
+    ax.set_xlabel("forward MFLOPs per image (log)")
+    ax.set_ylabel(f"test accuracy (mean of {len(TRAINING_SEEDS)} seeds)")
+    ax.set_title(f"{summary['dataset']}: accuracy against inference cost", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
     save_figure(fig, path)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("--minutes", type=float, default=30)
-    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    r = sub.add_parser("run", help="the searches, --jobs at a time, one thread each (resumable)")
+    r.add_argument("--data", nargs="+", default=["gz1"], choices=list(DATA))
+    r.add_argument("--minutes", type=float, default=15)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     r.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
-    r.add_argument("--results", default="results/bench/anytime")
-    r.add_argument("--jobs", type=int, default=1, help="searches at once, each with cores // jobs threads")
+    r.add_argument("--results", default="../runs/anytime")
+    r.add_argument("--jobs", type=int, default=2, help="searches at once, one thread each")
     one = sub.add_parser("one")
+    one.add_argument("dataset")
     one.add_argument("strategy")
     one.add_argument("seed", type=int)
     one.add_argument("minutes", type=float)
     one.add_argument("results")
-    e = sub.add_parser("evaluate")
-    e.add_argument("--budgets", type=float, nargs="+", default=[5, 15, 30, 60])
-    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    e.add_argument("--results", default="results/bench/anytime")
-    e.add_argument("--out", default="results/bench/anytime")
+    e = sub.add_parser("evaluate", help="full trainings of the picks and references, regret, plots")
+    e.add_argument("--data", default="gz1", choices=list(DATA))
+    e.add_argument("--budgets", type=float, nargs="+", default=[5, 15])
+    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    e.add_argument("--results", default="../runs/anytime")
+    e.add_argument("--out", default="docs")
     args = ap.parse_args()
     if args.command == "one":
-        run_one(args.strategy, args.seed, args.minutes, args.results)
+        run_one(args.dataset, args.strategy, args.seed, args.minutes, args.results)
     elif args.command == "run":
         from concurrent.futures import ThreadPoolExecutor
 
-        # Searches run --jobs at a time, each with cores // jobs intra-op threads: two processes of two
-        # threads each on two cores made trials 5-20x slower in CPU time (threads waiting at barriers
-        # for a descheduled peer), which would have charged that waste to the strategies' budgets.
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
-
-        def search(job: tuple[int, str]) -> None:
-            seed, strategy = job
+        def search(job: tuple[str, int, str]) -> None:
+            dataset, seed, strategy = job
             t0 = time.time()
-            res = subprocess.run([sys.executable, __file__, "one", strategy, str(seed), str(args.minutes), args.results],
-                                 env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE",
-                                      "OMP_NUM_THREADS": str(threads)})
-            print(json.dumps({"strategy": strategy, "seed": seed, "exit": res.returncode, "threads": threads,
+            # One thread each: two 2-thread processes on 2 cores spent 5-20x the CPU per trial at barriers.
+            res = subprocess.run([sys.executable, __file__, "one", dataset, strategy, str(seed), str(args.minutes),
+                                  args.results], env={**os.environ, "OMP_NUM_THREADS": "1"})
+            print(json.dumps({"dataset": dataset, "strategy": strategy, "seed": seed, "exit": res.returncode,
                               "wall_minutes": round((time.time() - t0) / 60, 1)}), flush=True)
 
+        jobs = [(d, seed, strategy) for d in args.data for seed in args.seeds for strategy in args.strategies]
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(search, [(seed, strategy) for seed in args.seeds for strategy in args.strategies]))
+            list(pool.map(search, jobs))
     else:
-        summary = evaluate(args.budgets, args.seeds, args.results, Path(args.out))
-        print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))
+        summary = evaluate(args.data, args.budgets, args.seeds, args.results, Path(args.out))
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("rows", "searches")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from correlation.ground_truth import GroundTruthStore, fill_arch_keys, ground_truth_rows, merge_ground_truth_csv  # noqa: E402
+from correlation.ground_truth import open_ground_truth, fill_arch_keys, ground_truth_rows, merge_ground_truth_csv  # noqa: E402
 from synthesis.storage import existing_storage_url  # noqa: E402
 from synthesis.study import reopen_study  # noqa: E402
 
@@ -30,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     url = existing_storage_url(args.storage, Path(args.results))
     opened = reopen_study(url, args.study, Path(args.results), progress=False)
-    store = GroundTruthStore(url)
+    store = open_ground_truth(url)
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     fill_arch_keys(store, opened.study.study_name, trials, opened.prepared(), opened.settings.precision)
     rows = ground_truth_rows(opened, store)

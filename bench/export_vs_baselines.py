@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from correlation.ground_truth import GroundTruthStore, stored_or_trained  # noqa: E402
+from correlation.ground_truth import open_ground_truth, stored_or_trained  # noqa: E402
 from galaxy_synth.export import export_top  # noqa: E402
 from synthesis.models import count_params  # noqa: E402
 from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
         raise SystemExit("the random-search study has another test split: create it with the same data and --seed")
     test_idx = np.array(plan["test"])
     test = prep.split("test", torch.device("cpu"))
-    store, device = GroundTruthStore(storage), opened.device
+    store, device = open_ground_truth(storage), opened.device
     loss = attrs["settings"].get("loss", "ce")
 
     def full(study_name: str, trial) -> dict:

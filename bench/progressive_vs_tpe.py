@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from correlation.ground_truth import GroundTruthStore, stored_or_trained  # noqa: E402
+from correlation.ground_truth import open_ground_truth, stored_or_trained  # noqa: E402
 from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
 from synthesis.spec import ArchSpec  # noqa: E402
 from synthesis.storage import load_existing_study  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> None:
         spent += trial_seconds(t)
         within.append(t)
 
-    store, device = GroundTruthStore(storage), opened.device
+    store, device = open_ground_truth(storage), opened.device
 
     def scored(study_name: str, trials: list[optuna.trial.FrozenTrial]) -> list[dict]:
         rows = []

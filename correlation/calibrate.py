@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from correlation.fitting import bootstrap_ci, correlation_report, cross_validate, numeric_features, spearman
-from correlation.ground_truth import (TARGETS, GroundTruthStore, fill_arch_keys, ground_truth_rows, mean_rows_over_seeds,
+from correlation.ground_truth import (TARGETS, GroundTruthStore, open_ground_truth, fill_arch_keys, ground_truth_rows, mean_rows_over_seeds,
                                      merge_ground_truth_csv, read_ground_truth_tables, select_for_ground_truth,
                                      stored_or_trained)
 from correlation.parallel import FullTrainingJob, StudyAddress, full_training_plan, train_all
@@ -88,7 +88,7 @@ def measure_ground_truth(opened: OpenedStudy, chosen: list[int], full_epochs: in
                          progress: bool = True) -> GroundTruthStore:
     """Full-train every chosen trial with every seed (seed-major, resumable: stored ones are reused),
     several at once where the allotted cores allow (:mod:`correlation.parallel`)."""
-    store = GroundTruthStore(opened.settings.storage_url)
+    store = open_ground_truth(opened.settings.storage_url)
     name = opened.study.study_name
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     prep = opened.prepared()

@@ -57,7 +57,7 @@ def _start_worker(threads: int) -> None:
 
 
 def _train(address: StudyAddress, job: FullTrainingJob) -> dict[str, Any]:
-    from correlation.ground_truth import GroundTruthStore, stored_or_trained
+    from correlation.ground_truth import open_ground_truth, stored_or_trained
     from synthesis.study import reopen_study
 
     key = (address.storage, address.study)
@@ -65,7 +65,7 @@ def _train(address: StudyAddress, job: FullTrainingJob) -> dict[str, Any]:
         opened = reopen_study(address.storage, address.study, Path(address.results), progress=False,
                               device=address.device)
         trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
-        _OPENED[key] = (opened, opened.prepared(), trials, GroundTruthStore(address.storage))
+        _OPENED[key] = (opened, opened.prepared(), trials, open_ground_truth(address.storage))
     opened, prep, trials, store = _OPENED[key]
     record, _, trained = stored_or_trained(store, address.study, job.trial, trials[job.trial].user_attrs, prep, job.epochs,
                                            job.seed, opened.device, opened.settings.study_dir / "ground_truth",

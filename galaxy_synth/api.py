@@ -126,9 +126,14 @@ def rank(study: str | None = None, results: str | Path = "results", storage: str
     url = existing_storage_url(storage, Path(results))
     proxy, source = find_calibration(calibration, Path(results))
     loaded = load_existing_study(study, url)
+    from synthesis.outputs import score_images
+    from synthesis.settings import STUDY_ATTR
+
     table = metrics_table(loaded, proxy, by=by)
+    ranked_by = table["ranked_by"].iloc[0] if len(table) and "ranked_by" in table else by
     table.attrs.update(study=loaded.study_name, calibration=proxy.name, calibration_hash=proxy.calibration_hash,
-                       calibration_file=str(source))
+                       calibration_file=str(source),
+                       score_images=score_images(loaded.user_attrs.get(STUDY_ATTR, {}), ranked_by))
     return table
 
 
@@ -168,15 +173,17 @@ def calibrate_table(table: str | Path, target: str, results: str | Path = "resul
 
 def export(study: str | None = None, results: str | Path = "results", storage: str | None = None, *, top: int = 3,
            full_epochs: int = 30, seed: int = 0, device: str = "auto", calibration: str | None = None,
-           progress: bool = True, by: str = "objective") -> list[Any]:
+           progress: bool = True, by: str = "objective", knee: bool = False) -> list[Any]:
     """Fully train (or reuse) and package the ``top`` best trials; returns one ``ExportedModel`` each.
 
-    ``by``: "objective" (what the study optimised), "proxy", "val_acc" or "balanced_acc".
+    ``by``: "objective" (what the study optimised), "proxy", "val_acc" or "balanced_acc". ``knee``: also
+    the front's knee (the cheapest trial within one binomial SE of the best), as ``models/knee/``.
     """
     from galaxy_synth.export import export_top
 
     url = existing_storage_url(storage, Path(results))
-    return export_top(url, study, Path(results), top, full_epochs, seed, device, calibration, progress=progress, by=by)
+    return export_top(url, study, Path(results), top, full_epochs, seed, device, calibration, progress=progress, by=by,
+                      knee=knee)
 
 
 def load_model(folder: str | Path) -> Any:

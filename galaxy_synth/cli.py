@@ -49,7 +49,8 @@ def _study_parent() -> argparse.ArgumentParser:
     g.add_argument("--study", default=None,
                    help="study name (default: the only study in the storage, else the most recently active one; "
                         "it says which)")
-    g.add_argument("--storage", default=None, metavar="URL", help="Optuna storage URL (default: sqlite:///RESULTS/study.db)")
+    g.add_argument("--storage", default=None, metavar="URL", help="Optuna storage URL or journal:PATH (default: "
+                   "$GALAXY_SYNTH_STORAGE, else sqlite:///RESULTS/study.db)")
     g.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
     return p
 
@@ -67,8 +68,10 @@ def _device_parent() -> argparse.ArgumentParser:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from synthesis.choices import RankBy, names
     from synthesis.settings import add_arguments
 
+    RANK_BY = names(RankBy)
     parser = argparse.ArgumentParser(
         prog="galaxy-synth",
         description="Find good CNN architectures for galaxy-morphology classification with short, "
@@ -95,7 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--calibration", default=None, metavar="FILE",
                    help="proxy calibration JSON (default: RESULTS/proxy_weights.json, else the shipped default)")
     r.add_argument("--top", type=int, default=10, help="rows to print (default: 10)")
-    r.add_argument("--by", choices=("objective", "proxy", "val_acc", "balanced_acc", "train_acc"), default="objective",
+    r.add_argument("--by", choices=RANK_BY, default="objective",
                    help="what ranks the trials: the study's objective (the proxy for a composite study), the current "
                         "calibration's proxy, validation accuracy or balanced accuracy (default: objective)")
     r.set_defaults(func=cmd_rank)
@@ -155,10 +158,13 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--calibration", default=None, metavar="FILE",
                    help="proxy calibration for the ranking (default: RESULTS/proxy_weights.json, else the shipped default)")
     e.add_argument("--seed", type=int, default=0, help="seed of full training (default: 0, as correlate)")
-    e.add_argument("--by", choices=("objective", "proxy", "val_acc", "balanced_acc", "train_acc"), default="objective",
+    e.add_argument("--by", choices=RANK_BY, default="objective",
                    help="what picks the top models: the study's objective (the proxy for a composite study), the "
                         "current calibration's proxy, validation accuracy or balanced accuracy — for an imbalanced "
                         "catalogue (gz1: 70%% ellipticals) balanced accuracy repeats across seeds better (default: objective)")
+    e.add_argument("--knee", action="store_true",
+                   help="also package the knee of the accuracy-against-FLOPs front (the cheapest trial within one "
+                        "binomial SE of the best score) as models/knee/, when it is not already in the top")
     e.set_defaults(func=cmd_export)
 
     pr = sub.add_parser("predict", help="classify images with an exported model",
@@ -209,8 +215,27 @@ def cmd_rank(args: argparse.Namespace) -> int:
           f"{df.attrs['calibration_file']}):")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(done[[c for c in cols if c in done.columns]].head(args.top).to_string(index=False))
+        _print_front(df)
     print(f"\nwrote {out} (every trial, every metric)")
     return 0
+
+
+def _print_front(df) -> None:
+    """The accuracy-against-cost front of the ranking, and its knee."""
+    from synthesis.outputs import binomial_se, cost_front, knee_of
+
+    front = cost_front(df)
+    if front.empty:
+        return
+    n = df.attrs.get("score_images", 1)
+    knee = knee_of(front, n)
+    shown = front.assign(mflops=front["flops"] / 1e6)[["trial", "rank_score", "mflops", "params_count",
+                                                        "cpu_images_per_second"]]
+    best = float(front["rank_score"].max())
+    print(f"\ncost front ({len(front)} trials no other beats on both {df['ranked_by'].iloc[0]} and forward FLOPs; "
+          f"knee = the cheapest within one binomial SE ({binomial_se(best, n):.3f} on {n} images) of the best: "
+          f"trial {int(knee['trial'])}, export it with --knee):")
+    print(shown.to_string(index=False))
 
 
 def _print_correlation(report: dict, target: str) -> None:
@@ -274,10 +299,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     _configure_threads()
     exported = api.export(args.study, args.results, args.storage, top=args.top, full_epochs=args.full_epochs,
                           seed=args.seed, device=args.device, calibration=args.calibration, progress=not args.no_progress,
-                          by=args.by)
+                          by=args.by, knee=args.knee)
     for e in exported:
         t = e.card["test"]
-        print(f"rank {e.rank}: trial {e.trial} {e.card['architecture']}  test acc {t['accuracy']:.3f}  "
+        print(f"{'knee' if e.card.get('knee') and e.rank > args.top else f'rank {e.rank}'}: trial {e.trial} {e.card['architecture']}  test acc {t['accuracy']:.3f}  "
               f"balanced {t['balanced_accuracy']:.3f}  macro-F1 {t['macro_f1']:.3f}  "
               f"{e.card['cpu_latency']['median_ms']:.2f} ms/img  → {e.folder}")
     if exported:
@@ -313,21 +338,24 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from galaxy_synth import api
-    from synthesis.outputs import summary_rows
     from synthesis.settings import check_ranges, from_args
 
     settings = from_args(args)
     child = args.worker_id is not None
     if child:
         settings = settings.replace(worker_id=args.worker_id, workers=1)
+    elif _array_task() is not None:  # a task of a cluster job array: its own sampler seed, like a worker's
+        settings = settings.replace(worker_id=_array_task())
     if settings.workers is not None and settings.workers < 1:
         raise UsageError("--workers must be >= 1")
     if settings.strategy == "progressive" and (settings.workers or 1) > 1:
         raise UsageError("--strategy progressive runs in one process (each step depends on the last): drop --workers")
-    check_ranges(settings)
+    check_ranges(settings)  # before torch, optuna or the data are loaded: a typo costs no wait
+    import pandas as pd
+
+    from galaxy_synth import api
+    from synthesis.outputs import summary_rows
+    from synthesis.storage import masked
 
     def announce(opened) -> None:
         from synthesis.cores import allotted_cores
@@ -338,7 +366,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         target = "growth until it stops improving" if s.strategy == "progressive" else f"target {s.trials}"
         extend = "" if done < s.trials or s.strategy == "progressive" else \
             f" (already reached: --trials {s.trials + 20} extends it)"
-        print(f"study {s.study_name!r} in {s.storage_url}: {done} completed trial(s), {target}{extend}", file=sys.stderr)
+        print(f"study {s.study_name!r} in {masked(s.storage_url)}: {done} completed trial(s), {target}{extend}", file=sys.stderr)
         if not child:
             print(f"{s.describe_defaults(opened.device.type)} ({opened.precision_reason}); {allotted_cores().describe()}: "
                   f"{opened.execution.describe()}; objective {s.objective}", file=sys.stderr)
@@ -356,7 +384,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if child:
         return 0  # the parent writes the tables and plots once all workers are done
     _print_best(result.study, result.settings, summary_rows(result.study, top=5))
-    print("\nwrote " + ", ".join(str(p) for p in result.written) + f"; study stored in {result.settings.storage_url}")
+    print("\nwrote " + ", ".join(str(p) for p in result.written) + f"; study stored in {masked(result.settings.storage_url)}")
     return 0
 
 
@@ -378,6 +406,15 @@ def _print_best(study, settings, rows) -> None:
     print(pd.DataFrame(rows).to_string(index=False))
 
 
+def _array_task() -> int | None:
+    """The task number a cluster scheduler gave this process (SLURM job arrays and srun tasks), if any."""
+    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_PROCID"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return None
+
+
 class UsageError(Exception):
     pass
 
@@ -391,7 +428,6 @@ def _configure_threads() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # --workers re-runs this command line
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     import optuna
 
@@ -406,8 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"galaxy-synth: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("galaxy-synth: interrupted; the trial in progress is re-queued: run the same command again to resume",
-              file=sys.stderr)
+        what = {"synth": "the trial in progress is re-queued", "correlate": "every model trained so far is stored",
+                "export": "every model trained so far is stored"}.get(args.command)
+        print(f"galaxy-synth: interrupted; {what + ': ' if what else ''}run the same command again to "
+              f"{'resume' if what else 'start over'}", file=sys.stderr)
         return 130
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlation.ground_truth import GroundTruthStore, stored_or_trained
+from correlation.ground_truth import open_ground_truth, stored_or_trained
 from proxies.atomic_io import atomic_write_text
 from synthesis.errors import GalaxySynthError
 from synthesis.models import count_flops, count_params
@@ -139,7 +139,7 @@ def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, An
 
 def export_top(storage: str, study_name: str | None, results: Path, top: int = 3, full_epochs: int = 30, seed: int = 0,
                device: str = "auto", calibration: str | None = None, progress: bool = True,
-               by: str = "objective") -> list[ExportedModel]:
+               by: str = "objective", knee: bool = False) -> list[ExportedModel]:
     """Fully train (or reuse) and package the study's ``top`` best trials into ``<study folder>/models/rank{i}/``.
 
     ``by``: what ranks them (see :func:`synthesis.outputs.metrics_table`): the study's objective, the
@@ -157,12 +157,15 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
     if table.empty:
         raise GalaxySynthError(f"study {name!r} has no completed trials to export")
     chosen = [int(n) for n in table["trial"].head(top)]
+    knee_trial = _knee_trial(table, attrs) if knee else None
+    if knee_trial is not None and knee_trial not in chosen:
+        chosen.append(knee_trial)  # packaged as models/knee/ beside the top ones
     scores = dict(zip(table["trial"].astype(int), table["proxy_score"]))
     rank_scores = dict(zip(table["trial"].astype(int), table["rank_score"]))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     prep = opened.prepared()
     test = prep.split("test", torch.device("cpu"))
-    store = GroundTruthStore(opened.settings.storage_url)
+    store = open_ground_truth(opened.settings.storage_url)
     out = opened.settings.study_dir
     models_dir = out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -173,6 +176,7 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
     trained = {r["trial"] for r in train_jobs(opened, store, missing, len(chosen), progress, "full training") if r["trained_now"]}
     exported = []
     for rank, number in enumerate(chosen, start=1):
+        label = "knee" if rank > top else f"rank{rank}"
         trial = trials[number]
         record, net, trained_now = stored_or_trained(store, name, number, trial.user_attrs, prep, full_epochs, seed,
                                                      opened.device, out / "ground_truth", opened.settings.precision,
@@ -187,7 +191,7 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
             "architecture": spec.describe(),
             "class_names": list(data.class_names),
             "input": {"size": spec.image_size, "channels": "RGB", "crop_fraction": data.crop,
-                      "preprocessing": f"centre-crop {data.crop:g} of each side, resize to {spec.image_size}² "
+                      "preprocessing": f"{crop_words(data.crop)}, resize to {spec.image_size}² "
                                        "(bilinear), scale to [0, 1]; model.ts/model.onnx normalise inside",
                       "normalisation": prep.normalizer.to_dict()},
             "extra_inputs": {"names": list(data.extra_names), "mean": prep.extra_scaler.mean, "std": prep.extra_scaler.std,
@@ -212,7 +216,8 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
                      "split": {k: len(v) for k, v in opened.plan.items() if k in ("train", "val", "test")}},
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
         }
-        folder = models_dir / f"rank{rank}"
+        card["knee"] = number == knee_trial  # the cheapest trial within one SE of the best (export --knee)
+        folder = models_dir / label
         card["onnx"] = _write_folder(folder, net, packaged, spec, card)
         exported.append(ExportedModel(rank, number, folder, card))
         _register_artifacts(study, rank, number, folder, results)
@@ -223,6 +228,19 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
                for e in exported]
     atomic_write_text(out / f"top{top}_models.json", json.dumps(summary, indent=2))
     return exported
+
+
+def crop_words(crop: float) -> str:
+    """``centre-crop 50% of each side`` / ``the whole image`` (a crop of 1 keeps everything)."""
+    return "the whole image (no crop)" if crop >= 1 else f"centre-crop {crop:.0%} of each side"
+
+
+def _knee_trial(table: Any, attrs: dict[str, Any]) -> int | None:
+    from synthesis.outputs import cost_front, knee_of, score_images
+
+    front = cost_front(table)
+    point = knee_of(front, score_images(attrs, table["ranked_by"].iloc[0])) if len(front) else None
+    return int(point["trial"]) if point is not None else None
 
 
 def _weights_stored(record: Any) -> bool:
@@ -298,7 +316,7 @@ def card_markdown(card: dict[str, Any]) -> str:
     return f"""# galaxy-synth model rank {card['rank']} — trial {card['trial']} of study `{card['study']}`
 
 **Architecture:** {card['architecture']} · {card['params']:,} parameters · {card['flops_per_image'] / 1e6:.1f} MFLOPs per image
-**CPU latency:** {card['cpu_latency']['median_ms']:.2f} ms per image (median, batch 1, {card['cpu_latency']['torch_threads']} threads)
+**CPU latency:** {card['cpu_latency']['median_ms']:.2f} ms per image (median, batch 1, {card['cpu_latency']['torch_threads']} thread{'' if card['cpu_latency']['torch_threads'] == 1 else 's'})
 
 ## Test split ({t['n_images']} images the search never saw)
 

@@ -23,35 +23,44 @@ import optuna
 from proxies.atomic_io import atomic_write_text
 from synthesis.outputs import completed_trials, plot_anytime, plot_history, save_figure, summary_rows
 from synthesis.outputs import pyplot as _plt
+from synthesis.storage import masked
 from synthesis.study import reopen_study
 
 
-def plot_class_balance(names: list[str], counts: list[int], path: Path) -> None:
+def plot_class_balance(names: list[str], counts: list[int], path: Path, mapped: bool = False) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     bars = ax.barh(names[::-1], counts[::-1], color="#4c72b0")
     ax.bar_label(bars, labels=[f"{c} ({c / sum(counts):.0%})" for c in counts[::-1]], padding=3, fontsize=8)
     ax.set_xlabel("images")
-    ax.set_title("class balance (after merge/drop)")
+    ax.set_title("class balance (after merge/drop)" if mapped else "class balance")
     ax.set_xlim(0, max(counts) * 1.25)
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def plot_importances(study: optuna.Study, path: Path) -> bool:
-    if len(completed_trials(study)) < 4 or len(study.directions) > 1:
-        return False
+def importance_quantile(n_trials: int) -> float:
+    """The share of trials PED-ANOVA calls "top": 10% by default, but never fewer than 10 trials (at most half)."""
+    return min(0.5, max(0.1, 10 / max(n_trials, 1)))
+
+
+def plot_importances(study: optuna.Study, path: Path) -> float | None:
+    """Parameter importances; returns the top-trials quantile used (None: too few trials to draw)."""
+    n = len(completed_trials(study))
+    if n < 4 or len(study.directions) > 1:
+        return None
+    quantile = importance_quantile(n)
     plt = _plt()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental matplotlib backend
         ax = optuna.visualization.matplotlib.plot_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile))
     fig = ax.figure
     fig.set_size_inches(7, 4.5)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
-    return True
+    return quantile
 
 
 def plot_confusion(card: dict[str, Any], path: Path) -> None:
@@ -102,6 +111,22 @@ img{max-width:520px;border:1px solid #eee}figcaption{font-size:.8em;color:#555}.
 .card img{max-width:100%}.card h3{margin:.2em 0}"""
 
 
+def _front_figure(study: optuna.Study, attrs: dict[str, Any], settings: Any, out: Path) -> str:
+    """The accuracy-against-inference-cost front of the study's ranking, with its knee."""
+    from synthesis.outputs import metrics_table, plot_front, score_images
+    from synthesis.study import find_calibration
+
+    proxy, _ = find_calibration(settings.calibration, settings.results_dir)
+    table = metrics_table(study, proxy)
+    if table.empty or not table["finished"].any():
+        return ""
+    n = score_images(attrs, table["ranked_by"].iloc[0])
+    if plot_front(table, out / "front.png", n) is None:
+        return ""
+    return _img("front.png", "each trial's score against its forward FLOPs: the front, and its knee "
+                             "(galaxy-synth export --knee packages it)")
+
+
 def write_study_report(storage: str, study_name: str | None, results: Path) -> Path:
     """Write ``<study folder>/report/index.html`` and its PNGs; return the page's path."""
     opened = reopen_study(storage, study_name, results, progress=False)
@@ -113,7 +138,8 @@ def write_study_report(storage: str, study_name: str | None, results: Path) -> P
     sections: list[str] = []
 
     counts = data.class_counts()
-    plot_class_balance(list(counts), list(counts.values()), out / "class_balance.png")
+    plot_class_balance(list(counts), list(counts.values()), out / "class_balance.png",
+                       mapped=bool(opened.settings.merge or opened.settings.drop))
     plan = attrs.get("plan", {})
     frozen = attrs.get("settings", {})
     data_rows = [{"dataset": frozen.get("data") or "embedded procedural galaxies", "images": len(data),
@@ -132,16 +158,20 @@ def write_study_report(storage: str, study_name: str | None, results: Path) -> P
                f"<code>{html.escape(str((attrs.get('calibration') or {}).get('name')))}</code>), "
                f"{frozen.get('epochs', 2)} epochs per trial.</p>")
     figs = _img("history.png", "optimisation history")
-    from correlation.ground_truth import GroundTruthStore
+    from correlation.ground_truth import open_ground_truth
 
-    gt = GroundTruthStore(storage).table(study_name)
+    gt = open_ground_truth(storage).table(study_name)
     full = gt.groupby("trial_number")["accuracy"].mean().to_dict() if len(gt) else {}
     if plot_anytime(study, out / "anytime.png", full_training=full):
         figs += _img("anytime.png", "best so far against the search's CPU time (fully trained where measured)")
-    if plot_importances(study, out / "importances.png"):
-        figs += _img("importances.png", "parameter importances (PED-ANOVA, top 10% of trials)")
+    quantile = plot_importances(study, out / "importances.png")
+    if quantile is not None:
+        n_top = max(1, round(quantile * len(completed_trials(study))))
+        figs += _img("importances.png", f"parameter importances (PED-ANOVA: what sets the top {quantile:.0%} of trials, "
+                                        f"{n_top} of {len(completed_trials(study))}, apart)")
     else:
         figs += "<p class='note'>Parameter importances need at least 4 completed trials of a single-objective study.</p>"
+    figs += _front_figure(study, attrs, opened.settings, out)
     best = summary_rows(study, top=10)
     best_table = ("<h3>Best trials</h3><p class='note'>by the value the search optimised; full-training accuracy comes "
                   "with <code>galaxy-synth correlate</code> or <code>export</code></p>" + _table(best)) if best else ""
@@ -207,7 +237,7 @@ def write_study_report(storage: str, study_name: str | None, results: Path) -> P
 
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>galaxy-synth: {html.escape(study_name)}"
             f"</title><style>{CSS}</style></head><body><h1>galaxy-synth study <code>{html.escape(study_name)}</code></h1>"
-            f"<p class='note'>storage {html.escape(storage)} · written {time.strftime('%Y-%m-%d %H:%M')}</p>"
+            f"<p class='note'>storage {html.escape(masked(storage))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>"
             + "".join(sections)
             # For headless-browser checks (tests/test_report.py): did every figure load and decode?
             + "<script>addEventListener('load',()=>{document.body.dataset.imagesLoaded=[...document.images]"

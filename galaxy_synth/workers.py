@@ -21,6 +21,7 @@ from pathlib import Path
 from synthesis.cores import ExecutionPlan
 from synthesis.errors import GalaxySynthError
 from synthesis.settings import STORAGE_ENV, StudySettings, to_argv
+from synthesis.storage import open_storage
 
 
 def worker_command(settings: StudySettings, worker_id: int) -> list[str]:
@@ -54,9 +55,12 @@ def run_workers(settings: StudySettings, plan: ExecutionPlan) -> None:
     for i in range(plan.workers):
         log_path = log_dir / f"worker{i}.log"
         with open(log_path, "w") as log_file:
-            procs.append((subprocess.Popen(worker_command(settings, i), stdout=log_file, stderr=subprocess.STDOUT, env=env),
+            # ids distinct across the tasks of a job array too (each task may start several workers)
+            worker_id = settings.worker_id * plan.workers + i
+            procs.append((subprocess.Popen(worker_command(settings, worker_id), stdout=log_file, stderr=subprocess.STDOUT,
+                                           env=env),
                           log_path))
-    study = optuna.load_study(study_name=settings.study_name, storage=settings.storage_url)
+    study = optuna.load_study(study_name=settings.study_name, storage=open_storage(settings.storage_url))
     target = settings.trials
 
     def completed() -> int:

@@ -27,7 +27,9 @@ import torch
 
 from synthesis.errors import GalaxySynthError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from synthesis.choices import Precision, names  # noqa: E402
+
+PRECISIONS = names(Precision)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # auto picks bf16 on a CPU only if training steps measured at least this much faster.
 CPU_BF16_MIN_SPEEDUP = 1.1

@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from synthesis.spec import ArchSpec
+from synthesis.spec import ArchSpec, ModelSpec, ReferenceSpec
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -146,14 +146,18 @@ class GalaxyNet(nn.Module):
         return self.classifier(self.dropout(self.features(x, extra)))
 
 
-def build_model(spec: ArchSpec, device: torch.device | str = "cpu") -> GalaxyNet:
-    """The one way to turn a spec into a model (trials, full training, export).
+def build_model(spec: ModelSpec, device: torch.device | str = "cpu") -> nn.Module:
+    """The one way to turn a spec into a model (trials, full training, export, the reference architectures).
 
     Built on an explicit device (the CPU unless told otherwise, then moved by the caller), never
     on whatever ``torch.set_default_device`` says: initialisation then draws from the same
     generator everywhere, so a seed gives the same initial weights on every machine.
     """
     with torch.device(device):
+        if isinstance(spec, ReferenceSpec):
+            from synthesis.references import ReferenceNet
+
+            return ReferenceNet(spec)
         return GalaxyNet(spec)
 
 
@@ -161,7 +165,66 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: GalaxyNet, spec: ArchSpec) -> int:
+def spec_cost(spec: ModelSpec) -> tuple[int, int]:
+    """(parameters, forward FLOPs per image) of a spec without building it: checking a sampled
+    architecture against the caps costs microseconds (a counted forward pass on the meta device took
+    a quarter of a second for an inverted-residual network). Equal to :func:`count_params` and
+    :func:`count_flops` of the built model (tests/test_models.py checks it on samples of the space);
+    reference architectures are counted on the meta device."""
+    if isinstance(spec, ReferenceSpec):
+        model = build_model(spec, "meta")
+        return count_params(model), count_flops(model, spec)
+    cost = _Cost()
+    size = spec.image_size
+    cost.conv(spec.in_channels, spec.stem_width, spec.stem_kernel, size)
+    cin = spec.stem_width
+    for stage in spec.stages:
+        for i in range(stage.depth):
+            stride = 2 if i == 0 and spec.downsample == "stride" else 1
+            if i == 0 and spec.downsample == "maxpool":
+                size //= 2
+            out = -(-size // stride)
+            if spec.block == "plain":
+                cost.conv(cin, stage.width, 3, out)
+            elif spec.block == "residual":
+                cost.conv(cin, stage.width, 3, out)
+                cost.conv(stage.width, stage.width, 3, out)
+                if stride != 1 or cin != stage.width:
+                    cost.conv(cin, stage.width, 1, out)
+            else:
+                hidden = cin * InvertedResidualBlock.expansion
+                cost.conv(cin, hidden, 1, size)
+                cost.conv(hidden, hidden, 3, out, groups=hidden)
+                cost.conv(hidden, stage.width, 1, out)
+            size, cin = out, stage.width
+    features = cin
+    if spec.n_extra > 0:
+        cost.linear(spec.n_extra, spec.extra_hidden)
+        cost.linear(spec.extra_hidden, spec.extra_hidden)
+        features += spec.extra_hidden
+    cost.linear(features, spec.num_classes)
+    return cost.params, cost.flops
+
+
+class _Cost:
+    """Parameters and FLOPs as torch's FlopCounterMode counts them: 2 per multiply-add of convolutions and
+    linear layers; BatchNorm has 2 parameters per channel, bias-free convolutions none."""
+
+    def __init__(self) -> None:
+        self.params = 0
+        self.flops = 0
+
+    def conv(self, cin: int, cout: int, kernel: int, out_size: int, groups: int = 1) -> None:
+        weights = cout * (cin // groups) * kernel * kernel
+        self.params += weights + 2 * cout  # + BatchNorm
+        self.flops += 2 * weights * out_size * out_size
+
+    def linear(self, fin: int, fout: int) -> None:
+        self.params += fin * fout + fout
+        self.flops += 2 * fin * fout
+
+
+def count_flops(model: nn.Module, spec: ModelSpec) -> int:
     """Forward FLOPs for one image, counted by torch's own FlopCounterMode (2 per MAC)."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -175,3 +238,36 @@ def count_flops(model: GalaxyNet, spec: ArchSpec) -> int:
         model(x, extra)
     model.train(was_training)
     return int(counter.get_total_flops())
+
+
+def cpu_images_per_second(model: nn.Module, spec: ModelSpec, batch: int = 64, budget_seconds: float = 0.02) -> float:
+    """Inference speed on this CPU, one thread, batch ``batch``: a cheap measured cost beside FLOPs and parameters.
+
+    The fastest of a few forward passes (at least two, until ``budget_seconds`` is spent) of a copy
+    of the model in eval mode on zeros: a few milliseconds for the networks of a search. One thread,
+    so that the figure does not depend on how many cores the trial happened to have. On a busy
+    machine it reads low; it ranks architectures, it is not a latency guarantee (export measures that).
+    """
+    import copy
+    import time
+
+    threads = torch.get_num_threads()
+    net = copy.deepcopy(model).to("cpu").eval()
+    x = torch.zeros(batch, spec.in_channels, spec.image_size, spec.image_size, device="cpu").contiguous(
+        memory_format=torch.channels_last)
+    extra = (torch.zeros(batch, spec.n_extra, device="cpu"),) if spec.n_extra else ()
+    net = net.to(memory_format=torch.channels_last)
+    best = float("inf")
+    try:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            net(x, *extra)  # the first pass builds oneDNN kernels
+            start, runs = time.perf_counter(), 0
+            while runs < 2 or (time.perf_counter() - start < budget_seconds and runs < 20):
+                t0 = time.perf_counter()
+                net(x, *extra)
+                best = min(best, time.perf_counter() - t0)
+                runs += 1
+    finally:
+        torch.set_num_threads(threads)
+    return float(batch / best)

@@ -25,10 +25,10 @@ from proxies.composite import CompositeProxy
 from proxies.guard import guarded, is_collapsed
 from proxies.metrics import early_training_metrics
 from proxies.zero_cost import zero_cost_scores
-from synthesis.models import build_model, count_flops, count_params
+from synthesis.models import build_model, count_flops, count_params, cpu_images_per_second
 from synthesis.preparation import TrialData
 from synthesis.settings import StudySettings
-from synthesis.space import SearchSpace
+from synthesis.space import SearchSpace, fit_to_caps
 from synthesis.spec import ArchSpec, TrainConfig
 from synthesis.training import TrainHistory, TrainingDiverged, train_model
 
@@ -150,19 +150,21 @@ class Objective:
         yield_if_surplus(trial, s.trials)  # before any work; checked again when the trial would count as finished
         spec, train_cfg = self.space.suggest(trial, d.num_classes, d.image_size, d.n_extra)
         train_cfg = train_cfg.replace(loss=s.loss, label_smoothing=s.label_smoothing, schedule=s.schedule, warmup=s.warmup)
+        max_flops = s.max_mflops * 1e6 if s.max_mflops else None
+        fitted = fit_to_caps(spec, s.max_params, max_flops, self.space.widths, self.space.stem_widths)
+        spec = fitted.spec
         seed = trial_seed(trial, s.seed)
         torch.manual_seed(seed)
         model = build_model(spec)
-        params = count_params(model)
-        record_architecture(trial, spec, train_cfg, params, seed)
-        if params > s.max_params:
-            trial.set_user_attr("prune_reason", f"params {params} > --max-params {s.max_params}")
-            raise optuna.TrialPruned(f"{params} params exceed the cap")
-        flops = count_flops(model, spec)
-        trial.set_user_attr("flops", flops)
-        if s.max_mflops and flops > s.max_mflops * 1e6:
-            trial.set_user_attr("prune_reason", f"{flops / 1e6:.0f} MFLOPs > --max-mflops {s.max_mflops:g}")
-            raise optuna.TrialPruned("FLOPs exceed the cap")
+        params, flops = fitted.params, fitted.flops
+        record_architecture(trial, spec, train_cfg, params, seed, flops=flops,
+                            **({"fitted_to_caps": fitted.to_dict()} if fitted.changed else {}))
+        if not fitted.fits(s.max_params, max_flops):  # even the smallest version is over a cap (a cap below any net)
+            reason = (f"params {params} > --max-params {s.max_params}" if s.max_params and params > s.max_params
+                      else f"{flops / 1e6:.0f} MFLOPs > --max-mflops {s.max_mflops:g}")
+            trial.set_user_attr("prune_reason", f"{reason} even after shrinking to {spec.describe()}")
+            raise optuna.TrialPruned(reason)
+        trial.set_user_attr("cpu_images_per_second", cpu_images_per_second(model, spec))
         hold_if_asked(trial)
         model.to(d.device)
         zc = self.zero_cost(model)

@@ -46,7 +46,9 @@ def is_trial_collapsed(trial: optuna.trial.FrozenTrial, metrics: dict[str, float
     return bool(metrics) and is_collapsed(metrics, num_classes)
 
 
-RANK_BY = ("objective", "proxy", "val_acc", "balanced_acc", "train_acc")
+from synthesis.choices import RankBy, names  # noqa: E402
+
+RANK_BY = names(RankBy)
 
 
 def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: str = "objective") -> pd.DataFrame:
@@ -67,7 +69,8 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: 
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name,
                                "objective": t.values[0] if t.values else None,
                                "spec_hash": t.user_attrs.get("spec_hash"), "params_count": t.user_attrs.get("params"),
-                               "flops": t.user_attrs.get("flops"), "prune_reason": t.user_attrs.get("prune_reason")}
+                               "flops": t.user_attrs.get("flops"), "cpu_images_per_second": t.user_attrs.get("cpu_images_per_second"),
+                               "prune_reason": t.user_attrs.get("prune_reason")}
         row.update({f"param_{k}": v for k, v in t.params.items()})
         row.update(metrics)
         row["collapsed"] = is_trial_collapsed(t, metrics, num_classes)
@@ -98,7 +101,48 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: 
     df["rank_score"] = [guarded(v, c) if by != "proxy" and pd.notna(v) else v
                         for v, c in zip(df[source], df["collapsed"])]
     df["ranked_by"] = by
+    df["on_front"] = df["trial"].isin(cost_front(df)["trial"])
     return rank_order(df)
+
+
+def cost_front(table: pd.DataFrame, score: str = "rank_score", cost: str = "flops") -> pd.DataFrame:
+    """The trials no other beats on both score (higher) and cost (lower): the accuracy-against-inference-cost front.
+
+    Finished, learned (not collapsed) trials with a finite score and a known cost, cheapest first.
+    """
+    if table.empty or score not in table or cost not in table:
+        return table.iloc[0:0]
+    ok = table["finished"] & ~table["collapsed"].astype(bool) & pd.to_numeric(table[score], errors="coerce").notna() \
+        & pd.to_numeric(table[cost], errors="coerce").gt(0)
+    rows = table[ok].sort_values([cost, score], ascending=[True, False], kind="stable")
+    best, keep = -np.inf, []
+    for index, value in zip(rows.index, rows[score].astype(float)):
+        if value > best:
+            keep.append(index)
+            best = value
+    return rows.loc[keep]
+
+
+def binomial_se(p: float, n: int) -> float:
+    """One binomial standard error of an accuracy ``p`` measured on ``n`` images."""
+    return float(np.sqrt(max(p * (1 - p), 0.0) / max(n, 1)))
+
+
+def knee_of(front: pd.DataFrame, n_images: int, score: str = "rank_score", cost: str = "flops") -> pd.Series | None:
+    """The cheapest trial of the front within one binomial SE of the front's best score (on ``n_images``)."""
+    if front.empty:
+        return None
+    best = float(front[score].max())
+    within = front[front[score].astype(float) >= best - binomial_se(best, n_images)]
+    return within.sort_values(cost, kind="stable").iloc[0]
+
+
+def score_images(attrs: dict[str, Any], ranked_by: str) -> int:
+    """How many images the ranking score is an accuracy on: the test split for the proxy (it predicts
+    full-training test accuracy), the validation subset for validation metrics, the trial subset for training accuracy."""
+    plan = attrs.get("plan", {})
+    key = {"proxy": "test", "train_acc": "trial_train"}.get(ranked_by, "trial_val")
+    return len(plan.get(key, [])) or 1
 
 
 def rank_order(df: pd.DataFrame) -> pd.DataFrame:
@@ -171,21 +215,59 @@ def summary_rows(study: optuna.Study, top: int = 5) -> list[dict[str, Any]]:
 
 
 def plot_history(study: optuna.Study, path: Path) -> Path | None:
-    """Objective per completed trial and the best-so-far line (PNG)."""
+    """Objective per completed trial and the best-so-far line (PNG); collapsed models apart, below the axis.
+
+    A collapsed model's value is a penalty (its score shifted by proxies.guard.COLLAPSE_SHIFT), not a
+    score: drawn on the axis it would squash every learned trial into a line at the top.
+    """
     trials = completed_trials(study)
     if not trials:
         return None
     plt = pyplot()
-    xs = [t.number for t in trials]
-    ys = [t.values[0] for t in trials]
+    learned = [t for t in trials if not t.user_attrs.get("collapsed")]
+    collapsed = [t for t in trials if t.user_attrs.get("collapsed")]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.scatter(xs, ys, s=18, alpha=0.7, label="trial")
-    ax.plot(xs, np.maximum.accumulate(ys), color="C3", label="best so far")
+    if learned:
+        xs, ys = [t.number for t in learned], [t.values[0] for t in learned]
+        ax.scatter(xs, ys, s=18, alpha=0.7, label="trial")
+        ax.step(xs, np.maximum.accumulate(ys), where="post", color="C3", label="best so far")
+        low = min(ys)
+        ax.set_ylim(low - 0.08 * (max(ys) - low + 1e-3), None)
+    if collapsed:
+        ax.scatter([t.number for t in collapsed], [0.02] * len(collapsed), transform=ax.get_xaxis_transform(), marker="v",
+                   color="grey", s=22, clip_on=False, label=f"collapsed to one class ({len(collapsed)}): penalised, off the axis")
     ax.set_xlabel("trial number")
     ax.set_ylabel(f"objective: {study.user_attrs.get(STUDY_ATTR, {}).get('objective', '?')}")
     ax.set_title(f"study {study.study_name}: {len(trials)} completed trials")
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_front(table: pd.DataFrame, path: Path, n_images: int, references: pd.DataFrame | None = None) -> Path | None:
+    """Score against forward MFLOPs of every finished trial, the front, its knee; fully trained models and the
+    reference architectures (test accuracy) where known."""
+    front = cost_front(table)
+    if front.empty:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ok = table["finished"] & ~table["collapsed"].astype(bool) & pd.to_numeric(table["flops"], errors="coerce").gt(0)
+    ax.scatter(table.loc[ok, "flops"] / 1e6, table.loc[ok, "rank_score"], s=14, alpha=0.45, label="trial (its score)")
+    ax.step(front["flops"] / 1e6, front["rank_score"], where="post", color="C3", label="front")
+    knee = knee_of(front, n_images)
+    if knee is not None:
+        ax.scatter([knee["flops"] / 1e6], [knee["rank_score"]], s=120, facecolor="none", edgecolor="k", lw=1.5,
+                   label=f"knee: trial {int(knee['trial'])} (cheapest within 1 SE of the best)")
+    if references is not None and len(references):
+        for _, r in references.iterrows():
+            ax.scatter([r["mflops"]], [r["accuracy"]], marker="*", s=180, edgecolor="k", label=f"{r['name']} (test accuracy)")
+    ax.set_xscale("log")
+    ax.set_xlabel("forward MFLOPs per image (log)")
+    ax.set_ylabel(f"score: {table['ranked_by'].iloc[0]}")
+    ax.set_title("accuracy against inference cost", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
@@ -237,12 +319,17 @@ def plot_anytime(study: optuna.Study, path: Path, full_training: dict[int, float
             best, best_trial = t.values[0], t
         leaders.append((best, best_trial))
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.scatter(minutes, [t.values[0] for _, t in values], s=12, alpha=0.5, label="trial")
+    learned = [(m, t.values[0]) for m, (_, t) in zip(minutes, values) if not t.user_attrs.get("collapsed")]
+    if learned:
+        ax.scatter(*zip(*learned), s=12, alpha=0.5, label="trial (collapsed models left out)")
     ax.step(minutes, [b for b, _ in leaders], where="post", color="C3", label="best so far (the search's value)")
     if full_training:
         known = [(m, full_training[t.number]) for m, (_, t) in zip(minutes, leaders) if t.number in full_training]
         if known:
             ax.plot(*zip(*known), "s", color="C2", label="that trial, fully trained: test accuracy")
+    if learned:  # a penalised (collapsed) best-so-far stays below the axis instead of squashing it
+        low, high = min(v for _, v in learned), max(v for _, v in learned)
+        ax.set_ylim(low - 0.08 * (high - low + 1e-3), None)
     ax.set_xlabel(f"CPU time of the search (minutes on {cores} cores)")
     ax.set_ylabel(f"objective: {study.user_attrs.get(STUDY_ATTR, {}).get('objective', '?')}")
     ax.set_title("what the study would export, as it goes")

@@ -2,8 +2,8 @@
 
 Start from a one-block network; at each step try one new block per width in ``widths``, each
 child starting from its parent's *trained* weights plus a small jitter, train every child for one
-epoch, keep the best by validation accuracy, and stop when the best child no longer beats its
-parent (or at ``max_blocks``). Training is reused across steps instead of restarting every
+epoch, grow on from the best by validation accuracy, and stop when ``patience`` steps in a row
+found no network better than the best so far (or at ``max_blocks``); the result is the best. Training is reused across steps instead of restarting every
 candidate from scratch.
 
 Where the new block goes: a width equal to the last stage's width deepens that stage (same
@@ -49,7 +49,7 @@ from optuna.trial import TrialState
 from proxies.atomic_io import atomic_path, atomic_write_text
 from proxies.composite import CompositeProxy
 from synthesis.errors import GalaxySynthError
-from synthesis.models import build_model, count_flops, count_params
+from synthesis.models import build_model, count_flops, count_params, cpu_images_per_second
 from synthesis.objective import record_architecture, record_training, trial_value, zero_cost_for
 from synthesis.outputs import pyplot, save_figure
 from synthesis.preparation import TrialData
@@ -73,6 +73,7 @@ class GrowthSettings:
     block: str = "plain"
     epochs_per_step: int = 1
     jitter: float = JITTER
+    patience: int = 2  # steps in a row without a new best before growth stops (1: stop at the first)
 
 
 def n_blocks(spec: ArchSpec) -> int:
@@ -196,6 +197,7 @@ def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings,
     cfg = GROWTH_TRAIN.replace(loss=settings.loss, label_smoothing=settings.label_smoothing)
     params, flops = count_params(model), count_flops(model, spec)
     record_architecture(trial, spec, cfg, params, seed, flops=flops, strategy="progressive",
+                        cpu_images_per_second=cpu_images_per_second(model, spec),
                         growth={"step": step, "parent_trial": parent[0].number if parent else None,
                                 "width": spec.stages[-1].width, "placement": placement,
                                 "inherited": sum(v != "init" for v in origin.values()),
@@ -231,7 +233,8 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
     settings = opened.settings
     if on_ready is not None:
         on_ready(opened)
-    growth = growth or GrowthSettings(widths=parse_widths(settings.growth_widths), max_blocks=settings.max_blocks)
+    growth = growth or GrowthSettings(widths=parse_widths(settings.growth_widths), max_blocks=settings.max_blocks,
+                                      patience=settings.growth_patience)
     trial_data = TrialData.on_device(opened.prepared(), opened.device)
     calibration = opened.attrs.get("calibration")
     proxy = CompositeProxy.from_dict(calibration) if calibration else None
@@ -246,7 +249,8 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
     result = GrowthResult()
     parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None = None
     data = opened.data
-    step = 0
+    step, stale = 0, 0
+    best_so_far: optuna.trial.FrozenTrial | None = None
     while True:
         if parent is None:
             candidates = [(base_spec(len(data.class_names), data.size, data.extras.shape[1], growth), "base")]
@@ -276,13 +280,20 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
             result.steps.append(GrowthStep(step, n_blocks(spec), 3, spec.stages[-1].width, placement, float(t.value),
                                            t.number, parent_number, chosen=t is best[0]))
         bar.set_postfix_str(f"step {step}: best {best[0].value:.3f} ({n_blocks(best[1])} blocks)")
-        if parent is not None and best[0].value <= parent[0].value:
-            for s in result.steps[-len(children):]:
-                s.chosen = False
-            result.stop_reason = f"step {step} did not improve the score ({best[0].value:.4f} <= {parent[0].value:.4f})"
-            break
+        if best_so_far is None or best[0].value > best_so_far.value:
+            best_so_far, stale = best[0], 0
+        else:
+            stale += 1
+            if stale >= growth.patience:
+                for done_step in result.steps[-len(children):]:
+                    done_step.chosen = False  # nothing grows from this step
+                result.stop_reason = (f"step {step} did not improve the score: {stale} step(s) in a row without a better network (patience {growth.patience}; "
+                                      f"best {best_so_far.value:.4f}, trial {best_so_far.number})")
+                break
+        # Grow on from the step's best child even when it is not the best so far: a block that does not
+        # pay at once can pay after the next (one seed's growth used to stop at its one-block network).
         parent = (best[0], best[1])
-        result.best_trial = best[0].number
+        result.best_trial = best_so_far.number
         if n_blocks(best[1]) >= growth.max_blocks:
             result.stop_reason = f"reached --max-blocks {growth.max_blocks}"
             break

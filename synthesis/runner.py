@@ -14,10 +14,11 @@ from typing import Any, Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
+from proxies.guard import COLLAPSE_SHIFT
 from synthesis.objective import Objective
 from synthesis.preparation import TrialData
 from synthesis.settings import StudySettings
-from synthesis.storage import retry_callback
+from synthesis.storage import masked, retry_callback
 from synthesis.study import OpenedStudy, prepare_study
 
 log = logging.getLogger("galaxy_synth")
@@ -55,9 +56,16 @@ class TrialsBar:
                 best = study.best_value
             except ValueError:
                 pass
-        last = f"{trial.values[0]:.3f}" if trial.values else trial.state.name.lower()
-        text = f"#{trial.number} {self.label} {last}"
-        self.bar.set_postfix_str(f"{text} | best {best:.3f}" if best is not None else text)
+        if trial.values and trial.user_attrs.get("collapsed"):  # its value is a penalty, not a score
+            last = "collapsed to one class (ranked last)"
+        elif trial.values:
+            last = f"{self.label} {trial.values[0]:.3f}"
+        else:
+            why = str(trial.user_attrs.get("prune_reason", "")).split(":")[0]
+            last = trial.state.name.lower() + (f" ({why})" if why else "")
+        text = f"#{trial.number} {last}"
+        shown = best is not None and best > -COLLAPSE_SHIFT / 2  # a best that is itself a penalty is no best yet
+        self.bar.set_postfix_str(f"{text} | best {self.label} {best:.3f}" if shown else text)
 
     def close(self) -> None:
         self.bar.close()
@@ -75,10 +83,12 @@ def surplus_trial(study: optuna.Study, number: int, target: int) -> bool:
 
 
 class _DropInterruptNoise(logging.Filter):
-    """Optuna logs a Ctrl-C as a failed trial with a long traceback; the CLI says it in one line."""
+    """Optuna logs a Ctrl-C as a failed trial with a long traceback and a "Trial N failed with value None."
+    line; the CLI says it in one line (our objective never returns None: that line is only ever a Ctrl-C)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "KeyboardInterrupt" not in record.getMessage()
+        message = record.getMessage()
+        return "KeyboardInterrupt" not in message and "failed with value None" not in message
 
 
 def requeue_interrupted(study: optuna.Study, number: int) -> None:
@@ -166,7 +176,7 @@ def run_in_process(opened: OpenedStudy, stop_when: Callable[[], bool] | None = N
     if remaining <= 0:
         return opened.study
     trial_data = TrialData.on_device(opened.prepared(), opened.device)
-    log.info("study %r on %s: %s", s.study_name, s.storage_url, opened.device)
+    log.info("study %r on %s: %s", s.study_name, masked(s.storage_url), opened.device)
     bar = TrialsBar(s.trials, done, s.objective, s.progress)
     try:
         optimize_to_target(opened.study, Objective(trial_data, s, opened.attrs.get("calibration")), s.trials,

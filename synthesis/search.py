@@ -38,13 +38,20 @@ def make_sampler(seed: int, n_existing: int, worker_id: int = 0,
     return sampler, {"name": "TPESampler", "seed": seed, **options}
 
 
+# A rung promotes only once this many × η trials have reached it (Optuna's ``bootstrap_count``; the first
+# ones to arrive stop there): without it the first trials of a rung had almost no competition, and 7 of
+# the first ~25 trials of a 5-minute search ran the full 18 epochs (docs/BENCHMARKS.md §16).
+PROMOTION_BOOTSTRAP_PER_ETA = 1
+
+
 def make_pruner(name: str, epochs: int, objective: str = "composite",
                 fidelities: list[int] | None = None) -> tuple[optuna.pruners.BasePruner, str]:
     """``auto``: median pruning only when trials have >= 4 epochs; with ``fidelities``, promotion.
 
     Promotion is Optuna's asynchronous successive halving: a trial reports its score at the end of
     each budget (step = epochs so far) and goes on only while it is in the top 1/η of the trials
-    that reached that budget before it. Asynchronous: no worker waits for a rung to fill.
+    that reached that budget before it, once :data:`PROMOTION_BOOTSTRAP_PER_ETA` × η have.
+    Asynchronous: no worker waits for a rung to fill.
 
     With 2-epoch trials the only pruning point is after epoch 1, where validation accuracy
     barely ranks architectures (see docs/BENCHMARKS.md); pruning there would discard
@@ -52,9 +59,10 @@ def make_pruner(name: str, epochs: int, objective: str = "composite",
     """
     if fidelities:
         eta = fidelities[1] // fidelities[0]
+        bootstrap = PROMOTION_BOOTSTRAP_PER_ETA * eta
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=fidelities[0], reduction_factor=eta,
-                                                        min_early_stopping_rate=0)
-        return pruner, f"successive-halving {','.join(map(str, fidelities))} (eta {eta})"
+                                                        min_early_stopping_rate=0, bootstrap_count=bootstrap)
+        return pruner, f"successive-halving {','.join(map(str, fidelities))} (eta {eta}, bootstrap {bootstrap})"
     if objective == "multi":
         if name == "median":
             raise GalaxySynthError("--objective multi cannot prune: Optuna does not prune multi-objective trials")

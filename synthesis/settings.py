@@ -23,15 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from synthesis.device import PRECISIONS
+from synthesis.choices import Loss, Objective, Precision, Pruner, Sampler, Schedule, Strategy, names
 from synthesis.errors import GalaxySynthError
-from synthesis.spec import SCHEDULES
 
-OBJECTIVES = ("composite", "val_acc", "balanced_acc", "train_acc", "multi")
-SAMPLERS = ("tpe", "random")
-PRUNERS = ("auto", "median", "none")
-STRATEGIES = ("tpe", "progressive")
-LOSSES = ("ce", "weighted_ce", "focal")
+OBJECTIVES = names(Objective)
+SAMPLERS = names(Sampler)
+PRUNERS = names(Pruner)
+STRATEGIES = names(Strategy)
+LOSSES = names(Loss)
+PRECISIONS = names(Precision)
+SCHEDULES = names(Schedule)
 DEFAULT_STUDY = "galaxy-synth"
 STORAGE_ENV = "GALAXY_SYNTH_STORAGE"  # the storage URL, for workers and for users who keep passwords off `ps`
 STUDY_ATTR = "galaxy_synth"  # the Optuna study user attr that holds a study's frozen experiment
@@ -81,8 +82,11 @@ class StudySettings:
                                 help="study name inside the storage (default: named after the data: 'galaxy-synth' for the "
                                      "embedded set, else the data folder's name)")
     storage: str | None = setting(None, group="study", metavar="URL",
-                                  help="Optuna RDB storage URL (default: sqlite:///RESULTS/study.db); e.g. "
-                                       "postgresql+psycopg://user:pw@host/db to share a study between machines")
+                                  help="Optuna storage URL (default: $GALAXY_SYNTH_STORAGE, else sqlite:///RESULTS/study.db): "
+                                       "postgresql+psycopg://user@host/db to share a study between machines, or "
+                                       "journal:PATH for a journal file on a shared filesystem (a cluster without a "
+                                       "database server); a URL with a password is best given by $GALAXY_SYNTH_STORAGE, "
+                                       "which ps does not show")
     results: str = setting("results", group="study", metavar="DIR",
                            help="output folder: study.db, cache/, and one folder of tables and plots per study (default: ./results)")
     seed: int = setting(0, group="study", frozen=True, help="seed for the split, the sampler and each trial's init (default: 0)")
@@ -152,6 +156,8 @@ class StudySettings:
                                  "--trials, writes growth_report.json and growth.png")
     growth_widths: str = setting("16,32,64", metavar="W,W,...", help="progressive: widths tried for each new block (default: 16,32,64)")
     max_blocks: int = setting(8, help="progressive: largest network, in blocks (default: 8)")
+    growth_patience: int = setting(2, help="progressive: steps in a row without a better network before growth stops "
+                                           "(default: 2; 1 stops at the first step that does not improve)")
     # -- process (not options a study remembers) ----------------------------------------------
     progress: bool = setting(True, group="process", cli=False, help="progress bars")
     worker_id: int = setting(0, group="process", cli=False, help="which of several parallel workers this process is")
@@ -407,6 +413,8 @@ def check_ranges(s: StudySettings) -> None:
         problems.append(f"--label-smoothing {s.label_smoothing} must be in [0, 1)")
     if s.max_blocks < 1:
         problems.append("--max-blocks must be >= 1")
+    if s.growth_patience < 1:
+        problems.append("--growth-patience must be >= 1")
     if s.fidelities is not None:
         try:
             rungs = parse_fidelities(s.fidelities)

@@ -20,7 +20,9 @@ SPEC_VERSION = 1
 BLOCK_TYPES = ("plain", "residual", "inverted")
 DOWNSAMPLE_MODES = ("maxpool", "stride")
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "linear")
+from synthesis.choices import Schedule, names  # noqa: E402
+
+SCHEDULES = names(Schedule)
 
 
 @dataclass(frozen=True)
@@ -144,3 +146,48 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+REFERENCE_NAMES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """A standard architecture from torchvision's builders (:mod:`synthesis.references`), adapted to small
+    images as practitioners do: the architectures a user would otherwise train, put beside the search's."""
+
+    reference: str
+    num_classes: int
+    image_size: int = 64
+    in_channels: int = 3
+    n_extra: int = 0
+    extra_hidden: int = 16
+
+    def __post_init__(self) -> None:
+        if self.reference not in REFERENCE_NAMES:
+            raise GalaxySynthError(f"unknown reference architecture {self.reference!r} (choose from {', '.join(REFERENCE_NAMES)})")
+        if self.num_classes < 2:
+            raise GalaxySynthError(f"invalid architecture spec: num_classes={self.num_classes} (need >= 2)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        return f"{self.reference} (torchvision, small-image stem)"
+
+
+ModelSpec = ArchSpec | ReferenceSpec
+
+
+def model_spec_from_dict(data: dict[str, Any]) -> ModelSpec:
+    """The spec a stored ``arch`` dict describes: a searched :class:`ArchSpec` or a :class:`ReferenceSpec`."""
+    if "reference" in data:
+        known = {f.name for f in fields(ReferenceSpec)}
+        return ReferenceSpec(**{k: v for k, v in data.items() if k in known})
+    return ArchSpec.from_dict(data)

@@ -26,7 +26,7 @@ from synthesis.preparation import PreparedData, data_plan, load_study_data
 from synthesis.search import make_pruner, make_sampler
 from synthesis.settings import STUDY_ATTR, StudySettings, check_ranges
 from synthesis.space import SearchSpace
-from synthesis.storage import load_existing_study, open_storage
+from synthesis.storage import check_storage, journal_path, load_existing_study, masked, open_storage
 
 
 
@@ -77,7 +77,11 @@ class OpenedStudy:
 def peek_attrs(settings: StudySettings) -> dict[str, Any] | None:
     """The galaxy-synth attrs of the study these settings name, read without creating anything."""
     url = settings.storage_url
+    check_storage(url)  # one line for a storage mistake, before any data is loaded
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        return None
+    journal = journal_path(url)
+    if journal is not None and not journal.is_file():
         return None
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)}
     summary = summaries.get(settings.study_name)
@@ -85,7 +89,7 @@ def peek_attrs(settings: StudySettings) -> dict[str, Any] | None:
         return None
     attrs = summary.user_attrs.get(STUDY_ATTR)
     if attrs is None:
-        raise StudyMismatchError(f"study {settings.study_name!r} in {url} was not made by galaxy-synth; choose another --study")
+        raise StudyMismatchError(f"study {settings.study_name!r} in {masked(url)} was not made by galaxy-synth; choose another --study")
     return attrs
 
 
@@ -165,7 +169,8 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
     if name in existing:
         attrs = existing[name].user_attrs.get(STUDY_ATTR)
         if attrs is None:
-            raise StudyMismatchError(f"study {name!r} in {settings.storage_url} was not made by galaxy-synth; choose another --study")
+            raise StudyMismatchError(f"study {name!r} in {masked(settings.storage_url)} was not made by galaxy-synth; "
+                                     f"choose another --study")
         check_same_experiment(attrs, settings, data)
         n_existing = existing[name].n_trials
     sampler_info: dict[str, Any] = {"name": type(sampler).__name__, "given": True} if sampler is not None else {}

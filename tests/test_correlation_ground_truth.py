@@ -8,7 +8,7 @@ import torch
 
 import correlation.ground_truth as ground_truth_mod
 from correlation.calibrate import calibrate_study
-from correlation.ground_truth import GroundTruthStore, select_for_ground_truth
+from correlation.ground_truth import open_ground_truth, select_for_ground_truth
 from synthesis.models import build_model
 from synthesis.runner import run_study
 from synthesis.settings import StudySettings
@@ -55,7 +55,7 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
     monkeypatch.setattr(ground_truth_mod, "full_train", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         run(root, url)
-    store = GroundTruthStore(url)
+    store = open_ground_truth(url)
     assert sorted(store.table("gt")["trial_number"]) == sorted(calls)  # both finished models were stored
 
     again = []
@@ -69,7 +69,7 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
 
     monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: pytest.fail("retrained an existing ground truth"))
     run(root, url)  # everything reused
-    assert len(GroundTruthStore(url).table("gt")) == 6
+    assert len(open_ground_truth(url).table("gt")) == 6
 
 
 def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny_study):
@@ -77,10 +77,10 @@ def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny
     from synthesis.training import ExtraScaler, Normalizer, evaluate
 
     root, url = tiny_study
-    table = GroundTruthStore(url).table("gt")
+    table = open_ground_truth(url).table("gt")
     if table.empty:
         run(root, url)
-        table = GroundTruthStore(url).table("gt")
+        table = open_ground_truth(url).table("gt")
     row = table.iloc[0]
     payload = torch.load(row["weights_path"], weights_only=True)  # no code can run on load
     model = build_model(ArchSpec.from_dict(payload["arch"]))
@@ -104,7 +104,7 @@ def test_several_seeds_train_each_architecture_per_seed_and_fit_on_the_mean(tiny
     report, _ = run(root, url, seeds=2)
     assert len(trained) == 6 and {s for _, s in trained} == {1}  # only the new seed was trained
     assert report["ground_truth_seeds"] == [0, 1] and report["n_rows"] == 6
-    gt = GroundTruthStore(url).table("gt", 1)
+    gt = open_ground_truth(url).table("gt", 1)
     for row in report["ground_truth"]:
         both = gt[gt["trial_number"] == row["trial"]]
         assert sorted(both["seed"]) == [0, 1]
@@ -132,7 +132,7 @@ def test_every_full_training_is_written_as_rows_that_outlive_the_results_folder(
     rows = pd.read_csv(keep)
     assert {"dataset", "arch_json", "train_config_json", "trial_schedule", "trial_precision", "gt_seed", "full_epochs",
             "accuracy", "balanced_accuracy", "tse", "zc_synflow"} <= set(rows.columns)
-    assert len(rows) == len(GroundTruthStore(url).table("gt")) and (root / "studies" / "gt" / "ground_truth_rows.csv").is_file()
+    assert len(rows) == len(open_ground_truth(url).table("gt")) and (root / "studies" / "gt" / "ground_truth_rows.csv").is_file()
     again = read_ground_truth_tables([keep])
     assert len(mean_rows_over_seeds(again, 1)) == rows["trial"].nunique()
     run(root, url, save_ground_truth=keep)  # merging the same rows again replaces, never duplicates
@@ -146,7 +146,7 @@ def test_another_study_reuses_a_full_training_of_the_same_architecture(tiny_stud
     root, url = tiny_study
     run(root, url)
     opened = reopen_study(url, "gt", root, progress=False)
-    store = GroundTruthStore(url)
+    store = open_ground_truth(url)
     row = store.table("gt").iloc[0]
     trial = next(t for t in opened.study.get_trials() if t.number == int(row["trial_number"]))
     monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: pytest.fail("trained again"))

@@ -24,9 +24,9 @@ def _children(pid: int) -> list[int]:
 
 
 def _stored(results: Path):
-    from correlation.ground_truth import GroundTruthStore
+    from correlation.ground_truth import open_ground_truth
 
-    return GroundTruthStore(f"sqlite:///{results / 'study.db'}").table("galaxy-synth")
+    return open_ground_truth(f"sqlite:///{results / 'study.db'}").table("galaxy-synth")
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from synthesis.models import StridedPointwiseConv
+from synthesis.models import StridedPointwiseConv, build_model
+from synthesis.spec import ArchSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,3 +51,46 @@ def test_residual_downsampling_block_trains_on_odd_batches_in_channels_last():
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "trained" in proc.stdout
+
+
+def test_spec_cost_counts_what_torch_counts_on_samples_of_the_space():
+    import optuna
+
+    from synthesis.models import count_flops, count_params, spec_cost
+    from synthesis.space import SearchSpace
+
+    space = SearchSpace()
+    for i in range(40):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=i))
+        spec, _ = space.suggest(study.ask(), 4, 32 if i % 2 else 64, i % 3)
+        model = build_model(spec)
+        assert spec_cost(spec) == (count_params(model), count_flops(model, spec)), spec.describe()
+
+
+def test_fit_to_caps_shrinks_the_widest_stage_first_and_stops_when_it_fits():
+    from synthesis.space import fit_to_caps
+    from synthesis.spec import StageSpec
+
+    big = ArchSpec(num_classes=4, stages=(StageSpec(4, 128), StageSpec(4, 128), StageSpec(4, 96)), block="inverted",
+                   image_size=32)
+    fit = fit_to_caps(big, 5_000_000, 40e6)
+    assert fit.sampled_flops > 40e6 >= fit.flops and fit.changed
+    assert fit.steps[0] == "stage 0 width 128→96"  # the widest, earliest of equals
+    assert fit.spec.block == big.block and [s.depth for s in fit.spec.stages] == [4, 4, 4]
+    small = fit_to_caps(fit.spec, 5_000_000, 40e6)
+    assert not small.changed and small.spec == fit.spec  # already under the caps: untouched
+
+
+def test_reference_architectures_build_train_and_take_extra_inputs():
+    from synthesis.models import spec_cost
+    from synthesis.spec import REFERENCE_NAMES, ReferenceSpec, model_spec_from_dict
+
+    for name in REFERENCE_NAMES:
+        spec = ReferenceSpec(name, num_classes=3, image_size=32, n_extra=2)
+        assert model_spec_from_dict(spec.to_dict()) == spec
+        model = build_model(spec)
+        out = model(torch.zeros(2, 3, 32, 32), torch.zeros(2, 2))
+        assert out.shape == (2, 3)
+        params, flops = spec_cost(spec)
+        assert params == sum(p.numel() for p in model.parameters()) and flops > 0
+    assert spec_cost(ReferenceSpec("resnet18", 4, 32))[1] > 1e9  # the CIFAR-style stem keeps 32 px: ~1.1 GFLOPs

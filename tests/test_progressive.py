@@ -88,13 +88,33 @@ def test_stops_at_the_first_step_that_does_not_improve(tmp_path, monkeypatch):
         return study.get_trials()[t.number]
 
     monkeypatch.setattr(prog, "run_candidate", fake)
-    _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32)))
+    _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=1))
     assert [(s.step, s.channels, s.chosen) for s in result.steps] == [
         (0, 16, True), (1, 16, False), (1, 32, True), (2, 16, False), (2, 32, False)]
     assert "did not improve" in result.stop_reason and result.best_trial == 2
     json_path, png = write_growth_report(result, tmp_path)
     report = json.loads(json_path.read_text())
     assert {"layer", "k", "channels", "score"} <= set(report["steps"][0]) and png.stat().st_size > 1000
+
+
+def test_patience_grows_past_a_step_that_does_not_improve_and_keeps_the_best(tmp_path, monkeypatch):
+    # step 2 is worse than step 1; step 3 (grown from step 2's best) beats them all; step 4 and 5 do not.
+    scores = {0: 0.5, 1: 0.7, 2: 0.65, 3: 0.8, 4: 0.75, 5: 0.74}
+
+    def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
+        t = study.ask()
+        t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
+        t.set_user_attr("spec_hash", spec.spec_hash())
+        study.tell(t, scores[step] - 0.01 * (spec.stages[-1].width != 16))
+        return study.get_trials()[t.number]
+
+    monkeypatch.setattr(prog, "run_candidate", fake)
+    _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=2))
+    best = max(result.steps, key=lambda s: s.score)
+    assert best.step == 3 and result.best_trial == best.trial  # found after a step that did not improve
+    assert max(s.step for s in result.steps) == 5 and "2 step(s) in a row" in result.stop_reason
+    _, first_only, _ = run_progressive(_tiny(tmp_path / "p1", "grow1"), GrowthSettings(widths=(16, 32), patience=1))
+    assert max(s.step for s in first_only.steps) == 2  # patience 1 stops where the old strategy stopped
 
 
 def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tmp_path, monkeypatch):

@@ -32,7 +32,8 @@ def test_study_completes_records_and_resumes(tmp_path):
         assert key in t.user_attrs
     from proxies.guard import guarded
 
-    assert t.value == guarded(t.user_attrs["val_acc"], t.user_attrs["collapsed"])  # a collapsed model is shifted below
+    # (the value comes from the stored history, rounded to 6 digits; val_acc is the epoch record itself)
+    assert t.value == pytest.approx(guarded(t.user_attrs["val_acc"], t.user_attrs["collapsed"]), rel=1e-5)  # collapsed: shifted below
     attrs = study.user_attrs[STUDY_ATTR]
     assert len(attrs["plan"]["trial_train"]) == 80 and attrs["sampler"]["name"] == "TPESampler"
 
@@ -83,12 +84,26 @@ def test_diverging_trial_is_pruned_with_reason_and_study_goes_on(tmp_path, monke
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 2
 
 
+def test_a_sample_over_the_caps_is_shrunk_to_fit_and_trains(tmp_path):
+    study = run_study(tiny(tmp_path, trials=3, max_mflops=2.0, max_params=60_000))
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 3 and not any("--max-" in t.user_attrs.get("prune_reason", "") for t in study.trials)
+    shrunk = [t for t in done if "fitted_to_caps" in t.user_attrs]
+    assert shrunk, "with caps this tight some samples must have been shrunk"
+    for t in done:
+        assert t.user_attrs["flops"] <= 2e6 and t.user_attrs["params"] <= 60_000
+        assert t.user_attrs["cpu_images_per_second"] > 0
+    moved = shrunk[0].user_attrs["fitted_to_caps"]
+    assert moved["sampled_flops"] > 2e6 or moved["sampled_params"] > 60_000
+
+
 def test_oversize_architectures_are_pruned_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(objective_mod, "train_model", lambda *a, **k: pytest.fail("trained an oversize model"))
     s = tiny(tmp_path, trials=1, max_params=10)
     study = run_study(s)  # every candidate is over the cap: the run stops after its attempt budget
     assert study.trials and all(t.state == TrialState.PRUNED for t in study.trials)
-    assert "--max-params" in study.trials[0].user_attrs["prune_reason"]
+    assert "--max-params" in study.trials[0].user_attrs["prune_reason"]  # even the smallest network is over
+    assert "even after shrinking" in study.trials[0].user_attrs["prune_reason"]
 
 
 def test_flops_cap_prunes_before_training(tmp_path, monkeypatch):
@@ -144,12 +159,14 @@ def test_a_collapsed_model_never_outranks_one_that_learned():
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_promotion_gives_the_best_trials_the_larger_budgets_and_ranks_by_budget_reached(tmp_path, schedule):
-    s = tiny(tmp_path, trials=6, epochs=1, fidelities="1,2,4", schedule=schedule, objective="val_acc")
+    s = tiny(tmp_path, trials=10, epochs=1, fidelities="1,2,4", schedule=schedule, objective="val_acc")
     study = run_study(s)
     from synthesis.runner import finished
 
     done = [t for t in study.trials if finished(t)]
-    assert len(done) == 6  # exactly the target: completed and stopped-at-a-budget trials count
+    assert len(done) == 10  # exactly the target: completed and stopped-at-a-budget trials count
+    first = sorted(done, key=lambda t: t.number)[:2]  # η = 2 = the bootstrap: nobody to compete with yet
+    assert all(t.state == TrialState.PRUNED and list(t.user_attrs["rungs"]) == ["1"] for t in first)
     stopped = [t for t in done if t.state == TrialState.PRUNED]
     full = [t for t in done if t.state == TrialState.COMPLETE]
     assert stopped and all(t.user_attrs["rung_stopped"] and "rung: stopped after" in t.user_attrs["prune_reason"]
@@ -163,7 +180,7 @@ def test_promotion_gives_the_best_trials_the_larger_budgets_and_ranks_by_budget_
     ranked = table[table["finished"]]
     assert list(ranked["rung_reached"]) == sorted(ranked["rung_reached"], reverse=True)  # highest budget first
     assert ranked.iloc[0]["trial"] in {t.number for t in full}
-    assert study.user_attrs[STUDY_ATTR]["pruner"].startswith("successive-halving 1,2,4")
+    assert study.user_attrs[STUDY_ATTR]["pruner"] == "successive-halving 1,2,4 (eta 2, bootstrap 2)"
 
 
 def test_bad_fidelities_are_one_line(tmp_path):

@@ -163,3 +163,43 @@ def test_three_sqlite_workers_with_a_sigkill_reach_the_target_exactly(tmp_path, 
 @pytest.mark.parametrize("extra", [(), PROMOTION], ids=["plain", "promotion"])
 def test_three_postgresql_workers_with_a_sigkill_reach_the_target_exactly(tmp_path, postgres_url, extra):
     check_exact_and_retried(*run_workers_with_a_kill(tmp_path, storage=postgres_url, extra=extra))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [(), PROMOTION], ids=["plain", "promotion"])
+def test_three_journal_workers_started_separately_with_a_sigkill_reach_the_target_exactly(tmp_path, extra):
+    """As a cluster's job array starts them: three independent commands on one journal file, one killed."""
+    results, hold = tmp_path / "r", tmp_path / "hold"
+    url = f"journal:{tmp_path / 'shared' / 'study.journal'}"
+    study_name = "journal"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "GALAXY_SYNTH_STORAGE": url, **hold_env(hold, 2)}
+    cmd = [sys.executable, "-m", "galaxy_synth", "synth", "--results", str(results), "--trials", "9", "--study", study_name,
+           *TINY, *extra]
+    logs = [tmp_path / f"task{i}.log" for i in range(3)]
+    procs = []
+    for task, log in enumerate(logs):
+        with open(log, "w") as fh:  # each with its array task number, as SLURM sets it
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env={**env, "SLURM_ARRAY_TASK_ID": str(task)}, stdout=fh,
+                                          stderr=subprocess.STDOUT))
+    killed = None
+    try:
+        killed = kill_held_trial(hold, timeout=300, alive=lambda: any(p.poll() is None for p in procs))
+        for p in procs:
+            p.wait(timeout=400)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [-9, 0, 0], [log.read_text()[-1500:] for log in logs]
+    from synthesis.runner import finished
+    from synthesis.storage import open_storage
+
+    trials = optuna.load_study(study_name=study_name, storage=open_storage(url)).get_trials()
+    assert sum(finished(t) for t in trials) == 9
+    assert TrialState.RUNNING not in [t.state for t in trials] and TrialState.WAITING not in [t.state for t in trials]
+    assert trials[killed].state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and finished(retries[0]) and retries[0].params == trials[killed].params
+    assert len({t.user_attrs.get("worker") for t in trials if finished(t)}) >= 2
+    assert _count_in_logs(logs, r"Cannot tell a|UpdateFinishedTrialError|Traceback") == 0
