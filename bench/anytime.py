@@ -85,9 +85,10 @@ def cpu_used_so_far(settings) -> float:
     import optuna
 
     from synthesis.outputs import cpu_timeline
+    from synthesis.storage import open_storage
 
     try:
-        study = optuna.load_study(study_name=settings.study, storage=settings.storage_url)
+        study = optuna.load_study(study_name=settings.study, storage=open_storage(settings.storage_url))
     except KeyError:
         return 0.0
     timeline = cpu_timeline(study)
@@ -234,7 +235,10 @@ def paired(rows: list[dict], a: str, b: str, metric: str, budget: float, seeds: 
             "per_seed": diffs}
 
 
-def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str, out_dir: Path) -> dict:
+def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str, out_dir: Path,
+             strategies: list[str] | None = None, references: bool = True) -> dict:
+    """Full trainings (reused where stored), regret, plots. ``strategies``/``references`` restrict what is trained
+    (two evaluate processes can share the work: the store is one; a last full run then only reads)."""
     import numpy as np
     import pandas as pd
 
@@ -243,7 +247,7 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
     storage = f"sqlite:///{Path(results) / 'study.db'}"
     store = open_ground_truth(storage)
     rows, facts = [], {}
-    for strategy in STRATEGIES:
+    for strategy in strategies or STRATEGIES:
         for seed in seeds:
             try:
                 got, facts[study_name(dataset, strategy, seed)] = evaluate_strategy(dataset, strategy, seed, budgets, results, store)
@@ -251,7 +255,7 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
                 print(f"skip {study_name(dataset, strategy, seed)}: {exc}")
                 continue
             rows += got
-    ref_rows, ref_csv = evaluate_references(dataset, budgets, results, store)
+    ref_rows, ref_csv = evaluate_references(dataset, budgets, results, store) if references else ([], [])
     rows += ref_rows
     if ref_csv:
         pd.DataFrame(ref_csv).to_csv(ROOT / "bench" / "ground_truth" / f"{Path(DATA[dataset]['data']).name}-references.csv",
@@ -381,6 +385,8 @@ def main() -> None:
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     e.add_argument("--results", default="../runs/anytime")
     e.add_argument("--out", default="docs")
+    e.add_argument("--strategies", nargs="+", default=None, help="only these searches (default: all)")
+    e.add_argument("--no-references", action="store_true", help="leave the reference architectures out")
     args = ap.parse_args()
     if args.command == "one":
         run_one(args.dataset, args.strategy, args.seed, args.minutes, args.results)
@@ -400,7 +406,8 @@ def main() -> None:
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(search, jobs))
     else:
-        summary = evaluate(args.data, args.budgets, args.seeds, args.results, Path(args.out))
+        summary = evaluate(args.data, args.budgets, args.seeds, args.results, Path(args.out), args.strategies,
+                           not args.no_references)
         print(json.dumps({k: v for k, v in summary.items() if k not in ("rows", "searches")}, indent=2))
 
 

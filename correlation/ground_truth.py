@@ -32,7 +32,7 @@ from proxies.atomic_io import atomic_path
 from synthesis.models import build_model
 from synthesis.preparation import PreparedData
 from synthesis.settings import dataset_name
-from synthesis.spec import ArchSpec, TrainConfig
+from synthesis.spec import TrainConfig, model_spec_from_dict
 from synthesis.training import evaluate, train_model
 
 TARGETS = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -232,7 +232,7 @@ def architecture_key(user_attrs: dict[str, Any], prep: PreparedData, precision: 
     Two studies (two strategies, two trial schedules…) that meet the same architecture with the
     same optimiser settings on the same data share one full training.
     """
-    body = {"spec": ArchSpec.from_dict(user_attrs["arch"]).to_dict(), "train": full_training_config(user_attrs).to_dict(),
+    body = {"spec": model_spec_from_dict(user_attrs["arch"]).to_dict(), "train": full_training_config(user_attrs).to_dict(),
             "data": prep.data.fingerprint, "train_split": _digest(prep.plan["train"]), "test_split": _digest(prep.plan["test"]),
             "precision": precision}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
@@ -245,7 +245,7 @@ def _digest(indices: list[int]) -> str:
 def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], prep: PreparedData, epochs: int, seed: int,
                device: torch.device, weights_dir: Path, progress: bool = True, precision: str = "fp32") -> FullTrainingResult:
     """Train one trial's architecture with the full budget and score it on the test split."""
-    spec = ArchSpec.from_dict(user_attrs["arch"])
+    spec = model_spec_from_dict(user_attrs["arch"])
     cfg = full_training_config(user_attrs)
     train = prep.split("train", device)
     test = prep.split("test", device)
@@ -274,7 +274,7 @@ def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], p
 def load_weights(record: GroundTruthRecord) -> torch.nn.Module:
     """The stored network of a full training (``weights_only``: loading never runs code)."""
     ckpt = torch.load(record.weights_path, map_location="cpu", weights_only=True)
-    model = build_model(ArchSpec.from_dict(ckpt["arch"]))
+    model = build_model(model_spec_from_dict(ckpt["arch"]))
     model.load_state_dict(ckpt["state_dict"])
     return model
 

@@ -37,7 +37,7 @@ from proxies.atomic_io import atomic_write_text
 from synthesis.errors import GalaxySynthError
 from synthesis.models import count_flops, count_params
 from synthesis.outputs import metrics_table
-from synthesis.spec import ArchSpec, TrainConfig
+from synthesis.spec import ArchSpec, TrainConfig, model_spec_from_dict
 from synthesis.study import find_calibration, reopen_study
 from synthesis.training import ExtraScaler, Normalizer, evaluate
 
@@ -183,7 +183,7 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
                                                      progress=progress, need_model=True)
         origin = "trained by galaxy-synth export" if trained_now or number in trained else f"reused from an earlier full training by correlate or export ({record.weights_path})"
         net = net.cpu().eval()
-        spec = ArchSpec.from_dict(trial.user_attrs["arch"])
+        spec = model_spec_from_dict(trial.user_attrs["arch"])
         result = evaluate(net, test, prep.normalizer, prep.num_classes)  # the card's numbers, measured here
         packaged = PackagedModel(net, prep.normalizer, prep.extra_scaler, spec.n_extra).eval()
         card = {

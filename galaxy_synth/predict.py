@@ -23,7 +23,7 @@ from galaxy_synth.export import MODEL_FILES, PackagedModel
 from synthesis.data import decode_image
 from synthesis.errors import DataError
 from synthesis.models import build_model
-from synthesis.spec import ArchSpec
+from synthesis.spec import ArchSpec, model_spec_from_dict
 from synthesis.training import ExtraScaler, Normalizer
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
@@ -54,7 +54,7 @@ def load_model_dir(folder: str | Path) -> LoadedModel:
         raise DataError(f"{folder} is not a complete exported model: {missing[0]} is missing (re-run galaxy-synth export)")
     try:
         card = json.loads((folder / "card.json").read_text())
-        spec = ArchSpec.from_dict(json.loads((folder / "arch.json").read_text()))
+        spec = model_spec_from_dict(json.loads((folder / "arch.json").read_text()))
         norm = card["input"]["normalisation"]
         normalizer = Normalizer(tuple(norm["mean"]), tuple(norm["std"]))
         scaler = ExtraScaler(list(card["extra_inputs"]["mean"]), list(card["extra_inputs"]["std"]))

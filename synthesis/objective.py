@@ -25,7 +25,7 @@ from proxies.composite import CompositeProxy
 from proxies.guard import guarded, is_collapsed
 from proxies.metrics import early_training_metrics
 from proxies.zero_cost import zero_cost_scores
-from synthesis.models import build_model, count_flops, count_params, cpu_images_per_second
+from synthesis.models import build_model, cpu_images_per_second
 from synthesis.preparation import TrialData
 from synthesis.settings import StudySettings
 from synthesis.space import SearchSpace, fit_to_caps

@@ -21,7 +21,7 @@ from proxies.composite import CompositeProxy
 from proxies.guard import guarded, is_collapsed
 from synthesis.errors import DataError, GalaxySynthError
 from synthesis.settings import STUDY_ATTR
-from synthesis.spec import ArchSpec, TrainConfig
+from synthesis.spec import TrainConfig, model_spec_from_dict
 
 
 def completed_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -199,7 +199,7 @@ def summary_rows(study: optuna.Study, top: int = 5) -> list[dict[str, Any]]:
     trials = sorted(completed_trials(study), key=lambda t: -(t.values[0] if t.values else -math.inf))[:top]
     rows = []
     for t in trials:
-        spec = ArchSpec.from_dict(t.user_attrs["arch"])
+        spec = model_spec_from_dict(t.user_attrs["arch"])
         cfg = TrainConfig.from_dict(t.user_attrs["train_config"])
         rows.append({
             "trial": t.number,

@@ -183,10 +183,19 @@ def _open(url: str, heartbeat_interval: int, grace_period: int) -> BaseStorage:
         engine_kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}}
     elif url.startswith(("postgresql", "mysql")):
         engine_kwargs = {"pool_pre_ping": True}  # a long trial outlives idle server connections
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9; we rely on them on purpose
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                             grace_period=grace_period, heartbeat_stale_trial_callback=retry_callback())
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9; we rely on them on purpose
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                     grace_period=grace_period, heartbeat_stale_trial_callback=retry_callback())
+            break
+        except sqlalchemy.exc.IntegrityError:
+            # Two processes creating one new database both write its schema version: the loser finds the
+            # schema made a moment later (seen with two searches started at once on a fresh SQLite file).
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     if sqlite:
         _serialise_sqlite_writes(storage.engine)
     return storage

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from galaxy_synth.cli import main
-from synthesis.storage import HeartbeatJournalStorage, check_storage, masked, open_storage
+from synthesis.storage import HeartbeatJournalStorage, masked, open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40", "--no-progress",
