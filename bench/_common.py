@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import optuna
 import pandas as pd
 
-from correlation.ground_truth import GroundTruthStore, open_ground_truth
+from correlation.store import GroundTruthStore, open_ground_truth
+from synthesis.search.study import OpenedStudy, reopen_study
 from synthesis.settings import default_storage_url
-from synthesis.study import OpenedStudy, reopen_study
 
 
 def fastest_ground_truth(results: Path, study_name: str, epochs: int, seed: int, archs: int

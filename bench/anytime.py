@@ -84,8 +84,8 @@ def cpu_used_so_far(settings) -> float:
     """CPU seconds an earlier run of this search already spent (0 for a new one)."""
     import optuna
 
-    from synthesis.outputs import cpu_timeline
-    from synthesis.storage import open_storage
+    from synthesis.search.plots import cpu_timeline
+    from synthesis.search.storage import open_storage
 
     try:
         study = optuna.load_study(study_name=settings.study, storage=open_storage(settings.storage_url))
@@ -97,7 +97,7 @@ def cpu_used_so_far(settings) -> float:
 
 def pick_at(study, trials: list, proxy):
     """The trial the study's own ranking puts first among ``trials`` (what export would take)."""
-    from synthesis.outputs import metrics_table, rank_order
+    from synthesis.search.ranking import metrics_table, rank_order
 
     if not trials:
         return None
@@ -126,9 +126,9 @@ def full_result(store, name: str, number: int, attrs: dict, opened, prep) -> dic
     """The 2-seed mean of a model's full training (trained now where not stored), and its cost."""
     import numpy as np
 
-    from correlation.ground_truth import stored_or_trained
-    from synthesis.models import spec_cost
-    from synthesis.spec import model_spec_from_dict
+    from correlation.full_training import stored_or_trained
+    from synthesis.models.builder import spec_cost
+    from synthesis.models.spec import model_spec_from_dict
 
     records = [stored_or_trained(store, name, number, attrs, prep, FULL_EPOCHS, s, opened.device,
                                  opened.settings.study_dir / "ground_truth", opened.settings.precision)[0]
@@ -142,7 +142,7 @@ def full_result(store, name: str, number: int, attrs: dict, opened, prep) -> dic
 
 
 def reference_attrs(opened, reference: str) -> dict:
-    from synthesis.spec import ReferenceSpec, TrainConfig
+    from synthesis.models.spec import ReferenceSpec, TrainConfig
 
     spec = ReferenceSpec(reference, num_classes=len(opened.data.class_names), image_size=opened.data.size,
                          n_extra=len(opened.data.extra_names))
@@ -154,7 +154,7 @@ def evaluate_references(dataset: str, budgets: list[float], results: str, store)
     """Full-train the reference architectures on the searches' split; their training time is their cost."""
     import json as _json
 
-    from synthesis.study import prepare_study
+    from synthesis.search.study import prepare_study
 
     opened = prepare_study(settings_for(dataset, "tpe-default", 0, results).replace(
         study=f"anytime-{dataset}-references", objective="val_acc"))
@@ -185,10 +185,10 @@ def evaluate_references(dataset: str, budgets: list[float], results: str, store)
 
 
 def evaluate_strategy(dataset: str, strategy: str, seed: int, budgets: list[float], results: str, store) -> tuple[list[dict], dict]:
-    from correlation.ground_truth import ground_truth_rows, merge_ground_truth_csv
+    from correlation.tables import ground_truth_rows, merge_ground_truth_csv
     from proxies.composite import CompositeProxy
-    from synthesis.outputs import cpu_timeline
-    from synthesis.study import reopen_study
+    from synthesis.search.plots import cpu_timeline
+    from synthesis.search.study import reopen_study
 
     name = study_name(dataset, strategy, seed)
     opened = reopen_study(f"sqlite:///{Path(results) / 'study.db'}", name, Path(results), progress=False)
@@ -242,7 +242,7 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
     import numpy as np
     import pandas as pd
 
-    from correlation.ground_truth import open_ground_truth
+    from correlation.store import open_ground_truth
 
     storage = f"sqlite:///{Path(results) / 'study.db'}"
     store = open_ground_truth(storage)
@@ -307,7 +307,7 @@ COLOURS = {"tpe-default": "C0", "random": "C1", "tpe-promotion": "C2", "progress
 def plot(summary: dict, path: Path) -> None:
     import numpy as np
 
-    from synthesis.outputs import pyplot, save_figure
+    from galaxy_common.figures import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
@@ -337,7 +337,7 @@ def plot(summary: dict, path: Path) -> None:
 
 def plot_front(summary: dict, path: Path) -> None:
     """Test accuracy against forward MFLOPs: every fully trained pick, the references, and the front they make."""
-    from synthesis.outputs import pyplot, save_figure
+    from galaxy_common.figures import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))

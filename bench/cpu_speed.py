@@ -60,13 +60,13 @@ def one_arm(arch: str, size: int, arm: str, data_dir: str, cache: str, epochs: i
     """Run in a subprocess: one arch, one size, one arm; warm-up epoch first, then the timed trial."""
     import torch
 
-    from synthesis.data import ClassMap, load_dataset
-    from synthesis.device import tune_allocator
-    from synthesis.models import build_model, count_flops
-    from synthesis.preparation import build_trial_data, data_plan
+    from synthesis.data.dataset import ClassMap, load_dataset
+    from synthesis.data.preparation import build_trial_data, data_plan
+    from synthesis.hardware.device import tune_allocator
+    from synthesis.models.builder import build_model, count_flops
+    from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
     from synthesis.settings import StudySettings
-    from synthesis.spec import ArchSpec, StageSpec, TrainConfig
-    from synthesis.training import train_model
+    from synthesis.training.loop import train_model
     from tests._reference_training import reference_train_model
 
     torch.set_num_threads(os.cpu_count() or 1)

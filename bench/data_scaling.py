@@ -32,7 +32,7 @@ def write_images(folder: Path, n: int, px: int) -> None:
     import pandas as pd
     from PIL import Image
 
-    from synthesis.synthetic import generate_galaxies
+    from synthesis.data.synthetic import generate_galaxies
 
     images_dir = folder / "all"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def _cache_mapping(pid: int) -> dict[str, int]:
 
 
 def child_decode(folder: str, px: int, cache: str) -> None:
-    from synthesis.data import load_dataset
+    from synthesis.data.dataset import load_dataset
 
     t0 = time.perf_counter()
     data = load_dataset(folder, size=px, crop=1.0, cache_dir=cache, progress=False)
@@ -91,8 +91,8 @@ def child_decode(folder: str, px: int, cache: str) -> None:
 def child_worker(folder: str, px: int, cache: str, ready: str) -> None:
     import torch
 
-    from synthesis.data import load_dataset
-    from synthesis.preparation import PreparedData, data_plan
+    from synthesis.data.dataset import load_dataset
+    from synthesis.data.preparation import PreparedData, data_plan
     from synthesis.settings import StudySettings
 
     data = load_dataset(folder, size=px, crop=1.0, cache_dir=cache, progress=False)

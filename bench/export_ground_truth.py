@@ -16,9 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from correlation.ground_truth import open_ground_truth, fill_arch_keys, ground_truth_rows, merge_ground_truth_csv  # noqa: E402
+from correlation.ground_truth import merge_ground_truth_csv  # noqa: E402
 from synthesis.storage import existing_storage_url  # noqa: E402
 from synthesis.study import reopen_study  # noqa: E402
+
+from correlation.full_training import fill_arch_keys
+from correlation.store import open_ground_truth
+from correlation.tables import ground_truth_rows
 
 
 def main() -> None:

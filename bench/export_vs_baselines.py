@@ -27,14 +27,16 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-from correlation.ground_truth import open_ground_truth, stored_or_trained  # noqa: E402
-from galaxy_synth.export import export_top  # noqa: E402
-from synthesis.models import count_params  # noqa: E402
-from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
-from synthesis.spec import ArchSpec, StageSpec, TrainConfig  # noqa: E402
+from correlation.ground_truth import stored_or_trained  # noqa: E402
+from synthesis.spec import TrainConfig  # noqa: E402
 from synthesis.storage import load_existing_study  # noqa: E402
 from synthesis.study import reopen_study  # noqa: E402
+
+from correlation.store import open_ground_truth
+from galaxy_synth.export import export_top  # noqa: E402
+from synthesis.models import count_params  # noqa: E402
+from synthesis.models.spec import ArchSpec, StageSpec
+from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
 from synthesis.training import evaluate  # noqa: E402
 
 BASELINE_STUDY = "baseline-resnet18"

@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from correlation.ground_truth import stored_or_trained  # noqa: E402
 from scipy import stats  # noqa: E402
+from synthesis.device import resolve_device  # noqa: E402
 
 from bench._common import fastest_ground_truth  # noqa: E402
-from correlation.ground_truth import stored_or_trained  # noqa: E402
-from synthesis.device import resolve_device  # noqa: E402
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 

@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
+from correlation.ground_truth import stored_or_trained  # noqa: E402
+from synthesis.device import resolve_device  # noqa: E402
+from synthesis.spec import TrainConfig  # noqa: E402
 
 from bench._common import fastest_ground_truth  # noqa: E402
-from correlation.ground_truth import stored_or_trained  # noqa: E402
-from synthesis.spec import TrainConfig  # noqa: E402
-from synthesis.device import resolve_device  # noqa: E402
 
 LOSSES = ("ce", "weighted_ce", "focal")
 

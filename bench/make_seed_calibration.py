@@ -16,10 +16,11 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from proxies.composite import seed_calibration  # noqa: E402
 from synthesis.outputs import metrics_table  # noqa: E402
-from synthesis.settings import STUDY_ATTR  # noqa: E402
 from synthesis.study import shipped_calibration  # noqa: E402
+
+from proxies.composite import seed_calibration  # noqa: E402
+from synthesis.settings import STUDY_ATTR  # noqa: E402
 
 DEFAULT_CALIBRATION = shipped_calibration()
 

@@ -31,13 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
+from correlation.ground_truth import stored_or_trained  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
-
-from correlation.ground_truth import open_ground_truth, stored_or_trained  # noqa: E402
-from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
 from synthesis.spec import ArchSpec  # noqa: E402
 from synthesis.storage import load_existing_study  # noqa: E402
 from synthesis.study import reopen_study  # noqa: E402
+
+from correlation.store import open_ground_truth
+from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
 
 
 def trial_seconds(t: optuna.trial.FrozenTrial) -> float:

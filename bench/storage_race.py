@@ -36,7 +36,7 @@ kind, url, target = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if kind == "sqlite-optuna":
     storage = optuna.storages.RDBStorage(url, engine_kwargs={{"connect_args": {{"timeout": 60}}}})
 elif kind == "sqlite-safe":
-    from synthesis.storage import open_storage
+    from synthesis.search.storage import open_storage
     storage = open_storage(url)
 else:
     from optuna.storages.journal import JournalFileBackend

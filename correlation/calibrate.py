@@ -16,19 +16,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from correlation.fitting import bootstrap_ci, correlation_report, cross_validate, numeric_features, spearman
-from correlation.ground_truth import (TARGETS, GroundTruthStore, open_ground_truth, fill_arch_keys, ground_truth_rows, mean_rows_over_seeds,
-                                     merge_ground_truth_csv, read_ground_truth_tables, select_for_ground_truth,
-                                     stored_or_trained)
+from correlation.fitting import correlation_report, cross_validate, numeric_features
+from correlation.full_training import fill_arch_keys, stored_or_trained
 from correlation.parallel import FullTrainingJob, StudyAddress, full_training_plan, train_all
 from correlation.report import write_report
+from correlation.selection import select_for_ground_truth
+from correlation.store import TARGETS, GroundTruthStore, open_ground_truth
+from correlation.tables import ground_truth_rows, mean_rows_over_seeds, merge_ground_truth_csv, read_ground_truth_tables
+from galaxy_common.statistics import bootstrap_ci, spearman
+from galaxy_common.tables import read_table, write_table
 from proxies.composite import CompositeProxy
 from proxies.domain import domain_of
 from proxies.metrics import METRIC_NAMES
 from proxies.zero_cost import ZERO_COST_NAMES
 from synthesis.errors import DataError, GalaxySynthError
-from synthesis.outputs import metrics_table, read_table, write_table
-from synthesis.study import OpenedStudy, reopen_study, shipped_calibration
+from synthesis.search.ranking import metrics_table
+from synthesis.search.study import OpenedStudy, reopen_study, shipped_calibration
 
 FEATURES = tuple(METRIC_NAMES) + tuple(ZERO_COST_NAMES)
 MIN_GROUND_TRUTH = 6  # the fewest rows a cross-validated report can be made from

@@ -24,91 +24,22 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm.auto import tqdm
 
-from proxies.composite import CompositeProxy, seed_calibration
+from galaxy_common.statistics import (
+    bootstrap_ci,
+    kendall,
+    mean_spearman_ci,
+    nanmean,
+    spearman,
+    top_k_recall,
+    within_fold_ranks,
+)
+from proxies.composite import CompositeProxy
+from proxies.seed import seed_calibration
 
 SEED_COLUMNS = ("train_loss", "grad_norm_mean", "val_loss", "train_loss_cv", "gap")
-BOOTSTRAP_RESAMPLES = 1000
 
-
-# -- rank statistics --------------------------------------------------------------------------
-
-def _finite_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    return a[ok], b[ok]
-
-
-def _rowwise_spearman(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman ρ of each row of ``p`` [..., n] with ``y`` [..., n] (NaN where a side is constant)."""
-    rp = stats.rankdata(p, axis=-1)
-    ry = stats.rankdata(y, axis=-1)
-    rp = rp - rp.mean(axis=-1, keepdims=True)
-    ry = ry - ry.mean(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (rp * ry).sum(axis=-1) / np.sqrt((rp**2).sum(axis=-1) * (ry**2).sum(axis=-1))
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman ρ over the finite pairs; NaN with fewer than 3, or where a side is constant."""
-    a, b = _finite_pairs(a, b)
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(_rowwise_spearman(a, b))
-
-
-def kendall(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = _finite_pairs(a, b)
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(stats.kendalltau(a, b).statistic)
-
-
-def top_k_recall(pred: np.ndarray, target: np.ndarray, k: int = 3) -> float:
-    """How many of the truly best ``k`` rows are among the predicted best ``k`` (fraction)."""
-    pred = np.where(np.isfinite(pred), pred, -np.inf)
-    return len(set(np.argsort(-pred, kind="stable")[:k]) & set(np.argsort(-target, kind="stable")[:k])) / k
-
-
-def mean_spearman_ci(preds: np.ndarray, target: np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES,
-                     seed: int = 0) -> list[float]:
-    """95% percentile interval of mean-over-repeats Spearman ρ, rows resampled together (``preds`` [R, n])."""
-    preds = np.atleast_2d(np.asarray(preds, dtype=float))
-    ok = np.isfinite(target) & np.isfinite(preds).all(axis=0)
-    preds, target = preds[:, ok], np.asarray(target, dtype=float)[ok]
-    n = len(target)
-    if n < 4 or np.ptp(target) == 0:
-        return [float("nan"), float("nan")]
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    rho = _rowwise_spearman(preds[:, idx].transpose(1, 0, 2), target[idx][:, None, :])  # [B, R]
-    stat = np.array([_nanmean(r) for r in rho])
-    stat = stat[np.isfinite(stat)]  # resamples where every row ties on one side have no ρ
-    if stat.size < n_resamples // 2:
-        return [float("nan"), float("nan")]
-    return [float(np.percentile(stat, 2.5)), float(np.percentile(stat, 97.5))]
-
-
-def bootstrap_ci(pred: np.ndarray, target: np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
-    """95% percentile interval of Spearman ρ between two vectors, rows resampled."""
-    return mean_spearman_ci(np.asarray(pred, dtype=float)[None, :], np.asarray(target, dtype=float), n_resamples, seed)
-
-
-def _nanmean(values) -> float:
-    """Mean of the finite values; NaN (quietly) when there are none."""
-    arr = np.asarray(values, dtype=float)
-    arr = arr[np.isfinite(arr)]
-    return float(arr.mean()) if arr.size else float("nan")
-
-
-def within_fold_ranks(values: np.ndarray) -> np.ndarray:
-    """Scores of one held-out fold as ranks in (0, 1): comparable with other folds' whatever their scale."""
-    values = np.where(np.isfinite(values), values, -np.inf)
-    return (stats.rankdata(values) - 0.5) / len(values)
-
-
-# -- cross-validation -------------------------------------------------------------------------
 
 def _folds(n: int, k: int, rng: np.random.Generator, groups: np.ndarray | None) -> list[np.ndarray]:
     if groups is None:
@@ -134,9 +65,9 @@ class CrossValidation:
         if not preds:
             return {}
         return {
-            "spearman": _nanmean([spearman(p, self.target) for p in preds]),
+            "spearman": nanmean([spearman(p, self.target) for p in preds]),
             "spearman_ci95": mean_spearman_ci(np.array(preds), self.target),
-            "kendall": _nanmean([kendall(p, self.target) for p in preds]),
+            "kendall": nanmean([kendall(p, self.target) for p in preds]),
             "top3_recall": float(np.mean([top_k_recall(p, self.target) for p in preds])),
         }
 
@@ -257,10 +188,10 @@ def correlation_report(table: pd.DataFrame, target: str, features: Sequence[str]
         "composite_kendall_cv": comp["kendall"],
         "composite_top3_recall_cv": comp["top3_recall"],
         "composite_spearman_cv_ci95": comp["spearman_ci95"],
-        "composite_spearman_cv_mean_per_fold": _nanmean(cv.composite_fold_rho) if cv.composite_fold_rho else None,
+        "composite_spearman_cv_mean_per_fold": nanmean(cv.composite_fold_rho) if cv.composite_fold_rho else None,
         "composite_learners_chosen": cv.learners,
         "best_single_metric_in_fold": {**cv.summary(cv.best_single),
-                                       "spearman_mean_per_fold": _nanmean(cv.best_single_fold_rho) if cv.best_single_fold_rho else None,
+                                       "spearman_mean_per_fold": nanmean(cv.best_single_fold_rho) if cv.best_single_fold_rho else None,
                                        "chosen": cv.chosen_single},
         "single_metrics": singles.to_dict(orient="records"),
     }

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from synthesis.cores import ExecutionPlan, allotted_cores, execution_plan, set_torch_threads
 from synthesis.errors import GalaxySynthError
+from synthesis.hardware.cores import ExecutionPlan, allotted_cores, execution_plan, set_torch_threads
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ def _start_worker(threads: int) -> None:
 
 
 def _train(address: StudyAddress, job: FullTrainingJob) -> dict[str, Any]:
-    from correlation.ground_truth import open_ground_truth, stored_or_trained
-    from synthesis.study import reopen_study
+    from correlation.full_training import stored_or_trained
+    from correlation.store import open_ground_truth
+    from synthesis.search.study import reopen_study
 
     key = (address.storage, address.study)
     if key not in _OPENED:  # one reopen per process, however many models it trains

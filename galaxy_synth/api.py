@@ -25,8 +25,8 @@ import optuna
 import pandas as pd
 
 from synthesis.errors import GalaxySynthError
+from synthesis.search.storage import existing_storage_url
 from synthesis.settings import StudySettings
-from synthesis.storage import existing_storage_url
 
 __all__ = ["StudySettings", "SynthResult", "synth", "rank", "calibrate", "calibrate_table", "calibrate_pooled", "export", "load_model",
            "predict", "report", "GalaxySynthError"]
@@ -59,16 +59,17 @@ def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None =
     ``opened_study.execution`` says how it will run. ``stop_when()`` before each trial: True stops
     the run early.
     """
-    from synthesis.cores import allotted_cores, execution_plan, set_torch_threads
-    from synthesis.device import tune_allocator
-    from synthesis.outputs import write_study_outputs
-    from synthesis.runner import finished_count, run_in_process
-    from synthesis.study import find_calibration, prepare_study
+    from synthesis.hardware.cores import allotted_cores, execution_plan, set_torch_threads
+    from synthesis.hardware.device import tune_allocator
+    from synthesis.search.plots import write_study_outputs
+    from synthesis.search.runner import run_in_process
+    from synthesis.search.study import find_calibration, prepare_study
+    from synthesis.search.trials import finished_count
 
     tune_allocator()
     allotment = allotted_cores()
     if settings.strategy == "progressive":
-        from synthesis.progressive import run_progressive, write_growth_report
+        from synthesis.search.progressive import run_progressive, write_growth_report
 
         plan = execution_plan("cpu", allotment, parallel=False)
         set_torch_threads(plan.threads)
@@ -80,7 +81,7 @@ def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None =
     remaining = s.trials - finished_count(opened.study)
     objects = [n for n, v in (("sampler", sampler), ("pruner", pruner), ("stop_when", stop_when)) if v is not None]
     if objects and settings.workers is None:
-        from synthesis.cores import ExecutionPlan
+        from synthesis.hardware.cores import ExecutionPlan
 
         plan = ExecutionPlan(1, 1 if opened.device.type == "cpu" else allotment.cores, f"{', '.join(objects)} given as Python objects: this process only")
     else:
@@ -90,7 +91,7 @@ def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None =
         on_ready(opened)
     if plan.workers > 1 and remaining > 0:
         from galaxy_synth.workers import run_workers
-        from synthesis.storage import load_existing_study
+        from synthesis.search.storage import load_existing_study
 
         run_workers(s, plan)
         study = load_existing_study(s.study_name, s.storage_url)
@@ -119,14 +120,14 @@ def rank(study: str | None = None, results: str | Path = "results", storage: str
     ``table.attrs`` says which study and calibration: ``study``, ``calibration`` (name), ``calibration_hash``,
     ``calibration_file``.
     """
-    from synthesis.outputs import metrics_table
-    from synthesis.storage import load_existing_study
-    from synthesis.study import find_calibration
+    from synthesis.search.ranking import metrics_table
+    from synthesis.search.storage import load_existing_study
+    from synthesis.search.study import find_calibration
 
     url = existing_storage_url(storage, Path(results))
     proxy, source = find_calibration(calibration, Path(results))
     loaded = load_existing_study(study, url)
-    from synthesis.outputs import score_images
+    from synthesis.search.ranking import score_images
     from synthesis.settings import STUDY_ATTR
 
     table = metrics_table(loaded, proxy, by=by)

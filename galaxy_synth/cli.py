@@ -194,10 +194,10 @@ def _build_parser() -> argparse.ArgumentParser:
 def cmd_rank(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from galaxy_common.tables import write_table
     from galaxy_synth import api
     from proxies.composite import MissingMetricError
     from synthesis.errors import GalaxySynthError
-    from synthesis.outputs import write_table
     from synthesis.settings import study_dir
 
     results = Path(args.results)
@@ -222,7 +222,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 def _print_front(df) -> None:
     """The accuracy-against-cost front of the ranking, and its knee."""
-    from synthesis.outputs import binomial_se, cost_front, knee_of
+    from synthesis.search.ranking import binomial_se, cost_front, knee_of
 
     front = cost_front(df)
     if front.empty:
@@ -311,9 +311,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from galaxy_common.files import atomic_path
     from galaxy_synth import api
     from galaxy_synth.predict import EXTRAS_FALLBACK
-    from proxies.atomic_io import atomic_path
 
     model = api.load_model(args.model)
     df = api.predict(model, args.images, args.extra, args.tta)
@@ -354,12 +354,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from galaxy_synth import api
-    from synthesis.outputs import summary_rows
-    from synthesis.storage import masked
+    from synthesis.search.ranking import summary_rows
+    from synthesis.search.storage import masked
 
     def announce(opened) -> None:
-        from synthesis.cores import allotted_cores
-        from synthesis.runner import finished_count
+        from synthesis.hardware.cores import allotted_cores
+        from synthesis.search.trials import finished_count
 
         s = opened.settings
         done = finished_count(opened.study)
@@ -375,7 +375,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     result = api.synth(settings, on_ready=announce)
     if settings.strategy == "progressive":
-        from synthesis.progressive import summarise
+        from synthesis.search.progressive import summarise
 
         print(pd.DataFrame(summarise(result.growth)).to_string(index=False))
         print(f"\nstopped: {result.growth.stop_reason}; best: trial {result.growth.best_trial}")
@@ -420,7 +420,7 @@ class UsageError(Exception):
 
 
 def _configure_threads() -> None:
-    from synthesis.cores import allotted_cores, set_torch_threads
+    from synthesis.hardware.cores import allotted_cores, set_torch_threads
 
     set_torch_threads(allotted_cores().cores)  # the cores this process may use, not the machine's
 

@@ -32,14 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlation.ground_truth import open_ground_truth, stored_or_trained
-from proxies.atomic_io import atomic_write_text
+from correlation.full_training import stored_or_trained
+from correlation.store import open_ground_truth
+from galaxy_common.files import atomic_write_text
+from synthesis.data.preprocessing import ExtraScaler, Normalizer
 from synthesis.errors import GalaxySynthError
-from synthesis.models import count_flops, count_params
-from synthesis.outputs import metrics_table
-from synthesis.spec import ArchSpec, TrainConfig, model_spec_from_dict
-from synthesis.study import find_calibration, reopen_study
-from synthesis.training import ExtraScaler, Normalizer, evaluate
+from synthesis.models.builder import count_flops, count_params
+from synthesis.models.spec import ArchSpec, TrainConfig, model_spec_from_dict
+from synthesis.search.ranking import metrics_table
+from synthesis.search.study import find_calibration, reopen_study
+from synthesis.training.loop import evaluate
 
 MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
 
@@ -236,7 +238,7 @@ def crop_words(crop: float) -> str:
 
 
 def _knee_trial(table: Any, attrs: dict[str, Any]) -> int | None:
-    from synthesis.outputs import cost_front, knee_of, score_images
+    from synthesis.search.ranking import cost_front, knee_of, score_images
 
     front = cost_front(table)
     point = knee_of(front, score_images(attrs, table["ranked_by"].iloc[0])) if len(front) else None

@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 
 from galaxy_synth.export import MODEL_FILES, PackagedModel
-from synthesis.data import decode_image
+from synthesis.data.decode import decode_image
+from synthesis.data.preprocessing import ExtraScaler, Normalizer
 from synthesis.errors import DataError
-from synthesis.models import build_model
-from synthesis.spec import ArchSpec, model_spec_from_dict
-from synthesis.training import ExtraScaler, Normalizer
+from synthesis.models.builder import build_model
+from synthesis.models.spec import ArchSpec, model_spec_from_dict
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 

@@ -20,11 +20,14 @@ from typing import Any
 import numpy as np
 import optuna
 
-from proxies.atomic_io import atomic_write_text
-from synthesis.outputs import completed_trials, plot_anytime, plot_history, save_figure, summary_rows
-from synthesis.outputs import pyplot as _plt
-from synthesis.storage import masked
-from synthesis.study import reopen_study
+from galaxy_common.figures import pyplot as _plt
+from galaxy_common.figures import save_figure
+from galaxy_common.files import atomic_write_text
+from synthesis.search.plots import plot_anytime, plot_history
+from synthesis.search.ranking import summary_rows
+from synthesis.search.storage import masked
+from synthesis.search.study import reopen_study
+from synthesis.search.trials import completed_trials
 
 
 def plot_class_balance(names: list[str], counts: list[int], path: Path, mapped: bool = False) -> None:
@@ -113,8 +116,9 @@ img{max-width:520px;border:1px solid #eee}figcaption{font-size:.8em;color:#555}.
 
 def _front_figure(study: optuna.Study, attrs: dict[str, Any], settings: Any, out: Path) -> str:
     """The accuracy-against-inference-cost front of the study's ranking, with its knee."""
-    from synthesis.outputs import metrics_table, plot_front, score_images
-    from synthesis.study import find_calibration
+    from synthesis.search.plots import plot_front
+    from synthesis.search.ranking import metrics_table, score_images
+    from synthesis.search.study import find_calibration
 
     proxy, _ = find_calibration(settings.calibration, settings.results_dir)
     table = metrics_table(study, proxy)
@@ -158,7 +162,7 @@ def write_study_report(storage: str, study_name: str | None, results: Path) -> P
                f"<code>{html.escape(str((attrs.get('calibration') or {}).get('name')))}</code>), "
                f"{frozen.get('epochs', 2)} epochs per trial.</p>")
     figs = _img("history.png", "optimisation history")
-    from correlation.ground_truth import open_ground_truth
+    from correlation.store import open_ground_truth
 
     gt = open_ground_truth(storage).table(study_name)
     full = gt.groupby("trial_number")["accuracy"].mean().to_dict() if len(gt) else {}

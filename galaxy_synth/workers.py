@@ -18,10 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from synthesis.cores import ExecutionPlan
 from synthesis.errors import GalaxySynthError
+from synthesis.hardware.cores import ExecutionPlan
+from synthesis.search.storage import open_storage
 from synthesis.settings import STORAGE_ENV, StudySettings, to_argv
-from synthesis.storage import open_storage
 
 
 def worker_command(settings: StudySettings, worker_id: int) -> list[str]:
@@ -46,7 +46,7 @@ def run_workers(settings: StudySettings, plan: ExecutionPlan) -> None:
     import optuna
     from tqdm.auto import tqdm
 
-    from synthesis.runner import finished_count
+    from synthesis.search.trials import finished_count
 
     log_dir = settings.study_dir / "workers"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,19 +38,34 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from proxies.atomic_io import atomic_write_text
+from galaxy_common.files import atomic_write_text
+from galaxy_common.statistics import spearman, spearman_columns
+from proxies.trees import FINITE_EXTREME, fit_trees, inner_cv_trees, predict_trees
 
 N_QUANTILES = 101  # stored reference points of each rank-gauss transform
+
+
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 25))
+
+
 FEATURE_COUNTS = (1, 2, 3, 5, 8)  # candidate sizes for max_features="auto" (plus "all")
+
+
 INNER_LOO_MAX_ROWS = 30
+
+
 TREES_MIN_ROWS = 100  # below this the trees are not a candidate of learner="auto"
+
+
 MISSING_SUFFIX = "__missing"
+
+
 FORMAT_LINEAR = "galaxy-synth-composite-proxy/1"  # unchanged since the first calibrations: their hashes stay valid
+
+
 FORMAT_TREES = "galaxy-synth-composite-proxy/2"
-TREE_PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10,
-               "l2_regularization": 1.0, "early_stopping": False}
-_BIG = 1e300  # ±inf as finite extremes (order kept)
+
+
 
 
 class MissingMetricError(ValueError):
@@ -94,8 +108,8 @@ class FeatureTransform:
 
 def _floor_missing(values: np.ndarray) -> np.ndarray:
     """NaN → below every other value (even -inf); ±inf → finite extremes."""
-    v = np.clip(np.where(np.isinf(values), np.sign(values) * _BIG, values), -_BIG, _BIG)
-    return np.where(np.isnan(v), -1.1 * _BIG, v)  # below -inf's stand-in
+    v = np.clip(np.where(np.isinf(values), np.sign(values) * FINITE_EXTREME, values), -FINITE_EXTREME, FINITE_EXTREME)
+    return np.where(np.isnan(v), -1.1 * FINITE_EXTREME, v)  # below -inf's stand-in
 
 
 class CompositeProxy(RegressorMixin, BaseEstimator):
@@ -179,7 +193,7 @@ class CompositeProxy(RegressorMixin, BaseEstimator):
             self.learner_ = "trees"
             self.features_ = columns
             self.transforms_ = []
-            self.trees_ = _fit_trees(values, y, self.random_state)
+            self.trees_ = fit_trees(values, y, self.random_state)
             self.intercept_, self.alpha_ = 0.0, None
             self.selection_["kept"] = len(columns)
             return self
@@ -213,7 +227,7 @@ class CompositeProxy(RegressorMixin, BaseEstimator):
         folds = _inner_folds(len(y), self.random_state)
         scores = {f"linear:{m}": _inner_cv_spearman(z, y, m, self.alphas, folds) for m in linear}
         if with_trees:
-            scores["trees"] = _inner_cv_trees(values, y, folds, self.random_state)
+            scores["trees"] = inner_cv_trees(values, y, folds, self.random_state)
         order = [f"linear:{m}" for m in linear] + (["trees"] if with_trees else [])
         best = max(order, key=lambda k: (np.nan_to_num(scores[k], nan=-2.0), -order.index(k)))
         return best, scores
@@ -222,7 +236,7 @@ class CompositeProxy(RegressorMixin, BaseEstimator):
         if not hasattr(self, "learner_"):
             raise RuntimeError("CompositeProxy is not fitted: call fit() or load() first")
         if self.learner_ == "trees":
-            return _predict_trees(self.trees_, _raw_matrix(X, self.features_, self.name))
+            return predict_trees(self.trees_, _raw_matrix(X, self.features_, self.name))
         return self._design(X) @ self.weights_ + self.intercept_
 
     def _design(self, X: pd.DataFrame) -> np.ndarray:
@@ -346,30 +360,6 @@ def _varies(values: np.ndarray) -> bool:
     return (finite.size >= 2 and np.ptp(finite) > 0) or (np.isnan(values).any() and np.isfinite(values).any())
 
 
-# -- vectorised rank statistics ------------------------------------------------------------------
-
-def _ranks(a: np.ndarray) -> np.ndarray:
-    """Average ranks down each column (ties share their mean rank)."""
-    return stats.rankdata(a, axis=0)
-
-
-def spearman_columns(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman ρ of every column of ``z`` with ``y`` at once (0 for a constant column)."""
-    rz, ry = _ranks(z), stats.rankdata(y)
-    rz = rz - rz.mean(axis=0)
-    ry = ry - ry.mean()
-    denom = np.sqrt((rz**2).sum(axis=0) * (ry**2).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (rz * ry[:, None]).sum(axis=0) / denom
-    return np.nan_to_num(rho, nan=0.0)
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearman_columns(a[:, None], b)[0])
-
-
 def _strongest(z: np.ndarray, y: np.ndarray, m: int) -> list[int]:
     """Indices of the ``m`` columns with the largest |Spearman ρ| with ``y`` (stable order)."""
     order = np.argsort(-np.abs(spearman_columns(z, y)), kind="stable")
@@ -390,7 +380,7 @@ def _inner_cv_spearman(z: np.ndarray, y: np.ndarray, m: int, alphas: Sequence[fl
         y_mean = float(y[train].mean())
         _, w, offset = _ridge_loo(z[train][:, keep], y[train] - y_mean, alphas)
         pred[test] = z[test][:, keep] @ w + y_mean - offset
-    return _spearman(pred, y)
+    return spearman(pred, y)
 
 
 def _ridge_loo(z: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[float, np.ndarray, float]:
@@ -410,84 +400,3 @@ def _ridge_loo(z: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[f
     alpha = float(alphas[best])
     w = vt.T @ ((s / (s**2 + alpha)) * uty)
     return alpha, w, float(mu @ w)
-
-
-# -- trees: scikit-learn to fit, JSON to keep, numpy to predict --------------------------------
-
-def _finite_for_trees(values: np.ndarray) -> np.ndarray:
-    return np.where(np.isinf(values), np.sign(values) * _BIG, values)  # NaN stays NaN: the trees route it
-
-
-def _fit_trees(values: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    est = HistGradientBoostingRegressor(random_state=seed, **TREE_PARAMS).fit(_finite_for_trees(values), y)
-    fields = ("value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf")
-    trees = []
-    for (predictor,) in est._predictors:  # one regression tree per boosting iteration
-        nodes = predictor.nodes
-        trees.append({f: nodes[f].tolist() for f in fields})
-    return {"baseline": float(np.ravel(est._baseline_prediction)[0]), "trees": trees, "params": TREE_PARAMS,
-            "sklearn": __import__("sklearn").__version__}
-
-
-def _predict_trees(model: dict[str, Any], values: np.ndarray) -> np.ndarray:
-    """Sum of the boosted trees' leaf values (the same routing as scikit-learn: NaN by missing_go_to_left)."""
-    x = _finite_for_trees(values)
-    out = np.full(len(x), model["baseline"], dtype=float)
-    rows = np.arange(len(x))
-    for tree in model["trees"]:
-        value = np.asarray(tree["value"], dtype=float)
-        feature = np.asarray(tree["feature_idx"], dtype=int)
-        threshold = np.asarray(tree["num_threshold"], dtype=float)
-        nan_left = np.asarray(tree["missing_go_to_left"], dtype=bool)
-        left, right = np.asarray(tree["left"], dtype=int), np.asarray(tree["right"], dtype=int)
-        leaf = np.asarray(tree["is_leaf"], dtype=bool)
-        node = np.zeros(len(x), dtype=int)
-        while True:
-            active = ~leaf[node]
-            if not active.any():
-                break
-            n = node[active]
-            v = x[rows[active], feature[n]]
-            go_left = np.where(np.isnan(v), nan_left[n], v <= threshold[n])
-            node[active] = np.where(go_left, left[n], right[n])
-        out += value[node]
-    return out
-
-
-def _inner_cv_trees(values: np.ndarray, y: np.ndarray, folds: np.ndarray, seed: int) -> float:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    x = _finite_for_trees(values)
-    if len(np.unique(folds)) > 5:  # leave-one-out folds: trees get 5 folds (cost), the comparison stays out-of-fold
-        folds = np.random.default_rng(seed).permutation(len(y)) % 5
-    pred = np.empty(len(y))
-    for f in np.unique(folds):
-        test = folds == f
-        est = HistGradientBoostingRegressor(random_state=seed, **TREE_PARAMS).fit(x[~test], y[~test])
-        pred[test] = est.predict(x[test])
-    return _spearman(pred, y)
-
-
-def seed_calibration(stats_table: pd.DataFrame | None = None) -> CompositeProxy:
-    """The composite-score seed's published weights as a named calibration.
-
-    −0.701·z(train_loss) −0.671·z(grad_norm_mean) +0.406·z(val_loss) −0.395·z(train_loss_cv)
-    +0.311·z(gap) (reported Spearman 0.743, in-sample, on the seed's own data). The z statistics
-    come from ``stats_table`` (rows of metrics, e.g. a study's trials); the score is unitless.
-    """
-    weights = {"train_loss": -0.701, "grad_norm_mean": -0.671, "val_loss": 0.406, "train_loss_cv": -0.395, "gap": 0.311}
-    proxy = CompositeProxy(features=list(weights), transform="z", name="seed-published", learner="linear")
-    if stats_table is None:
-        proxy.transforms_ = [FeatureTransform(n, "z") for n in weights]
-    else:
-        proxy.transforms_ = [FeatureTransform.fit(n, pd.to_numeric(stats_table[n], errors="coerce").to_numpy(float), "z")
-                             for n in weights]
-    proxy.features_ = list(weights)
-    proxy.weights_ = np.array(list(weights.values()))
-    proxy.intercept_, proxy.alpha_, proxy.learner_, proxy.trees_ = 0.0, None, "linear", None
-    proxy.selection_ = {}
-    proxy.provenance = {"source": "composite-score seed, published weights (in-sample Spearman 0.743 on its data)",
-                        "created": time.strftime("%Y-%m-%d")}
-    return proxy

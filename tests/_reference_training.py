@@ -15,9 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthesis.spec import TrainConfig
-from synthesis.training import (EpochRecord, Normalizer, TensorSplit, TrainHistory, TrainingDiverged, _forward,
-                                evaluate, make_loss, make_optimizer)
+from synthesis.data.preparation import TensorSplit
+from synthesis.data.preprocessing import Normalizer
+from synthesis.models.spec import TrainConfig
+from synthesis.training.loop import EpochRecord, TrainHistory, TrainingDiverged, _forward, evaluate
+from synthesis.training.recipe import make_loss, make_optimizer
 
 
 class ReferenceDihedralAugment:

@@ -16,7 +16,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 @pytest.fixture(scope="session")
 def tiny_galaxies():
-    from synthesis.synthetic import generate_galaxies
+    from synthesis.data.synthetic import generate_galaxies
 
     return generate_galaxies(n=120, size=48, seed=3)
 

@@ -1,6 +1,6 @@
 import torch
 
-from synthesis.augment import DihedralAugment
+from synthesis.training.augment import DihedralAugment
 
 
 def d4(img):

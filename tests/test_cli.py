@@ -122,7 +122,7 @@ def test_impossible_device_or_precision_is_one_line_before_anything_is_written(t
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_is_refused(tmp_path, capsys, monkeypatch):
-    import synthesis.device as device_mod
+    import synthesis.hardware.device as device_mod
 
     monkeypatch.setattr(device_mod, "cpu_bf16_flags", lambda: [])
     assert main(["synth", "--results", str(tmp_path / "r"), "--precision", "bf16", "--device", "cpu", *TINY]) == 2
@@ -131,7 +131,7 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_refused(tmp_path, capsys, mo
 
 
 def test_a_read_only_cache_folder_is_one_line_and_no_study(tmp_path, capsys, monkeypatch):
-    import synthesis.data as data_mod
+    import synthesis.data.cache as data_mod
 
     results = tmp_path / "r"
     (results / "cache").mkdir(parents=True)
@@ -148,7 +148,7 @@ def test_a_read_only_cache_folder_is_one_line_and_no_study(tmp_path, capsys, mon
 
 
 def test_resuming_under_another_precision_is_refused_and_auto_keeps_the_studys(tmp_path, capsys, monkeypatch):
-    import synthesis.device as device_mod
+    import synthesis.hardware.device as device_mod
 
     monkeypatch.setattr(device_mod, "cpu_bf16_flags", lambda: ["avx512_bf16"])  # bf16 is possible: only the study refuses
     results = ["--results", str(tmp_path / "r"), "--epochs", "1", "--device", "cpu", *TINY]

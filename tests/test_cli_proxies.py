@@ -7,7 +7,7 @@ import pytest
 from galaxy_synth.cli import main
 from proxies.composite import CompositeProxy
 from proxies.guard import guarded
-from synthesis.study import shipped_calibration
+from synthesis.search.study import shipped_calibration
 
 DEFAULT_CALIBRATION = shipped_calibration()
 

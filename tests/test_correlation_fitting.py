@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from correlation.fitting import correlation_report, cross_validate, top_k_recall
+from correlation.fitting import correlation_report, cross_validate
+from galaxy_common.statistics import top_k_recall
 from tests.conftest import shared_or_skip
 
 

@@ -6,13 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-import correlation.ground_truth as ground_truth_mod
+import correlation.full_training as ground_truth_mod
 from correlation.calibrate import calibrate_study
-from correlation.ground_truth import open_ground_truth, select_for_ground_truth
-from synthesis.models import build_model
-from synthesis.runner import run_study
+from correlation.selection import select_for_ground_truth
+from correlation.store import open_ground_truth
+from synthesis.models.builder import build_model
+from synthesis.models.spec import ArchSpec
+from synthesis.search.runner import run_study
 from synthesis.settings import StudySettings
-from synthesis.spec import ArchSpec
 
 
 def test_selection_takes_the_top_and_spreads_over_the_range():
@@ -73,8 +74,9 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
 
 
 def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny_study):
-    from synthesis.study import reopen_study
-    from synthesis.training import ExtraScaler, Normalizer, evaluate
+    from synthesis.data.preprocessing import ExtraScaler, Normalizer
+    from synthesis.search.study import reopen_study
+    from synthesis.training.loop import evaluate
 
     root, url = tiny_study
     table = open_ground_truth(url).table("gt")
@@ -124,7 +126,7 @@ def test_requests_no_report_can_come_from_fail_before_any_training(tiny_study, m
 
 
 def test_every_full_training_is_written_as_rows_that_outlive_the_results_folder(tiny_study, tmp_path):
-    from correlation.ground_truth import mean_rows_over_seeds, read_ground_truth_tables
+    from correlation.tables import mean_rows_over_seeds, read_ground_truth_tables
 
     root, url = tiny_study
     keep = tmp_path / "kept" / "gt.csv"
@@ -140,8 +142,8 @@ def test_every_full_training_is_written_as_rows_that_outlive_the_results_folder(
 
 
 def test_another_study_reuses_a_full_training_of_the_same_architecture(tiny_study, monkeypatch):
-    from correlation.ground_truth import stored_or_trained
-    from synthesis.study import reopen_study
+    from correlation.full_training import stored_or_trained
+    from synthesis.search.study import reopen_study
 
     root, url = tiny_study
     run(root, url)

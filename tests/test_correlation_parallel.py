@@ -24,7 +24,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _stored(results: Path):
-    from correlation.ground_truth import open_ground_truth
+    from correlation.store import open_ground_truth
 
     return open_ground_truth(f"sqlite:///{results / 'study.db'}").table("galaxy-synth")
 

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import synthesis.data as data_mod
-from synthesis.data import ClassMap, find_mirror_pairs, load_dataset
+import synthesis.data.decode as data_mod
+from synthesis.data.chirality import find_mirror_pairs
+from synthesis.data.dataset import ClassMap, load_dataset
 from synthesis.errors import DataError
 
 
@@ -85,14 +86,21 @@ def test_centre_crop_keeps_the_middle():
 
 
 def test_cache_is_reused(csv_folder, tmp_path, monkeypatch):
+    import synthesis.data.dataset as dataset_mod
+
+    calls = []
+    real = dataset_mod.decoded_chunks
+
+    def counting(*a, **k):  # what load_dataset decodes through, where it looks the name up
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(dataset_mod, "decoded_chunks", counting)
     first = load(csv_folder, cache_dir=tmp_path / "cache")
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
-
-    def boom(*a, **k):
-        raise AssertionError("decoded again despite the cache")
-
-    monkeypatch.setattr(data_mod, "decode_images", boom)
+    assert calls and len(list((tmp_path / "cache").glob("*.npy"))) == 1  # the first load decoded (the spy sees it)
+    calls.clear()
     second = load(csv_folder, cache_dir=tmp_path / "cache")
+    assert not calls, "decoded again despite the cache"
     assert np.array_equal(first.images, second.images) and first.fingerprint == second.fingerprint
 
 

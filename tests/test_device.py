@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import synthesis.device as device
+import synthesis.hardware.device as device
 from synthesis.errors import GalaxySynthError
 
 CPU = torch.device("cpu")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from synthesis.data import load_dataset
-from synthesis.models import build_model, count_flops
-from synthesis.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.preparation import build_trial_data, data_plan
+from synthesis.data.dataset import load_dataset
+from synthesis.data.preparation import build_trial_data, data_plan
+from synthesis.models.builder import build_model, count_flops
+from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.settings import StudySettings
 
 CPU = torch.device("cpu")
@@ -45,7 +45,7 @@ def spec_for(d, block="residual", downsample="stride") -> ArchSpec:
 
 @pytest.mark.parametrize("block", ["plain", "residual", "inverted"])
 def test_zero_cost_scores_and_flops(cpu_data, meta_default, block):
-    from synthesis.objective import Objective
+    from synthesis.search.objective import Objective
 
     _, _, d = cpu_data
     torch.manual_seed(0)
@@ -58,8 +58,8 @@ def test_zero_cost_scores_and_flops(cpu_data, meta_default, block):
 
 
 def test_normalisation_augmentation_training_and_evaluation(cpu_data, meta_default):
-    from synthesis.augment import DihedralAugment
-    from synthesis.training import evaluate, train_model
+    from synthesis.training.augment import DihedralAugment
+    from synthesis.training.loop import evaluate, train_model
 
     _, _, d = cpu_data
     x = d.normalizer(d.train.x[:8])
@@ -76,7 +76,7 @@ def test_normalisation_augmentation_training_and_evaluation(cpu_data, meta_defau
 
 
 def test_progressive_inheritance_and_jitter(cpu_data, meta_default):
-    from synthesis.progressive import GrowthSettings, base_spec, grow, inherit, jitter_
+    from synthesis.search.progressive import GrowthSettings, base_spec, grow, inherit, jitter_
 
     data, _, d = cpu_data
     parent_spec = base_spec(len(d.class_names), d.image_size, d.n_extra, GrowthSettings())
@@ -90,7 +90,7 @@ def test_progressive_inheritance_and_jitter(cpu_data, meta_default):
 
 
 def test_ground_truth_weights_are_saved_from_the_cpu(cpu_data, tmp_path, meta_default):
-    from correlation.ground_truth import full_train
+    from correlation.full_training import full_train
 
     _, _, d = cpu_data
     attrs = {"arch": spec_for(d).to_dict(), "train_config": TrainConfig(optimizer="sgd").to_dict()}

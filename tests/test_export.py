@@ -12,9 +12,10 @@ import torch
 from galaxy_synth.cli import main
 from galaxy_synth.export import _example_inputs
 from galaxy_synth.predict import load_model_dir
-from synthesis.models import count_params
-from synthesis.study import reopen_study
-from synthesis.training import Normalizer, evaluate
+from synthesis.data.preprocessing import Normalizer
+from synthesis.models.builder import count_params
+from synthesis.search.study import reopen_study
+from synthesis.training.loop import evaluate
 
 
 def test_every_file_is_there_and_the_summary_lists_both(exported_study):

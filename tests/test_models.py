@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from synthesis.models import StridedPointwiseConv, build_model
-from synthesis.spec import ArchSpec
+from synthesis.models.blocks import StridedPointwiseConv
+from synthesis.models.builder import build_model
+from synthesis.models.spec import ArchSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +37,8 @@ def test_residual_downsampling_block_trains_on_odd_batches_in_channels_last():
     script = textwrap.dedent(
         """
         import torch
-        from synthesis.models import build_model
-        from synthesis.spec import ArchSpec, StageSpec
+        from synthesis.models.builder import build_model
+        from synthesis.models.spec import ArchSpec, StageSpec
         spec = ArchSpec(num_classes=4, stages=(StageSpec(1, 8), StageSpec(1, 24)), block="residual",
                         stem_width=8, downsample="stride", image_size=32)
         torch.manual_seed(0)
@@ -56,8 +57,8 @@ def test_residual_downsampling_block_trains_on_odd_batches_in_channels_last():
 def test_spec_cost_counts_what_torch_counts_on_samples_of_the_space():
     import optuna
 
-    from synthesis.models import count_flops, count_params, spec_cost
-    from synthesis.space import SearchSpace
+    from synthesis.models.builder import count_flops, count_params, spec_cost
+    from synthesis.search.space import SearchSpace
 
     space = SearchSpace()
     for i in range(40):
@@ -68,8 +69,8 @@ def test_spec_cost_counts_what_torch_counts_on_samples_of_the_space():
 
 
 def test_fit_to_caps_shrinks_the_widest_stage_first_and_stops_when_it_fits():
-    from synthesis.space import fit_to_caps
-    from synthesis.spec import StageSpec
+    from synthesis.models.spec import StageSpec
+    from synthesis.search.space import fit_to_caps
 
     big = ArchSpec(num_classes=4, stages=(StageSpec(4, 128), StageSpec(4, 128), StageSpec(4, 96)), block="inverted",
                    image_size=32)
@@ -82,8 +83,8 @@ def test_fit_to_caps_shrinks_the_widest_stage_first_and_stops_when_it_fits():
 
 
 def test_reference_architectures_build_train_and_take_extra_inputs():
-    from synthesis.models import spec_cost
-    from synthesis.spec import REFERENCE_NAMES, ReferenceSpec, model_spec_from_dict
+    from synthesis.models.builder import spec_cost
+    from synthesis.models.spec import REFERENCE_NAMES, ReferenceSpec, model_spec_from_dict
 
     for name in REFERENCE_NAMES:
         spec = ReferenceSpec(name, num_classes=3, image_size=32, n_extra=2)

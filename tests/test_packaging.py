@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("galaxy_common", "proxies", "synthesis", "correlation", "galaxy_synth")
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def wheel(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for package in ("synthesis", "proxies", "correlation", "galaxy_synth"):
+    for package in PACKAGES:
         shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("dist")
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
@@ -34,9 +35,11 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_holds_every_package_and_the_shipped_calibrations(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for package in ("synthesis", "proxies", "correlation", "galaxy_synth"):
+    for package in PACKAGES:
         assert f"{package}/__init__.py" in names
     assert {"proxies/calibrations/default.json", "proxies/calibrations/seed_published.json"} <= names
+    for sub in ("synthesis/data", "synthesis/models", "synthesis/training", "synthesis/search", "synthesis/hardware"):
+        assert f"{sub}/__init__.py" in names
     assert not any(n.startswith(("tests/", "bench/", "results/")) for n in names)
 
 

@@ -8,8 +8,8 @@ from PIL import Image
 
 from galaxy_synth.cli import main
 from galaxy_synth.predict import load_model_dir, predict_probabilities
+from synthesis.data.synthetic import generate_galaxies
 from synthesis.errors import DataError
-from synthesis.synthetic import generate_galaxies
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_without_extra_inputs_the_training_means_are_used_and_flagged(exported_s
     assert (df["extra_inputs"] == "training-set means (no --extra given)").all()
     loaded = load_model_dir(model)
     means = np.tile(np.array(loaded.card["extra_inputs"]["mean"], dtype=np.float32), (6, 1))
-    from synthesis.data import decode_image
+    from synthesis.data.decode import decode_image
 
     imgs = np.stack([decode_image(str(folder / f"g{i}.png"), 32, 1.0) for i in range(6)])
     want = predict_probabilities(loaded, imgs, means)

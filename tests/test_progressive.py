@@ -8,10 +8,18 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import synthesis.progressive as prog
-from synthesis.models import build_model
-from synthesis.progressive import GrowthSettings, base_spec, grow, inherit, jitter_, run_progressive, write_growth_report
-from synthesis.spec import StageSpec
+import synthesis.search.progressive as prog
+from synthesis.models.builder import build_model
+from synthesis.models.spec import StageSpec
+from synthesis.search.progressive import (
+    GrowthSettings,
+    base_spec,
+    grow,
+    inherit,
+    jitter_,
+    run_progressive,
+    write_growth_report,
+)
 from synthesis.settings import StudySettings
 
 
@@ -149,7 +157,7 @@ def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tm
 
 
 def test_grown_children_can_be_promoted_to_larger_budgets(tmp_path):
-    from synthesis.outputs import metrics_table
+    from synthesis.search.ranking import metrics_table
 
     settings = _tiny(tmp_path, study="promote").replace(objective=None, epochs=1, fidelities="1,3")
     study, result, resolved = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=2))

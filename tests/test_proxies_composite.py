@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from proxies.composite import CompositeProxy, FeatureTransform, MissingMetricError, seed_calibration
+from proxies.composite import CompositeProxy, FeatureTransform, MissingMetricError
+from proxies.seed import seed_calibration
 
 
 def synthetic_table(n=200, seed=0):
@@ -140,7 +141,7 @@ def test_follows_the_scikit_learn_estimator_contract():
 def test_trees_are_saved_as_json_and_predict_exactly_as_scikit_learn(tmp_path):
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from proxies.composite import TREE_PARAMS, _finite_for_trees
+    from proxies.trees import TREE_PARAMS, finite_for_trees
 
     rng = np.random.default_rng(0)
     t = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
@@ -150,8 +151,8 @@ def test_trees_are_saved_as_json_and_predict_exactly_as_scikit_learn(tmp_path):
     proxy = CompositeProxy(learner="trees").fit(t, "target")
     again = CompositeProxy.load(proxy.save(tmp_path / "trees.json"))
     x = t[["a", "b"]].to_numpy()
-    want = HistGradientBoostingRegressor(random_state=0, **TREE_PARAMS).fit(_finite_for_trees(x), t["target"]).predict(
-        _finite_for_trees(x))
+    want = HistGradientBoostingRegressor(random_state=0, **TREE_PARAMS).fit(finite_for_trees(x), t["target"]).predict(
+        finite_for_trees(x))
     assert np.allclose(again.predict(t), want) and again.calibration_hash == proxy.calibration_hash
     assert json.loads((tmp_path / "trees.json").read_text())["learner"] == "trees"
 
@@ -179,7 +180,7 @@ def test_a_failed_score_ranks_lowest_and_gets_a_missing_indicator():
 
 
 def test_shipped_calibrations_still_load_with_their_hashes(tmp_path):
-    from synthesis.study import shipped_calibration
+    from synthesis.search.study import shipped_calibration
 
     for name in ("default.json", "seed_published.json"):
         data = json.loads(shipped_calibration(name).read_text())

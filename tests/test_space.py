@@ -1,8 +1,8 @@
 import optuna
 import pytest
 
-from synthesis.space import SearchSpace
-from synthesis.spec import ArchSpec
+from synthesis.models.spec import ArchSpec
+from synthesis.search.space import SearchSpace
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])
@@ -43,7 +43,7 @@ def test_fixed_params_replay_the_same_architecture():
 def test_params_of_is_the_inverse_of_suggest():
     import optuna
 
-    from synthesis.space import SearchSpace
+    from synthesis.search.space import SearchSpace
 
     space = SearchSpace()
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from synthesis.errors import GalaxySynthError
-from synthesis.models import build_model, count_flops, count_params
-from synthesis.spec import BLOCK_TYPES, ArchSpec, StageSpec, TrainConfig
+from synthesis.models.builder import build_model, count_flops, count_params
+from synthesis.models.spec import BLOCK_TYPES, ArchSpec, StageSpec, TrainConfig
 
 
 def make_spec(**kw):

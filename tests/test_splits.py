@@ -1,6 +1,6 @@
 import numpy as np
 
-from synthesis.splits import stratified_split, stratified_subset
+from synthesis.data.splits import stratified_split, stratified_subset
 
 
 def test_split_is_disjoint_complete_stratified_and_reproducible():

@@ -1,14 +1,16 @@
 import optuna
 import pytest
-
-import synthesis.objective as objective_mod
-from synthesis.errors import StudyMismatchError
-from synthesis.outputs import metrics_table, plot_history, summary_rows, write_table
-from synthesis.runner import run_study
-from synthesis.search import make_pruner
-from synthesis.settings import STUDY_ATTR, StudySettings
-from synthesis.training import TrainingDiverged
 from optuna.trial import TrialState
+
+import synthesis.search.objective as objective_mod
+from galaxy_common.tables import write_table
+from synthesis.errors import StudyMismatchError
+from synthesis.search.plots import plot_history
+from synthesis.search.ranking import metrics_table, summary_rows
+from synthesis.search.runner import run_study
+from synthesis.search.samplers import make_pruner
+from synthesis.settings import STUDY_ATTR, StudySettings
+from synthesis.training.loop import TrainingDiverged
 
 
 def tiny(tmp_path, **kw):
@@ -129,7 +131,7 @@ def test_random_sampler_is_the_baseline_option_and_unknown_names_fail():
     import optuna as _optuna
 
     from synthesis.errors import GalaxySynthError
-    from synthesis.search import make_sampler
+    from synthesis.search.samplers import make_sampler
 
     sampler, info = make_sampler(3, 0, name="random")
     assert isinstance(sampler, _optuna.samplers.RandomSampler) and info == {"name": "RandomSampler", "seed": 3}
@@ -145,7 +147,7 @@ def test_random_sampler_is_the_baseline_option_and_unknown_names_fail():
 
 def test_a_collapsed_model_never_outranks_one_that_learned():
     from proxies.guard import guarded, is_collapsed
-    from synthesis.objective import trial_value
+    from synthesis.search.objective import trial_value
 
     learned = {"val_acc": 0.62, "val_balanced_acc": 0.41, "val_predicted_classes": 4}
     majority = {"val_acc": 0.70, "val_balanced_acc": 0.25, "val_predicted_classes": 1}  # all ellipticals
@@ -161,7 +163,7 @@ def test_a_collapsed_model_never_outranks_one_that_learned():
 def test_promotion_gives_the_best_trials_the_larger_budgets_and_ranks_by_budget_reached(tmp_path, schedule):
     s = tiny(tmp_path, trials=10, epochs=1, fidelities="1,2,4", schedule=schedule, objective="val_acc")
     study = run_study(s)
-    from synthesis.runner import finished
+    from synthesis.search.trials import finished
 
     done = [t for t in study.trials if finished(t)]
     assert len(done) == 10  # exactly the target: completed and stopped-at-a-budget trials count

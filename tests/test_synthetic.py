@@ -1,6 +1,6 @@
 import numpy as np
 
-from synthesis.synthetic import CLASS_NAMES, generate_galaxies
+from synthesis.data.synthetic import CLASS_NAMES, generate_galaxies
 
 
 def test_deterministic_from_the_seed_and_varied_across_seeds():
@@ -28,7 +28,7 @@ def test_redshift_is_informative_high_z_galaxies_are_smaller_and_fainter():
 def test_spiral_chiralities_are_mirror_images_of_each_other():
     # The same random stream renders a clockwise and an anticlockwise spiral; flipping one
     # left-right must look more like the other than the unflipped one does.
-    import synthesis.synthetic as s
+    import synthesis.data.synthetic as s
 
     size = 48
     yy, xx = np.mgrid[0:size, 0:size].astype(float)

@@ -5,12 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from synthesis.data import load_dataset
-from synthesis.models import build_model
-from synthesis.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.preparation import build_trial_data, data_plan
+from synthesis.data.dataset import load_dataset
+from synthesis.data.preparation import build_trial_data, data_plan
+from synthesis.models.builder import build_model
+from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.settings import StudySettings
-from synthesis.training import TrainingDiverged, classification_metrics, evaluate, make_loss, train_model
+from synthesis.training.loop import TrainingDiverged, evaluate, train_model
+from synthesis.training.metrics import classification_metrics
+from synthesis.training.recipe import make_loss
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +131,7 @@ def test_sync_free_loop_records_exactly_what_the_per_batch_sync_loop_recorded(tr
 
 
 def test_warmup_then_decay_reaches_zero_within_the_run():
-    from synthesis.training import make_scheduler
+    from synthesis.training.recipe import make_scheduler
 
     for schedule in ("cosine", "linear"):
         opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)

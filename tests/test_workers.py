@@ -13,8 +13,9 @@ from optuna.trial import TrialState
 
 from galaxy_synth.cli import _build_parser
 from galaxy_synth.workers import worker_command, worker_environment
-from synthesis.runner import optimize_to_target, surplus_trial
-from synthesis.storage import open_storage
+from synthesis.search.runner import optimize_to_target
+from synthesis.search.storage import open_storage
+from synthesis.search.trials import surplus_trial
 from tests._kill import hold_env, kill_held_trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-su
 
 
 def test_workers_run_the_studys_resolved_settings_with_the_storage_in_the_environment():
-    from synthesis.cores import ExecutionPlan
+    from synthesis.hardware.cores import ExecutionPlan
     from synthesis.settings import STORAGE_ENV, StudySettings
 
     settings = StudySettings(trials=9, size=32, merge=["a,b=c"], drop=["d"], storage="postgresql://u:SECRET@h/db",
@@ -67,7 +68,7 @@ def test_surplus_trial_yields_to_earlier_running_trials(tmp_path):
 
 
 def test_a_trial_ending_behind_others_that_fill_the_target_yields_instead_of_completing(tmp_path):
-    from synthesis.objective import yield_if_surplus
+    from synthesis.search.trials import yield_if_surplus
 
     study, _ = _study(tmp_path)
     study.tell(study.ask(), 1.0)
@@ -131,7 +132,7 @@ def run_workers_with_a_kill(tmp_path: Path, storage: str | None, workers: int = 
 
 
 def check_exact_and_retried(code, err, trials, killed, logs, workers=3, target=9):
-    from synthesis.runner import finished
+    from synthesis.search.trials import finished
 
     assert killed is not None, "never saw a completed and a running trial at once"
     assert code == 0, err
@@ -192,8 +193,8 @@ def test_three_journal_workers_started_separately_with_a_sigkill_reach_the_targe
                 p.kill()
     codes = sorted(p.returncode for p in procs)
     assert codes == [-9, 0, 0], [log.read_text()[-1500:] for log in logs]
-    from synthesis.runner import finished
-    from synthesis.storage import open_storage
+    from synthesis.search.storage import open_storage
+    from synthesis.search.trials import finished
 
     trials = optuna.load_study(study_name=study_name, storage=open_storage(url)).get_trials()
     assert sum(finished(t) for t in trials) == 9

@@ -1,18 +1,4 @@
-"""The one training loop: trials, promotion, full training and export all call :func:`train_model`.
-
-Data lives on the device as uint8 tensors (preprocessed once, see :mod:`synthesis.data`);
-a batch is indexed, converted to float, normalised and augmented in place — no per-epoch
-image decoding and no DataLoader workers, which is what makes short trials cheap on a CPU.
-
-Per batch the loop records loss, accuracy and gradient norm; per epoch the mean train loss and
-accuracy, and (given a validation split) val loss, accuracy and balanced accuracy. These raw
-records are what ``proxies`` turns into the composite score.
-
-The loop never waits for the device inside an epoch: per-batch records stay on the device and
-are copied to the host once per epoch (on a GPU a per-batch ``.item()`` stalls the queue of
-kernels every step). Divergence (a NaN/inf loss or gradient) is therefore detected at the end of
-the epoch, with the batch where it started. Every random draw (batch order, augmentation, noise)
-comes from one generator on the data's device.
+"""The one training loop.
 """
 
 from __future__ import annotations
@@ -27,85 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthesis.augment import DihedralAugment
-from synthesis.device import autocast, grad_scaler
-from synthesis.spec import TrainConfig
+from synthesis.data.preparation import TensorSplit
+from synthesis.data.preprocessing import Normalizer
+from synthesis.hardware.device import autocast, grad_scaler
+from synthesis.models.spec import TrainConfig
+from synthesis.training.augment import DihedralAugment
+from synthesis.training.metrics import classification_metrics
+from synthesis.training.recipe import make_loss, make_optimizer, make_scheduler
 
 
 class TrainingDiverged(RuntimeError):
     """Loss or gradient became NaN/inf; the message says where."""
-
-
-@dataclass
-class Normalizer:
-    """Per-channel mean/std (in [0, 1] units) from the training split; maps uint8 → float."""
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    @classmethod
-    def fit(cls, images: np.ndarray, indices: np.ndarray | None = None, chunk: int = 4096) -> Normalizer:
-        """Statistics of uint8 images [N, H, W, C] (the rows ``indices``), read in chunks: a
-        memory-mapped cache of 100k images is never copied whole, nor converted to float at once."""
-        rows = np.arange(len(images)) if indices is None else np.asarray(indices)
-        channels = images.shape[-1]
-        total = np.zeros(channels)
-        squares = np.zeros(channels)
-        count = 0
-        for start in range(0, len(rows), chunk):
-            pix = np.asarray(images[rows[start:start + chunk]]).reshape(-1, channels).astype(np.float64) / 255.0
-            total += pix.sum(axis=0)
-            squares += (pix**2).sum(axis=0)
-            count += len(pix)
-        mean = total / max(count, 1)
-        std = np.maximum(np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0)), 1e-3)
-        return cls(tuple(float(v) for v in mean), tuple(float(v) for v in std))  # type: ignore[arg-type]
-
-    def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        # Made once per device, not per batch: on a GPU every fresh host tensor is a copy.
-        cache = self.__dict__.setdefault("_on_device", {})
-        if device not in cache:
-            cache[device] = (torch.tensor(self.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
-                             torch.tensor(self.std, dtype=torch.float32, device=device).view(1, -1, 1, 1))
-        return cache[device]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        mean, std = self._stats(x.device)
-        return (x.float() / 255.0 - mean) / std
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"mean": list(self.mean), "std": list(self.std)}
-
-
-@dataclass
-class TensorSplit:
-    """One split on the device: uint8 images [N,3,H,W], labels, standardised extra inputs."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    extra: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-
-@dataclass
-class ExtraScaler:
-    """Standardise extra numeric inputs (z, z_err…) with training-split statistics."""
-
-    mean: list[float] = field(default_factory=list)
-    std: list[float] = field(default_factory=list)
-
-    @classmethod
-    def fit(cls, extras: np.ndarray) -> ExtraScaler:
-        if extras.shape[1] == 0:
-            return cls()
-        return cls(extras.mean(axis=0).tolist(), np.maximum(extras.std(axis=0), 1e-6).tolist())
-
-    def transform(self, extras: np.ndarray) -> np.ndarray:
-        if not self.mean:
-            return extras.astype(np.float32)
-        return ((extras - np.array(self.mean)) / np.array(self.std)).astype(np.float32)
 
 
 @dataclass
@@ -152,74 +70,6 @@ class EvalResult:
     macro_f1: float
     confusion: list[list[int]]
     probabilities: np.ndarray | None = None
-
-
-def classification_metrics(confusion: np.ndarray) -> tuple[float, float, float]:
-    """Accuracy, balanced accuracy (mean recall over present classes) and macro-F1."""
-    total = confusion.sum()
-    tp = np.diag(confusion).astype(np.float64)
-    support = confusion.sum(axis=1)
-    predicted = confusion.sum(axis=0)
-    present = support > 0
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
-    acc = float(tp.sum() / total) if total else 0.0
-    return acc, float(recall[present].mean()), float(f1[present].mean())
-
-
-def make_loss(cfg: TrainConfig, train_labels: torch.Tensor, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Cross-entropy, class-weighted cross-entropy (inverse frequency) or focal loss (γ=2)."""
-    weight = None
-    if cfg.loss in ("weighted_ce", "focal"):
-        counts = torch.bincount(train_labels.cpu(), minlength=num_classes).float().clamp(min=1)
-        weight = (counts.sum() / (num_classes * counts)).to(train_labels.device)
-    if cfg.loss == "focal":
-        gamma = float(cfg.extra.get("focal_gamma", 2.0))
-
-        def focal(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            logp = F.log_softmax(logits, dim=1)
-            logp_t = logp.gather(1, target[:, None]).squeeze(1)
-            w = weight[target] if weight is not None else 1.0
-            return (-(1 - logp_t.exp()) ** gamma * logp_t * w).mean()
-
-        return focal
-    return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
-    return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, alpha=0.9, weight_decay=cfg.weight_decay)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """The LR schedule over ``total_steps`` optimiser steps (this run's own budget).
-
-    ``constant``; ``cosine`` (to zero at the last step); ``linear`` (to zero). ``cfg.warmup`` > 0
-    puts a linear warm-up over that fraction of the steps in front of the decay.
-    """
-    if cfg.schedule == "constant" and cfg.warmup == 0:
-        return None
-    warm = int(round(cfg.warmup * total_steps)) if cfg.warmup > 0 else 0
-    decay_steps = max(1, total_steps - warm)
-    if cfg.schedule == "cosine":
-        # CosineAnnealingLR (not a closed-form lambda) keeps full-training results bit-identical
-        # to the ground truth measured before warm-up existed.
-        decay: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=decay_steps)
-    elif cfg.schedule == "linear":
-        decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / decay_steps))
-    else:
-        decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    if warm == 0:
-        return decay
-    ramp = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (step + 1) / (warm + 1))
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, decay], milestones=[warm])
 
 
 def _forward(model: nn.Module, x: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:

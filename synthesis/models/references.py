@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from synthesis.spec import ReferenceSpec
+from synthesis.models.spec import ReferenceSpec
 
 
 def _backbone(spec: ReferenceSpec) -> tuple[nn.Module, int, float]:

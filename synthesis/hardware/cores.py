@@ -129,12 +129,11 @@ def _positive_int(text: str | None) -> int | None:
     return value if value >= 1 else None
 
 
-# ---------------------------------------------------------------------------------------------
-# How a study spends its cores
-
 # Estimated, not measured (no GPU was lent to any session): a small network leaves a GPU idle
 # between kernels, so two processes interleave their work on one device.
 GPU_WORKERS_PER_DEVICE = 2
+
+
 # A worker process costs a few seconds to start (torch, the study, the data): below this many trials
 # per worker, fewer workers finish first (§17).
 MIN_TRIALS_PER_WORKER = 3

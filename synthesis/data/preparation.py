@@ -1,26 +1,31 @@
-"""The one data-preparation step: a study's data and split → normaliser, extra-input scaler, tensors on a device.
-
-Trials, promotion, ground truth, export and the benchmarks all start from :class:`PreparedData`:
-the split indices (``plan``) fixed when the study was created, the training split's statistics,
-and the chirality policy. Only the rows a run needs are copied to the device (the trial subsets
-for trials; train/test for full training), never the whole data set.
+"""The one data-preparation step: a study's data and split, normaliser, extra-input scaler, tensors on a device.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-from synthesis.data import ClassMap, GalaxyImages, find_mirror_pairs, load_dataset
+from synthesis.data.chirality import mirror_policy
+from synthesis.data.dataset import ClassMap, GalaxyImages, load_dataset
+from synthesis.data.preprocessing import ExtraScaler, Normalizer
+from synthesis.data.splits import stratified_split, stratified_subset
 from synthesis.settings import StudySettings
-from synthesis.splits import stratified_split, stratified_subset
-from synthesis.training import ExtraScaler, Normalizer, TensorSplit
 
-log = logging.getLogger("galaxy_synth")
+
+@dataclass
+class TensorSplit:
+    """One split on the device: uint8 images [N,3,H,W], labels, standardised extra inputs."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    extra: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
 
 
 def data_plan(data: GalaxyImages, settings: StudySettings) -> dict[str, list[int]]:
@@ -29,14 +34,6 @@ def data_plan(data: GalaxyImages, settings: StudySettings) -> dict[str, list[int
     trial_train = stratified_subset(split["train"], data.labels, settings.max_samples, seed=settings.seed + 1)
     trial_val = stratified_subset(split["val"], data.labels, settings.val_subset, seed=settings.seed + 2)
     return {**{k: v.tolist() for k, v in split.items()}, "trial_train": trial_train.tolist(), "trial_val": trial_val.tolist()}
-
-
-def mirror_policy(class_names: tuple[str, ...], warn: bool = True) -> tuple[list[tuple[int, int]], bool]:
-    """Mirror-image class pairs, and whether flips are allowed (not when a chiral class is unpaired)."""
-    pairs, unpaired = find_mirror_pairs(class_names)
-    if unpaired and warn:
-        log.warning("class(es) %s look chiral but have no mirror partner: flips disabled, rotations only", unpaired)
-    return pairs, not unpaired
 
 
 def load_study_data(settings: StudySettings) -> GalaxyImages:

@@ -1,8 +1,4 @@
-"""Running a study to its target: exactly ``--trials`` COMPLETE trials, from any number of workers.
-
-No scheduler of ours: every worker runs :func:`optimize_to_target` on the same storage; Optuna
-hands out trials and heartbeats re-queue a dead worker's trial. Ctrl-C re-queues the interrupted
-trial the same way (a WAITING copy with its parameters and seed) and ends with one line.
+"""Running a study to its target.
 """
 
 from __future__ import annotations
@@ -15,26 +11,18 @@ import optuna
 from optuna.trial import TrialState
 
 from proxies.guard import COLLAPSE_SHIFT
-from synthesis.objective import Objective
-from synthesis.preparation import TrialData
+from synthesis.data.preparation import TrialData
+from synthesis.search.objective import Objective
+from synthesis.search.storage import masked, retry_callback
+from synthesis.search.study import OpenedStudy, prepare_study
+from synthesis.search.trials import finished, finished_count
 from synthesis.settings import StudySettings
-from synthesis.storage import masked, retry_callback
-from synthesis.study import OpenedStudy, prepare_study
 
 log = logging.getLogger("galaxy_synth")
 
 
 OBJECTIVE_LABELS = {"composite": "proxy", "multi": "proxy", "val_acc": "val acc", "balanced_acc": "val bal acc",
                     "train_acc": "train acc"}
-
-
-def finished(trial: optuna.trial.FrozenTrial) -> bool:
-    """Counts toward ``--trials``: COMPLETE, or stopped by promotion at a budget (its evaluation is over)."""
-    return trial.state == TrialState.COMPLETE or (trial.state == TrialState.PRUNED and bool(trial.user_attrs.get("rung_stopped")))
-
-
-def finished_count(study: optuna.Study) -> int:
-    return sum(finished(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 class TrialsBar:
@@ -69,17 +57,6 @@ class TrialsBar:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def surplus_trial(study: optuna.Study, number: int, target: int) -> bool:
-    """True when finished trials plus RUNNING ones started before ``number`` already reach ``target``.
-
-    The backstop against two workers starting the last trial at the same moment: the later one
-    (higher number) yields, so the study ends with exactly ``target`` finished trials.
-    """
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
-    ahead = sum(1 for t in trials if finished(t) or (t.state == TrialState.RUNNING and t.number < number))
-    return ahead >= target
 
 
 class _DropInterruptNoise(logging.Filter):
@@ -167,7 +144,7 @@ def run_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | No
 
 def run_in_process(opened: OpenedStudy, stop_when: Callable[[], bool] | None = None) -> optuna.Study:
     """Trials of an opened study, one after another in this process, until the target is reached."""
-    from synthesis.device import tune_allocator
+    from synthesis.hardware.device import tune_allocator
 
     tune_allocator()
     s = opened.settings

@@ -23,14 +23,18 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 
+from synthesis.choices import Precision, names  # noqa: E402
 from synthesis.errors import GalaxySynthError
 
-from synthesis.choices import Precision, names  # noqa: E402
-
 PRECISIONS = names(Precision)
+
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 # auto picks bf16 on a CPU only if training steps measured at least this much faster.
 CPU_BF16_MIN_SPEEDUP = 1.1
 
@@ -126,7 +130,7 @@ def measured_cpu_bf16_speedup(cache_dir: Path | None = None, repeats: int = 9) -
     times = _time_training_steps(repeats)
     speedup = times["ratio"]
     if cache is not None:
-        from proxies.atomic_io import atomic_write_text
+        from galaxy_common.files import atomic_write_text
 
         try:
             atomic_write_text(cache, json.dumps({"speedup": speedup, "seconds": times, "torch": torch.__version__}))

@@ -32,7 +32,11 @@ from synthesis.errors import GalaxySynthError
 from synthesis.settings import STORAGE_ENV, default_storage_url
 
 MAX_RETRY = 3  # a trial whose worker dies is retried at most this often
+
+
 JOURNAL_PREFIX = "journal:"
+
+
 DRIVER_EXTRAS = {"postgresql": "pip install 'galaxy-synth[postgres]'", "mysql": "pip install 'galaxy-synth[mysql]' and "
                  "write mysql+pymysql://…"}
 
@@ -42,10 +46,6 @@ def retry_callback() -> RetryHeartbeatStaleTrialCallback:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-
-
-# ---------------------------------------------------------------------------------------------
-# Showing a URL, and checking it before anything is loaded
 
 
 def masked(url: str) -> str:
@@ -154,10 +154,6 @@ def _check_server(url: str, parsed: sqlalchemy.engine.URL) -> None:
         engine.dispose()
 
 
-# ---------------------------------------------------------------------------------------------
-# Opening a storage
-
-
 _OPENED: dict[tuple[str, int, int | None], BaseStorage] = {}
 
 
@@ -260,10 +256,6 @@ def _serialise_sqlite_writes(engine: sqlalchemy.engine.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections opened by RDBStorage's own setup predate the listeners
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding an existing study
 
 
 def existing_storage_url(storage: str | None, results: Path, hint: str = "--storage") -> str:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 import optuna
 
-from synthesis.spec import BLOCK_TYPES, DOWNSAMPLE_MODES, OPTIMIZERS, ArchSpec, StageSpec, TrainConfig
+from synthesis.models.spec import BLOCK_TYPES, DOWNSAMPLE_MODES, OPTIMIZERS, ArchSpec, StageSpec, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def fit_to_caps(spec: ArchSpec, max_params: int | None, max_flops: float | None,
     highest resolution); once every stage is at the narrowest width, the deepest stage one block
     shorter; then the stem narrower. Stops when it fits or nothing is left to shrink.
     """
-    from synthesis.models import spec_cost
+    from synthesis.models.builder import spec_cost
 
     params, flops = spec_cost(spec)
     sampled, sampled_params, sampled_flops = spec, params, flops

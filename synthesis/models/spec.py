@@ -14,13 +14,20 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from synthesis.choices import Schedule, names  # noqa: E402
 from synthesis.errors import GalaxySynthError
 
 SPEC_VERSION = 1
+
+
 BLOCK_TYPES = ("plain", "residual", "inverted")
+
+
 DOWNSAMPLE_MODES = ("maxpool", "stride")
+
+
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
-from synthesis.choices import Schedule, names  # noqa: E402
+
 
 SCHEDULES = names(Schedule)
 

@@ -1,8 +1,4 @@
-"""One trial, start to finish: sample → build → size caps → zero-cost scores → short training → record → score.
-
-:func:`record_architecture` and :func:`record_training` are the one way a trial's attributes are
-written, shared by the TPE objective here and by progressive growth (:mod:`synthesis.progressive`),
-so ``rank``, ``correlate``, ``export`` and ``report`` read every trial alike.
+"""One trial.
 """
 
 from __future__ import annotations
@@ -25,12 +21,13 @@ from proxies.composite import CompositeProxy
 from proxies.guard import guarded, is_collapsed
 from proxies.metrics import early_training_metrics
 from proxies.zero_cost import zero_cost_scores
-from synthesis.models import build_model, cpu_images_per_second
-from synthesis.preparation import TrialData
+from synthesis.data.preparation import TrialData
+from synthesis.models.builder import build_model, cpu_images_per_second
+from synthesis.models.spec import ArchSpec, TrainConfig
+from synthesis.search.space import SearchSpace, fit_to_caps
+from synthesis.search.trials import yield_if_surplus
 from synthesis.settings import StudySettings
-from synthesis.space import SearchSpace, fit_to_caps
-from synthesis.spec import ArchSpec, TrainConfig
-from synthesis.training import TrainHistory, TrainingDiverged, train_model
+from synthesis.training.loop import TrainHistory, TrainingDiverged, train_model
 
 HOLD_ENV = "GALAXY_SYNTH_TEST_HOLD"  # tests only: "DIR:N" parks one trial before training (see hold_if_asked)
 
@@ -99,7 +96,7 @@ def hold_if_asked(trial: optuna.Trial) -> None:
     spec = os.environ.get(HOLD_ENV)
     if not spec:
         return
-    from synthesis.runner import finished
+    from synthesis.search.trials import finished
 
     folder, _, complete = spec.rpartition(":")
     # Finished, not just COMPLETE: with promotion most trials end stopped at a budget (PRUNED), and a
@@ -116,21 +113,6 @@ def hold_if_asked(trial: optuna.Trial) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and marker.exists():
         time.sleep(0.1)
-
-
-def yield_if_surplus(trial: optuna.Trial, target: int) -> None:
-    """Prune the trial if finished trials plus those running ahead of it already fill the target.
-
-    Checked when a trial starts and again when it is about to count as finished: the start check
-    can miss a lower-numbered trial whose creation another worker had not yet committed (PostgreSQL, read committed: three workers once finished 10 trials for a
-    target of 9). By the time a trial ends, every lower-numbered trial is visible, and of two trials
-    ending together the higher-numbered one always sees the other (running or finished) and yields.
-    """
-    from synthesis.runner import surplus_trial
-
-    if surplus_trial(trial.study, trial.number, target):
-        trial.set_user_attr("prune_reason", f"surplus: trials ahead of it already reach --trials {target}")
-        raise optuna.TrialPruned("surplus trial")
 
 
 class Objective:

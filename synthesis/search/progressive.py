@@ -46,22 +46,27 @@ import pandas as pd
 import torch
 from optuna.trial import TrialState
 
-from proxies.atomic_io import atomic_path, atomic_write_text
+from galaxy_common.figures import pyplot, save_figure
+from galaxy_common.files import atomic_path, atomic_write_text
 from proxies.composite import CompositeProxy
+from synthesis.data.preparation import TrialData
 from synthesis.errors import GalaxySynthError
-from synthesis.models import build_model, count_flops, count_params, cpu_images_per_second
-from synthesis.objective import record_architecture, record_training, trial_value, zero_cost_for
-from synthesis.outputs import pyplot, save_figure
-from synthesis.preparation import TrialData
+from synthesis.models.builder import build_model, count_flops, count_params, cpu_images_per_second
+from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
+from synthesis.search.objective import record_architecture, record_training, trial_value, zero_cost_for
+from synthesis.search.study import prepare_study
 from synthesis.settings import StudySettings
-from synthesis.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.study import prepare_study
-from synthesis.training import TrainingDiverged, train_model
+from synthesis.training.loop import TrainingDiverged, train_model
 
 log = logging.getLogger(__name__)
 
+
 JITTER = 0.03  # noise std as a fraction of each inherited tensor's std (the progressive seed's value)
+
+
 DEFAULT_WIDTHS = (16, 32, 64)
+
+
 GROWTH_TRAIN = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=64)
 
 
@@ -413,4 +418,3 @@ def parse_widths(text: str | Sequence[int]) -> tuple[int, ...]:
 def summarise(result: GrowthResult) -> list[dict[str, Any]]:
     return [{"step": s.step, "blocks": s.layer, "channels": s.channels, "placement": s.placement,
              "score": round(s.score, 4), "trial": s.trial, "chosen": "*" if s.chosen else ""} for s in result.steps]
-

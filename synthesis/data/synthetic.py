@@ -21,11 +21,19 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 CLASS_NAMES = ("elliptical", "spiral_cw", "spiral_acw", "edge_on", "merger")
+
+
 # Base class frequencies: imbalanced like Galaxy Zoo, but less extreme.
 _BASE_FREQ = np.array([0.42, 0.14, 0.14, 0.18, 0.12])
+
+
 # Colours per component, (g, r, i) mapped to (B, G, R) → stored as RGB.
 _RED = np.array([1.00, 0.78, 0.52])
+
+
 _BLUE = np.array([0.62, 0.78, 1.00])
+
+
 _WHITE = np.array([1.0, 1.0, 1.0])
 
 

@@ -18,16 +18,15 @@ import optuna
 import torch
 
 from proxies.composite import CompositeProxy
-from synthesis.cores import ExecutionPlan
-from synthesis.data import GalaxyImages
-from synthesis.device import PrecisionChoice, resolve_device, resolve_precision
+from synthesis.data.dataset import GalaxyImages
+from synthesis.data.preparation import PreparedData, data_plan, load_study_data
 from synthesis.errors import GalaxySynthError, StudyMismatchError
-from synthesis.preparation import PreparedData, data_plan, load_study_data
-from synthesis.search import make_pruner, make_sampler
+from synthesis.hardware.cores import ExecutionPlan
+from synthesis.hardware.device import PrecisionChoice, resolve_device, resolve_precision
+from synthesis.search.samplers import make_pruner, make_sampler
+from synthesis.search.space import SearchSpace
+from synthesis.search.storage import check_storage, journal_path, load_existing_study, masked, open_storage
 from synthesis.settings import STUDY_ATTR, StudySettings, check_ranges
-from synthesis.space import SearchSpace
-from synthesis.storage import check_storage, journal_path, load_existing_study, masked, open_storage
-
 
 
 def shipped_calibration(name: str = "default.json") -> Path:
@@ -237,4 +236,3 @@ def reopen_study(storage: str, study_name: str | None, results: Path, progress: 
     data = load_study_data(settings)
     check_same_experiment(attrs, settings, data)
     return OpenedStudy(study, attrs, data, settings, dev)
-

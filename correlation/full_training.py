@@ -1,0 +1,123 @@
+"""Full training of a trial's architecture, and the one rule every command follows: stored or train now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from correlation.store import GroundTruthRecord, GroundTruthStore
+from galaxy_common.files import atomic_path
+from synthesis.data.preparation import PreparedData
+from synthesis.models.builder import build_model
+from synthesis.models.spec import TrainConfig, model_spec_from_dict
+from synthesis.training.loop import evaluate, train_model
+
+
+@dataclass
+class FullTrainingResult:
+    record: GroundTruthRecord
+    model: torch.nn.Module
+
+
+def full_training_config(user_attrs: dict[str, Any]) -> TrainConfig:
+    """A trial's optimiser settings with the full-training schedule (cosine to zero, no warm-up)."""
+    return TrainConfig.from_dict(user_attrs["train_config"]).replace(schedule="cosine", warmup=0.0)
+
+
+def architecture_key(user_attrs: dict[str, Any], prep: PreparedData, precision: str) -> str:
+    """What a full training depends on: spec, full-training configuration, data, split, precision.
+
+    Two studies (two strategies, two trial schedules…) that meet the same architecture with the
+    same optimiser settings on the same data share one full training.
+    """
+    body = {"spec": model_spec_from_dict(user_attrs["arch"]).to_dict(), "train": full_training_config(user_attrs).to_dict(),
+            "data": prep.data.fingerprint, "train_split": _digest(prep.plan["train"]), "test_split": _digest(prep.plan["test"]),
+            "precision": precision}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _digest(indices: list[int]) -> str:
+    return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], prep: PreparedData, epochs: int, seed: int,
+               device: torch.device, weights_dir: Path, progress: bool = True, precision: str = "fp32") -> FullTrainingResult:
+    """Train one trial's architecture with the full budget and score it on the test split."""
+    spec = model_spec_from_dict(user_attrs["arch"])
+    cfg = full_training_config(user_attrs)
+    train = prep.split("train", device)
+    test = prep.split("test", device)
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    t0 = time.perf_counter()
+    train_model(model, train, cfg, epochs, seed=seed, progress=progress, progress_desc=f"full training trial {trial_number}",
+                precision=precision, **prep.training_kwargs())
+    wall = time.perf_counter() - t0
+    result = evaluate(model, test, prep.normalizer, prep.num_classes, precision=precision)
+    weights = Path(weights_dir) / f"trial{trial_number}_e{epochs}_s{seed}.pt"
+    with atomic_path(weights) as tmp:
+        torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": spec.to_dict(),
+                    "normalizer": prep.normalizer.to_dict(), "extra_scaler": prep.extra_scaler.__dict__,
+                    "class_names": list(prep.class_names)}, tmp)
+    record = GroundTruthRecord(
+        study_name=study_name, trial_number=trial_number, spec_hash=spec.spec_hash(), epochs=epochs, seed=seed,
+        accuracy=result.accuracy, balanced_accuracy=result.balanced_accuracy, macro_f1=result.macro_f1,
+        test_loss=result.loss, confusion_json=json.dumps(result.confusion), wall_seconds=wall, device=str(device),
+        weights_path=str(weights), created=datetime.now(timezone.utc),
+        arch_key=architecture_key(user_attrs, prep, precision),
+    )
+    return FullTrainingResult(record, model)
+
+
+def load_weights(record: GroundTruthRecord) -> torch.nn.Module:
+    """The stored network of a full training (``weights_only``: loading never runs code)."""
+    ckpt = torch.load(record.weights_path, map_location="cpu", weights_only=True)
+    model = build_model(model_spec_from_dict(ckpt["arch"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model
+
+
+def stored_or_trained(store: GroundTruthStore, study_name: str, trial_number: int, user_attrs: dict[str, Any],
+                      prep: PreparedData, epochs: int, seed: int, device: torch.device, weights_dir: Path,
+                      precision: str = "fp32", progress: bool = False,
+                      need_model: bool = False) -> tuple[GroundTruthRecord, torch.nn.Module | None, bool]:
+    """The full-training result for this key: ``(record, model or None, trained_now)``.
+
+    Reused when stored for this study and trial, or for the same architecture, configuration, data
+    and seed in another study of the database (then recorded for this trial too); with
+    ``need_model``, only where its weights file still exists. Otherwise trained now and stored at
+    once, so a kill loses at most the model in training.
+    """
+    record = store.get(study_name, trial_number, epochs, seed)
+    if record is None:
+        twin = store.same_training(architecture_key(user_attrs, prep, precision), epochs, seed)
+        if twin is not None and (not need_model or Path(twin.weights_path).is_file()):
+            record = GroundTruthRecord(**{**{c: v for c, v in twin.as_row().items() if c != "id"},
+                                          "study_name": study_name, "trial_number": trial_number})
+            store.put(record)
+    if record is not None and not need_model:
+        return record, None, False
+    if record is not None and Path(record.weights_path).is_file():
+        return record, load_weights(record), False
+    result = full_train(study_name, trial_number, user_attrs, prep, epochs, seed, device, weights_dir,
+                        progress=progress, precision=precision)
+    store.put(result.record)
+    return result.record, result.model.cpu(), True
+
+
+def fill_arch_keys(store: GroundTruthStore, study_name: str, trials: dict[int, Any], prep: PreparedData,
+                   precision: str) -> None:
+    """Give rows stored before architecture keys existed their key, so other studies can reuse them."""
+    for r in store.records(study_name):
+        if r.arch_key is None and r.trial_number in trials:
+            r.arch_key = architecture_key(trials[r.trial_number].user_attrs, prep, precision)
+            store.put(r)

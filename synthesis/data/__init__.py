@@ -1,0 +1,1 @@
+"""Stage 1, data: sources per input format, decoding, the image cache, splits, chirality, the procedural set, preprocessing and the one preparation step."""

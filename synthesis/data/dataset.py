@@ -1,0 +1,163 @@
+"""A preprocessed data set (GalaxyImages) and the one way to make one: list, class-map, validate, decode once into the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from synthesis.data.cache import CACHE_VERSION, open_cache, writable_cache, write_npy_stream
+from synthesis.data.decode import centre_crop_resize, decoded_chunks
+from synthesis.data.sources import SYNTHETIC_SOURCE, listing_for
+from synthesis.errors import DataError
+
+
+@dataclass
+class GalaxyImages:
+    """A preprocessed dataset: everything downstream (splits, trials, export) reads this."""
+
+    images: np.ndarray  # uint8 [N, H, W, 3], usually a read-only memory map of the cache file
+    labels: np.ndarray  # int64 [N], indices into class_names
+    class_names: tuple[str, ...]
+    ids: list[str]
+    extras: np.ndarray  # float32 [N, K]; K may be 0
+    extra_names: tuple[str, ...] = ()
+    source: str = SYNTHETIC_SOURCE
+    fingerprint: str = ""  # content + preprocessing + class map: identifies the exact data
+    crop: float = 1.0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[1])
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(self.class_names))
+        return {name: int(c) for name, c in zip(self.class_names, counts)}
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Merge and drop classes by name: ``merge={'spiral_cw': 'spiral', 'spiral_acw': 'spiral'}``."""
+
+    merge: dict[str, str] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, merges: Sequence[str] = (), drops: Sequence[str] = ()) -> ClassMap:
+        """Parse CLI strings: ``--merge spiral_cw,spiral_acw=spiral`` and ``--drop dont_know``."""
+        mapping: dict[str, str] = {}
+        for item in merges:
+            if "=" not in item:
+                raise DataError(f"--merge {item!r}: expected OLD1,OLD2=NEW (e.g. spiral_cw,spiral_acw=spiral)")
+            olds, new = item.split("=", 1)
+            for old in olds.split(","):
+                if old.strip():
+                    mapping[old.strip()] = new.strip()
+        dropped = tuple(d.strip() for item in drops for d in item.split(",") if d.strip())
+        return cls(merge=mapping, drop=dropped)
+
+    def to_dict(self) -> dict:
+        return {"merge": dict(sorted(self.merge.items())), "drop": sorted(self.drop)}
+
+    def apply(self, labels: np.ndarray, class_names: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+        """Return ``(new_labels, new_class_names, keep_mask)``; unknown names are an error."""
+        known = set(class_names)
+        for name in list(self.merge) + list(self.drop):
+            if name not in known:
+                raise DataError(f"class map names unknown class {name!r} (classes: {', '.join(class_names)})")
+        renamed = [self.merge.get(n, n) for n in class_names]
+        new_names: list[str] = []
+        for old, new in zip(class_names, renamed):
+            if old not in self.drop and new not in new_names:
+                new_names.append(new)
+        lookup = np.array([-1 if old in self.drop else new_names.index(new) for old, new in zip(class_names, renamed)])
+        mapped = lookup[labels]
+        keep = mapped >= 0
+        return mapped[keep].astype(np.int64), tuple(new_names), keep
+
+
+def validate_classes(labels: np.ndarray, class_names: Sequence[str], min_per_class: int, where: str) -> None:
+    counts = np.bincount(labels, minlength=len(class_names))
+    present = [n for n, c in zip(class_names, counts) if c > 0]
+    if len(present) < 2:
+        raise DataError(f"{where}: need at least 2 classes, found {len(present)} ({', '.join(present) or 'none'})")
+    for name, c in zip(class_names, counts):
+        if 0 < c < min_per_class:
+            raise DataError(
+                f"{where}: class {name!r} has {c} image(s); need at least {min_per_class} to split "
+                f"into train/val/test (drop it with --drop {name} or merge it with --merge)"
+            )
+
+
+def load_dataset(
+    path: str | None = None,
+    size: int = 64,
+    crop: float | None = None,
+    class_map: ClassMap | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    extra_columns: Sequence[str] | None = None,
+    synthetic_n: int = 3000,
+    synthetic_seed: int = 0,
+    min_per_class: int = 5,
+    progress: bool = True,
+) -> GalaxyImages:
+    """Load, validate, preprocess (cached) and class-map a dataset. See the module docstring.
+
+    ``crop=None`` picks the source's default: 0.5 for image folders (galaxies are small in SDSS
+    cutouts), 1.0 for HDF5 and the synthetic set (already framed).
+    """
+    if size < 8:
+        raise DataError(f"--size {size} is too small (need >= 8)")
+    if crop is not None and not 0.05 <= crop <= 1.0:
+        raise DataError(f"--crop {crop} must be between 0.05 and 1")
+    listing = listing_for(path, extra_columns, synthetic_n, size, synthetic_seed)
+    crop = listing.default_crop if crop is None else crop
+    class_map = class_map or ClassMap()
+    where = path or SYNTHETIC_SOURCE
+
+    labels, class_names, keep = class_map.apply(listing.labels, listing.class_names)
+    validate_classes(labels, class_names, min_per_class, where)
+
+    key_src = json.dumps({"v": CACHE_VERSION, "content": listing.content_hash, "size": size, "crop": crop})
+    # The file holds only the rows the class map keeps, so its name includes the class map too.
+    key = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}".encode()).hexdigest()[:20]
+    shape = (int(keep.sum()), size, size, 3)
+    images = open_cache(Path(cache_dir) / f"{listing.kind}-{size}px-{key}.npy", shape) if cache_dir else None
+    if images is None:
+        if listing.arrays is not None:
+            arrays = listing.arrays[keep]
+            chunks = (arrays[i:i + 256] if arrays.shape[1:3] == (size, size) and crop == 1.0
+                      else np.stack([centre_crop_resize(a, size, crop) for a in arrays[i:i + 256]])
+                      for i in range(0, len(arrays), 256))
+        else:
+            chunks = decoded_chunks([f for f, k in zip(listing.files or [], keep) if k], size, crop, None, progress)
+        if cache_dir is None:
+            images = np.concatenate(list(chunks)) if shape[0] else np.empty(shape, np.uint8)
+        else:
+            cache_file = writable_cache(Path(cache_dir)) / f"{listing.kind}-{size}px-{key}.npy"
+            write_npy_stream(cache_file, shape, chunks)  # atomic: a killed run never leaves half a cache
+            images = open_cache(cache_file, shape)
+            if images is None:
+                raise DataError(f"the image cache {cache_file} could not be read back")
+
+    fingerprint = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}|{listing.extra_names}".encode()).hexdigest()[:16]
+    return GalaxyImages(
+        images=images,
+        labels=labels,
+        class_names=class_names,
+        ids=[i for i, k in zip(listing.ids, keep) if k],
+        extras=listing.extras[keep],
+        extra_names=listing.extra_names,
+        source=listing.kind if path is None else str(path),
+        fingerprint=fingerprint,
+        crop=crop,
+    )

@@ -1,0 +1,255 @@
+"""Listing a source: which files (or arrays), which labels, which extra columns, per input format (labels.csv folder, ImageFolder, Galaxy10 HDF5, the procedural set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from synthesis.data.decode import IMAGE_EXTENSIONS
+from synthesis.errors import DataError
+
+FILE_COLUMNS = ("file", "filename", "image", "path")
+
+
+NAME_COLUMNS = ("label_name", "class", "class_name")
+
+
+DEFAULT_EXTRA_COLUMNS = ("z", "z_err", "redshift", "redshift_err")
+
+
+SYNTHETIC_SOURCE = "synthetic"
+
+
+GALAXY10_SDSS_NAMES = (
+    "disk_faceon_no_spiral", "smooth_round", "smooth_inbetween", "smooth_cigar",
+    "disk_edgeon_rounded_bulge", "disk_edgeon_boxy_bulge", "disk_edgeon_no_bulge",
+    "disk_faceon_tight_spiral", "disk_faceon_medium_spiral", "disk_faceon_loose_spiral",
+)
+
+
+GALAXY10_DECALS_NAMES = (
+    "disturbed", "merging", "round_smooth", "inbetween_round_smooth", "cigar_smooth",
+    "barred_spiral", "unbarred_tight_spiral", "unbarred_loose_spiral",
+    "edgeon_no_bulge", "edgeon_with_bulge",
+)
+
+
+@dataclass
+class Listing:
+    files: list[str] | None  # None for in-memory sources (HDF5, synthetic)
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    ids: list[str]
+    extras: np.ndarray
+    extra_names: tuple[str, ...]
+    content_hash: str
+    kind: str
+    arrays: np.ndarray | None = None
+    default_crop: float = 0.5
+
+
+def _hash_files(paths: Sequence[str], extra: bytes = b"") -> str:
+    h = hashlib.sha256(extra)
+    for p in paths:
+        h.update(p.encode())
+        with open(p, "rb") as fh:
+            h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
+
+
+def _check_extras(df: pd.DataFrame, columns: Sequence[str], where: str) -> np.ndarray:
+    if not columns:
+        return np.zeros((len(df), 0), dtype=np.float32)
+    values = np.empty((len(df), len(columns)), dtype=np.float64)
+    for j, col in enumerate(columns):
+        numeric = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(numeric)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{where} line {i + 2}: column {col!r} is {df[col].iloc[i]!r} (need a finite number)")
+        values[:, j] = numeric
+    return values.astype(np.float32)
+
+
+def _list_csv_folder(root: Path, extra_columns: Sequence[str] | None) -> Listing:
+    csv_path = root / "labels.csv"
+    where = str(csv_path)
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{where} is empty") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{where} is not valid CSV: {exc}".splitlines()[0]) from None
+    if len(df) == 0:
+        raise DataError(f"{where} has a header but no rows")
+    df.columns = [c.strip() for c in df.columns]
+    cols = set(df.columns)
+
+    file_col = next((c for c in FILE_COLUMNS if c in cols), None)
+    if file_col is None and "id" not in cols:
+        raise DataError(f"{where} has no image column: need one of {FILE_COLUMNS} or 'id' (found: {', '.join(df.columns)})")
+    name_col = next((c for c in NAME_COLUMNS if c in cols), None)
+    label_col = name_col or ("label" if "label" in cols else None)
+    if label_col is None:
+        raise DataError(f"{where} has no label column: need 'label', 'label_name' or 'class' (found: {', '.join(df.columns)})")
+
+    ids = (df["id"] if "id" in cols else df[file_col]).astype(str).str.strip().tolist()
+    dup = pd.Series(ids).duplicated(keep="first")
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        first = ids.index(ids[i])
+        raise DataError(f"{where} line {i + 2}: duplicate id {ids[i]!r} (first on line {first + 2})")
+
+    raw_labels = df[label_col].astype(str).str.strip()
+    empty = raw_labels == ""
+    if empty.any():
+        i = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(f"{where} line {i + 2}: empty label in column {label_col!r}")
+    if label_col == "label":
+        as_int = pd.to_numeric(raw_labels, errors="coerce")
+        bad = as_int.isna() | (as_int != as_int.round())
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{where} line {i + 2}: label {raw_labels.iloc[i]!r} is not an integer (or add a 'label_name' column)")
+        codes = as_int.astype(int)
+        class_names = tuple(str(c) for c in sorted(codes.unique()))
+        labels = np.array([class_names.index(str(c)) for c in codes], dtype=np.int64)
+    else:
+        if "label" in cols:
+            # Integer codes fix the class order (so class 0 stays class 0); names must agree with them.
+            pairs = df[["label", label_col]].drop_duplicates()
+            clash = pairs[pairs.duplicated(subset=[label_col], keep=False) | pairs.duplicated(subset=["label"], keep=False)]
+            if len(clash):
+                raise DataError(f"{where}: columns 'label' and {label_col!r} disagree (e.g. {clash.iloc[0].to_dict()})")
+            order = pairs.assign(code=pd.to_numeric(pairs["label"], errors="coerce")).sort_values("code")
+            class_names = tuple(order[label_col].str.strip())
+        else:
+            class_names = tuple(sorted(raw_labels.unique()))
+        index = {n: k for k, n in enumerate(class_names)}
+        labels = raw_labels.map(index).to_numpy(dtype=np.int64)
+
+    if file_col is not None:
+        files = [str(root / f.strip()) for f in df[file_col].astype(str)]
+    else:
+        files = []
+        for i, ident in enumerate(ids):
+            found = next((str(root / (ident + e)) for e in IMAGE_EXTENSIONS if (root / (ident + e)).exists()), None)
+            if found is None:
+                found = next((str(root / "images" / (ident + e)) for e in IMAGE_EXTENSIONS if (root / "images" / (ident + e)).exists()), None)
+            if found is None:
+                raise DataError(f"{where} line {i + 2}: no image file for id {ident!r} (tried {ident}{{{','.join(IMAGE_EXTENSIONS)}}})")
+            files.append(found)
+    for i, f in enumerate(files):
+        if not os.path.isfile(f):
+            alt = root / "images" / Path(f).relative_to(root)
+            if alt.is_file():
+                files[i] = str(alt)
+            else:
+                raise DataError(f"{where} line {i + 2}: listed image does not exist: {f}")
+
+    if extra_columns is None:
+        extra_names = tuple(c for c in DEFAULT_EXTRA_COLUMNS if c in cols)
+    else:
+        missing = [c for c in extra_columns if c not in cols]
+        if missing:
+            raise DataError(f"{where} has no column {missing[0]!r} (asked for by --extra-columns; found: {', '.join(df.columns)})")
+        extra_names = tuple(extra_columns)
+    extras = _check_extras(df, extra_names, where)
+    content = _hash_files(files, csv_path.read_bytes())
+    return Listing(files, labels, class_names, ids, extras, extra_names, content, "csv")
+
+
+def _list_image_folder(root: Path) -> Listing:
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files, labels, names = [], [], []
+    for d in class_dirs:
+        imgs = sorted(str(p) for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if imgs:
+            names.append(d.name)
+            files += imgs
+            labels += [len(names) - 1] * len(imgs)
+    if not files:
+        raise DataError(f"{root}: no labels.csv and no class sub-folders with images (expected root/<class>/*.jpg)")
+    ids = [os.path.relpath(f, root) for f in files]
+    return Listing(files, np.array(labels, dtype=np.int64), tuple(names), ids,
+                    np.zeros((len(files), 0), np.float32), (), _hash_files(files), "imagefolder")
+
+
+def _list_hdf5(path: Path) -> Listing:
+    import h5py
+
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"cannot read HDF5 file {path}: {exc}") from None
+    with fh:
+        for key in ("images", "ans"):
+            if key not in fh:
+                raise DataError(f"{path}: no dataset {key!r} (Galaxy10 layout: 'images' N×H×W×3, 'ans', optional 'redshift'; found: {', '.join(fh.keys())})")
+        images = fh["images"][()]
+        ans = fh["ans"][()].astype(np.int64).reshape(-1)
+        redshift = fh["redshift"][()].astype(np.float64).reshape(-1) if "redshift" in fh else None
+        names_attr = fh.attrs.get("class_names")
+    if images.ndim == 3:
+        images = np.repeat(images[..., None], 3, axis=3)
+    if images.ndim != 4 or images.shape[3] not in (1, 3, 4) or len(images) != len(ans):
+        raise DataError(f"{path}: 'images' has shape {images.shape}, 'ans' {ans.shape}; expected N×H×W×3 and N")
+    if images.shape[3] == 1:
+        images = np.repeat(images, 3, axis=3)
+    images = images[..., :3]
+    if images.dtype != np.uint8:
+        hi = float(images.max()) or 1.0
+        images = np.clip(images.astype(np.float64) / hi * 255, 0, 255).astype(np.uint8)
+    n_classes = int(ans.max()) + 1
+    if names_attr is not None:
+        class_names = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names_attr)
+    elif n_classes == 10 and images.shape[1] == 69:
+        class_names = GALAXY10_SDSS_NAMES
+    elif n_classes == 10 and images.shape[1] == 256:
+        class_names = GALAXY10_DECALS_NAMES
+    else:
+        class_names = tuple(f"class_{k}" for k in range(n_classes))
+    if ans.min() < 0 or ans.max() >= len(class_names):
+        raise DataError(f"{path}: label {int(ans.max())} outside 0..{len(class_names) - 1}")
+    extra_names: tuple[str, ...] = ()
+    extras = np.zeros((len(ans), 0), np.float32)
+    if redshift is not None:
+        bad = ~np.isfinite(redshift)
+        if bad.any():
+            raise DataError(f"{path}: redshift of image {int(np.flatnonzero(bad)[0])} is not finite")
+        extra_names, extras = ("redshift",), redshift[:, None].astype(np.float32)
+    h = hashlib.sha256(images.tobytes())
+    h.update(ans.tobytes())
+    h.update(extras.tobytes())
+    return Listing(None, ans, class_names, [str(i) for i in range(len(ans))], extras, extra_names,
+                    h.hexdigest(), "galaxy10-hdf5", arrays=images, default_crop=1.0)
+
+
+def listing_for(path: str | None, extra_columns: Sequence[str] | None, synthetic_n: int, size: int, seed: int) -> Listing:
+    if path is None or path == SYNTHETIC_SOURCE:
+        from synthesis.data.synthetic import generate_galaxies
+
+        # Rendered straight at the requested size: crop does not apply.
+        images, labels, extras, names = generate_galaxies(n=synthetic_n, size=size, seed=seed)
+        h = hashlib.sha256(f"synthetic:{synthetic_n}:{size}:{seed}".encode())
+        return Listing(None, labels, names, [f"synth{i:05d}" for i in range(len(labels))], extras,
+                        ("z", "z_err"), h.hexdigest(), SYNTHETIC_SOURCE, arrays=images, default_crop=1.0)
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data not found: {path}")
+    if p.is_file():
+        if p.suffix.lower() in (".h5", ".hdf5"):
+            return _list_hdf5(p)
+        raise DataError(f"{path} is a file; expected a folder (with labels.csv or class sub-folders) or a .h5 file")
+    if (p / "labels.csv").exists():
+        return _list_csv_folder(p, extra_columns)
+    if any(f.suffix.lower() == ".csv" for f in p.iterdir()):
+        raise DataError(f"{path}: found a CSV but no labels.csv (rename it to labels.csv)")
+    return _list_image_folder(p)

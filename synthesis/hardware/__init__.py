@@ -1,0 +1,1 @@
+"""Where networks run: the cores a process may use, devices, precision."""

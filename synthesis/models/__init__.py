@@ -1,0 +1,1 @@
+"""Stage 2, models: the architecture spec, blocks, the one builder, the reference architectures."""
