@@ -186,10 +186,12 @@ def _open(url: str, heartbeat_interval: int, grace_period: int) -> BaseStorage:
                 storage = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                                      grace_period=grace_period, heartbeat_stale_trial_callback=retry_callback())
             break
-        except sqlalchemy.exc.IntegrityError:
-            # Two processes creating one new database both write its schema version: the loser finds the
-            # schema made a moment later (seen with two searches started at once on a fresh SQLite file).
-            if attempt == 4:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+            # Two processes creating one new database both write its schema ("UNIQUE constraint failed:
+            # alembic_version", "table studies already exists"): the loser finds it made a moment later
+            # (seen with two searches started at once on a fresh SQLite file).
+            race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if attempt == 4 or not race:
                 raise
             time.sleep(0.2 * (attempt + 1))
     if sqlite:
