@@ -120,3 +120,14 @@ def test_a_planted_password_appears_nowhere_a_study_writes_or_prints(tmp_path, p
             assert PLANTED.encode() not in path.read_bytes(), path
     study = optuna.load_study(study_name="secret", storage=url)
     assert PLANTED not in repr(study.user_attrs) + repr([t.user_attrs for t in study.trials])
+
+
+def test_processes_creating_one_new_sqlite_file_at_once_all_open_it(tmp_path):
+    code = ("import sys; from synthesis.search.storage import open_storage; import optuna; "
+            "optuna.create_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]))")
+    for round_ in range(4):  # the schema race is timing-dependent: several fresh files
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        procs = [subprocess.Popen([sys.executable, "-c", code, url, f"s{i}"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)}) for i in range(3)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors
