@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from correlation.fitting import correlation_report, cross_validate, numeric_features
-from correlation.full_training import fill_arch_keys, stored_or_trained
+from correlation.full_training import check_full_epochs, fill_arch_keys, stored_or_trained
 from correlation.parallel import FullTrainingJob, StudyAddress, full_training_plan, train_all
 from correlation.report import write_report
 from correlation.selection import select_for_ground_truth
@@ -75,8 +75,7 @@ def check_calibration_request(ground_truth: int, seeds: int, full_epochs: int, t
                                f"{MIN_GROUND_TRUTH} fully trained architectures (24 or more to calibrate well)")
     if seeds < 1:
         raise GalaxySynthError("--seeds must be >= 1")
-    if full_epochs < 1:
-        raise GalaxySynthError("--full-epochs must be >= 1")
+    check_full_epochs(full_epochs)
     if target not in TARGETS:
         raise GalaxySynthError(f"--target must be one of {', '.join(TARGETS)} in study mode, not {target!r}")
 

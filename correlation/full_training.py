@@ -28,6 +28,14 @@ class FullTrainingResult:
     model: torch.nn.Module
 
 
+def check_full_epochs(full_epochs: int) -> None:
+    """The one range check of a full-training budget (correlate, export): one line before any work."""
+    from synthesis.errors import GalaxySynthError
+
+    if full_epochs < 1:
+        raise GalaxySynthError("--full-epochs must be >= 1")
+
+
 def full_training_config(user_attrs: dict[str, Any]) -> TrainConfig:
     """A trial's optimiser settings with the full-training schedule (cosine to zero, no warm-up)."""
     return TrainConfig.from_dict(user_attrs["train_config"]).replace(schedule="cosine", warmup=0.0)

@@ -43,15 +43,14 @@ the data split is read back from the study. Options left out on a resume take th
 
 
 def _study_parent() -> argparse.ArgumentParser:
-    """Options every command that works on an existing study shares."""
+    """Options every command that works on an existing study shares (--storage and --results as synth declares them)."""
+    from synthesis.settings import add_arguments
+
     p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("study")
-    g.add_argument("--study", default=None,
+    add_arguments(p, only=("storage", "results"))
+    p.add_argument("--study", default=None,  # unlike synth's --study (which names a new one), this picks an existing one
                    help="study name (default: the only study in the storage, else the most recently active one; "
                         "it says which)")
-    g.add_argument("--storage", default=None, metavar="URL", help="Optuna storage URL or journal:PATH (default: "
-                   "$GALAXY_SYNTH_STORAGE, else sqlite:///RESULTS/study.db)")
-    g.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
     return p
 
 
@@ -62,8 +61,10 @@ def _progress_parent() -> argparse.ArgumentParser:
 
 
 def _device_parent() -> argparse.ArgumentParser:
+    from synthesis.settings import add_arguments
+
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps (for any training)")
+    add_arguments(p, only=("device",))
     return p
 
 
@@ -391,17 +392,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def _print_best(study, settings, rows) -> None:
     import pandas as pd
 
+    from synthesis.choices import objective_info
     from synthesis.settings import STUDY_ATTR
 
     if not rows:
         return
     attrs = study.user_attrs[STUDY_ATTR]
     calibration = (attrs.get("calibration") or {}).get("name")
-    what = {"val_acc": f"validation accuracy after {settings.epochs} epochs",
-            "balanced_acc": f"validation balanced accuracy after {settings.epochs} epochs",
-            "train_acc": f"training accuracy in epoch {settings.epochs} (uncalibrated)",
-            "composite": f"composite proxy, calibration {calibration!r}",
-            "multi": f"composite proxy, calibration {calibration!r}, Pareto front with parameter count"}[attrs["objective"]]
+    info = objective_info(attrs["objective"])
+    what = f"{info.words}, calibration {calibration!r}" if info.calibrated else f"{info.words} after {settings.epochs} epochs"
     print(f"\nbest trials (objective: {what}):")
     print(pd.DataFrame(rows).to_string(index=False))
 

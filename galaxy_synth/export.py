@@ -32,13 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlation.full_training import stored_or_trained
+from correlation.full_training import check_full_epochs, full_training_config, stored_or_trained
 from correlation.store import open_ground_truth
 from galaxy_common.files import atomic_write_text
 from synthesis.data.preprocessing import ExtraScaler, Normalizer
 from synthesis.errors import GalaxySynthError
 from synthesis.models.builder import count_flops, count_params
-from synthesis.models.spec import ArchSpec, TrainConfig, model_spec_from_dict
+from synthesis.models.spec import ArchSpec, model_spec_from_dict
 from synthesis.search.ranking import metrics_table
 from synthesis.search.study import find_calibration, reopen_study
 from synthesis.training.loop import evaluate
@@ -149,8 +149,7 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
     """
     if top < 1:
         raise GalaxySynthError("--top must be >= 1")
-    if full_epochs < 1:
-        raise GalaxySynthError("--full-epochs must be >= 1")
+    check_full_epochs(full_epochs)
     opened = reopen_study(storage, study_name, results, progress, device)
     study, attrs, data, name = opened.study, opened.attrs, opened.data, opened.study.study_name
     proxy, source = find_calibration(calibration, results)
@@ -211,7 +210,7 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
                           "score": float(rank_scores[number]) if rank_scores.get(number) is not None else None},
             "training": {"full_epochs": full_epochs, "seed": seed, "weights": origin,
                          "precision": opened.settings.precision,
-                         **TrainConfig.from_dict(trial.user_attrs["train_config"]).replace(schedule="cosine", warmup=0.0).to_dict()},
+                         **full_training_config(trial.user_attrs).to_dict()},
             "data": {"dataset": opened.settings.data or "embedded procedural galaxies",
                      "fingerprint": attrs.get("fingerprint"), "merge": opened.settings.merge,
                      "drop": opened.settings.drop, "n_images": attrs.get("n_images"),

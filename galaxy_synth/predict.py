@@ -20,13 +20,11 @@ import pandas as pd
 import torch
 
 from galaxy_synth.export import MODEL_FILES, PackagedModel
-from synthesis.data.decode import decode_image
+from synthesis.data.decode import IMAGE_EXTENSIONS, decode_image
 from synthesis.data.preprocessing import ExtraScaler, Normalizer
 from synthesis.errors import DataError
 from synthesis.models.builder import build_model
 from synthesis.models.spec import ArchSpec, model_spec_from_dict
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 
 
 @dataclass
@@ -79,13 +77,13 @@ def collect_images(paths: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         elif p.is_file():
             files.append(p)
         else:
             raise DataError(f"image or folder not found: {p}")
     if not files:
-        raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, paths))}")
+        raise DataError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {', '.join(map(str, paths))}")
     return files
 
 

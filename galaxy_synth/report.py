@@ -23,6 +23,7 @@ import optuna
 from galaxy_common.figures import pyplot as _plt
 from galaxy_common.figures import save_figure
 from galaxy_common.files import atomic_write_text
+from synthesis.choices import objective_info
 from synthesis.search.plots import plot_anytime, plot_history
 from synthesis.search.ranking import summary_rows
 from synthesis.search.storage import masked
@@ -154,9 +155,7 @@ def write_study_report(storage: str, study_name: str | None, results: Path) -> P
 
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     plot_history(study, out / "history.png")
-    what = {"val_acc": "2-epoch validation accuracy", "composite": "composite proxy score",
-            "balanced_acc": "validation balanced accuracy", "train_acc": "training accuracy (uncalibrated)",
-            "multi": "composite proxy score and parameter count"}.get(attrs.get("objective", "composite"), "objective")
+    what = objective_info(attrs.get("objective")).words
     summary = (f"<p>{states.count('COMPLETE')} completed, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed "
                f"trials; TPE maximised the {what} (calibration "
                f"<code>{html.escape(str((attrs.get('calibration') or {}).get('name')))}</code>), "

@@ -9,6 +9,7 @@ before torch is imported.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -63,6 +64,35 @@ class RankBy(StrEnum):
     VAL_ACC = "val_acc"
     BALANCED_ACC = "balanced_acc"
     TRAIN_ACC = "train_acc"
+
+
+@dataclass(frozen=True)
+class ObjectiveInfo:
+    """What an objective is: the table every module reads (one place, not a string compared in eight)."""
+
+    label: str  # short, for bars and plots
+    words: str  # what the value is, for a sentence
+    metric: str  # the trial metric it is made from ("proxy": the calibrated composite of all metrics)
+    calibrated: bool  # needs a proxy calibration
+    multi: bool = False  # a second objective (parameter count, minimised): a Pareto front, no pruning
+
+    @property
+    def directions(self) -> list[str]:
+        return ["maximize", "minimize"] if self.multi else ["maximize"]
+
+
+OBJECTIVES = {
+    Objective.COMPOSITE: ObjectiveInfo("proxy", "composite proxy score", "proxy", calibrated=True),
+    Objective.VAL_ACC: ObjectiveInfo("val acc", "validation accuracy", "val_acc", calibrated=False),
+    Objective.BALANCED_ACC: ObjectiveInfo("val bal acc", "validation balanced accuracy", "val_balanced_acc", calibrated=False),
+    Objective.TRAIN_ACC: ObjectiveInfo("train acc", "training accuracy (uncalibrated)", "train_acc", calibrated=False),
+    Objective.MULTI: ObjectiveInfo("proxy", "composite proxy score and parameter count", "proxy", calibrated=True, multi=True),
+}
+
+
+def objective_info(name: str | None) -> ObjectiveInfo:
+    """The table row of an objective name (as stored in a study); the composite for studies that predate the choice."""
+    return OBJECTIVES[Objective(name or Objective.COMPOSITE)]
 
 
 def names(enum: type[StrEnum]) -> tuple[str, ...]:

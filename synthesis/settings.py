@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from synthesis.choices import Loss, Objective, Precision, Pruner, Sampler, Schedule, Strategy, names
+from synthesis.choices import Loss, Objective, Precision, Pruner, Sampler, Schedule, Strategy, names, objective_info
 from synthesis.errors import GalaxySynthError
+from synthesis.limits import crop_problem, image_size_problem
 
 OBJECTIVES = names(Objective)
 SAMPLERS = names(Sampler)
@@ -178,6 +179,11 @@ class StudySettings:
         """``--storage``, else ``$GALAXY_SYNTH_STORAGE`` (a URL with a password stays off the command line), else
         the results folder's SQLite file."""
         return self.storage or os.environ.get(STORAGE_ENV) or default_storage_url(self.results_dir)
+
+    @property
+    def sampler_seed(self) -> int:
+        """The search's own seed: ``--search-seed``, else ``--seed`` (the split always follows ``--seed``)."""
+        return self.seed if self.search_seed is None else self.search_seed
 
     @property
     def study_dir(self) -> Path:
@@ -401,8 +407,7 @@ def check_ranges(s: StudySettings) -> None:
         problems.append("--trials must be >= 1")
     if s.epochs < 1:
         problems.append("--epochs must be >= 1")
-    if s.size is not None and s.size < 8:
-        problems.append(f"--size {s.size} is too small (need >= 8)")
+    problems += [p for p in (image_size_problem(s.size), crop_problem(s.crop)) if p]
     if s.max_samples < 2 or s.val_subset < 2:
         problems.append("--max-samples and --val-subset must be >= 2")
     if s.max_mflops is not None and s.max_mflops < 0:
@@ -423,9 +428,9 @@ def check_ranges(s: StudySettings) -> None:
         else:
             if rungs[0] != s.epochs:
                 problems.append(f"--fidelities {s.fidelities} must start at the trial budget --epochs {s.epochs}")
-            if s.objective == "multi":
+            if s.objective is not None and objective_info(s.objective).multi:
                 problems.append("--fidelities cannot promote multi-objective trials (Optuna does not prune them)")
-    if s.strategy == "progressive" and s.objective in ("composite", "multi"):
+    if s.strategy == "progressive" and s.objective is not None and objective_info(s.objective).calibrated:
         problems.append(f"--strategy progressive scores children by validation accuracy (val_acc, or balanced_acc): "
                         f"--objective {s.objective} does not apply")
     if problems:

@@ -1,8 +1,9 @@
 """Kill a study process in the middle of a trial, deterministically.
 
-The process under test runs with ``GALAXY_SYNTH_TEST_HOLD=DIR:N`` (:func:`synthesis.objective.hold_if_asked`):
-the first trial that passes the size caps once N trials have finished parks itself before training
-and says so in ``DIR/trial{number}.pid``. The test kills that process: the trial is certainly mid-trial,
+The process under test runs with ``GALAXY_SYNTH_TEST_HOLD=DIR:N`` and ``tests/_hooks`` first on its
+``PYTHONPATH``: that folder's ``sitecustomize.py`` (test code, nothing of it in the product) makes the
+first trial that passes the size caps once N trials have finished park itself before training and
+say so in ``DIR/trial{number}.pid``. The test kills that process: the trial is certainly mid-trial,
 however fast tiny trials are on the machine.
 """
 
@@ -13,10 +14,14 @@ import signal
 import time
 from pathlib import Path
 
+HOOKS = Path(__file__).resolve().parent / "_hooks"
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def hold_env(folder: Path, after_complete: int) -> dict[str, str]:
+    """Environment for a process whose trial should park (merge it last: it sets PYTHONPATH)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return {"GALAXY_SYNTH_TEST_HOLD": f"{folder}:{after_complete}"}
+    return {"GALAXY_SYNTH_TEST_HOLD": f"{folder}:{after_complete}", "PYTHONPATH": f"{HOOKS}{os.pathsep}{ROOT}"}
 
 
 def kill_held_trial(folder: Path, timeout: float = 240, alive=lambda: True) -> int:

@@ -1,7 +1,7 @@
 """The training loop as it was before it became sync-free (commit b6a79f0), kept as a test oracle.
 
 It syncs with the device after every batch (``.item()``, ``float(...)``) and draws its random
-numbers on the CPU. ``tests/test_training.py`` checks that today's loop records exactly the same
+numbers on the CPU. ``tests/synthesis/training/test_loop.py`` checks that today's loop records exactly the same
 metrics on the CPU for a fixed seed. Not product code: do not import it outside tests.
 """
 

@@ -97,3 +97,17 @@ def exported_study(tmp_path_factory):
                  "--val-subset", "40", "--max-params", "150000", *tiny]) == 0
     assert main(["export", "--top", "2", "--full-epochs", "2", *tiny]) == 0
     return results
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """A 7-trial study on the embedded set, one per test module that asks (its ground truth accumulates)."""
+    from synthesis.search.runner import run_study
+    from synthesis.settings import StudySettings
+
+    root = tmp_path_factory.mktemp("gt")
+    settings = StudySettings(size=32, synthetic_n=200, max_samples=80, val_subset=40, epochs=1, trials=7,
+                             results=str(root), max_params=150_000, progress=False, study="gt", objective="val_acc")
+    run_study(settings)
+    return root, settings.storage_url
+

@@ -16,6 +16,7 @@ from synthesis.data.cache import CACHE_VERSION, open_cache, writable_cache, writ
 from synthesis.data.decode import centre_crop_resize, decoded_chunks
 from synthesis.data.sources import SYNTHETIC_SOURCE, listing_for
 from synthesis.errors import DataError
+from synthesis.limits import crop_problem, image_size_problem
 
 
 @dataclass
@@ -115,10 +116,9 @@ def load_dataset(
     ``crop=None`` picks the source's default: 0.5 for image folders (galaxies are small in SDSS
     cutouts), 1.0 for HDF5 and the synthetic set (already framed).
     """
-    if size < 8:
-        raise DataError(f"--size {size} is too small (need >= 8)")
-    if crop is not None and not 0.05 <= crop <= 1.0:
-        raise DataError(f"--crop {crop} must be between 0.05 and 1")
+    problem = image_size_problem(size) or crop_problem(crop)
+    if problem:
+        raise DataError(problem)
     listing = listing_for(path, extra_columns, synthetic_n, size, synthetic_seed)
     crop = listing.default_crop if crop is None else crop
     class_map = class_map or ClassMap()

@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from synthesis.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")  # what Pillow reads; one list
 
 
 def _to_rgb_array(img: Image.Image) -> np.ndarray:

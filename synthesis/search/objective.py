@@ -8,7 +8,6 @@ import os
 import socket
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from proxies.composite import CompositeProxy
 from proxies.guard import guarded, is_collapsed
 from proxies.metrics import early_training_metrics
 from proxies.zero_cost import zero_cost_scores
+from synthesis.choices import objective_info
 from synthesis.data.preparation import TrialData
 from synthesis.models.builder import build_model, cpu_images_per_second
 from synthesis.models.spec import ArchSpec, TrainConfig
@@ -28,8 +28,6 @@ from synthesis.search.space import SearchSpace, fit_to_caps
 from synthesis.search.trials import yield_if_surplus
 from synthesis.settings import StudySettings
 from synthesis.training.loop import TrainHistory, TrainingDiverged, train_model
-
-HOLD_ENV = "GALAXY_SYNTH_TEST_HOLD"  # tests only: "DIR:N" parks one trial before training (see hold_if_asked)
 
 
 def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
@@ -39,6 +37,11 @@ def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
     number = original if original is not None else trial.number
+    return seed_of_trial(base_seed, number)
+
+
+def seed_of_trial(base_seed: int, number: int) -> int:
+    """The one rule for a trial's initialisation seed: its study's seed and its number (retries keep the original's)."""
     return base_seed * 100_003 + number
 
 
@@ -89,32 +92,6 @@ def record_training(trial: optuna.Trial, history: TrainHistory, params: int, flo
     return metrics
 
 
-def hold_if_asked(trial: optuna.Trial) -> None:
-    """Tests only: with ``GALAXY_SYNTH_TEST_HOLD=DIR:N``, the first trial to get here (past the size caps,
-    about to train) once the study holds N finished trials writes ``DIR/trial{number}.pid`` and waits
-    (up to 5 minutes), so a kill test can kill it mid-trial without racing the trial's length."""
-    spec = os.environ.get(HOLD_ENV)
-    if not spec:
-        return
-    from synthesis.search.trials import finished
-
-    folder, _, complete = spec.rpartition(":")
-    # Finished, not just COMPLETE: with promotion most trials end stopped at a budget (PRUNED), and a
-    # hold that waits for COMPLETE ones may never come before the target is reached.
-    if sum(finished(t) for t in trial.study.get_trials(deepcopy=False)) < int(complete):
-        return
-    trial_number = trial.number
-    try:  # exactly one trial holds, whichever worker reaches this first
-        os.close(os.open(Path(folder) / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    marker = Path(folder) / f"trial{trial_number}.pid"
-    marker.write_text(str(os.getpid()))
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and marker.exists():
-        time.sleep(0.1)
-
-
 class Objective:
     """Build the trial's model from its spec, train ``epochs``, record everything, score it."""
 
@@ -147,7 +124,6 @@ class Objective:
             trial.set_user_attr("prune_reason", f"{reason} even after shrinking to {spec.describe()}")
             raise optuna.TrialPruned(reason)
         trial.set_user_attr("cpu_images_per_second", cpu_images_per_second(model, spec))
-        hold_if_asked(trial)
         model.to(d.device)
         zc = self.zero_cost(model)
         try:
@@ -167,7 +143,7 @@ class Objective:
     def _train_and_score(self, trial: optuna.Trial, model: torch.nn.Module, spec: ArchSpec, train_cfg: TrainConfig,
                          seed: int, params: int, flops: int, zc: dict[str, float]) -> float | tuple[float, float]:
         d, s = self.data, self.settings
-        multi = s.objective == "multi"
+        multi = objective_info(s.objective).multi
         rungs = s.rungs
         train = dict(val=d.val, seed=seed, progress=s.progress, progress_desc=f"trial {trial.number}",
                      precision=s.precision, **d.training_kwargs())

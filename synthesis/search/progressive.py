@@ -53,7 +53,7 @@ from synthesis.data.preparation import TrialData
 from synthesis.errors import GalaxySynthError
 from synthesis.models.builder import build_model, count_flops, count_params, cpu_images_per_second
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.search.objective import record_architecture, record_training, trial_value, zero_cost_for
+from synthesis.search.objective import record_architecture, record_training, seed_of_trial, trial_value, zero_cost_for
 from synthesis.search.study import prepare_study
 from synthesis.settings import StudySettings
 from synthesis.training.loop import TrainingDiverged, train_model
@@ -188,7 +188,7 @@ def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings,
         # Heartbeats belong to study.optimize; this strategy fails a killed child itself on resume.
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
         trial = study.ask()
-    seed = (settings.seed if settings.search_seed is None else settings.search_seed) * 100_003 + trial.number
+    seed = seed_of_trial(settings.sampler_seed, trial.number)
     torch.manual_seed(seed)
     model = build_model(spec)
     origin = {}
@@ -350,7 +350,7 @@ def _train_promotion(study: optuna.Study, data: TrialData, settings: StudySettin
     cfg = TrainConfig.from_dict(child.user_attrs["train_config"])
     model = build_model(spec)
     model.load_state_dict(torch.load(_weights_path(settings, child.number), map_location="cpu", weights_only=True))
-    seed = settings.seed * 100_003 + trial.number
+    seed = seed_of_trial(settings.sampler_seed, trial.number)  # --search-seed is honoured here too
     for key, value in {"arch": spec.to_dict(), "spec_hash": spec.spec_hash(), "train_config": cfg.to_dict(),
                        "params": child.user_attrs["params"], "flops": child.user_attrs.get("flops"), "seed": seed,
                        "strategy": "progressive", "promoted_from": child.number, "budget": budget}.items():

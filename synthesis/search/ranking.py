@@ -10,14 +10,13 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
 
 from proxies.composite import CompositeProxy
 from proxies.guard import guarded, is_collapsed
-from synthesis.choices import RankBy, names  # noqa: E402
+from synthesis.choices import RankBy, names, objective_info  # noqa: E402
 from synthesis.errors import GalaxySynthError
 from synthesis.models.spec import TrainConfig, model_spec_from_dict
-from synthesis.search.trials import completed_trials
+from synthesis.search.trials import completed_trials, finished
 from synthesis.settings import STUDY_ATTR
 
 
@@ -65,7 +64,7 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: 
         row.update({f"param_{k}": v for k, v in t.params.items()})
         row.update(metrics)
         row["collapsed"] = is_trial_collapsed(t, metrics, num_classes)
-        row["finished"] = t.state == TrialState.COMPLETE or bool(t.user_attrs.get("rung_stopped"))
+        row["finished"] = finished(t)
         rungs = t.user_attrs.get("rungs") or {}
         if rungs:  # promotion: the highest budget it reached, and its score there
             top = max(rungs, key=int)
@@ -84,7 +83,7 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: 
             raw = proxy.predict(df.loc[scored])
             df.loc[scored, "proxy_score"] = [guarded(v, c) for v, c in zip(raw, df.loc[scored, "collapsed"])]
     if by == "objective":
-        by = "proxy" if objective in ("composite", "multi") and proxy is not None else (
+        by = "proxy" if objective_info(objective).calibrated and proxy is not None else (
             objective if objective in ("balanced_acc", "train_acc") else "val_acc")
     source = {"proxy": "proxy_score", "val_acc": "val_acc", "balanced_acc": "val_balanced_acc", "train_acc": "train_acc"}[by]
     if source not in df:

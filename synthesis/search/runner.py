@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from proxies.guard import COLLAPSE_SHIFT
+from synthesis.choices import objective_info
 from synthesis.data.preparation import TrialData
 from synthesis.search.objective import Objective
 from synthesis.search.storage import masked, retry_callback
@@ -21,8 +22,7 @@ from synthesis.settings import StudySettings
 log = logging.getLogger("galaxy_synth")
 
 
-OBJECTIVE_LABELS = {"composite": "proxy", "multi": "proxy", "val_acc": "val acc", "balanced_acc": "val bal acc",
-                    "train_acc": "train acc"}
+
 
 
 class TrialsBar:
@@ -31,7 +31,7 @@ class TrialsBar:
     def __init__(self, target: int, done: int, objective: str, enabled: bool = True) -> None:
         from tqdm.auto import tqdm
 
-        self.label = OBJECTIVE_LABELS.get(objective, objective)
+        self.label = objective_info(objective).label
         self.bar = tqdm(total=target, initial=done, desc=f"trials ({self.label})", unit="trial", disable=not enabled,
                         dynamic_ncols=True)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 
+from synthesis.choices import objective_info
 from synthesis.errors import GalaxySynthError
 from synthesis.settings import PRUNERS, SAMPLERS
 
@@ -63,7 +64,7 @@ def make_pruner(name: str, epochs: int, objective: str = "composite",
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=fidelities[0], reduction_factor=eta,
                                                         min_early_stopping_rate=0, bootstrap_count=bootstrap)
         return pruner, f"successive-halving {','.join(map(str, fidelities))} (eta {eta}, bootstrap {bootstrap})"
-    if objective == "multi":
+    if objective_info(objective).multi:
         if name == "median":
             raise GalaxySynthError("--objective multi cannot prune: Optuna does not prune multi-objective trials")
         name = "none"

@@ -18,6 +18,7 @@ import optuna
 import torch
 
 from proxies.composite import CompositeProxy
+from synthesis.choices import objective_info
 from synthesis.data.dataset import GalaxyImages
 from synthesis.data.preparation import PreparedData, data_plan, load_study_data
 from synthesis.errors import GalaxySynthError, StudyMismatchError
@@ -110,7 +111,7 @@ def prepare_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler 
     precision = choose_precision(settings, device, stored)
     settings = settings.replace(precision=precision.name).resolve(device.type, stored["settings"] if stored else None)
     objective_note = ""
-    if settings.objective is None or (stored is None and settings.objective in ("composite", "multi")):
+    if settings.objective is None or (stored is None and objective_info(settings.objective).calibrated):
         objective, objective_note = choose_objective(settings)
         settings = settings.replace(objective=objective)
     data = load_study_data(settings)  # validation errors surface here, before any storage write
@@ -174,14 +175,13 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
         n_existing = existing[name].n_trials
     sampler_info: dict[str, Any] = {"name": type(sampler).__name__, "given": True} if sampler is not None else {}
     if sampler is None:
-        search_seed = settings.seed if settings.search_seed is None else settings.search_seed
-        sampler, sampler_info = make_sampler(search_seed, n_existing, settings.worker_id, settings.sampler)
+        sampler, sampler_info = make_sampler(settings.sampler_seed, n_existing, settings.worker_id, settings.sampler)
     pruner_name = type(pruner).__name__ if pruner is not None else ""
     if pruner is None:
         pruner, pruner_name = make_pruner(settings.pruner, settings.epochs, settings.objective, settings.rungs)
-    directions = ["maximize", "minimize"] if settings.objective == "multi" else ["maximize"]
+    directions = objective_info(settings.objective).directions
     calibration = None
-    if attrs is None and settings.objective in ("composite", "multi"):
+    if attrs is None and objective_info(settings.objective).calibrated:
         calibration = find_calibration(settings.calibration, settings.results_dir)[0].to_dict()
     study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler, pruner=pruner,
                                 load_if_exists=True)

@@ -1,0 +1,112 @@
+import pytest
+from optuna.trial import TrialState
+
+from galaxy_common.tables import write_table
+from synthesis.errors import StudyMismatchError
+from synthesis.search.plots import plot_history
+from synthesis.search.ranking import metrics_table, summary_rows
+from synthesis.search.runner import run_study
+from synthesis.settings import STUDY_ATTR
+from tests.helpers import tiny
+
+
+def states(study):
+    return [t.state for t in study.get_trials()]
+
+
+def test_study_completes_records_and_resumes(tmp_path):
+    s = tiny(tmp_path)
+    study = run_study(s)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    t = complete[0]
+    for key in ("arch", "spec_hash", "train_config", "params", "flops", "history", "val_acc", "val_balanced_acc", "wall_seconds"):
+        assert key in t.user_attrs
+    from proxies.guard import guarded
+
+    # (the value comes from the stored history, rounded to 6 digits; val_acc is the epoch record itself)
+    assert t.value == pytest.approx(guarded(t.user_attrs["val_acc"], t.user_attrs["collapsed"]), rel=1e-5)  # collapsed: shifted below
+    attrs = study.user_attrs[STUDY_ATTR]
+    assert len(attrs["plan"]["trial_train"]) == 80 and attrs["sampler"]["name"] == "TPESampler"
+
+    again = run_study(s)  # target reached: nothing new
+    assert len(again.trials) == len(study.trials)
+    more = run_study(tiny(tmp_path, trials=4))
+    assert sum(st == TrialState.COMPLETE for st in states(more)) == 4
+    # earlier trials untouched
+    assert [t.value for t in more.trials[:3]] == [t.value for t in study.trials[:3]]
+
+    write_table(metrics_table(more), tmp_path / "trials.csv")
+    plot_history(more, tmp_path / "history.png")
+    assert (tmp_path / "history.png").stat().st_size > 1000
+    assert len(summary_rows(more, top=2)) == 2
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run_study(tiny(tmp_path, trials=1))
+    with pytest.raises(StudyMismatchError, match="epochs: study has 1, now 2"):
+        run_study(tiny(tmp_path, trials=1, epochs=2))
+    with pytest.raises(StudyMismatchError, match="max_samples"):
+        run_study(tiny(tmp_path, trials=1, max_samples=60))
+
+
+def test_same_seed_same_parameters_and_metrics(tmp_path):
+    a = run_study(tiny(tmp_path / "a", trials=2))
+    b = run_study(tiny(tmp_path / "b", trials=2))
+    c = run_study(tiny(tmp_path / "c", trials=2, seed=1))
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.value for t in a.trials] == [t.value for t in b.trials]
+    assert [t.params for t in a.trials] != [t.params for t in c.trials]
+
+
+
+
+
+
+
+
+def test_loss_choice_reaches_every_trial_and_is_frozen(tmp_path):
+    study = run_study(tiny(tmp_path, trials=1, loss="focal", label_smoothing=0.0))
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert done[0].user_attrs["train_config"]["loss"] == "focal"
+    with pytest.raises(StudyMismatchError, match="loss"):
+        run_study(tiny(tmp_path, trials=1, loss="ce"))
+
+
+
+
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_promotion_gives_the_best_trials_the_larger_budgets_and_ranks_by_budget_reached(tmp_path, schedule):
+    s = tiny(tmp_path, trials=10, epochs=1, fidelities="1,2,4", schedule=schedule, objective="val_acc")
+    study = run_study(s)
+    from synthesis.search.trials import finished
+
+    done = [t for t in study.trials if finished(t)]
+    assert len(done) == 10  # exactly the target: completed and stopped-at-a-budget trials count
+    first = sorted(done, key=lambda t: t.number)[:2]  # η = 2 = the bootstrap: nobody to compete with yet
+    assert all(t.state == TrialState.PRUNED and list(t.user_attrs["rungs"]) == ["1"] for t in first)
+    stopped = [t for t in done if t.state == TrialState.PRUNED]
+    full = [t for t in done if t.state == TrialState.COMPLETE]
+    assert stopped and all(t.user_attrs["rung_stopped"] and "rung: stopped after" in t.user_attrs["prune_reason"]
+                           for t in stopped)
+    for t in full:  # reached every budget, scored at each; the first budget's metrics feed the proxy
+        assert sorted(t.user_attrs["rungs"], key=int) == ["1", "2", "4"]
+        assert len(t.user_attrs["history"]["epochs"]) == 1 and "tse" in t.user_attrs["metrics"]
+        assert t.value == pytest.approx(t.user_attrs["rungs"]["4"]["score"])
+    assert all("1" in t.user_attrs["rungs"] for t in done)
+    table = metrics_table(study)
+    ranked = table[table["finished"]]
+    assert list(ranked["rung_reached"]) == sorted(ranked["rung_reached"], reverse=True)  # highest budget first
+    assert ranked.iloc[0]["trial"] in {t.number for t in full}
+    assert study.user_attrs[STUDY_ATTR]["pruner"] == "successive-halving 1,2,4 (eta 2, bootstrap 2)"
+
+
+def test_bad_fidelities_are_one_line(tmp_path):
+    from synthesis.errors import GalaxySynthError
+
+    for bad, message in (("2,5", "same whole factor"), ("2", "at least two"), ("1,2,4", "must start at the trial budget")):
+        with pytest.raises(GalaxySynthError, match=message):
+            run_study(tiny(tmp_path, epochs=2, fidelities=bad))
+    assert not (tmp_path / "results" / "study.db").exists()
