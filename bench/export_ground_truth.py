@@ -11,18 +11,13 @@ written (``galaxy-synth correlate --save-ground-truth`` does the same after meas
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from correlation.ground_truth import merge_ground_truth_csv  # noqa: E402
-from synthesis.storage import existing_storage_url  # noqa: E402
-from synthesis.study import reopen_study  # noqa: E402
 
 from correlation.full_training import fill_arch_keys
 from correlation.store import open_ground_truth
-from correlation.tables import ground_truth_rows
+from correlation.tables import ground_truth_rows, merge_ground_truth_csv
+from synthesis.search.storage import existing_storage_url
+from synthesis.search.study import reopen_study
 
 
 def main() -> None:

@@ -23,21 +23,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from correlation.ground_truth import stored_or_trained  # noqa: E402
-from synthesis.spec import TrainConfig  # noqa: E402
-from synthesis.storage import load_existing_study  # noqa: E402
-from synthesis.study import reopen_study  # noqa: E402
+import numpy as np
+import torch
 
+from correlation.full_training import stored_or_trained
 from correlation.store import open_ground_truth
-from galaxy_synth.export import export_top  # noqa: E402
-from synthesis.models import count_params  # noqa: E402
-from synthesis.models.spec import ArchSpec, StageSpec
-from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
-from synthesis.training import evaluate  # noqa: E402
+from galaxy_synth.export import export_top
+from synthesis.models.builder import count_params
+from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
+from synthesis.search.storage import load_existing_study
+from synthesis.search.study import reopen_study
+from synthesis.settings import STUDY_ATTR, default_storage_url
+from synthesis.training.loop import evaluate
 
 BASELINE_STUDY = "baseline-resnet18"
 

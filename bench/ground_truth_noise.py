@@ -19,14 +19,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from correlation.ground_truth import stored_or_trained  # noqa: E402
-from scipy import stats  # noqa: E402
-from synthesis.device import resolve_device  # noqa: E402
+import numpy as np
+from _common import fastest_ground_truth
+from scipy import stats
 
-from bench._common import fastest_ground_truth  # noqa: E402
+from correlation.full_training import stored_or_trained
+from synthesis.hardware.device import resolve_device
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import pandas as pd  # noqa: E402
-from correlation.ground_truth import stored_or_trained  # noqa: E402
-from synthesis.device import resolve_device  # noqa: E402
-from synthesis.spec import TrainConfig  # noqa: E402
+import pandas as pd
+from _common import fastest_ground_truth
 
-from bench._common import fastest_ground_truth  # noqa: E402
+from correlation.full_training import stored_or_trained
+from synthesis.hardware.device import resolve_device
+from synthesis.models.spec import TrainConfig
 
 LOSSES = ("ce", "weighted_ce", "focal")
 

@@ -20,17 +20,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from correlation.ground_truth import read_ground_truth_tables  # noqa: E402
+import numpy as np
 
-from correlation.calibrate import FEATURES  # noqa: E402
-from correlation.fitting import correlation_report, numeric_features, spearman  # noqa: E402
-from correlation.tables import mean_rows_over_seeds
-from galaxy_common.statistics import bootstrap_ci
-from proxies.composite import CompositeProxy  # noqa: E402
-from proxies.domain import domain_of  # noqa: E402
+from correlation.calibrate import FEATURES
+from correlation.fitting import correlation_report, numeric_features
+from correlation.tables import mean_rows_over_seeds, read_ground_truth_tables
+from galaxy_common.statistics import bootstrap_ci, spearman
+from proxies.composite import CompositeProxy
+from proxies.domain import domain_of
 
 
 def main() -> None:

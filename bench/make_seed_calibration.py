@@ -10,17 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import optuna
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from synthesis.outputs import metrics_table  # noqa: E402
-from synthesis.study import shipped_calibration  # noqa: E402
-
-from proxies.composite import seed_calibration  # noqa: E402
-from synthesis.settings import STUDY_ATTR  # noqa: E402
+from proxies.seed import seed_calibration
+from synthesis.search.ranking import metrics_table
+from synthesis.search.study import shipped_calibration
+from synthesis.settings import STUDY_ATTR
 
 DEFAULT_CALIBRATION = shipped_calibration()
 

@@ -28,17 +28,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import optuna  # noqa: E402
-from correlation.ground_truth import stored_or_trained  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-from synthesis.spec import ArchSpec  # noqa: E402
-from synthesis.storage import load_existing_study  # noqa: E402
-from synthesis.study import reopen_study  # noqa: E402
+import optuna
+from optuna.trial import TrialState
 
+from correlation.full_training import stored_or_trained
 from correlation.store import open_ground_truth
-from synthesis.settings import STUDY_ATTR, default_storage_url  # noqa: E402
+from synthesis.models.spec import ArchSpec
+from synthesis.search.storage import load_existing_study
+from synthesis.search.study import reopen_study
+from synthesis.settings import STUDY_ATTR, default_storage_url
 
 
 def trial_seconds(t: optuna.trial.FrozenTrial) -> float:

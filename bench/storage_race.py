@@ -25,13 +25,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 WORKER = r"""
 import sys, time, optuna, warnings
 warnings.simplefilter("ignore")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-sys.path.insert(0, {root!r})
 kind, url, target = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if kind == "sqlite-optuna":
     storage = optuna.storages.RDBStorage(url, engine_kwargs={{"connect_args": {{"timeout": 60}}}})

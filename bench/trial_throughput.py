@@ -26,19 +26,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from synthesis.preparation import data_plan  # noqa: E402
-from synthesis.spec import TrainConfig  # noqa: E402
-
-from synthesis.data import load_dataset  # noqa: E402
-from synthesis.data.dataset import ClassMap
-from synthesis.data.preparation import build_trial_data
-from synthesis.models import count_params  # noqa: E402
-from synthesis.models.builder import build_model
-from synthesis.models.spec import ArchSpec, StageSpec
-from synthesis.settings import StudySettings  # noqa: E402
-from synthesis.training import train_model  # noqa: E402
+from synthesis.data.dataset import ClassMap, load_dataset
+from synthesis.data.preparation import build_trial_data, data_plan
+from synthesis.models.builder import build_model, count_params
+from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
+from synthesis.settings import StudySettings
+from synthesis.training.loop import train_model
 from synthesis.training.recipe import make_optimizer
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1_dev"

@@ -26,22 +26,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from correlation.ground_truth import merge_ground_truth_csv  # noqa: E402
-from synthesis.outputs import metrics_table  # noqa: E402
-from synthesis.runner import run_study  # noqa: E402
-from synthesis.space import SearchSpace  # noqa: E402
-from synthesis.spec import TrainConfig  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from correlation.calibrate import FEATURES  # noqa: E402
-from correlation.fitting import correlation_report, numeric_features, spearman  # noqa: E402
+from correlation.calibrate import FEATURES
+from correlation.fitting import correlation_report, numeric_features
 from correlation.store import TARGETS
-from correlation.tables import mean_rows_over_seeds
-from synthesis.models.spec import ArchSpec
-from synthesis.settings import StudySettings, dataset_name  # noqa: E402
+from correlation.tables import mean_rows_over_seeds, merge_ground_truth_csv
+from galaxy_common.statistics import spearman
+from synthesis.models.spec import ArchSpec, TrainConfig
+from synthesis.search.ranking import metrics_table
+from synthesis.search.runner import run_study
+from synthesis.search.space import SearchSpace
+from synthesis.settings import StudySettings, dataset_name
 
 GT_COLUMNS = ("dataset", "data_path", "data_fingerprint", "merge", "drop", "n_train", "n_test", "arch_json",
               "train_config_json", "spec_hash", "strategy", "full_epochs", "gt_seed", "full_schedule", "gt_precision",

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 STUDY_ARGS = ["--size", "32", "--synthetic-n", "1200", "--max-samples", "600", "--val-subset", "200",
               "--max-mflops", "40", "--no-progress", "--seed", "0"]
