@@ -15,6 +15,7 @@ import numpy as np
 from synthesis.data.cache import CACHE_VERSION, open_cache, writable_cache, write_npy_stream
 from synthesis.data.decode import centre_crop_resize, decoded_chunks
 from synthesis.data.sources import SYNTHETIC_SOURCE, listing_for
+from galaxy_common.files import atomic_path
 from synthesis.errors import DataError
 from synthesis.limits import crop_problem, image_size_problem
 
@@ -32,6 +33,7 @@ class GalaxyImages:
     source: str = SYNTHETIC_SOURCE
     fingerprint: str = ""  # content + preprocessing + class map: identifies the exact data
     crop: float = 1.0
+    cache_file: str | None = None  # the cache it was read from (a reopened study goes straight there)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -150,7 +152,7 @@ def load_dataset(
                 raise DataError(f"the image cache {cache_file} could not be read back")
 
     fingerprint = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}|{listing.extra_names}".encode()).hexdigest()[:16]
-    return GalaxyImages(
+    data = GalaxyImages(
         images=images,
         labels=labels,
         class_names=class_names,
@@ -161,3 +163,48 @@ def load_dataset(
         fingerprint=fingerprint,
         crop=crop,
     )
+    if cache_dir is not None:
+        data.cache_file = str(Path(cache_dir) / f"{listing.kind}-{size}px-{key}.npy")
+        write_rows(data)
+    return data
+
+
+def _rows_path(cache_file: str | Path) -> Path:
+    return Path(str(cache_file)[: -len(".npy")] + ".rows.npz")
+
+
+def write_rows(data: GalaxyImages) -> None:
+    """Beside the cached pixels, everything else a reopened study needs (labels, ids, extras, names), so that
+    rank, correlate, export and report open the cache without listing, hashing or decoding the source."""
+    target = _rows_path(data.cache_file)
+    if target.is_file():
+        return
+    meta = {"class_names": list(data.class_names), "extra_names": list(data.extra_names), "source": data.source,
+            "fingerprint": data.fingerprint, "crop": data.crop}
+    try:
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, labels=data.labels, ids=np.asarray(data.ids, dtype=str), extras=data.extras,
+                     meta=np.asarray(json.dumps(meta)))
+    except OSError:
+        pass  # a cache folder that cannot take it only makes later reopening slower
+
+
+def open_cached(cache_file: str | Path, fingerprint: str) -> GalaxyImages | None:
+    """The data set of a cache file and its rows, if both are there and carry this fingerprint (else None)."""
+    rows_file = _rows_path(cache_file)
+    if not Path(cache_file).is_file() or not rows_file.is_file():
+        return None
+    try:
+        with np.load(rows_file, allow_pickle=False) as rows:
+            meta = json.loads(str(rows["meta"]))
+            labels, ids, extras = rows["labels"], rows["ids"].tolist(), rows["extras"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if meta["fingerprint"] != fingerprint:
+        return None
+    images = np.load(cache_file, mmap_mode="r", allow_pickle=False)
+    if images.shape[0] != len(labels):
+        return None
+    return GalaxyImages(images=images, labels=labels, class_names=tuple(meta["class_names"]), ids=ids, extras=extras,
+                        extra_names=tuple(meta["extra_names"]), source=meta["source"], fingerprint=fingerprint,
+                        crop=float(meta["crop"]), cache_file=str(cache_file))

@@ -272,8 +272,15 @@ def existing_storage_url(storage: str | None, results: Path, hint: str = "--stor
 
 
 def study_names(storage: str | BaseStorage) -> list[str]:
+    """The studies in a storage. ``storage.get_all_studies()``, not ``optuna.get_all_study_summaries``: the
+    summaries count every study's trials (8 s for 15 studies of ~500 trials, measured), names need none."""
     opened = open_storage(storage) if isinstance(storage, str) else storage
-    return [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+    return [s.study_name for s in opened.get_all_studies()]
+
+
+def find_study(storage: BaseStorage, name: str) -> optuna.study.FrozenStudy | None:
+    """One study's name, attrs and id, without reading any trial (None if the storage has no such study)."""
+    return next((s for s in storage.get_all_studies() if s.study_name == name), None)
 
 
 def load_existing_study(name: str | None, storage: str) -> optuna.Study:

@@ -19,14 +19,14 @@ import torch
 
 from proxies.composite import CompositeProxy
 from synthesis.choices import objective_info
-from synthesis.data.dataset import GalaxyImages
+from synthesis.data.dataset import GalaxyImages, open_cached
 from synthesis.data.preparation import PreparedData, data_plan, load_study_data
 from synthesis.errors import GalaxySynthError, StudyMismatchError
 from synthesis.hardware.cores import ExecutionPlan
 from synthesis.hardware.device import PrecisionChoice, resolve_device, resolve_precision
 from synthesis.search.samplers import make_pruner, make_sampler
 from synthesis.search.space import SearchSpace
-from synthesis.search.storage import check_storage, journal_path, load_existing_study, masked, open_storage
+from synthesis.search.storage import find_study, check_storage, journal_path, load_existing_study, masked, open_storage
 from synthesis.settings import STUDY_ATTR, StudySettings, check_ranges
 
 
@@ -83,8 +83,7 @@ def peek_attrs(settings: StudySettings) -> dict[str, Any] | None:
     journal = journal_path(url)
     if journal is not None and not journal.is_file():
         return None
-    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)}
-    summary = summaries.get(settings.study_name)
+    summary = find_study(open_storage(url), settings.study_name)
     if summary is None:
         return None
     attrs = summary.user_attrs.get(STUDY_ATTR)
@@ -163,16 +162,16 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
     """
     storage = storage or open_storage(settings.storage_url, settings.heartbeat_interval, settings.grace_period)
     name = settings.study_name
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    found = find_study(storage, name)
     attrs = None
     n_existing = 0
-    if name in existing:
-        attrs = existing[name].user_attrs.get(STUDY_ATTR)
+    if found is not None:
+        attrs = found.user_attrs.get(STUDY_ATTR)
         if attrs is None:
             raise StudyMismatchError(f"study {name!r} in {masked(settings.storage_url)} was not made by galaxy-synth; "
                                      f"choose another --study")
         check_same_experiment(attrs, settings, data)
-        n_existing = existing[name].n_trials
+        n_existing = storage.get_n_trials(found._study_id)
     sampler_info: dict[str, Any] = {"name": type(sampler).__name__, "given": True} if sampler is not None else {}
     if sampler is None:
         sampler, sampler_info = make_sampler(settings.sampler_seed, n_existing, settings.worker_id, settings.sampler)
@@ -185,6 +184,9 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
         calibration = find_calibration(settings.calibration, settings.results_dir)[0].to_dict()
     study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler, pruner=pruner,
                                 load_if_exists=True)
+    if attrs is not None and data.cache_file and not attrs.get("cache_file"):  # a study from before the rows file
+        attrs = {**attrs, "cache_file": Path(data.cache_file).name}
+        study.set_user_attr(STUDY_ATTR, attrs)
     if attrs is None:
         plan = data_plan(data, settings)
         attrs = {
@@ -195,6 +197,7 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
             "image_size": data.size,
             "crop": data.crop,
             "n_images": len(data),
+            "cache_file": Path(data.cache_file).name if data.cache_file else None,
             "plan": plan,
             "preprocessing": PreparedData.from_plan(data, plan).statistics(),
             "sampler": sampler_info,
@@ -233,6 +236,8 @@ def reopen_study(storage: str, study_name: str | None, results: Path, progress: 
                                         progress=progress, device=device)
     dev = resolve_device(device)
     resolve_precision(settings.precision, dev)  # a bf16 study on a machine without bf16: one line
-    data = load_study_data(settings)
+    # Straight to the memory-mapped cache the study was made from; only without it is the source read again.
+    cached = attrs.get("cache_file") and open_cached(settings.results_dir / "cache" / attrs["cache_file"], attrs["fingerprint"])
+    data = cached or load_study_data(settings)
     check_same_experiment(attrs, settings, data)
     return OpenedStudy(study, attrs, data, settings, dev)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from optuna.trial import TrialState
 
@@ -110,3 +111,17 @@ def test_bad_fidelities_are_one_line(tmp_path):
         with pytest.raises(GalaxySynthError, match=message):
             run_study(tiny(tmp_path, epochs=2, fidelities=bad))
     assert not (tmp_path / "results" / "study.db").exists()
+
+
+def test_reopening_a_study_reads_the_cache_not_the_source(tmp_path, csv_folder):
+    import shutil
+
+    from synthesis.search.study import reopen_study
+
+    s = tiny(tmp_path, data=str(csv_folder), trials=1, merge=["spiral_cw,spiral_acw=spiral"])
+    run_study(s)
+    shutil.rmtree(csv_folder)  # nothing of the source is left to list, hash or decode
+    opened = reopen_study(s.storage_url, "t", tmp_path / "results", progress=False)
+    assert opened.data.cache_file and len(opened.data) == opened.attrs["n_images"]
+    assert opened.data.class_names == tuple(opened.attrs["class_names"])
+    assert isinstance(opened.data.images, np.memmap) or getattr(opened.data.images, "base", None) is not None
