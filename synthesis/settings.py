@@ -23,7 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from synthesis.choices import Loss, Objective, Precision, Pruner, Sampler, Schedule, Strategy, names, objective_info
+from synthesis.choices import (
+    Loss,
+    Objective,
+    Precision,
+    Pruner,
+    Sampler,
+    Schedule,
+    Strategy,
+    names,
+    objective_info,
+)
 from synthesis.errors import GalaxySynthError
 from synthesis.limits import crop_problem, image_size_problem
 

@@ -12,10 +12,15 @@ from typing import Sequence
 
 import numpy as np
 
-from synthesis.data.cache import CACHE_VERSION, open_cache, writable_cache, write_npy_stream
+from galaxy_common.files import atomic_path
+from synthesis.data.cache import (
+    CACHE_VERSION,
+    open_cache,
+    writable_cache,
+    write_npy_stream,
+)
 from synthesis.data.decode import centre_crop_resize, decoded_chunks
 from synthesis.data.sources import SYNTHETIC_SOURCE, listing_for
-from galaxy_common.files import atomic_path
 from synthesis.errors import DataError
 from synthesis.limits import crop_problem, image_size_problem
 

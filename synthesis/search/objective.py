@@ -24,10 +24,16 @@ from synthesis.choices import objective_info
 from synthesis.data.preparation import TrialData
 from synthesis.models.builder import build_model, cpu_images_per_second
 from synthesis.models.spec import ArchSpec, TrainConfig
+from synthesis.search.promotion import RungReporter
 from synthesis.search.space import SearchSpace, fit_to_caps
 from synthesis.search.trials import yield_if_surplus
 from synthesis.settings import StudySettings
-from synthesis.training.loop import TrainHistory, TrainingDiverged, train_model
+from synthesis.training.loop import (
+    EpochRecord,
+    TrainHistory,
+    TrainingDiverged,
+    train_model,
+)
 
 
 def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
@@ -175,46 +181,15 @@ class Objective:
         the same initialisation with the schedule stretched over that budget.
         """
         d, s = self.data, self.settings
+        reporter = RungReporter(trial, rungs, s.trials)
         continuing = train_cfg.schedule == "constant" and train_cfg.warmup == 0
-        results: dict[str, dict[str, Any]] = {}
-        t0 = time.perf_counter()
-        records: list = []
-        score = float("nan")
-
-        def at_budget(budget: int, history: TrainHistory) -> float:
-            nonlocal score
-            if budget == rungs[0]:
-                first = TrainHistory(history.epochs[:budget])
-                metrics = record_training(trial, first, params, flops, zc, time.perf_counter() - t0, self.proxy,
-                                          d.num_classes)
-                score = trial_value(metrics, s.objective, self.proxy, d.num_classes)
-            else:
-                last = history.epochs[budget - 1] if continuing else history.last
-                metrics = {"val_acc": last.val_acc, "val_balanced_acc": last.val_balanced_acc,
-                           "val_predicted_classes": last.val_predicted_classes}
-                score = trial_value(metrics, "balanced_acc" if s.objective == "balanced_acc" else "val_acc", None,
-                                    d.num_classes)
-            last = history.epochs[budget - 1] if continuing else history.last
-            results[str(budget)] = {"score": score, "val_acc": last.val_acc, "val_balanced_acc": last.val_balanced_acc,
-                                    "train_loss": last.train_loss, "seconds": time.perf_counter() - t0}
-            trial.set_user_attr("rungs", results)
-            if budget == rungs[-1]:
-                return score
-            trial.report(score, step=budget)
-            if trial.should_prune():
-                yield_if_surplus(trial, s.trials)  # a rung-stopped trial counts as finished: it too must fit the target
-                trial.set_user_attr("prune_reason", f"rung: stopped after {budget} epochs (score {score:.3f} not in the "
-                                                    f"top 1/{rungs[1] // rungs[0]} of the trials that reached it)")
-                trial.set_user_attr("rung_stopped", True)
-                trial.set_user_attr("total_seconds", time.perf_counter() - t0)
-                raise optuna.TrialPruned()
-            return score
-
         if continuing:
-            def on_epoch(record) -> None:
+            records: list[EpochRecord] = []
+
+            def on_epoch(record: EpochRecord) -> None:
                 records.append(record)
                 if record.epoch in rungs:
-                    at_budget(record.epoch, TrainHistory(list(records)))
+                    reporter.report(record.epoch, self._rung_score(trial, records, reporter, params, flops, zc), record)
 
             train_model(model, d.train, train_cfg, rungs[-1], on_epoch_end=on_epoch, **train)
         else:
@@ -222,12 +197,31 @@ class Objective:
                 if budget != rungs[0]:
                     torch.manual_seed(seed)
                     model = build_model(spec).to(d.device)
-                at_budget(budget, train_model(model, d.train, train_cfg, budget, **train))
-        trial.set_user_attr("total_seconds", time.perf_counter() - t0)
-        if not math.isfinite(score):
+                history = train_model(model, d.train, train_cfg, budget, **train)
+                reporter.report(budget, self._rung_score(trial, history.epochs, reporter, params, flops, zc), history.last)
+        reporter.finish()
+        if not math.isfinite(reporter.score):
             trial.set_user_attr("prune_reason", "score is not finite")
             raise optuna.TrialPruned("score is not finite")
-        return score
+        return reporter.score
+
+    def _rung_score(self, trial: optuna.Trial, epochs: list[EpochRecord], reporter: RungReporter, params: int, flops: int,
+                    zc: dict[str, float]) -> float:
+        """The first budget is scored by the objective (its metrics feed the proxy); later ones by validation
+        accuracy (balanced accuracy with --objective balanced_acc): the composite was calibrated on 2-epoch signals."""
+        d, s = self.data, self.settings
+        if len(epochs) == reporter.rungs[0]:
+            metrics = record_training(trial, TrainHistory(list(epochs)), params, flops, zc,
+                                      time.perf_counter() - reporter.start, self.proxy, d.num_classes)
+            return trial_value(metrics, s.objective, self.proxy, d.num_classes)
+        return validation_score(epochs[-1], s.objective, d.num_classes)
+
+
+def validation_score(record: EpochRecord, objective: str, num_classes: int) -> float:
+    """A promoted trial's score above the first budget: validation accuracy, or balanced accuracy."""
+    metrics = {"val_acc": record.val_acc, "val_balanced_acc": record.val_balanced_acc,
+               "val_predicted_classes": record.val_predicted_classes}
+    return trial_value(metrics, "balanced_acc" if objective == "balanced_acc" else "val_acc", None, num_classes)
 
 
 def trial_value(metrics: dict[str, float], objective: str, proxy: CompositeProxy | None, num_classes: int) -> float:

@@ -51,9 +51,22 @@ from galaxy_common.files import atomic_path, atomic_write_text
 from proxies.composite import CompositeProxy
 from synthesis.data.preparation import TrialData
 from synthesis.errors import GalaxySynthError
-from synthesis.models.builder import build_model, count_flops, count_params, cpu_images_per_second
+from synthesis.models.builder import (
+    build_model,
+    count_flops,
+    count_params,
+    cpu_images_per_second,
+)
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.search.objective import record_architecture, record_training, seed_of_trial, trial_value, zero_cost_for
+from synthesis.search.objective import (
+    record_architecture,
+    record_training,
+    seed_of_trial,
+    trial_value,
+    validation_score,
+    zero_cost_for,
+)
+from synthesis.search.promotion import RungReporter, rung_score
 from synthesis.search.study import prepare_study
 from synthesis.settings import StudySettings
 from synthesis.training.loop import TrainingDiverged, train_model
@@ -220,11 +233,52 @@ def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings,
     wall = time.perf_counter() - t0
     with atomic_path(_weights_path(settings, trial.number)) as tmp:
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-    # weights exist before the trial is COMPLETE: a resumed run can always grow from it
+    # weights exist before the trial ends: a resumed run can always grow from it
     metrics = record_training(trial, history, params, flops, zc, wall, proxy, data.num_classes)
+    score = trial_value(metrics, settings.objective, None, data.num_classes)
+    if settings.rungs:
+        return _promote(study, trial, model, cfg, seed, score, history, data, settings)
     trial.set_user_attr("process_cpu_seconds", time.process_time())
-    study.tell(trial, trial_value(metrics, settings.objective, None, data.num_classes))
+    study.tell(trial, score)
     return study.get_trials(deepcopy=False)[trial.number]
+
+
+def _promote(study: optuna.Study, trial: optuna.Trial, model: torch.nn.Module, cfg: TrainConfig, seed: int, score: float,
+             history: Any, data: TrialData, settings: StudySettings) -> optuna.trial.FrozenTrial:
+    """The child is the first budget of promotion: reported to the study's successive-halving pruner exactly as a
+    TPE trial is (synthesis.search.promotion); promoted, it trains on from its weights to the next budget."""
+    rungs = settings.rungs
+    reporter = RungReporter(trial, rungs)
+    try:
+        reporter.report(rungs[0], score, history.last)
+
+        def on_epoch(record) -> None:
+            budget = rungs[0] + record.epoch
+            if budget in rungs:
+                reporter.report(budget, validation_score(record, settings.objective, data.num_classes), record)
+
+        train_model(model, data.train, cfg, rungs[-1] - rungs[0], val=data.val, seed=seed + 1, on_epoch_end=on_epoch,
+                    precision=settings.precision, **data.training_kwargs())
+        reporter.finish()
+        state, value = TrialState.COMPLETE, reporter.score
+    except optuna.TrialPruned:
+        state, value = TrialState.PRUNED, None
+    except TrainingDiverged as exc:
+        trial.set_user_attr("prune_reason", f"diverged while promoted: {exc}")
+        state, value = TrialState.PRUNED, None
+    trial.set_user_attr("process_cpu_seconds", time.process_time())
+    study.tell(trial, value, state=state)
+    return study.get_trials(deepcopy=False)[trial.number]
+
+
+def usable_child(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> bool:
+    """A child growth can use: trained through its own epoch (promoted or not, even if promotion diverged)."""
+    return trial.state == TrialState.COMPLETE or bool(settings.rungs and rung_score(trial, settings.rungs[0]) is not None)
+
+
+def growth_score(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> float:
+    """The score growth compares children by: after their own epoch (the first budget when promotion is on)."""
+    return rung_score(trial, settings.rungs[0]) if settings.rungs else float(trial.value)
 
 
 def run_progressive(settings: StudySettings, growth: GrowthSettings | None = None,
@@ -267,7 +321,7 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
                 break
         parent_number = parent[0].number if parent else None
         done = {t.user_attrs["spec_hash"]: t for t in _growth_trials(study)
-                if t.state == TrialState.COMPLETE and t.user_attrs["growth"]["step"] == step
+                if usable_child(t, settings) and t.user_attrs["growth"]["step"] == step
                 and t.user_attrs["growth"]["parent_trial"] == parent_number}
         children = []
         for spec, placement in candidates:
@@ -275,17 +329,17 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
             if t is None:
                 t = run_candidate(study, trial_data, settings, proxy, growth, spec, placement, step, parent)
                 bar.update(1)
-            if t.state == TrialState.COMPLETE:
+            if usable_child(t, settings):
                 children.append((t, spec, placement))
         if not children:
             result.stop_reason = f"every child of step {step} diverged"
             break
-        best = max(children, key=lambda c: c[0].value)
+        best = max(children, key=lambda c: growth_score(c[0], settings))
         for t, spec, placement in children:
-            result.steps.append(GrowthStep(step, n_blocks(spec), 3, spec.stages[-1].width, placement, float(t.value),
-                                           t.number, parent_number, chosen=t is best[0]))
-        bar.set_postfix_str(f"step {step}: best {best[0].value:.3f} ({n_blocks(best[1])} blocks)")
-        if best_so_far is None or best[0].value > best_so_far.value:
+            result.steps.append(GrowthStep(step, n_blocks(spec), 3, spec.stages[-1].width, placement,
+                                           growth_score(t, settings), t.number, parent_number, chosen=t is best[0]))
+        bar.set_postfix_str(f"step {step}: best {growth_score(best[0], settings):.3f} ({n_blocks(best[1])} blocks)")
+        if best_so_far is None or growth_score(best[0], settings) > growth_score(best_so_far, settings):
             best_so_far, stale = best[0], 0
         else:
             stale += 1
@@ -293,7 +347,7 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
                 for done_step in result.steps[-len(children):]:
                     done_step.chosen = False  # nothing grows from this step
                 result.stop_reason = (f"step {step} did not improve the score: {stale} step(s) in a row without a better network (patience {growth.patience}; "
-                                      f"best {best_so_far.value:.4f}, trial {best_so_far.number})")
+                                      f"best {growth_score(best_so_far, settings):.4f}, trial {best_so_far.number})")
                 break
         # Grow on from the step's best child even when it is not the best so far: a block that does not
         # pay at once can pay after the next (one seed's growth used to stop at its one-block network).
@@ -305,79 +359,10 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
         step += 1
     bar.close()
     if settings.rungs:
-        result.promotions = promote_children(study, trial_data, settings, proxy, result)
+        result.promotions = [{"trial": t.number, "budget": max(map(int, t.user_attrs["rungs"])), "score": float(t.value)}
+                             for t in _growth_trials(study) if t.state == TrialState.COMPLETE and t.user_attrs.get("rungs")
+                             and max(map(int, t.user_attrs["rungs"])) > settings.rungs[0]]
     return study, result, settings
-
-
-def promote_children(study: optuna.Study, data: TrialData, settings: StudySettings, proxy: CompositeProxy | None,
-                     result: GrowthResult) -> list[dict[str, Any]]:
-    """Successive halving over the grown children: the best 1/η train on from their own weights.
-
-    The children are the first budget. For each later budget of ``--fidelities``, the top 1/η
-    (at least one) of the previous budget's candidates continue training (same optimiser, constant
-    learning rate) until they have trained that many epochs since their growth step; each
-    promotion is a trial of its own (``promoted_from``, ``rungs``), so ``rank`` and ``export`` put
-    the highest budget first. Resumable: a promotion already stored is not trained again.
-    """
-    rungs = settings.rungs
-    eta = rungs[1] // rungs[0]
-    scores = {s.trial: s.score for s in result.steps}
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    candidates = sorted(scores, key=lambda n: -scores[n])
-    done = {(t.user_attrs["promoted_from"], t.user_attrs["budget"]): t for t in trials.values()
-            if t.state == TrialState.COMPLETE and "promoted_from" in t.user_attrs}
-    out = []
-    for k, budget in enumerate(rungs[1:], start=1):
-        candidates = candidates[:max(1, len(candidates) // eta)]
-        rung_scores = {}
-        for child in candidates:
-            t = done.get((child, budget)) or _train_promotion(study, data, settings, trials[child], budget, k)
-            if t.state == TrialState.COMPLETE:
-                rung_scores[child] = float(t.value)
-                out.append({"child": child, "budget": budget, "trial": t.number, "score": float(t.value)})
-        candidates = sorted(rung_scores, key=lambda n: -rung_scores[n])
-        if not candidates:
-            break
-    return out
-
-
-def _train_promotion(study: optuna.Study, data: TrialData, settings: StudySettings, child: optuna.trial.FrozenTrial,
-                     budget: int, rung: int) -> optuna.trial.FrozenTrial:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-        trial = study.ask()
-    spec = ArchSpec.from_dict(child.user_attrs["arch"])
-    cfg = TrainConfig.from_dict(child.user_attrs["train_config"])
-    model = build_model(spec)
-    model.load_state_dict(torch.load(_weights_path(settings, child.number), map_location="cpu", weights_only=True))
-    seed = seed_of_trial(settings.sampler_seed, trial.number)  # --search-seed is honoured here too
-    for key, value in {"arch": spec.to_dict(), "spec_hash": spec.spec_hash(), "train_config": cfg.to_dict(),
-                       "params": child.user_attrs["params"], "flops": child.user_attrs.get("flops"), "seed": seed,
-                       "strategy": "progressive", "promoted_from": child.number, "budget": budget}.items():
-        trial.set_user_attr(key, value)
-    model.to(data.device)
-    t0 = time.perf_counter()
-    try:
-        history = train_model(model, data.train, cfg, budget, val=data.val, seed=seed, precision=settings.precision,
-                              **data.training_kwargs())
-    except TrainingDiverged as exc:
-        trial.set_user_attr("prune_reason", f"diverged: {exc}")
-        study.tell(trial, state=TrialState.PRUNED)
-        return study.get_trials(deepcopy=False)[trial.number]
-    last = history.last
-    metrics = {"val_acc": last.val_acc, "val_balanced_acc": last.val_balanced_acc,
-               "val_predicted_classes": last.val_predicted_classes}
-    score = trial_value(metrics, "balanced_acc" if settings.objective == "balanced_acc" else "val_acc", None,
-                        data.num_classes)
-    trial.set_user_attr("rungs", {str(budget): {"score": score, "val_acc": last.val_acc,
-                                                "val_balanced_acc": last.val_balanced_acc, "train_loss": last.train_loss,
-                                                "seconds": time.perf_counter() - t0}})
-    trial.set_user_attr("wall_seconds", time.perf_counter() - t0)
-    trial.set_user_attr("val_acc", last.val_acc)
-    trial.set_user_attr("val_balanced_acc", last.val_balanced_acc)
-    trial.set_user_attr("process_cpu_seconds", time.process_time())
-    study.tell(trial, score)
-    return study.get_trials(deepcopy=False)[trial.number]
 
 
 def write_growth_report(result: GrowthResult, results: Path) -> list[Path]:

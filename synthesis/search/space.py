@@ -11,7 +11,14 @@ from dataclasses import asdict, dataclass, replace
 
 import optuna
 
-from synthesis.models.spec import BLOCK_TYPES, DOWNSAMPLE_MODES, OPTIMIZERS, ArchSpec, StageSpec, TrainConfig
+from synthesis.models.spec import (
+    BLOCK_TYPES,
+    DOWNSAMPLE_MODES,
+    OPTIMIZERS,
+    ArchSpec,
+    StageSpec,
+    TrainConfig,
+)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from synthesis.hardware.cores import ExecutionPlan
 from synthesis.hardware.device import PrecisionChoice, resolve_device, resolve_precision
 from synthesis.search.samplers import make_pruner, make_sampler
 from synthesis.search.space import SearchSpace
-from synthesis.search.storage import find_study, check_storage, journal_path, load_existing_study, masked, open_storage
+from synthesis.search.storage import (
+    check_storage,
+    find_study,
+    journal_path,
+    load_existing_study,
+    masked,
+    open_storage,
+)
 from synthesis.settings import STUDY_ATTR, StudySettings, check_ranges
 
 

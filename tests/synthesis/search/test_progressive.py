@@ -156,16 +156,26 @@ def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tm
         "galaxy_synth"]["settings"]["strategy"] == "progressive"
 
 
-def test_grown_children_can_be_promoted_to_larger_budgets(tmp_path):
-    from synthesis.search.ranking import metrics_table
+def test_grown_children_are_promoted_by_the_same_successive_halving_as_tpe_trials(tmp_path):
+    from optuna.trial import TrialState
 
-    settings = _tiny(tmp_path, study="promote").replace(objective=None, epochs=1, fidelities="1,3")
-    study, result, resolved = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=2))
+    from synthesis.search.ranking import metrics_table
+    from synthesis.search.trials import finished
+
+    settings = _tiny(tmp_path, study="promote").replace(objective=None, epochs=1, fidelities="1,2")
+    study, result, resolved = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=4))
     assert resolved.objective == "val_acc"  # picked by the strategy itself, without --objective
-    assert result.promotions and all(p["budget"] == 3 for p in result.promotions)
-    promoted = [t for t in study.get_trials() if "promoted_from" in t.user_attrs]
-    assert promoted and all(t.user_attrs["rungs"]["3"]["score"] == pytest.approx(t.value) for t in promoted)
-    table = metrics_table(study)
-    assert table.iloc[0]["trial"] in {t.number for t in promoted}  # the highest budget ranks first
-    again, _, _ = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=2))  # resumed: nothing retrained
+    children = [t for t in study.get_trials() if "growth" in t.user_attrs]
+    assert all(finished(t) for t in children) and len(children) >= 4
+    first = sorted(children, key=lambda t: t.number)[:2]  # η = 2 = the bootstrap: no competition yet, stopped
+    assert all(t.state == TrialState.PRUNED and t.user_attrs["rung_stopped"] for t in first)
+    assert all("rung: stopped" in t.user_attrs["prune_reason"] for t in first)
+    for t in children:  # every child was reported at the first budget, as a TPE trial is
+        assert "1" in t.user_attrs["rungs"]
+    promoted = [t for t in children if t.state == TrialState.COMPLETE]
+    assert result.promotions == [{"trial": t.number, "budget": 2, "score": t.value} for t in promoted]
+    assert all(t.user_attrs["rungs"]["2"]["score"] == pytest.approx(t.value) for t in promoted)
+    assert promoted, "with these seeds a later child beats the first budget's competition"
+    assert metrics_table(study).iloc[0]["trial"] in {t.number for t in promoted}  # the highest budget first
+    again, _, _ = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=4))  # resumed: nothing retrained
     assert len(again.get_trials()) == len(study.get_trials())
