@@ -17,12 +17,26 @@ import numpy as np
 import pandas as pd
 
 from correlation.fitting import correlation_report, cross_validate, numeric_features
-from correlation.full_training import check_full_epochs, fill_arch_keys, stored_or_trained
-from correlation.parallel import FullTrainingJob, StudyAddress, full_training_plan, train_all
+from correlation.full_training import (
+    check_full_epochs,
+    fill_arch_keys,
+    stored_or_trained,
+)
+from correlation.parallel import (
+    FullTrainingJob,
+    StudyAddress,
+    full_training_plan,
+    train_all,
+)
 from correlation.report import write_report
 from correlation.selection import select_for_ground_truth
 from correlation.store import TARGETS, GroundTruthStore, open_ground_truth
-from correlation.tables import ground_truth_rows, mean_rows_over_seeds, merge_ground_truth_csv, read_ground_truth_tables
+from correlation.tables import (
+    ground_truth_rows,
+    mean_rows_over_seeds,
+    merge_ground_truth_csv,
+    read_ground_truth_tables,
+)
 from galaxy_common.statistics import bootstrap_ci, spearman
 from galaxy_common.tables import read_table, write_table
 from proxies.composite import CompositeProxy

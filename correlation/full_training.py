@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from correlation.store import GroundTruthRecord, GroundTruthStore
-from galaxy_common.files import atomic_path
 from synthesis.data.preparation import PreparedData
 from synthesis.models.builder import build_model
+from synthesis.models.package import load_model, save_model
 from synthesis.models.spec import TrainConfig, model_spec_from_dict
 from synthesis.training.loop import evaluate, train_model
 
@@ -72,10 +72,7 @@ def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], p
     wall = time.perf_counter() - t0
     result = evaluate(model, test, prep.normalizer, prep.num_classes, precision=precision)
     weights = Path(weights_dir) / f"trial{trial_number}_e{epochs}_s{seed}.pt"
-    with atomic_path(weights) as tmp:
-        torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": spec.to_dict(),
-                    "normalizer": prep.normalizer.to_dict(), "extra_scaler": prep.extra_scaler.__dict__,
-                    "class_names": list(prep.class_names)}, tmp)
+    save_model(weights, model, spec, prep.preprocessing, study=study_name, trial=trial_number, epochs=epochs, seed=seed)
     record = GroundTruthRecord(
         study_name=study_name, trial_number=trial_number, spec_hash=spec.spec_hash(), epochs=epochs, seed=seed,
         accuracy=result.accuracy, balanced_accuracy=result.balanced_accuracy, macro_f1=result.macro_f1,
@@ -88,10 +85,7 @@ def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], p
 
 def load_weights(record: GroundTruthRecord) -> torch.nn.Module:
     """The stored network of a full training (``weights_only``: loading never runs code)."""
-    ckpt = torch.load(record.weights_path, map_location="cpu", weights_only=True)
-    model = build_model(model_spec_from_dict(ckpt["arch"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model
+    return load_model(record.weights_path)[0]
 
 
 def stored_or_trained(store: GroundTruthStore, study_name: str, trial_number: int, user_attrs: dict[str, Any],

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from synthesis.errors import GalaxySynthError
-from synthesis.hardware.cores import ExecutionPlan, allotted_cores, execution_plan, set_torch_threads
+from synthesis.hardware.cores import (
+    ExecutionPlan,
+    allotted_cores,
+    execution_plan,
+    set_torch_threads,
+)
 
 
 @dataclass(frozen=True)

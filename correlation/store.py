@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import DateTime, Float, Integer, String, Text, UniqueConstraint, create_engine, select
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 TARGETS = ("accuracy", "balanced_accuracy", "macro_f1")

@@ -59,7 +59,11 @@ def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None =
     ``opened_study.execution`` says how it will run. ``stop_when()`` before each trial: True stops
     the run early.
     """
-    from synthesis.hardware.cores import allotted_cores, execution_plan, set_torch_threads
+    from synthesis.hardware.cores import (
+        allotted_cores,
+        execution_plan,
+        set_torch_threads,
+    )
     from synthesis.hardware.device import tune_allocator
     from synthesis.search.plots import write_study_outputs
     from synthesis.search.runner import run_in_process

@@ -4,7 +4,8 @@ Ranking uses the current calibration (as ``rank`` does); weights come from ``cor
 ground truth where they exist (same study, trial, epochs and seed), otherwise the trial is
 fully trained here with the same loop. Each ``RESULTS/models/rank{i}/`` holds:
 
-* ``model.pt``   the network's state dict, loadable with ``torch.load(..., weights_only=True)``
+* ``model.pt``   the network in galaxy-synth's one weights format (:mod:`synthesis.models.package`: state dict,
+  spec and preprocessing; ``torch.load(..., weights_only=True)``)
 * ``arch.json``  the spec that builds the network (:func:`synthesis.models.build_model`)
 * ``model.ts``   TorchScript of the *packaged* model (normalisation inside), runs with plain torch
 * ``model.onnx`` the same in ONNX, when the ``onnx`` package is installed (checked against torch)
@@ -32,12 +33,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlation.full_training import check_full_epochs, full_training_config, stored_or_trained
+from correlation.full_training import (
+    check_full_epochs,
+    full_training_config,
+    stored_or_trained,
+)
 from correlation.store import open_ground_truth
 from galaxy_common.files import atomic_write_text
-from synthesis.data.preprocessing import ExtraScaler, Normalizer
+from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
 from synthesis.errors import GalaxySynthError
 from synthesis.models.builder import count_flops, count_params
+from synthesis.models.package import save_model
 from synthesis.models.spec import ArchSpec, model_spec_from_dict
 from synthesis.search.ranking import metrics_table
 from synthesis.search.study import find_calibration, reopen_study
@@ -191,10 +197,9 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
             "rank": rank, "study": name, "trial": number, "spec_hash": spec.spec_hash(),
             "architecture": spec.describe(),
             "class_names": list(data.class_names),
-            "input": {"size": spec.image_size, "channels": "RGB", "crop_fraction": data.crop,
-                      "preprocessing": f"{crop_words(data.crop)}, resize to {spec.image_size}² "
-                                       "(bilinear), scale to [0, 1]; model.ts/model.onnx normalise inside",
-                      "normalisation": prep.normalizer.to_dict()},
+            "input": {"size": spec.image_size, "channels": "".join(prep.preprocessing.channels), "crop_fraction": data.crop,
+                      "preprocessing": prep.preprocessing.describe_input(), "normalisation": prep.normalizer.to_dict(),
+                      "config": prep.preprocessing.to_dict()},
             "extra_inputs": {"names": list(data.extra_names), "mean": prep.extra_scaler.mean, "std": prep.extra_scaler.std,
                              "note": "raw values; the packaged model standardises them" if data.extra_names else "none"},
             "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in prep.mirror_pairs],
@@ -219,7 +224,7 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
         }
         card["knee"] = number == knee_trial  # the cheapest trial within one SE of the best (export --knee)
         folder = models_dir / label
-        card["onnx"] = _write_folder(folder, net, packaged, spec, card)
+        card["onnx"] = _write_folder(folder, net, packaged, spec, card, prep.preprocessing)
         exported.append(ExportedModel(rank, number, folder, card))
         _register_artifacts(study, rank, number, folder, results)
     summary = [{"rank": e.rank, "trial": e.trial, "folder": str(e.folder), "architecture": e.card["architecture"],
@@ -229,11 +234,6 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
                for e in exported]
     atomic_write_text(out / f"top{top}_models.json", json.dumps(summary, indent=2))
     return exported
-
-
-def crop_words(crop: float) -> str:
-    """``centre-crop 50% of each side`` / ``the whole image`` (a crop of 1 keeps everything)."""
-    return "the whole image (no crop)" if crop >= 1 else f"centre-crop {crop:.0%} of each side"
 
 
 def _knee_trial(table: Any, attrs: dict[str, Any]) -> int | None:
@@ -248,12 +248,13 @@ def _weights_stored(record: Any) -> bool:
     return record is not None and Path(record.weights_path).is_file()
 
 
-def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: ArchSpec, card: dict) -> dict:
+def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: ArchSpec, card: dict,
+                  preprocessing: PreprocessingConfig) -> dict:
     """Write every file into a fresh temporary folder, then swap it in: never a half-written model."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        torch.save(net.state_dict(), tmp / "model.pt")
+        save_model(tmp / "model.pt", net, spec, preprocessing, rank=card["rank"], study=card["study"], trial=card["trial"])
         (tmp / "arch.json").write_text(json.dumps(spec.to_dict(), indent=2))
         with warnings.catch_warnings(), torch.device("cpu"):
             warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still what plain torch loads
@@ -340,7 +341,7 @@ def card_markdown(card: dict[str, Any]) -> str:
 ```python
 {usage_snippet(card)}
 ```
-- `model.pt` + `arch.json`: state dict (`torch.load(..., weights_only=True)`) and the spec for `synthesis.models.build_model`
+- `model.pt`: weights, spec and preprocessing in one file (`synthesis.models.package.load_model`, or `torch.load(..., weights_only=True)["state_dict"]`); `arch.json`: the spec
 - `model.onnx`: {'written, checked against torch (max |Δlogit| ' + format(onnx.get('max_abs_diff_vs_torch', float('nan')), '.1g') + ')' if onnx.get('verified') else onnx.get('note', 'not written')}
 - `galaxy-synth predict --model <this folder> IMAGES…` (add `--tta` to average over rotations/flips)
 

@@ -23,7 +23,7 @@ from galaxy_synth.export import MODEL_FILES, PackagedModel
 from synthesis.data.decode import IMAGE_EXTENSIONS, decode_image
 from synthesis.data.preprocessing import ExtraScaler, Normalizer
 from synthesis.errors import DataError
-from synthesis.models.builder import build_model
+from synthesis.models.package import load_model
 from synthesis.models.spec import ArchSpec, model_spec_from_dict
 
 
@@ -60,15 +60,12 @@ def load_model_dir(folder: str | Path) -> LoadedModel:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(f"corrupt card.json or arch.json in {folder}: {type(exc).__name__}: {exc}") from None
     try:
-        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        net, _, _ = load_model(folder / "model.pt", spec)  # the one weights format, or an older bare state dict
+    except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+        raise DataError(f"model.pt in {folder} does not match its arch.json: {str(exc).splitlines()[0][:200]}") from None
     except Exception as exc:  # unpickling errors come in many types; none may pass silently
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"corrupt model.pt in {folder}: {first[:200]}") from None
-    net = build_model(spec)
-    try:
-        net.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise DataError(f"model.pt in {folder} does not match its arch.json: {str(exc).splitlines()[0][:200]}") from None
     return LoadedModel(PackagedModel(net, normalizer, scaler, spec.n_extra).eval(), card, spec)
 
 

@@ -1,13 +1,6 @@
-"""Errors a user can fix: the CLI prints them as one line and exits non-zero."""
+"""The errors a user can fix (one line, exit code 2): defined in galaxy_common, the lowest layer, so that every
+package raises the same ones; this is where users import them from (``synthesis.errors.GalaxySynthError``)."""
 
+from galaxy_common.errors import DataError, GalaxySynthError, StudyMismatchError
 
-class GalaxySynthError(Exception):
-    """Base class for problems with the user's input or settings (not bugs)."""
-
-
-class DataError(GalaxySynthError):
-    """The dataset cannot be used as given; the message names the file or row."""
-
-
-class StudyMismatchError(GalaxySynthError):
-    """A resumed study was created with settings that differ from the ones passed now."""
+__all__ = ["DataError", "GalaxySynthError", "StudyMismatchError"]

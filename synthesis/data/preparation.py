@@ -11,7 +11,7 @@ import torch
 
 from synthesis.data.chirality import mirror_policy
 from synthesis.data.dataset import ClassMap, GalaxyImages, load_dataset
-from synthesis.data.preprocessing import ExtraScaler, Normalizer
+from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
 from synthesis.data.splits import stratified_split, stratified_subset
 from synthesis.settings import StudySettings
 
@@ -67,8 +67,9 @@ class PreparedData:
         """``stats``: the statistics a study stored when it was created (else computed from the train split)."""
         train = np.asarray(plan["train"])
         if stats:
-            normalizer = Normalizer(tuple(stats["normalizer"]["mean"]), tuple(stats["normalizer"]["std"]))
-            scaler = ExtraScaler(list(stats["extra_scaler"]["mean"]), list(stats["extra_scaler"]["std"]))
+            config = PreprocessingConfig.from_dict(stats, image_size=data.size, crop=data.crop, class_names=data.class_names,
+                                                   extra_names=data.extra_names)
+            normalizer, scaler = config.normalizer(), config.extra_scaler()
         else:
             normalizer = Normalizer.fit(data.images, train)
             scaler = ExtraScaler.fit(data.extras[train])
@@ -91,10 +92,19 @@ class PreparedData:
     def n_extra(self) -> int:
         return int(self.data.extras.shape[1])
 
+    @property
+    def preprocessing(self) -> PreprocessingConfig:
+        """The one preprocessing config of this study's data (what weights files and model cards carry)."""
+        names = self.data.class_names
+        return PreprocessingConfig(
+            image_size=self.data.size, crop=self.data.crop, channels=("R", "G", "B")[: self.data.images.shape[-1]],
+            mean=tuple(self.normalizer.mean), std=tuple(self.normalizer.std), extra_names=tuple(self.data.extra_names),
+            extra_mean=tuple(self.extra_scaler.mean), extra_std=tuple(self.extra_scaler.std), class_names=tuple(names),
+            mirror_pairs=tuple((names[a], names[b]) for a, b in self.mirror_pairs), flips_allowed=self.allow_flips)
+
     def statistics(self) -> dict[str, Any]:
         """What a study stores so that every worker and every later command normalises alike."""
-        return {"normalizer": self.normalizer.to_dict(),
-                "extra_scaler": {"mean": list(self.extra_scaler.mean), "std": list(self.extra_scaler.std)}}
+        return self.preprocessing.to_dict()
 
     def split(self, name: str, device: torch.device) -> TensorSplit:
         """The rows of ``plan[name]`` (e.g. "trial_train", "train", "test") as tensors on ``device``."""

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,3 +68,68 @@ class ExtraScaler:
         if not self.mean:
             return extras.astype(np.float32)
         return ((extras - np.array(self.mean)) / np.array(self.std)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """Everything between a file on disk and the network's input, written once when a study is created.
+
+    Like timm's pretrained config, one object travels: the study stores it (attrs ``preprocessing``),
+    trials and full training normalise with it, every weights file carries it
+    (:mod:`synthesis.models.package`), the model card prints it and ``predict`` reads it back.
+    ``pixels``: how the cache stores a pixel — ``uint8`` (0-255, scaled by 1/255 before the
+    per-channel mean/std) or ``float16`` (band values after ``band_mapping``, then mean/std).
+    """
+
+    image_size: int
+    crop: float
+    channels: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    extra_names: tuple[str, ...] = ()
+    extra_mean: tuple[float, ...] = ()
+    extra_std: tuple[float, ...] = ()
+    class_names: tuple[str, ...] = ()
+    mirror_pairs: tuple[tuple[str, str], ...] = ()
+    flips_allowed: bool = True
+    pixels: str = "uint8"
+    band_mapping: tuple[dict, ...] = ()
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    def normalizer(self) -> Normalizer:
+        return Normalizer(tuple(self.mean), tuple(self.std))
+
+    def extra_scaler(self) -> ExtraScaler:
+        return ExtraScaler(list(self.extra_mean), list(self.extra_std))
+
+    def describe_input(self) -> str:
+        """How to make an input the packaged model accepts, in words (the model card's line)."""
+        crop = "the whole image (no crop)" if self.crop >= 1 else f"centre-crop {self.crop:.0%} of each side"
+        scale = "scale to [0, 1]" if self.pixels == "uint8" else "map each band as band_mapping says"
+        return f"{crop}, resize to {self.image_size}² (bilinear), {scale}; model.ts/model.onnx normalise inside"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        out["mirror_pairs"] = [list(p) for p in self.mirror_pairs]
+        # the two keys studies stored before this config existed, kept so that older releases read it too
+        out["normalizer"] = {"mean": list(self.mean), "std": list(self.std)}
+        out["extra_scaler"] = {"mean": list(self.extra_mean), "std": list(self.extra_std)}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **fill: Any) -> PreprocessingConfig:
+        """From a stored dict; a study made before the config existed stored only ``normalizer`` and
+        ``extra_scaler``: ``fill`` gives the rest (image size, crop, class names…)."""
+        values = {**fill, **{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}}
+        if "mean" not in values:
+            values["mean"], values["std"] = data["normalizer"]["mean"], data["normalizer"]["std"]
+            values["extra_mean"], values["extra_std"] = data["extra_scaler"]["mean"], data["extra_scaler"]["std"]
+        values.setdefault("channels", ("R", "G", "B")[: len(values["mean"])])
+        tuples = {"channels", "mean", "std", "extra_names", "extra_mean", "extra_std", "class_names", "band_mapping"}
+        for k in tuples & set(values):
+            values[k] = tuple(values[k])
+        values["mirror_pairs"] = tuple(tuple(p) for p in values.get("mirror_pairs", ()))
+        return cls(**values)

@@ -47,7 +47,7 @@ import torch
 from optuna.trial import TrialState
 
 from galaxy_common.figures import pyplot, save_figure
-from galaxy_common.files import atomic_path, atomic_write_text
+from galaxy_common.files import atomic_write_text
 from proxies.composite import CompositeProxy
 from synthesis.data.preparation import TrialData
 from synthesis.errors import GalaxySynthError
@@ -57,6 +57,7 @@ from synthesis.models.builder import (
     count_params,
     cpu_images_per_second,
 )
+from synthesis.models.package import load_model, save_model
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.search.objective import (
     record_architecture,
@@ -207,9 +208,7 @@ def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings,
     origin = {}
     if parent is not None:
         parent_trial, parent_spec = parent
-        parent_model = build_model(parent_spec)
-        parent_model.load_state_dict(torch.load(_weights_path(settings, parent_trial.number), map_location="cpu",
-                                                weights_only=True))
+        parent_model, _, _ = load_model(_weights_path(settings, parent_trial.number), parent_spec)
         origin = inherit(parent_model, parent_spec, model, spec)
         jitter_(model, growth.jitter, torch.Generator(device="cpu").manual_seed(seed))
     cfg = GROWTH_TRAIN.replace(loss=settings.loss, label_smoothing=settings.label_smoothing)
@@ -231,8 +230,7 @@ def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings,
         study.tell(trial, state=TrialState.PRUNED)
         return study.get_trials(deepcopy=False)[trial.number]
     wall = time.perf_counter() - t0
-    with atomic_path(_weights_path(settings, trial.number)) as tmp:
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    save_model(_weights_path(settings, trial.number), model, spec, data.preprocessing, trial=trial.number)
     # weights exist before the trial ends: a resumed run can always grow from it
     metrics = record_training(trial, history, params, flops, zc, wall, proxy, data.num_classes)
     score = trial_value(metrics, settings.objective, None, data.num_classes)

@@ -81,6 +81,17 @@ class OpenedStudy:
         return PreparedData.from_plan(self.data, self.plan, self.attrs.get("preprocessing"))
 
 
+def study_attrs(storage: optuna.storages.BaseStorage, found: Any, wait_seconds: float = 20.0) -> dict[str, Any] | None:
+    """A study's galaxy-synth attrs. A study with no trial and no attrs yet may be one another process has just
+    created (a job array's tasks start together): wait for its attrs a little before calling it foreign."""
+    attrs = found.user_attrs.get(STUDY_ATTR)
+    deadline = time.monotonic() + wait_seconds
+    while attrs is None and storage.get_n_trials(found._study_id) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        attrs = find_study(storage, found.study_name).user_attrs.get(STUDY_ATTR)
+    return attrs
+
+
 def peek_attrs(settings: StudySettings) -> dict[str, Any] | None:
     """The galaxy-synth attrs of the study these settings name, read without creating anything."""
     url = settings.storage_url
@@ -90,10 +101,11 @@ def peek_attrs(settings: StudySettings) -> dict[str, Any] | None:
     journal = journal_path(url)
     if journal is not None and not journal.is_file():
         return None
-    summary = find_study(open_storage(url), settings.study_name)
+    storage = open_storage(url)
+    summary = find_study(storage, settings.study_name)
     if summary is None:
         return None
-    attrs = summary.user_attrs.get(STUDY_ATTR)
+    attrs = study_attrs(storage, summary)
     if attrs is None:
         raise StudyMismatchError(f"study {settings.study_name!r} in {masked(url)} was not made by galaxy-synth; choose another --study")
     return attrs
@@ -173,7 +185,7 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
     attrs = None
     n_existing = 0
     if found is not None:
-        attrs = found.user_attrs.get(STUDY_ATTR)
+        attrs = study_attrs(storage, found)
         if attrs is None:
             raise StudyMismatchError(f"study {name!r} in {masked(settings.storage_url)} was not made by galaxy-synth; "
                                      f"choose another --study")

@@ -42,7 +42,7 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
 
 
 def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny_study):
-    from synthesis.data.preprocessing import ExtraScaler, Normalizer
+    from synthesis.data.preprocessing import PreprocessingConfig
     from synthesis.search.study import reopen_study
     from synthesis.training.loop import evaluate
 
@@ -57,9 +57,10 @@ def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny
     model.load_state_dict(payload["state_dict"])
     opened = reopen_study(url, "gt", root, progress=False)
     prep = opened.prepared()
-    prep.extra_scaler = ExtraScaler(**payload["extra_scaler"])  # as the weights file says
+    config = PreprocessingConfig.from_dict(payload["preprocessing"])  # the one config the weights carry
+    prep.extra_scaler = config.extra_scaler()
     test = prep.split("test", torch.device("cpu"))
-    again = evaluate(model, test, Normalizer(**payload["normalizer"]), len(payload["class_names"]),
+    again = evaluate(model, test, config.normalizer(), len(config.class_names),
                      precision=opened.settings.precision)  # as full training evaluated it
     assert again.accuracy == pytest.approx(row["accuracy"])
     assert again.confusion == json.loads(row["confusion_json"])

@@ -28,9 +28,12 @@ def test_every_file_is_there_and_the_summary_lists_both(exported_study):
     assert summary[0]["ranked_by"] == "objective"
 
 
-def test_weights_are_a_plain_state_dict_that_never_needs_code(exported_study):
-    state = torch.load(exported_study / "studies/exp/models/rank1/model.pt", weights_only=True)
-    assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+def test_weights_are_the_one_format_and_never_need_code(exported_study):
+    body = torch.load(exported_study / "studies/exp/models/rank1/model.pt", weights_only=True)  # no code runs
+    assert body["format"] == "galaxy-synth-model/1" and all(isinstance(v, torch.Tensor) for v in body["state_dict"].values())
+    card = json.loads((exported_study / "studies/exp/models/rank1/card.json").read_text())
+    assert body["preprocessing"] == card["input"]["config"]  # one preprocessing config, the card's and the weights'
+    assert body["preprocessing"]["extra_names"] == ["z", "z_err"] and body["preprocessing"]["mirror_pairs"]
 
 
 def test_torchscript_runs_in_a_fresh_process_without_the_project_and_matches(exported_study, tmp_path):
