@@ -212,23 +212,8 @@ def calibrate_study(storage: str, study_name: str | None, results: Path, ground_
     merged = table.merge(gt, left_on="trial", right_on="trial_number")
     features = [f for f in numeric_features(merged, target) if f in FEATURES]
     report, cv, singles = correlation_report(merged, target, features, folds, repeats, seed, progress=progress)
-    # Only the composite's out-of-fold ρ for the other targets: no single-metric bootstraps needed.
-    report["other_targets"] = {}
-    for other in (t for t in TARGETS if t != target):
-        cv_other = cross_validate(merged, other, features, folds, repeats, seed, progress=progress)
-        report["other_targets"][other] = {
-            "composite_spearman_cv": float(np.mean([spearman(p, cv_other.target) for p in cv_other.composite]))}
-    # The calibration the study ran with, scored on these rows as it is (nothing refitted).
-    ran_with = proxy.predict(merged)
-    y = merged[target].to_numpy(float)
-    report["calibration_in_use"] = {"name": proxy.name, "hash": proxy.calibration_hash, "spearman": spearman(ran_with, y),
-                                    "spearman_ci95": bootstrap_ci(ran_with, y),
-                                    "note": "scored without refitting; out-of-sample unless it was fitted on these rows"}
-    repeat = seed_repeatability(store, name, full_epochs, seed_list, target)
-    if repeat is not None:
-        report["ground_truth_repeatability"] = repeat
-        ceiling = repeat["ceiling_mean_of_seeds"]
-        report["composite_spearman_cv_over_ceiling"] = report["composite_spearman_cv"] / ceiling if ceiling > 0 else None
+    _add_study_comparisons(report, merged, target, features, folds, repeats, seed, progress, proxy,
+                           seed_repeatability(store, name, full_epochs, seed_list, target))
     report["ground_truth"] = merged[["trial", *TARGETS, "full_train_seconds"]].to_dict(orient="records")
     report["full_epochs"] = full_epochs
     report["ground_truth_seeds"] = seed_list
@@ -246,6 +231,28 @@ def calibrate_study(storage: str, study_name: str | None, results: Path, ground_
     fitted, written = _fit_and_write(merged, target, features, f"fitted:{name}", provenance, out, report, cv, singles)
     report["promoted"] = promote_if_better(fitted, report, Path(results))
     return report, written + written_rows
+
+
+def _add_study_comparisons(report: dict[str, Any], merged: pd.DataFrame, target: str, features: list[str], folds: int,
+                           repeats: int, seed: int, progress: bool, proxy: CompositeProxy,
+                           repeat: dict[str, Any] | None) -> None:
+    """What a study's report sets the refit beside: the other targets, the calibration in use, the ground truth's ceiling."""
+    # Only the composite's out-of-fold ρ for the other targets: no single-metric bootstraps needed.
+    report["other_targets"] = {}
+    for other in (t for t in TARGETS if t != target):
+        cv_other = cross_validate(merged, other, features, folds, repeats, seed, progress=progress)
+        report["other_targets"][other] = {
+            "composite_spearman_cv": float(np.mean([spearman(p, cv_other.target) for p in cv_other.composite]))}
+    # The calibration the study ran with, scored on these rows as it is (nothing refitted).
+    ran_with = proxy.predict(merged)
+    y = merged[target].to_numpy(float)
+    report["calibration_in_use"] = {"name": proxy.name, "hash": proxy.calibration_hash, "spearman": spearman(ran_with, y),
+                                    "spearman_ci95": bootstrap_ci(ran_with, y),
+                                    "note": "scored without refitting; out-of-sample unless it was fitted on these rows"}
+    if repeat is not None:
+        report["ground_truth_repeatability"] = repeat
+        ceiling = repeat["ceiling_mean_of_seeds"]
+        report["composite_spearman_cv_over_ceiling"] = report["composite_spearman_cv"] / ceiling if ceiling > 0 else None
 
 
 def calibrate_tables(paths: list[Path], target: str, results: Path, seeds: int = 2, folds: int = 5, repeats: int = 10,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from galaxy_common.files import atomic_path
 from galaxy_common.errors import DataError
+from galaxy_common.files import atomic_path
 
 
 def read_table(path: Path, what: str = "table") -> pd.DataFrame:

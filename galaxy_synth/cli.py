@@ -22,6 +22,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from galaxy_synth.console import print_best, print_correlation, print_front
+
 EPILOG_SYNTH = """\
 examples:
   galaxy-synth synth                                  # embedded procedural galaxies (CPU: a few minutes)
@@ -44,7 +46,7 @@ the data split is read back from the study. Options left out on a resume take th
 
 def _study_parent() -> argparse.ArgumentParser:
     """Options every command that works on an existing study shares (--storage and --results as synth declares them)."""
-    from synthesis.settings import add_arguments
+    from synthesis.command_line import add_arguments
 
     p = argparse.ArgumentParser(add_help=False)
     add_arguments(p, only=("storage", "results"))
@@ -61,7 +63,7 @@ def _progress_parent() -> argparse.ArgumentParser:
 
 
 def _device_parent() -> argparse.ArgumentParser:
-    from synthesis.settings import add_arguments
+    from synthesis.command_line import add_arguments
 
     p = argparse.ArgumentParser(add_help=False)
     add_arguments(p, only=("device",))
@@ -70,7 +72,7 @@ def _device_parent() -> argparse.ArgumentParser:
 
 def _build_parser() -> argparse.ArgumentParser:
     from synthesis.choices import RankBy, names
-    from synthesis.settings import add_arguments
+    from synthesis.command_line import add_arguments
 
     RANK_BY = names(RankBy)
     parser = argparse.ArgumentParser(
@@ -216,61 +218,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
           f"{df.attrs['calibration_file']}):")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(done[[c for c in cols if c in done.columns]].head(args.top).to_string(index=False))
-        _print_front(df)
+        print_front(df)
     print(f"\nwrote {out} (every trial, every metric)")
     return 0
-
-
-def _print_front(df) -> None:
-    """The accuracy-against-cost front of the ranking, and its knee."""
-    from synthesis.search.ranking import binomial_se, cost_front, knee_of
-
-    front = cost_front(df)
-    if front.empty:
-        return
-    n = df.attrs.get("score_images", 1)
-    knee = knee_of(front, n)
-    shown = front.assign(mflops=front["flops"] / 1e6)[["trial", "rank_score", "mflops", "params_count",
-                                                        "cpu_images_per_second"]]
-    best = float(front["rank_score"].max())
-    print(f"\ncost front ({len(front)} trials no other beats on both {df['ranked_by'].iloc[0]} and forward FLOPs; "
-          f"knee = the cheapest within one binomial SE ({binomial_se(best, n):.3f} on {n} images) of the best: "
-          f"trial {int(knee['trial'])}, export it with --knee):")
-    print(shown.to_string(index=False))
-
-
-def _print_correlation(report: dict, target: str) -> None:
-    best = report["best_single_metric_in_fold"]
-    proto = report["protocol"]
-    print(f"{report['n_rows']} rows, target {target!r}, {proto['kind']} ({proto['folds']} folds × {proto['repeats']} repeats), out-of-fold:")
-    ci = report["composite_spearman_cv_ci95"]
-    print(f"  composite             ρ = {report['composite_spearman_cv']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
-          f"τ = {report['composite_kendall_cv']:.3f}  top-3 recall = {report['composite_top3_recall_cv']:.2f}")
-    print(f"  best single (in-fold) ρ = {best['spearman']:.3f}  τ = {best['kendall']:.3f}  "
-          f"top-3 recall = {best['top3_recall']:.2f}  (chosen: {best['chosen']})")
-    if "seed_weights_cv" in report:
-        sw = report["seed_weights_cv"]
-        print(f"  seed weights          ρ = {sw['spearman']:.3f}  τ = {sw['kendall']:.3f}  top-3 recall = {sw['top3_recall']:.2f}")
-    if "val_acc_alone" in report:
-        va = report["val_acc_alone"]
-        print(f"  val_acc alone         ρ = {va['spearman']:.3f}  τ = {va['kendall']:.3f}  top-3 recall = {va['top3_recall']:.2f}")
-    if "calibration_in_use" in report:
-        cu = report["calibration_in_use"]
-        print(f"  calibration in use    ρ = {cu['spearman']:.3f}  ({cu['name']}, scored without refitting)")
-    if "ground_truth_repeatability" in report:
-        rep = report["ground_truth_repeatability"]
-        print(f"  ground truth itself: seed vs seed ρ = {rep['seed_vs_seed_spearman']:.3f} → ceiling ≈ "
-              f"{rep['ceiling_mean_of_seeds']:.2f} for the mean of seeds; composite / ceiling = "
-              f"{report.get('composite_spearman_cv_over_ceiling') or float('nan'):.2f}")
-    if "within_studies_kfold" in report:
-        w = report["within_studies_kfold"]
-        print(f"  (composite, rows of all studies mixed in the folds: ρ = {w['composite_spearman_cv']:.3f}; the figure above "
-              f"holds each study out: how it transfers)")
-    for t, r in report.get("other_targets", {}).items():
-        print(f"  (composite fitted for {t}: ρ = {r['composite_spearman_cv']:.3f})")
-    if "promoted" in report:
-        print(f"  new studies' calibration: {'promoted' if report['promoted']['promoted'] else 'unchanged'} "
-              f"({report['promoted']['why']})")
 
 
 def cmd_correlate(args: argparse.Namespace) -> int:
@@ -289,7 +239,7 @@ def cmd_correlate(args: argparse.Namespace) -> int:
     else:
         features = [f.strip() for f in args.features.split(",")] if args.features else None
         report, written = api.calibrate_table(args.table, args.target, results, features, args.folds, args.repeats, args.seed)
-    _print_correlation(report, args.target)
+    print_correlation(report, args.target)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -339,7 +289,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from synthesis.settings import check_ranges, from_args
+    from synthesis.command_line import from_args
+    from synthesis.settings import check_ranges
 
     settings = from_args(args)
     child = args.worker_id is not None
@@ -384,25 +335,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return 0
     if child:
         return 0  # the parent writes the tables and plots once all workers are done
-    _print_best(result.study, result.settings, summary_rows(result.study, top=5))
+    print_best(result.study, result.settings, summary_rows(result.study, top=5))
     print("\nwrote " + ", ".join(str(p) for p in result.written) + f"; study stored in {masked(result.settings.storage_url)}")
     return 0
-
-
-def _print_best(study, settings, rows) -> None:
-    import pandas as pd
-
-    from synthesis.choices import objective_info
-    from synthesis.settings import STUDY_ATTR
-
-    if not rows:
-        return
-    attrs = study.user_attrs[STUDY_ATTR]
-    calibration = (attrs.get("calibration") or {}).get("name")
-    info = objective_info(attrs["objective"])
-    what = f"{info.words}, calibration {calibration!r}" if info.calibrated else f"{info.words} after {settings.epochs} epochs"
-    print(f"\nbest trials (objective: {what}):")
-    print(pd.DataFrame(rows).to_string(index=False))
 
 
 def _array_task() -> int | None:

@@ -145,95 +145,107 @@ def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, An
     return {"written": True, "verified": True, "max_abs_diff_vs_torch": err, "checked_batch": 4}
 
 
+@dataclass
+class _Ranking:
+    """What picked the exported models: the table's scores and the calibration used."""
+
+    proxy_scores: dict[int, float]
+    rank_scores: dict[int, float]
+    proxy: Any
+    source: Path
+    by: str
+
+
 def export_top(storage: str, study_name: str | None, results: Path, top: int = 3, full_epochs: int = 30, seed: int = 0,
                device: str = "auto", calibration: str | None = None, progress: bool = True,
                by: str = "objective", knee: bool = False) -> list[ExportedModel]:
     """Fully train (or reuse) and package the study's ``top`` best trials into ``<study folder>/models/rank{i}/``.
 
-    ``by``: what ranks them (see :func:`synthesis.outputs.metrics_table`): the study's objective, the
-    current calibration's proxy, validation accuracy or balanced accuracy.
+    ``by``: what ranks them (see :func:`synthesis.search.ranking.metrics_table`): the study's objective, the
+    current calibration's proxy, validation accuracy or balanced accuracy. ``knee``: also the front's knee.
     """
+    from correlation.calibrate import train_jobs
+    from correlation.parallel import FullTrainingJob
+
     if top < 1:
         raise GalaxySynthError("--top must be >= 1")
     check_full_epochs(full_epochs)
     opened = reopen_study(storage, study_name, results, progress, device)
-    study, attrs, data, name = opened.study, opened.attrs, opened.data, opened.study.study_name
+    name = opened.study.study_name
     proxy, source = find_calibration(calibration, results)
-    table = metrics_table(study, proxy, by=by)
+    table = metrics_table(opened.study, proxy, by=by)
     table = table[table["finished"]]
     if table.empty:
         raise GalaxySynthError(f"study {name!r} has no completed trials to export")
     chosen = [int(n) for n in table["trial"].head(top)]
-    knee_trial = _knee_trial(table, attrs) if knee else None
+    knee_trial = _knee_trial(table, opened.attrs) if knee else None
     if knee_trial is not None and knee_trial not in chosen:
         chosen.append(knee_trial)  # packaged as models/knee/ beside the top ones
-    scores = dict(zip(table["trial"].astype(int), table["proxy_score"]))
-    rank_scores = dict(zip(table["trial"].astype(int), table["rank_score"]))
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    prep = opened.prepared()
-    test = prep.split("test", torch.device("cpu"))
+    ranking = _Ranking(dict(zip(table["trial"].astype(int), table["proxy_score"])),
+                       dict(zip(table["trial"].astype(int), table["rank_score"])), proxy, source, by)
     store = open_ground_truth(opened.settings.storage_url)
-    out = opened.settings.study_dir
-    models_dir = out / "models"
-    models_dir.mkdir(parents=True, exist_ok=True)
-    from correlation.calibrate import train_jobs
-    from correlation.parallel import FullTrainingJob
-
     missing = [FullTrainingJob(n, full_epochs, seed) for n in chosen if not _weights_stored(store.get(name, n, full_epochs, seed))]
     trained = {r["trial"] for r in train_jobs(opened, store, missing, len(chosen), progress, "full training") if r["trained_now"]}
+    trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
+    prep = opened.prepared()
+    test = prep.split("test", torch.device("cpu"))
     exported = []
     for rank, number in enumerate(chosen, start=1):
-        label = "knee" if rank > top else f"rank{rank}"
-        trial = trials[number]
-        record, net, trained_now = stored_or_trained(store, name, number, trial.user_attrs, prep, full_epochs, seed,
-                                                     opened.device, out / "ground_truth", opened.settings.precision,
-                                                     progress=progress, need_model=True)
-        origin = "trained by galaxy-synth export" if trained_now or number in trained else f"reused from an earlier full training by correlate or export ({record.weights_path})"
+        record, net, trained_now = stored_or_trained(store, name, number, trials[number].user_attrs, prep, full_epochs, seed,
+                                                     opened.device, opened.settings.study_dir / "ground_truth",
+                                                     opened.settings.precision, progress=progress, need_model=True)
+        origin = "trained by galaxy-synth export" if trained_now or number in trained else \
+            f"reused from an earlier full training by correlate or export ({record.weights_path})"
         net = net.cpu().eval()
-        spec = model_spec_from_dict(trial.user_attrs["arch"])
-        result = evaluate(net, test, prep.normalizer, prep.num_classes)  # the card's numbers, measured here
+        spec = model_spec_from_dict(trials[number].user_attrs["arch"])
         packaged = PackagedModel(net, prep.normalizer, prep.extra_scaler, spec.n_extra).eval()
-        card = {
-            "rank": rank, "study": name, "trial": number, "spec_hash": spec.spec_hash(),
-            "architecture": spec.describe(),
-            "class_names": list(data.class_names),
-            "input": {"size": spec.image_size, "channels": "".join(prep.preprocessing.channels), "crop_fraction": data.crop,
-                      "preprocessing": prep.preprocessing.describe_input(), "normalisation": prep.normalizer.to_dict(),
-                      "config": prep.preprocessing.to_dict()},
-            "extra_inputs": {"names": list(data.extra_names), "mean": prep.extra_scaler.mean, "std": prep.extra_scaler.std,
-                             "note": "raw values; the packaged model standardises them" if data.extra_names else "none"},
-            "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in prep.mirror_pairs],
-            "flips_allowed": prep.allow_flips,
-            "params": count_params(net), "flops_per_image": count_flops(net, spec),
-            "cpu_latency": cpu_latency_ms(packaged, spec),
-            "test": {"n_images": len(test), "accuracy": result.accuracy, "balanced_accuracy": result.balanced_accuracy,
-                     "macro_f1": result.macro_f1, "loss": result.loss, "confusion": result.confusion,
-                     "confusion_axes": "rows = true class, columns = predicted, in class_names order"},
-            "proxy": {"score": float(scores[number]), "calibration": proxy.name, "calibration_hash": proxy.calibration_hash,
-                      "calibration_file": str(source)},
-            "ranked_by": {"criterion": by, "study_objective": attrs.get("objective"),
-                          "score": float(rank_scores[number]) if rank_scores.get(number) is not None else None},
-            "training": {"full_epochs": full_epochs, "seed": seed, "weights": origin,
-                         "precision": opened.settings.precision,
-                         **full_training_config(trial.user_attrs).to_dict()},
-            "data": {"dataset": opened.settings.data or "embedded procedural galaxies",
-                     "fingerprint": attrs.get("fingerprint"), "merge": opened.settings.merge,
-                     "drop": opened.settings.drop, "n_images": attrs.get("n_images"),
-                     "split": {k: len(v) for k, v in opened.plan.items() if k in ("train", "val", "test")}},
-            "created": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
-        }
+        card = model_card(opened, prep, trials[number], net, packaged, test, rank, ranking,
+                          {"full_epochs": full_epochs, "seed": seed, "weights": origin})
         card["knee"] = number == knee_trial  # the cheapest trial within one SE of the best (export --knee)
-        folder = models_dir / label
+        folder = opened.settings.study_dir / "models" / ("knee" if rank > top else f"rank{rank}")
         card["onnx"] = _write_folder(folder, net, packaged, spec, card, prep.preprocessing)
         exported.append(ExportedModel(rank, number, folder, card))
-        _register_artifacts(study, rank, number, folder, results)
+        _register_artifacts(opened.study, rank, number, folder, results)
     summary = [{"rank": e.rank, "trial": e.trial, "folder": str(e.folder), "architecture": e.card["architecture"],
                 "params": e.card["params"], "ranked_by": e.card["ranked_by"]["criterion"],
                 "rank_score": e.card["ranked_by"]["score"], "proxy_score": e.card["proxy"]["score"], **{k: e.card["test"][k] for k in
                 ("accuracy", "balanced_accuracy", "macro_f1")}, "cpu_latency_ms": e.card["cpu_latency"]["median_ms"]}
                for e in exported]
-    atomic_write_text(out / f"top{top}_models.json", json.dumps(summary, indent=2))
+    atomic_write_text(opened.settings.study_dir / f"top{top}_models.json", json.dumps(summary, indent=2))
     return exported
+
+
+def model_card(opened: Any, prep: Any, trial: Any, net: nn.Module, packaged: PackagedModel, test: Any, rank: int,
+               ranking: _Ranking, training: dict[str, Any]) -> dict[str, Any]:
+    """Everything a user needs to trust and run one exported model, measured here on the test split."""
+    data, attrs, number = opened.data, opened.attrs, trial.number
+    spec = model_spec_from_dict(trial.user_attrs["arch"])
+    result = evaluate(net, test, prep.normalizer, prep.num_classes)  # the card's numbers, measured here
+    rank_score = ranking.rank_scores.get(number)
+    return {
+        "rank": rank, "study": opened.study.study_name, "trial": number, "spec_hash": spec.spec_hash(),
+        "architecture": spec.describe(), "class_names": list(data.class_names),
+        "input": {"size": spec.image_size, "channels": "".join(prep.preprocessing.channels), "crop_fraction": data.crop,
+                  "preprocessing": prep.preprocessing.describe_input(), "normalisation": prep.normalizer.to_dict(),
+                  "config": prep.preprocessing.to_dict()},
+        "extra_inputs": {"names": list(data.extra_names), "mean": prep.extra_scaler.mean, "std": prep.extra_scaler.std,
+                         "note": "raw values; the packaged model standardises them" if data.extra_names else "none"},
+        "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in prep.mirror_pairs],
+        "flips_allowed": prep.allow_flips,
+        "params": count_params(net), "flops_per_image": count_flops(net, spec), "cpu_latency": cpu_latency_ms(packaged, spec),
+        "test": {"n_images": len(test), "accuracy": result.accuracy, "balanced_accuracy": result.balanced_accuracy,
+                 "macro_f1": result.macro_f1, "loss": result.loss, "confusion": result.confusion,
+                 "confusion_axes": "rows = true class, columns = predicted, in class_names order"},
+        "proxy": {"score": float(ranking.proxy_scores[number]), "calibration": ranking.proxy.name,
+                  "calibration_hash": ranking.proxy.calibration_hash, "calibration_file": str(ranking.source)},
+        "ranked_by": {"criterion": ranking.by, "study_objective": attrs.get("objective"),
+                      "score": float(rank_score) if rank_score is not None else None},
+        "training": {**training, "precision": opened.settings.precision, **full_training_config(trial.user_attrs).to_dict()},
+        "data": {"dataset": opened.settings.data or "embedded procedural galaxies", "fingerprint": attrs.get("fingerprint"),
+                 "merge": opened.settings.merge, "drop": opened.settings.drop, "n_images": attrs.get("n_images"),
+                 "split": {k: len(v) for k, v in opened.plan.items() if k in ("train", "val", "test")}},
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
+    }
 
 
 def _knee_trial(table: Any, attrs: dict[str, Any]) -> int | None:

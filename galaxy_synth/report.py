@@ -135,114 +135,118 @@ def _front_figure(study: optuna.Study, attrs: dict[str, Any], settings: Any, out
 def write_study_report(storage: str, study_name: str | None, results: Path) -> Path:
     """Write ``<study folder>/report/index.html`` and its PNGs; return the page's path."""
     opened = reopen_study(storage, study_name, results, progress=False)
-    study, attrs, data = opened.study, opened.attrs, opened.data
-    study_name = study.study_name
-    folder = opened.settings.study_dir
-    out = folder / "report"
+    name = opened.study.study_name
+    out = opened.settings.study_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    sections: list[str] = []
+    sections = [_data_section(opened, out), _search_section(opened, storage, out),
+                _calibration_section(opened.settings.study_dir, out), _models_section(opened.settings.study_dir, name, out)]
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>galaxy-synth: {html.escape(name)}"
+            f"</title><style>{CSS}</style></head><body><h1>galaxy-synth study <code>{html.escape(name)}</code></h1>"
+            f"<p class='note'>storage {html.escape(masked(storage))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>"
+            + "".join(sections)
+            # For headless-browser checks (tests/galaxy_synth/test_report.py): did every figure load and decode?
+            + "<script>addEventListener('load',()=>{document.body.dataset.imagesLoaded=[...document.images]"
+              ".every(i=>i.complete&&i.naturalWidth>0)})</script></body></html>")
+    return atomic_write_text(out / "index.html", page)
 
+
+def _data_section(opened: Any, out: Path) -> str:
+    data, attrs = opened.data, opened.attrs
     counts = data.class_counts()
     plot_class_balance(list(counts), list(counts.values()), out / "class_balance.png",
                        mapped=bool(opened.settings.merge or opened.settings.drop))
-    plan = attrs.get("plan", {})
-    frozen = attrs.get("settings", {})
-    data_rows = [{"dataset": frozen.get("data") or "embedded procedural galaxies", "images": len(data),
-                  "classes": len(counts), "image size": f"{data.size}px (crop {data.crop:g})",
-                  "extra inputs": ", ".join(data.extra_names) or "none",
-                  "split train/val/test": "/".join(str(len(plan.get(k, []))) for k in ("train", "val", "test"))}]
-    sections.append("<h2>Data</h2>" + _table(data_rows) + _img("class_balance.png", "class balance"))
+    plan, frozen = attrs.get("plan", {}), attrs.get("settings", {})
+    rows = [{"dataset": frozen.get("data") or "embedded procedural galaxies", "images": len(data),
+             "classes": len(counts), "image size": f"{data.size}px (crop {data.crop:g})",
+             "extra inputs": ", ".join(data.extra_names) or "none",
+             "split train/val/test": "/".join(str(len(plan.get(k, []))) for k in ("train", "val", "test"))}]
+    return "<h2>Data</h2>" + _table(rows) + _img("class_balance.png", "class balance")
 
-    states = [t.state.name for t in study.get_trials(deepcopy=False)]
-    plot_history(study, out / "history.png")
-    what = objective_info(attrs.get("objective")).words
-    summary = (f"<p>{states.count('COMPLETE')} completed, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed "
-               f"trials; TPE maximised the {what} (calibration "
-               f"<code>{html.escape(str((attrs.get('calibration') or {}).get('name')))}</code>), "
-               f"{frozen.get('epochs', 2)} epochs per trial.</p>")
-    figs = _img("history.png", "optimisation history")
+
+def _search_section(opened: Any, storage: str, out: Path) -> str:
     from correlation.store import open_ground_truth
 
-    gt = open_ground_truth(storage).table(study_name)
+    study, attrs = opened.study, opened.attrs
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    plot_history(study, out / "history.png")
+    summary = (f"<p>{states.count('COMPLETE')} completed, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed "
+               f"trials; the search maximised the {objective_info(attrs.get('objective')).words} (calibration "
+               f"<code>{html.escape(str((attrs.get('calibration') or {}).get('name')))}</code>), "
+               f"{attrs.get('settings', {}).get('epochs', 2)} epochs per trial.</p>")
+    figs = _img("history.png", "optimisation history")
+    gt = open_ground_truth(storage).table(study.study_name)
     full = gt.groupby("trial_number")["accuracy"].mean().to_dict() if len(gt) else {}
     if plot_anytime(study, out / "anytime.png", full_training=full):
         figs += _img("anytime.png", "best so far against the search's CPU time (fully trained where measured)")
     quantile = plot_importances(study, out / "importances.png")
+    n = len(completed_trials(study))
     if quantile is not None:
-        n_top = max(1, round(quantile * len(completed_trials(study))))
         figs += _img("importances.png", f"parameter importances (PED-ANOVA: what sets the top {quantile:.0%} of trials, "
-                                        f"{n_top} of {len(completed_trials(study))}, apart)")
+                                        f"{max(1, round(quantile * n))} of {n}, apart)")
     else:
         figs += "<p class='note'>Parameter importances need at least 4 completed trials of a single-objective study.</p>"
     figs += _front_figure(study, attrs, opened.settings, out)
     best = summary_rows(study, top=10)
     best_table = ("<h3>Best trials</h3><p class='note'>by the value the search optimised; full-training accuracy comes "
                   "with <code>galaxy-synth correlate</code> or <code>export</code></p>" + _table(best)) if best else ""
-    sections.append("<h2>Search</h2>" + summary + figs + best_table)
+    return "<h2>Search</h2>" + summary + figs + best_table
 
+
+def _ranker_row(name: str, r: dict[str, Any], ci: list[float]) -> dict[str, Any]:
+    return {"ranker": name, "ρ": r["spearman"], "τ": r["kendall"], "top-3 recall": r["top3_recall"],
+            "ρ 95% CI": " – ".join(f"{v:.3f}" for v in ci)}
+
+
+def _calibration_section(folder: Path, out: Path) -> str:
     report_json = folder / "correlation_report.json"
-    if report_json.is_file():
-        rep = json.loads(report_json.read_text())
-        rows = [{"ranker": "composite (fitted)", "ρ": rep["composite_spearman_cv"], "τ": rep["composite_kendall_cv"],
-                 "top-3 recall": rep["composite_top3_recall_cv"],
-                 "ρ 95% CI": " – ".join(f"{v:.3f}" for v in rep["composite_spearman_cv_ci95"])}]
-        best = rep["best_single_metric_in_fold"]
-        rows.append({"ranker": "best single metric (chosen in-fold)", "ρ": best["spearman"], "τ": best["kendall"],
-                     "top-3 recall": best["top3_recall"], "ρ 95% CI": " – ".join(f"{v:.3f}" for v in best["spearman_ci95"])})
-        if "seed_weights_cv" in rep:
-            sw = rep["seed_weights_cv"]
-            rows.append({"ranker": "seed's fixed weights", "ρ": sw["spearman"], "τ": sw["kendall"],
-                         "top-3 recall": sw["top3_recall"], "ρ 95% CI": " – ".join(f"{v:.3f}" for v in sw["spearman_ci95"])})
-        if "val_acc_alone" in rep:
-            va = rep["val_acc_alone"]
-            rows.append({"ranker": "2-epoch val accuracy alone", "ρ": va["spearman"], "τ": va["kendall"],
-                         "top-3 recall": va["top3_recall"],
-                         "ρ 95% CI": f"{va['spearman_ci95_low']:.3f} – {va['spearman_ci95_high']:.3f}"})
-        figs = ""
-        for name, alt in (("correlation_scatter.png", "composite, out-of-fold, vs full-training target"),
-                          ("correlation_metrics.png", "each metric's ρ with the target, 95% CI")):
-            if (folder / name).is_file():
-                shutil.copyfile(folder / name, out / name)
-                figs += _img(name, alt)
-        proto = rep.get("protocol", {})
-        sections.append(
-            f"<h2>Proxy calibration</h2><p>{rep['n_rows']} architectures fully trained "
+    if not report_json.is_file():
+        return ("<h2>Proxy calibration</h2><p class='note'>Not calibrated on this study yet: run "
+                "<code>galaxy-synth correlate</code> (make correlate).</p>")
+    rep = json.loads(report_json.read_text())
+    composite = {"spearman": rep["composite_spearman_cv"], "kendall": rep["composite_kendall_cv"],
+                 "top3_recall": rep["composite_top3_recall_cv"]}
+    best = rep["best_single_metric_in_fold"]
+    rows = [_ranker_row("composite (fitted)", composite, rep["composite_spearman_cv_ci95"]),
+            _ranker_row("best single metric (chosen in-fold)", best, best["spearman_ci95"])]
+    if "seed_weights_cv" in rep:
+        rows.append(_ranker_row("seed's fixed weights", rep["seed_weights_cv"], rep["seed_weights_cv"]["spearman_ci95"]))
+    if "val_acc_alone" in rep:
+        va = rep["val_acc_alone"]
+        rows.append(_ranker_row("2-epoch val accuracy alone", va, [va["spearman_ci95_low"], va["spearman_ci95_high"]]))
+    figs = ""
+    for name, alt in (("correlation_scatter.png", "composite, out-of-fold, vs full-training target"),
+                      ("correlation_metrics.png", "each metric's ρ with the target, 95% CI")):
+        if (folder / name).is_file():
+            shutil.copyfile(folder / name, out / name)
+            figs += _img(name, alt)
+    proto = rep.get("protocol", {})
+    return (f"<h2>Proxy calibration</h2><p>{rep['n_rows']} architectures fully trained "
             f"({rep.get('full_epochs', '?')} epochs), target <code>{html.escape(rep['target'])}</code>. Every number is "
             f"out-of-sample: {html.escape(str(proto.get('kind')))}, {proto.get('folds')} folds × {proto.get('repeats')} "
             f"repeats.</p>" + _table(rows) + figs)
-    else:
-        sections.append("<h2>Proxy calibration</h2><p class='note'>Not calibrated on this study yet: run "
-                        "<code>galaxy-synth correlate</code> (make correlate).</p>")
 
+
+def _models_section(folder: Path, study_name: str, out: Path) -> str:
     cards = []
-    for model_dir in sorted((folder / "models").glob("rank*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 99):
+    order = lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 99  # noqa: E731 — rank1, rank2, …, then knee
+    for model_dir in sorted([*(folder / "models").glob("rank*"), *(folder / "models").glob("knee")], key=order):
         card_path = model_dir / "card.json"
         if not card_path.is_file():
             continue
         card = json.loads(card_path.read_text())
         if card.get("study") != study_name:
             continue
-        png = f"confusion_rank{card['rank']}.png"
+        png = f"confusion_{model_dir.name}.png"
         plot_confusion(card, out / png)
         t = card["test"]
+        title = "knee of the front" if model_dir.name == "knee" else f"rank {card['rank']}"
         cards.append(
-            f"<div class='card'><h3>rank {card['rank']} — trial {card['trial']}</h3>"
+            f"<div class='card'><h3>{title} — trial {card['trial']}</h3>"
             f"<p><code>{html.escape(card['architecture'])}</code><br>{card['params']:,} parameters · "
             f"{card['flops_per_image'] / 1e6:.1f} MFLOPs · {card['cpu_latency']['median_ms']:.2f} ms/image (CPU, 1 thread)</p>"
             + _table([{"accuracy": t["accuracy"], "balanced acc.": t["balanced_accuracy"], "macro-F1": t["macro_f1"],
                        "proxy score": card["proxy"]["score"]}])
             + _img(png, "test confusion matrix") + f"<p class='note'>{html.escape(str(model_dir))}</p></div>")
     if cards:
-        sections.append("<h2>Top models</h2><div class='cards'>" + "".join(cards) + "</div>")
-    else:
-        sections.append("<h2>Top models</h2><p class='note'>None exported yet: run <code>galaxy-synth export</code> "
-                        "(make export).</p>")
-
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>galaxy-synth: {html.escape(study_name)}"
-            f"</title><style>{CSS}</style></head><body><h1>galaxy-synth study <code>{html.escape(study_name)}</code></h1>"
-            f"<p class='note'>storage {html.escape(masked(storage))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>"
-            + "".join(sections)
-            # For headless-browser checks (tests/test_report.py): did every figure load and decode?
-            + "<script>addEventListener('load',()=>{document.body.dataset.imagesLoaded=[...document.images]"
-              ".every(i=>i.complete&&i.naturalWidth>0)})</script></body></html>")
-    return atomic_write_text(out / "index.html", page)
+        return "<h2>Top models</h2><div class='cards'>" + "".join(cards) + "</div>"
+    return "<h2>Top models</h2><p class='note'>None exported yet: run <code>galaxy-synth export</code> (make export).</p>"

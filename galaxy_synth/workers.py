@@ -18,10 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from synthesis.command_line import to_argv
 from synthesis.errors import GalaxySynthError
 from synthesis.hardware.cores import ExecutionPlan
 from synthesis.search.storage import open_storage
-from synthesis.settings import STORAGE_ENV, StudySettings, to_argv
+from synthesis.settings import STORAGE_ENV, StudySettings
 
 
 def worker_command(settings: StudySettings, worker_id: int) -> list[str]:

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from proxies.composite import CompositeProxy, FeatureTransform
+from proxies.composite import CompositeProxy
+from proxies.transforms import FeatureTransform
 
 
 def seed_calibration(stats_table: pd.DataFrame | None = None) -> CompositeProxy:

@@ -18,7 +18,13 @@ from torch import nn
 from synthesis.data.preparation import TensorSplit
 from synthesis.data.preprocessing import Normalizer
 from synthesis.models.spec import TrainConfig
-from synthesis.training.loop import EpochRecord, TrainHistory, TrainingDiverged, _forward, evaluate
+from synthesis.training.loop import (
+    EpochRecord,
+    TrainHistory,
+    TrainingDiverged,
+    _forward,
+    evaluate,
+)
 from synthesis.training.recipe import make_loss, make_optimizer
 
 

@@ -76,7 +76,8 @@ def test_normalisation_augmentation_training_and_evaluation(cpu_data, meta_defau
 
 
 def test_progressive_inheritance_and_jitter(cpu_data, meta_default):
-    from synthesis.search.progressive import GrowthSettings, base_spec, grow, inherit, jitter_
+    from synthesis.search.inheritance import inherit, jitter_
+    from synthesis.search.progressive import GrowthSettings, base_spec, grow
 
     data, _, d = cpu_data
     parent_spec = base_spec(len(d.class_names), d.image_size, d.n_extra, GrowthSettings())

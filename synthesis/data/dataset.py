@@ -20,7 +20,7 @@ from synthesis.data.cache import (
     write_npy_stream,
 )
 from synthesis.data.decode import centre_crop_resize, decoded_chunks
-from synthesis.data.sources import SYNTHETIC_SOURCE, listing_for
+from synthesis.data.sources import SYNTHETIC_SOURCE, Listing, listing_for
 from synthesis.errors import DataError
 from synthesis.limits import crop_problem, image_size_problem
 
@@ -137,25 +137,8 @@ def load_dataset(
     key_src = json.dumps({"v": CACHE_VERSION, "content": listing.content_hash, "size": size, "crop": crop})
     # The file holds only the rows the class map keeps, so its name includes the class map too.
     key = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}".encode()).hexdigest()[:20]
-    shape = (int(keep.sum()), size, size, 3)
-    images = open_cache(Path(cache_dir) / f"{listing.kind}-{size}px-{key}.npy", shape) if cache_dir else None
-    if images is None:
-        if listing.arrays is not None:
-            arrays = listing.arrays[keep]
-            chunks = (arrays[i:i + 256] if arrays.shape[1:3] == (size, size) and crop == 1.0
-                      else np.stack([centre_crop_resize(a, size, crop) for a in arrays[i:i + 256]])
-                      for i in range(0, len(arrays), 256))
-        else:
-            chunks = decoded_chunks([f for f, k in zip(listing.files or [], keep) if k], size, crop, None, progress)
-        if cache_dir is None:
-            images = np.concatenate(list(chunks)) if shape[0] else np.empty(shape, np.uint8)
-        else:
-            cache_file = writable_cache(Path(cache_dir)) / f"{listing.kind}-{size}px-{key}.npy"
-            write_npy_stream(cache_file, shape, chunks)  # atomic: a killed run never leaves half a cache
-            images = open_cache(cache_file, shape)
-            if images is None:
-                raise DataError(f"the image cache {cache_file} could not be read back")
-
+    cache_file = Path(cache_dir) / f"{listing.kind}-{size}px-{key}.npy" if cache_dir else None
+    images = _decoded_once(listing, keep, size, crop, cache_file, progress)
     fingerprint = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}|{listing.extra_names}".encode()).hexdigest()[:16]
     data = GalaxyImages(
         images=images,
@@ -168,10 +151,34 @@ def load_dataset(
         fingerprint=fingerprint,
         crop=crop,
     )
-    if cache_dir is not None:
-        data.cache_file = str(Path(cache_dir) / f"{listing.kind}-{size}px-{key}.npy")
+    if cache_file is not None:
+        data.cache_file = str(cache_file)
         write_rows(data)
     return data
+
+
+def _decoded_once(listing: Listing, keep: np.ndarray, size: int, crop: float, cache_file: Path | None,
+                  progress: bool) -> np.ndarray:
+    """The kept rows' pixels: from the cache file when it is there, else decoded (streamed into it, atomically)."""
+    shape = (int(keep.sum()), size, size, 3)
+    images = open_cache(cache_file, shape) if cache_file is not None else None
+    if images is not None:
+        return images
+    if listing.arrays is not None:
+        arrays = listing.arrays[keep]
+        chunks = (arrays[i:i + 256] if arrays.shape[1:3] == (size, size) and crop == 1.0
+                  else np.stack([centre_crop_resize(a, size, crop) for a in arrays[i:i + 256]])
+                  for i in range(0, len(arrays), 256))
+    else:
+        chunks = decoded_chunks([f for f, k in zip(listing.files or [], keep) if k], size, crop, None, progress)
+    if cache_file is None:
+        return np.concatenate(list(chunks)) if shape[0] else np.empty(shape, np.uint8)
+    writable_cache(cache_file.parent)
+    write_npy_stream(cache_file, shape, chunks)  # atomic: a killed run never leaves half a cache
+    images = open_cache(cache_file, shape)
+    if images is None:
+        raise DataError(f"the image cache {cache_file} could not be read back")
+    return images
 
 
 def _rows_path(cache_file: str | Path) -> Path:

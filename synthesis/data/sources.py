@@ -81,79 +81,14 @@ def _check_extras(df: pd.DataFrame, columns: Sequence[str], where: str) -> np.nd
 def _list_csv_folder(root: Path, extra_columns: Sequence[str] | None) -> Listing:
     csv_path = root / "labels.csv"
     where = str(csv_path)
-    try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{where} is empty") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{where} is not valid CSV: {exc}".splitlines()[0]) from None
-    if len(df) == 0:
-        raise DataError(f"{where} has a header but no rows")
-    df.columns = [c.strip() for c in df.columns]
+    df = read_labels_csv(csv_path)
     cols = set(df.columns)
-
     file_col = next((c for c in FILE_COLUMNS if c in cols), None)
     if file_col is None and "id" not in cols:
         raise DataError(f"{where} has no image column: need one of {FILE_COLUMNS} or 'id' (found: {', '.join(df.columns)})")
-    name_col = next((c for c in NAME_COLUMNS if c in cols), None)
-    label_col = name_col or ("label" if "label" in cols else None)
-    if label_col is None:
-        raise DataError(f"{where} has no label column: need 'label', 'label_name' or 'class' (found: {', '.join(df.columns)})")
-
-    ids = (df["id"] if "id" in cols else df[file_col]).astype(str).str.strip().tolist()
-    dup = pd.Series(ids).duplicated(keep="first")
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        first = ids.index(ids[i])
-        raise DataError(f"{where} line {i + 2}: duplicate id {ids[i]!r} (first on line {first + 2})")
-
-    raw_labels = df[label_col].astype(str).str.strip()
-    empty = raw_labels == ""
-    if empty.any():
-        i = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DataError(f"{where} line {i + 2}: empty label in column {label_col!r}")
-    if label_col == "label":
-        as_int = pd.to_numeric(raw_labels, errors="coerce")
-        bad = as_int.isna() | (as_int != as_int.round())
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{where} line {i + 2}: label {raw_labels.iloc[i]!r} is not an integer (or add a 'label_name' column)")
-        codes = as_int.astype(int)
-        class_names = tuple(str(c) for c in sorted(codes.unique()))
-        labels = np.array([class_names.index(str(c)) for c in codes], dtype=np.int64)
-    else:
-        if "label" in cols:
-            # Integer codes fix the class order (so class 0 stays class 0); names must agree with them.
-            pairs = df[["label", label_col]].drop_duplicates()
-            clash = pairs[pairs.duplicated(subset=[label_col], keep=False) | pairs.duplicated(subset=["label"], keep=False)]
-            if len(clash):
-                raise DataError(f"{where}: columns 'label' and {label_col!r} disagree (e.g. {clash.iloc[0].to_dict()})")
-            order = pairs.assign(code=pd.to_numeric(pairs["label"], errors="coerce")).sort_values("code")
-            class_names = tuple(order[label_col].str.strip())
-        else:
-            class_names = tuple(sorted(raw_labels.unique()))
-        index = {n: k for k, n in enumerate(class_names)}
-        labels = raw_labels.map(index).to_numpy(dtype=np.int64)
-
-    if file_col is not None:
-        files = [str(root / f.strip()) for f in df[file_col].astype(str)]
-    else:
-        files = []
-        for i, ident in enumerate(ids):
-            found = next((str(root / (ident + e)) for e in IMAGE_EXTENSIONS if (root / (ident + e)).exists()), None)
-            if found is None:
-                found = next((str(root / "images" / (ident + e)) for e in IMAGE_EXTENSIONS if (root / "images" / (ident + e)).exists()), None)
-            if found is None:
-                raise DataError(f"{where} line {i + 2}: no image file for id {ident!r} (tried {ident}{{{','.join(IMAGE_EXTENSIONS)}}})")
-            files.append(found)
-    for i, f in enumerate(files):
-        if not os.path.isfile(f):
-            alt = root / "images" / Path(f).relative_to(root)
-            if alt.is_file():
-                files[i] = str(alt)
-            else:
-                raise DataError(f"{where} line {i + 2}: listed image does not exist: {f}")
-
+    ids = _unique_ids(df["id"] if "id" in cols else df[file_col], where)
+    labels, class_names = labels_of(df, where)
+    files = _image_files(df, root, file_col, ids, where)
     if extra_columns is None:
         extra_names = tuple(c for c in DEFAULT_EXTRA_COLUMNS if c in cols)
     else:
@@ -164,6 +99,85 @@ def _list_csv_folder(root: Path, extra_columns: Sequence[str] | None) -> Listing
     extras = _check_extras(df, extra_names, where)
     content = _hash_files(files, csv_path.read_bytes())
     return Listing(files, labels, class_names, ids, extras, extra_names, content, "csv")
+
+
+def read_labels_csv(csv_path: Path) -> pd.DataFrame:
+    """A catalogue CSV as strings (nothing converted behind the user's back), or one line saying what is wrong."""
+    where = str(csv_path)
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{where} is empty") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{where} is not valid CSV: {exc}".splitlines()[0]) from None
+    if len(df) == 0:
+        raise DataError(f"{where} has a header but no rows")
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
+def _unique_ids(column: pd.Series, where: str) -> list[str]:
+    ids = column.astype(str).str.strip().tolist()
+    dup = pd.Series(ids).duplicated(keep="first")
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(f"{where} line {i + 2}: duplicate id {ids[i]!r} (first on line {ids.index(ids[i]) + 2})")
+    return ids
+
+
+def labels_of(df: pd.DataFrame, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class indices and names from ``label_name``/``class`` (names) or ``label`` (integers), or both (must agree)."""
+    cols = set(df.columns)
+    label_col = next((c for c in NAME_COLUMNS if c in cols), None) or ("label" if "label" in cols else None)
+    if label_col is None:
+        raise DataError(f"{where} has no label column: need 'label', 'label_name' or 'class' (found: {', '.join(df.columns)})")
+    raw = df[label_col].astype(str).str.strip()
+    empty = raw == ""
+    if empty.any():
+        i = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(f"{where} line {i + 2}: empty label in column {label_col!r}")
+    if label_col == "label":
+        as_int = pd.to_numeric(raw, errors="coerce")
+        bad = as_int.isna() | (as_int != as_int.round())
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{where} line {i + 2}: label {raw.iloc[i]!r} is not an integer (or add a 'label_name' column)")
+        codes = as_int.astype(int)
+        class_names = tuple(str(c) for c in sorted(codes.unique()))
+        return np.array([class_names.index(str(c)) for c in codes], dtype=np.int64), class_names
+    if "label" in cols:
+        # Integer codes fix the class order (so class 0 stays class 0); names must agree with them.
+        pairs = df[["label", label_col]].drop_duplicates()
+        clash = pairs[pairs.duplicated(subset=[label_col], keep=False) | pairs.duplicated(subset=["label"], keep=False)]
+        if len(clash):
+            raise DataError(f"{where}: columns 'label' and {label_col!r} disagree (e.g. {clash.iloc[0].to_dict()})")
+        order = pairs.assign(code=pd.to_numeric(pairs["label"], errors="coerce")).sort_values("code")
+        class_names = tuple(order[label_col].str.strip())
+    else:
+        class_names = tuple(sorted(raw.unique()))
+    index = {n: k for k, n in enumerate(class_names)}
+    return raw.map(index).to_numpy(dtype=np.int64), class_names
+
+
+def _image_files(df: pd.DataFrame, root: Path, file_col: str | None, ids: list[str], where: str) -> list[str]:
+    """Each row's image: the file column (also looked for under images/), else the id plus an image extension."""
+    if file_col is not None:
+        files = [str(root / f.strip()) for f in df[file_col].astype(str)]
+    else:
+        files = []
+        for i, ident in enumerate(ids):
+            candidates = [folder / (ident + e) for folder in (root, root / "images") for e in IMAGE_EXTENSIONS]
+            found = next((str(c) for c in candidates if c.exists()), None)
+            if found is None:
+                raise DataError(f"{where} line {i + 2}: no image file for id {ident!r} (tried {ident}{{{','.join(IMAGE_EXTENSIONS)}}})")
+            files.append(found)
+    for i, f in enumerate(files):
+        if not os.path.isfile(f):
+            alt = root / "images" / Path(f).relative_to(root)
+            if not alt.is_file():
+                raise DataError(f"{where} line {i + 2}: listed image does not exist: {f}")
+            files[i] = str(alt)
+    return files
 
 
 def _list_image_folder(root: Path) -> Listing:

@@ -59,6 +59,7 @@ from synthesis.models.builder import (
 )
 from synthesis.models.package import load_model, save_model
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
+from synthesis.search.inheritance import JITTER, inherit, jitter_
 from synthesis.search.objective import (
     record_architecture,
     record_training,
@@ -73,9 +74,6 @@ from synthesis.settings import StudySettings
 from synthesis.training.loop import TrainingDiverged, train_model
 
 log = logging.getLogger(__name__)
-
-
-JITTER = 0.03  # noise std as a fraction of each inherited tensor's std (the progressive seed's value)
 
 
 DEFAULT_WIDTHS = (16, 32, 64)
@@ -119,50 +117,6 @@ def grow(parent: ArchSpec, width: int) -> tuple[ArchSpec, str] | None:
     if len(parent.stages) >= max_stages_for(parent.image_size):
         return None
     return replace(parent, stages=(*parent.stages, StageSpec(1, width))), "new_stage"
-
-
-def _block_names(spec: ArchSpec) -> list[str]:
-    """State-dict prefixes of every block in order (a maxpool takes index 0 of its stage)."""
-    offset = 1 if spec.downsample == "maxpool" else 0
-    return [f"stages.{si}.{offset + bi}." for si, st in enumerate(spec.stages) for bi in range(st.depth)]
-
-
-def inherit(parent: torch.nn.Module, parent_spec: ArchSpec, child: torch.nn.Module, child_spec: ArchSpec) -> dict[str, str]:
-    """Copy the parent's weights into the child where shapes allow (see the module docstring).
-
-    Returns, for every child tensor, where its values came from: "parent", "previous block" or "init".
-    """
-    p_state, c_state = parent.state_dict(), child.state_dict()
-    new_blocks = [n for n in _block_names(child_spec) if n not in set(_block_names(parent_spec))]
-    previous = {nb: _block_names(child_spec)[_block_names(child_spec).index(nb) - 1] for nb in new_blocks}
-    origin = {}
-    for name, tensor in c_state.items():
-        block = next((nb for nb in new_blocks if name.startswith(nb)), None)
-        if block is None and name in p_state and p_state[name].shape == tensor.shape:
-            tensor.copy_(p_state[name])
-            origin[name] = "parent"
-        elif block is not None:
-            src = previous[block] + name[len(block):]
-            if src in p_state and p_state[src].shape == tensor.shape:
-                tensor.copy_(p_state[src])
-                origin[name] = "previous block"
-            else:
-                origin[name] = "init"
-        else:
-            origin[name] = "init"
-    return origin
-
-
-@torch.no_grad()
-def jitter_(model: torch.nn.Module, scale: float, generator: torch.Generator) -> None:
-    """Add N(0, (scale·std(p))²) to every parameter tensor p with more than one distinct value."""
-    for p in model.parameters():
-        if p.numel() > 1:
-            std = float(p.std())
-            if std > 0:
-                # Drawn from the (CPU) generator, then moved: the same jitter on every device.
-                noise = torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device)
-                p.add_(noise.to(p.device) * (scale * std))
 
 
 @dataclass
@@ -286,56 +240,34 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
     Children are scored by validation accuracy (``--objective balanced_acc``: balanced accuracy).
     Returns the study, the growth steps and the settings it ran with.
     """
+    from tqdm.auto import tqdm
+
     opened = prepare_study(settings.replace(strategy="progressive"))
-    settings = opened.settings
+    settings, study, data = opened.settings, opened.study, opened.data
     if on_ready is not None:
         on_ready(opened)
     growth = growth or GrowthSettings(widths=parse_widths(settings.growth_widths), max_blocks=settings.max_blocks,
                                       patience=settings.growth_patience)
     trial_data = TrialData.on_device(opened.prepared(), opened.device)
-    calibration = opened.attrs.get("calibration")
-    proxy = CompositeProxy.from_dict(calibration) if calibration else None
-    study = opened.study
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "growth" in t.user_attrs or "promoted_from" in t.user_attrs or not t.user_attrs:  # killed mid-training: redone
-            study.tell(t.number, state=TrialState.FAIL)
-    from tqdm.auto import tqdm
-
+    proxy = CompositeProxy.from_dict(opened.attrs["calibration"]) if opened.attrs.get("calibration") else None
+    _fail_killed_children(study)
     bar = tqdm(desc=f"growth ({'val bal acc' if settings.objective == 'balanced_acc' else 'val acc'})", unit="child",
                disable=not settings.progress, dynamic_ncols=True)
     result = GrowthResult()
     parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None = None
-    data = opened.data
     step, stale = 0, 0
     best_so_far: optuna.trial.FrozenTrial | None = None
     while True:
-        if parent is None:
-            candidates = [(base_spec(len(data.class_names), data.size, data.extras.shape[1], growth), "base")]
-        else:
-            grown = [grow(parent[1], w) for w in growth.widths]
-            candidates = [g for g in grown if g is not None]
-            if not candidates:
-                result.stop_reason = "no room for another block at this image size"
-                break
+        candidates = _candidates(parent, data, growth)
+        if not candidates:
+            result.stop_reason = "no room for another block at this image size"
+            break
         parent_number = parent[0].number if parent else None
-        done = {t.user_attrs["spec_hash"]: t for t in _growth_trials(study)
-                if usable_child(t, settings) and t.user_attrs["growth"]["step"] == step
-                and t.user_attrs["growth"]["parent_trial"] == parent_number}
-        children = []
-        for spec, placement in candidates:
-            t = done.get(spec.spec_hash())
-            if t is None:
-                t = run_candidate(study, trial_data, settings, proxy, growth, spec, placement, step, parent)
-                bar.update(1)
-            if usable_child(t, settings):
-                children.append((t, spec, placement))
+        children = _step_children(study, trial_data, settings, proxy, growth, candidates, step, parent, bar)
         if not children:
             result.stop_reason = f"every child of step {step} diverged"
             break
-        best = max(children, key=lambda c: growth_score(c[0], settings))
-        for t, spec, placement in children:
-            result.steps.append(GrowthStep(step, n_blocks(spec), 3, spec.stages[-1].width, placement,
-                                           growth_score(t, settings), t.number, parent_number, chosen=t is best[0]))
+        best = _record_step(result, children, step, parent_number, settings)
         bar.set_postfix_str(f"step {step}: best {growth_score(best[0], settings):.3f} ({n_blocks(best[1])} blocks)")
         if best_so_far is None or growth_score(best[0], settings) > growth_score(best_so_far, settings):
             best_so_far, stale = best[0], 0
@@ -344,8 +276,9 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
             if stale >= growth.patience:
                 for done_step in result.steps[-len(children):]:
                     done_step.chosen = False  # nothing grows from this step
-                result.stop_reason = (f"step {step} did not improve the score: {stale} step(s) in a row without a better network (patience {growth.patience}; "
-                                      f"best {growth_score(best_so_far, settings):.4f}, trial {best_so_far.number})")
+                result.stop_reason = (f"step {step} did not improve the score: {stale} step(s) in a row without a better "
+                                      f"network (patience {growth.patience}; best {growth_score(best_so_far, settings):.4f}, "
+                                      f"trial {best_so_far.number})")
                 break
         # Grow on from the step's best child even when it is not the best so far: a block that does not
         # pay at once can pay after the next (one seed's growth used to stop at its one-block network).
@@ -356,11 +289,59 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
             break
         step += 1
     bar.close()
-    if settings.rungs:
-        result.promotions = [{"trial": t.number, "budget": max(map(int, t.user_attrs["rungs"])), "score": float(t.value)}
-                             for t in _growth_trials(study) if t.state == TrialState.COMPLETE and t.user_attrs.get("rungs")
-                             and max(map(int, t.user_attrs["rungs"])) > settings.rungs[0]]
+    result.promotions = _promotions(study, settings)
     return study, result, settings
+
+
+def _promotions(study: optuna.Study, settings: StudySettings) -> list[dict[str, Any]]:
+    """The children that successive halving took past the first budget, with the budget they reached."""
+    if not settings.rungs:
+        return []
+    return [{"trial": t.number, "budget": max(map(int, t.user_attrs["rungs"])), "score": float(t.value)}
+            for t in _growth_trials(study) if t.state == TrialState.COMPLETE and t.user_attrs.get("rungs")
+            and max(map(int, t.user_attrs["rungs"])) > settings.rungs[0]]
+
+
+def _candidates(parent: Any, data: Any, growth: GrowthSettings) -> list:
+    """The step's candidate children: the seed network first, then the parent plus one block per width."""
+    if parent is None:
+        return [(base_spec(len(data.class_names), data.size, data.extras.shape[1], growth), "base")]
+    return [g for g in (grow(parent[1], w) for w in growth.widths) if g is not None]
+
+
+def _record_step(result: GrowthResult, children: list, step: int, parent_number: int | None,
+                 settings: StudySettings) -> tuple:
+    """Add the step's children to the result; return the best (the one growth goes on from)."""
+    best = max(children, key=lambda c: growth_score(c[0], settings))
+    for t, spec, placement in children:
+        result.steps.append(GrowthStep(step, n_blocks(spec), 3, spec.stages[-1].width, placement,
+                                       growth_score(t, settings), t.number, parent_number, chosen=t is best[0]))
+    return best
+
+
+def _fail_killed_children(study: optuna.Study) -> None:
+    """A child left RUNNING was killed mid-training: it is failed and trained again."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "growth" in t.user_attrs or not t.user_attrs:
+            study.tell(t.number, state=TrialState.FAIL)
+
+
+def _step_children(study: optuna.Study, data: TrialData, settings: StudySettings, proxy: CompositeProxy | None,
+                   growth: GrowthSettings, candidates: list, step: int, parent: Any, bar: Any) -> list:
+    """The step's children: the ones a killed run already trained (resume), then the rest, trained now."""
+    parent_number = parent[0].number if parent else None
+    done = {t.user_attrs["spec_hash"]: t for t in _growth_trials(study)
+            if usable_child(t, settings) and t.user_attrs["growth"]["step"] == step
+            and t.user_attrs["growth"]["parent_trial"] == parent_number}
+    children = []
+    for spec, placement in candidates:
+        t = done.get(spec.spec_hash())
+        if t is None:
+            t = run_candidate(study, data, settings, proxy, growth, spec, placement, step, parent)
+            bar.update(1)
+        if usable_child(t, settings):
+            children.append((t, spec, placement))
+    return children
 
 
 def write_growth_report(result: GrowthResult, results: Path) -> list[Path]:

@@ -207,31 +207,24 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
         attrs = {**attrs, "cache_file": Path(data.cache_file).name}
         study.set_user_attr(STUDY_ATTR, attrs)
     if attrs is None:
-        plan = data_plan(data, settings)
-        attrs = {
-            "settings": settings.frozen(),
-            "fingerprint": data.fingerprint,
-            "class_names": list(data.class_names),
-            "extra_names": list(data.extra_names),
-            "image_size": data.size,
-            "crop": data.crop,
-            "n_images": len(data),
-            "cache_file": Path(data.cache_file).name if data.cache_file else None,
-            "plan": plan,
-            "preprocessing": PreparedData.from_plan(data, plan).statistics(),
-            "sampler": sampler_info,
-            "pruner": pruner_name,
-            "objective": settings.objective,
-            "objective_note": objective_note,
-            "directions": directions,
-            "calibration": calibration,
-            "search_space": SearchSpace().to_dict(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "torch": torch.__version__,
-            "optuna": optuna.__version__,
-        }
+        attrs = new_study_attrs(settings, data, sampler_info, pruner_name, objective_note, directions, calibration)
         study.set_user_attr(STUDY_ATTR, attrs)
     return study, attrs
+
+
+def new_study_attrs(settings: StudySettings, data: GalaxyImages, sampler_info: dict[str, Any], pruner_name: str,
+                    objective_note: str, directions: list[str], calibration: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything a new study freezes: the experiment every later run and worker checks itself against."""
+    plan = data_plan(data, settings)
+    return {
+        "settings": settings.frozen(), "fingerprint": data.fingerprint, "class_names": list(data.class_names),
+        "extra_names": list(data.extra_names), "image_size": data.size, "crop": data.crop, "n_images": len(data),
+        "cache_file": Path(data.cache_file).name if data.cache_file else None, "plan": plan,
+        "preprocessing": PreparedData.from_plan(data, plan).statistics(),
+        "sampler": sampler_info, "pruner": pruner_name, "objective": settings.objective, "objective_note": objective_note,
+        "directions": directions, "calibration": calibration, "search_space": SearchSpace().to_dict(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__, "optuna": optuna.__version__,
+    }
 
 
 def check_same_experiment(attrs: dict[str, Any], settings: StudySettings, data: GalaxyImages) -> None:

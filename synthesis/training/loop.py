@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -143,78 +143,12 @@ def train_model(
     """
     from tqdm.auto import tqdm
 
-    device = train.x.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    augment = DihedralAugment(num_classes, mirror_pairs, allow_flips, cfg.noise_std) if cfg.augment else None
-    loss_fn = make_loss(cfg, train.y, num_classes)
-    optimizer = make_optimizer(model, cfg)
-    scaler = grad_scaler(device, precision)
-    n = len(train)
-    steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-    scheduler = make_scheduler(optimizer, cfg, epochs * steps_per_epoch)
-    params = [p for p in model.parameters() if p.requires_grad]
+    run = _Run(model, train, cfg, epochs, normalizer, num_classes, mirror_pairs, allow_flips, seed, precision)
     history = TrainHistory()
-    model.to(device, memory_format=torch.channels_last).train()
-    bar = tqdm(total=epochs * steps_per_epoch, desc=progress_desc, unit="batch", disable=not progress, leave=False)
+    bar = tqdm(total=epochs * run.steps_per_epoch, desc=progress_desc, unit="batch", disable=not progress, leave=False)
     try:
         for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            order = torch.randperm(n, generator=generator, device=device)
-            losses: list[torch.Tensor] = []
-            accs: list[torch.Tensor] = []
-            grads: list[torch.Tensor] = []
-            seen = 0
-            lr = optimizer.param_groups[0]["lr"]
-            for b in range(steps_per_epoch):
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                if len(idx) < 2:  # BatchNorm cannot train on a single sample
-                    continue
-                x = normalizer(train.x[idx])
-                y = train.y[idx]
-                if augment is not None:
-                    x, y = augment(x, y, generator)
-                with autocast(device, precision):
-                    logits = _forward(model, x, train.extra[idx])
-                    loss = loss_fn(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)  # the recorded norm is of the true gradient
-                else:
-                    loss.backward()
-                grads.append(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
-                if scaler is not None:
-                    scaler.step(optimizer)  # skips the step when the scaled gradient overflowed
-                    scaler.update()
-                else:
-                    optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                losses.append(loss.detach())
-                accs.append((logits.argmax(1) == y).float().mean())
-                seen += len(idx)
-                bar.update(1)
-            # One host copy per epoch: every batch's loss, accuracy and gradient norm.
-            stacked = torch.stack([torch.stack(losses), torch.stack(accs), torch.stack(grads).float()]).cpu() if losses \
-                else torch.zeros(3, 0)
-            problem = _first_bad_batch(stacked[0], stacked[2], epoch, check_grads=scaler is None)
-            if problem is not None:
-                raise TrainingDiverged(problem)
-            batch_losses, batch_accs, batch_grads = stacked.tolist()
-            if scaler is not None:  # fp16: an overflowed step was skipped, its norm is not a gradient
-                batch_grads = [g for g in batch_grads if math.isfinite(g)]
-            seconds = time.perf_counter() - t0
-            record = EpochRecord(
-                epoch=epoch,
-                train_loss=float(np.mean(batch_losses)) if batch_losses else float("nan"),
-                train_acc=float(np.mean(batch_accs)) if batch_accs else float("nan"),
-                lr=lr,
-                seconds=seconds,
-                images_per_second=seen / seconds if seconds > 0 else 0.0,
-                batch_losses=batch_losses,
-                batch_accs=batch_accs,
-                batch_grad_norms=batch_grads,
-            )
+            record = run.epoch(epoch, bar)
             if val is not None:
                 ev = evaluate(model, val, normalizer, num_classes, precision=precision)
                 if not math.isfinite(ev.loss):
@@ -227,3 +161,85 @@ def train_model(
     finally:
         bar.close()
     return history
+
+
+class _Run:
+    """One call of :func:`train_model`: the optimiser, schedule, augmentation and generator it keeps across epochs."""
+
+    def __init__(self, model: nn.Module, train: TensorSplit, cfg: TrainConfig, epochs: int, normalizer: Normalizer,
+                 num_classes: int, mirror_pairs: Sequence[tuple[int, int]], allow_flips: bool, seed: int,
+                 precision: str) -> None:
+        self.model, self.train, self.cfg, self.normalizer, self.precision = model, train, cfg, normalizer, precision
+        self.device = train.x.device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.augment = DihedralAugment(num_classes, mirror_pairs, allow_flips, cfg.noise_std) if cfg.augment else None
+        self.loss_fn = make_loss(cfg, train.y, num_classes)
+        self.optimizer = make_optimizer(model, cfg)
+        self.scaler = grad_scaler(self.device, precision)
+        self.steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
+        self.scheduler = make_scheduler(self.optimizer, cfg, epochs * self.steps_per_epoch)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        model.to(self.device, memory_format=torch.channels_last).train()
+
+    def epoch(self, epoch: int, bar: Any) -> EpochRecord:
+        """One pass over the training split; the per-batch records come to the host once, at the end."""
+        t0 = time.perf_counter()
+        n, size = len(self.train), self.cfg.batch_size
+        order = torch.randperm(n, generator=self.generator, device=self.device)
+        losses: list[torch.Tensor] = []
+        accs: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        seen = 0
+        lr = self.optimizer.param_groups[0]["lr"]
+        for b in range(self.steps_per_epoch):
+            idx = order[b * size : (b + 1) * size]
+            if len(idx) < 2:  # BatchNorm cannot train on a single sample
+                continue
+            loss, acc, grad = self._step(idx)
+            losses.append(loss)
+            accs.append(acc)
+            grads.append(grad)
+            seen += len(idx)
+            bar.update(1)
+        # One host copy per epoch: every batch's loss, accuracy and gradient norm.
+        stacked = torch.stack([torch.stack(losses), torch.stack(accs), torch.stack(grads).float()]).cpu() if losses \
+            else torch.zeros(3, 0)
+        problem = _first_bad_batch(stacked[0], stacked[2], epoch, check_grads=self.scaler is None)
+        if problem is not None:
+            raise TrainingDiverged(problem)
+        batch_losses, batch_accs, batch_grads = stacked.tolist()
+        if self.scaler is not None:  # fp16: an overflowed step was skipped, its norm is not a gradient
+            batch_grads = [g for g in batch_grads if math.isfinite(g)]
+        seconds = time.perf_counter() - t0
+        return EpochRecord(
+            epoch=epoch,
+            train_loss=float(np.mean(batch_losses)) if batch_losses else float("nan"),
+            train_acc=float(np.mean(batch_accs)) if batch_accs else float("nan"),
+            lr=lr, seconds=seconds, images_per_second=seen / seconds if seconds > 0 else 0.0,
+            batch_losses=batch_losses, batch_accs=batch_accs, batch_grad_norms=batch_grads,
+        )
+
+    def _step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimiser step on the rows ``idx``; returns (loss, accuracy, gradient norm), still on the device."""
+        x = self.normalizer(self.train.x[idx])
+        y = self.train.y[idx]
+        if self.augment is not None:
+            x, y = self.augment(x, y, self.generator)
+        with autocast(self.device, self.precision):
+            logits = _forward(self.model, x, self.train.extra[idx])
+            loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)  # the recorded norm is of the true gradient
+        else:
+            loss.backward()
+        grad = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skips the step when the scaled gradient overflowed
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss.detach(), (logits.argmax(1) == y).float().mean(), grad

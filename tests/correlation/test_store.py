@@ -4,7 +4,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from correlation.store import GroundTruthRecord, JournalGroundTruthStore, SqlGroundTruthStore, open_ground_truth
+from correlation.store import (
+    GroundTruthRecord,
+    JournalGroundTruthStore,
+    SqlGroundTruthStore,
+    open_ground_truth,
+)
 
 
 def _record(trial=1, seed=0, accuracy=0.8, arch_key="k1", study="s"):

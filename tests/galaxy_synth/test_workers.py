@@ -34,7 +34,7 @@ def test_workers_run_the_studys_resolved_settings_with_the_storage_in_the_enviro
     assert (args.workers, args.worker_id, args.no_progress, args.study) == (1, 2, True, "galaxy-synth")
     env = worker_environment(settings, ExecutionPlan(3, 1, "test"))
     assert env[STORAGE_ENV] == "postgresql://u:SECRET@h/db" and env["OMP_NUM_THREADS"] == "1"
-    from synthesis.settings import from_args
+    from synthesis.command_line import from_args
 
     back = from_args(args)  # the worker's settings are the parent's, but for how it runs
     assert back.replace(workers=3, storage=settings.storage, progress=True, study=None) == settings

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from proxies.composite import CompositeProxy, FeatureTransform, MissingMetricError
+from proxies.composite import CompositeProxy, MissingMetricError
+from proxies.transforms import FeatureTransform
 
 
 def synthetic_table(n=200, seed=0):

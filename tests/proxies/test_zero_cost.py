@@ -7,7 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from proxies.zero_cost import grad_norm_score, jacov_score, naswot_score, snip_score, synflow_score, zero_cost_scores
+from proxies.zero_cost import (
+    grad_norm_score,
+    jacov_score,
+    naswot_score,
+    snip_score,
+    synflow_score,
+    zero_cost_scores,
+)
 
 
 def linear_case():

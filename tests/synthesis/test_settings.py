@@ -4,8 +4,9 @@ import argparse
 
 import pytest
 
+from synthesis.command_line import add_arguments, from_args, to_argv
 from synthesis.errors import GalaxySynthError
-from synthesis.settings import StudySettings, add_arguments, check_ranges, from_args, parse_fidelities, to_argv
+from synthesis.settings import StudySettings, check_ranges, parse_fidelities
 
 
 def _parser():

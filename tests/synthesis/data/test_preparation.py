@@ -23,7 +23,7 @@ def test_stored_statistics_win_over_refitting_and_only_the_needed_rows_reach_the
     plan = data_plan(data, StudySettings(max_samples=50, val_subset=20))
     fresh = PreparedData.from_plan(data, plan)
     stored = fresh.statistics()
-    stored["normalizer"]["mean"] = [0.5, 0.5, 0.5]
+    stored["mean"] = [0.5, 0.5, 0.5]
     again = PreparedData.from_plan(data, plan, stored)
     assert again.normalizer.mean == (0.5, 0.5, 0.5) and fresh.normalizer.mean != (0.5, 0.5, 0.5)
     trial = TrialData.on_device(fresh, torch.device("cpu"))

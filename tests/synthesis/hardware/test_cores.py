@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from synthesis.hardware.cores import CoreAllotment, allotted_cores, cgroup_cpu_quota, execution_plan
+from synthesis.hardware.cores import (
+    CoreAllotment,
+    allotted_cores,
+    cgroup_cpu_quota,
+    execution_plan,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -6,7 +6,11 @@ from synthesis.models.builder import build_model
 
 def test_reference_architectures_build_train_and_take_extra_inputs():
     from synthesis.models.builder import spec_cost
-    from synthesis.models.spec import REFERENCE_NAMES, ReferenceSpec, model_spec_from_dict
+    from synthesis.models.spec import (
+        REFERENCE_NAMES,
+        ReferenceSpec,
+        model_spec_from_dict,
+    )
 
     for name in REFERENCE_NAMES:
         spec = ReferenceSpec(name, num_classes=3, image_size=32, n_extra=2)
