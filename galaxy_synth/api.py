@@ -200,10 +200,35 @@ def load_model(folder: str | Path) -> Any:
 
 def predict(model: Any, images: Sequence[str | Path], extra_csv: str | Path | None = None, tta: bool = False) -> pd.DataFrame:
     """Class probabilities for image files and/or folders; ``model`` from :func:`load_model` or a folder path."""
-    from galaxy_synth.predict import collect_images, load_model_dir, predict_files
+    from galaxy_synth.catalogue import predict_files
+    from galaxy_synth.predict import load_model_dir
 
     loaded = load_model_dir(model) if isinstance(model, (str, Path)) else model
-    return predict_files(loaded, collect_images(images), extra_csv, tta)
+    return predict_files(loaded, images, extra_csv, tta)
+
+
+def classify(model: str | Path, images: Sequence[str | Path] = (), catalogue: str | Path | None = None,
+             out: str | Path = "predictions.csv", extra_csv: str | Path | None = None, keep_columns: Sequence[str] = (),
+             tta: bool = False, chunk_size: int = 1024, workers: int | None = None, dask: str | None = None,
+             overwrite: bool = False, progress: bool = True) -> Any:
+    """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.catalogue`)."""
+    from galaxy_synth.catalogue import (
+        classify_catalogue,
+        rows_from_catalogue,
+        rows_from_files,
+    )
+    from galaxy_synth.predict import load_model_dir
+
+    loaded = load_model_dir(model)
+    rows = rows_from_catalogue(loaded, catalogue, keep_columns) if catalogue else rows_from_files(loaded, images, extra_csv)
+    return classify_catalogue(model, rows, out, tta=tta, chunk_size=chunk_size, workers=workers, dask=dask,
+                              overwrite=overwrite, progress=progress)
+
+
+def read_predictions(out: str | Path) -> pd.DataFrame:
+    """A predict output back as one table (a CSV, or a Parquet folder of parts)."""
+    out = Path(out)
+    return pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
 
 
 def report(study: str | None = None, results: str | Path = "results", storage: str | None = None) -> Path:

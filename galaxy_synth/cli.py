@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from galaxy_synth.console import print_best, print_correlation, print_front
+from galaxy_synth.predict_command import add_predict_parser
 
 EPILOG_SYNTH = """\
 examples:
@@ -170,20 +171,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "binomial SE of the best score) as models/knee/, when it is not already in the top")
     e.set_defaults(func=cmd_export)
 
-    pr = sub.add_parser("predict", help="classify images with an exported model",
-                        description="Classify image files (or every image in folders) with an exported model folder "
-                                    "and write a CSV: file, predicted class, confidence, one probability per class.",
-                        epilog="example:\n  galaxy-synth predict --model results/studies/galaxy-synth/models/rank1 --tta new_images/ -o preds.csv",
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files and/or folders (searched recursively)")
-    pr.add_argument("--model", required=True, metavar="DIR", help="an exported model folder, e.g. results/studies/NAME/models/rank1")
-    pr.add_argument("--extra", default=None, metavar="CSV",
-                    help="CSV of the model's extra inputs (e.g. z, z_err) with a 'file' or 'id' column; without it a "
-                         "model trained with extra inputs gets the training-set means, flagged in the output")
-    pr.add_argument("--tta", action="store_true",
-                    help="average over 4 rotations × mirror flip (mirror-image classes swapped on flips)")
-    pr.add_argument("-o", "--out", default="predictions.csv", metavar="CSV", help="output CSV (default: predictions.csv)")
-    pr.set_defaults(func=cmd_predict)
+    add_predict_parser(sub)
 
     rp = sub.add_parser("report", help="write a static HTML report of a study", parents=[study],
                         description="Write report/index.html into the study's folder (open it in any browser; no "
@@ -258,25 +246,6 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"{e.card['cpu_latency']['median_ms']:.2f} ms/img  → {e.folder}")
     if exported:
         print(f"wrote {exported[0].folder.parent.parent / f'top{args.top}_models.json'}")
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from galaxy_common.files import atomic_path
-    from galaxy_synth import api
-    from galaxy_synth.predict import EXTRAS_FALLBACK
-
-    model = api.load_model(args.model)
-    df = api.predict(model, args.images, args.extra, args.tta)
-    out = Path(args.out)
-    with atomic_path(out) as tmp:
-        df.to_csv(tmp, index=False)
-    counts = df["predicted"].value_counts().to_dict()
-    if "extra_inputs" in df.columns and args.extra is None:
-        print(f"galaxy-synth: note: no --extra given: {', '.join(model.extra_names)} set to the {EXTRAS_FALLBACK.split(' (')[0]} "
-              f"for every image (column extra_inputs)", file=sys.stderr)
-    print(f"{len(df)} image(s){' with TTA' if args.tta else ''}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-          + f"; wrote {out}")
     return 0
 
 

@@ -11,9 +11,11 @@ fully trained here with the same loop. Each ``RESULTS/models/rank{i}/`` holds:
 * ``model.onnx`` the same in ONNX, when the ``onnx`` package is installed (checked against torch)
 * ``card.json`` / ``card.md``  what a user needs to run and judge it
 
-The packaged model takes RGB images as float tensors in [0, 1], shape [N, 3, S, S], already
+The packaged model takes RGB images as float tensors in [0, 1] (FITS models: raw fluxes), shape [N, C, S, S], already
 centre-cropped and resized as the card says, plus the raw extra inputs (e.g. z, z_err) when
-the card lists any, and returns logits.
+the card lists any, and returns calibrated logits: divided by the temperature fitted on the validation
+split (:mod:`synthesis.training.temperature`), so that their softmax is a probability that means what
+it says; the card gives the expected calibration error before and after, ``reliability.png`` the diagram.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -40,37 +43,24 @@ from correlation.full_training import (
 )
 from correlation.store import open_ground_truth
 from galaxy_common.files import atomic_write_text
-from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
+from galaxy_synth.input_domain import training_domain
+from galaxy_synth.model_card import card_markdown
+from synthesis.data.preprocessing import (
+    PreprocessingConfig,
+)
 from synthesis.errors import GalaxySynthError
 from synthesis.models.builder import count_flops, count_params
-from synthesis.models.package import save_model
+from synthesis.models.package import PackagedModel, save_model
 from synthesis.models.spec import ArchSpec, model_spec_from_dict
 from synthesis.search.ranking import metrics_table
 from synthesis.search.study import find_calibration, reopen_study
 from synthesis.training.loop import evaluate
-
-MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
-
-
-class PackagedModel(nn.Module):
-    """The trained network with its input normalisation baked in: [0, 1] images (+ raw extras) → logits."""
-
-    def __init__(self, net: nn.Module, normalizer: Normalizer, scaler: ExtraScaler, n_extra: int) -> None:
-        super().__init__()
-        self.net = net
-        self.n_extra = n_extra
-        device = next(net.parameters()).device  # the buffers live beside the weights
-        f32 = {"dtype": torch.float32, "device": device}
-        self.register_buffer("mean", torch.tensor(normalizer.mean, **f32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(normalizer.std, **f32).view(1, 3, 1, 1))
-        self.register_buffer("extra_mean", torch.tensor(scaler.mean or [0.0] * n_extra, **f32))
-        self.register_buffer("extra_std", torch.tensor(scaler.std or [1.0] * n_extra, **f32))
-
-    def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        x = (images - self.mean) / self.std
-        if self.n_extra == 0 or extra is None:
-            return self.net(x)
-        return self.net(x, (extra - self.extra_mean) / self.extra_std)
+from synthesis.training.temperature import (
+    TemperatureCalibration,
+    calibrate_network,
+    plot_reliability,
+)
+from synthesis.training.views import dihedral_views, mirror_permutation
 
 
 @dataclass
@@ -84,7 +74,7 @@ class ExportedModel:
 def _example_inputs(spec: ArchSpec, n: int = 2) -> tuple[torch.Tensor, ...]:
     """Fixed random CPU inputs: export always traces and checks on the CPU."""
     g = torch.Generator(device="cpu").manual_seed(0)
-    images = torch.rand(n, 3, spec.image_size, spec.image_size, generator=g, device="cpu")
+    images = torch.rand(n, spec.in_channels, spec.image_size, spec.image_size, generator=g, device="cpu")
     return (images, torch.rand(n, spec.n_extra, generator=g, device="cpu")) if spec.n_extra else (images,)
 
 
@@ -189,6 +179,8 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     prep = opened.prepared()
     test = prep.split("test", torch.device("cpu"))
+    val = prep.split("val", torch.device("cpu"))  # where the temperature is fitted (trials never score on all of it)
+    domain = training_domain(prep)
     exported = []
     for rank, number in enumerate(chosen, start=1):
         record, net, trained_now = stored_or_trained(store, name, number, trials[number].user_attrs, prep, full_epochs, seed,
@@ -198,21 +190,36 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
             f"reused from an earlier full training by correlate or export ({record.weights_path})"
         net = net.cpu().eval()
         spec = model_spec_from_dict(trials[number].user_attrs["arch"])
-        packaged = PackagedModel(net, prep.normalizer, prep.extra_scaler, spec.n_extra).eval()
+        calibration, packaged = _calibrated_package(net, spec, prep, val, test)
         card = model_card(opened, prep, trials[number], net, packaged, test, rank, ranking,
                           {"full_epochs": full_epochs, "seed": seed, "weights": origin})
+        card["probability_calibration"] = calibration.to_dict()
+        card["input"]["domain"] = domain  # what predict compares each image with (domain_z)
         card["knee"] = number == knee_trial  # the cheapest trial within one SE of the best (export --knee)
         folder = opened.settings.study_dir / "models" / ("knee" if rank > top else f"rank{rank}")
-        card["onnx"] = _write_folder(folder, net, packaged, spec, card, prep.preprocessing)
+        card["onnx"] = _write_folder(folder, net, packaged, spec, card, prep.preprocessing,
+                                     test_predictions(opened, prep, calibration.test_probabilities), calibration)
         exported.append(ExportedModel(rank, number, folder, card))
         _register_artifacts(opened.study, rank, number, folder, results)
+    _write_summary(exported, opened.settings.study_dir / f"top{top}_models.json")
+    return exported
+
+
+def _calibrated_package(net: nn.Module, spec: ArchSpec, prep: Any, val: Any, test: Any
+                        ) -> tuple[TemperatureCalibration, PackagedModel]:
+    """The temperature fitted on ``val`` (and measured on ``test``), and the packaged model that applies it."""
+    calibration = calibrate_network(net, prep.normalizer, val, test, dihedral_views(prep.allow_flips),
+                                    mirror_permutation(prep.class_names, prep.preprocessing.mirror_pairs))
+    return calibration, PackagedModel(net, prep.normalizer, prep.extra_scaler, spec.n_extra, calibration.temperature).eval()
+
+
+def _write_summary(exported: list[ExportedModel], path: Path) -> None:
     summary = [{"rank": e.rank, "trial": e.trial, "folder": str(e.folder), "architecture": e.card["architecture"],
                 "params": e.card["params"], "ranked_by": e.card["ranked_by"]["criterion"],
                 "rank_score": e.card["ranked_by"]["score"], "proxy_score": e.card["proxy"]["score"], **{k: e.card["test"][k] for k in
                 ("accuracy", "balanced_accuracy", "macro_f1")}, "cpu_latency_ms": e.card["cpu_latency"]["median_ms"]}
                for e in exported]
-    atomic_write_text(opened.settings.study_dir / f"top{top}_models.json", json.dumps(summary, indent=2))
-    return exported
+    atomic_write_text(path, json.dumps(summary, indent=2))
 
 
 def model_card(opened: Any, prep: Any, trial: Any, net: nn.Module, packaged: PackagedModel, test: Any, rank: int,
@@ -220,12 +227,15 @@ def model_card(opened: Any, prep: Any, trial: Any, net: nn.Module, packaged: Pac
     """Everything a user needs to trust and run one exported model, measured here on the test split."""
     data, attrs, number = opened.data, opened.attrs, trial.number
     spec = model_spec_from_dict(trial.user_attrs["arch"])
-    result = evaluate(net, test, prep.normalizer, prep.num_classes)  # the card's numbers, measured here
+    result = evaluate(net, test, prep.normalizer, prep.num_classes)  # measured here
     rank_score = ranking.rank_scores.get(number)
     return {
         "rank": rank, "study": opened.study.study_name, "trial": number, "spec_hash": spec.spec_hash(),
         "architecture": spec.describe(), "class_names": list(data.class_names),
         "input": {"size": spec.image_size, "channels": "".join(prep.preprocessing.channels), "crop_fraction": data.crop,
+                  "channels_list": list(prep.preprocessing.channels),
+                  "what": "RGB in [0, 1], centre-cropped and resized as the card says" if prep.normalizer.mapping is None
+                  else f"raw fluxes in bands {', '.join(prep.preprocessing.channels)}, cropped and resized as the card says",
                   "preprocessing": prep.preprocessing.describe_input(), "normalisation": prep.normalizer.to_dict(),
                   "config": prep.preprocessing.to_dict()},
         "extra_inputs": {"names": list(data.extra_names), "mean": prep.extra_scaler.mean, "std": prep.extra_scaler.std,
@@ -235,6 +245,7 @@ def model_card(opened: Any, prep: Any, trial: Any, net: nn.Module, packaged: Pac
         "params": count_params(net), "flops_per_image": count_flops(net, spec), "cpu_latency": cpu_latency_ms(packaged, spec),
         "test": {"n_images": len(test), "accuracy": result.accuracy, "balanced_accuracy": result.balanced_accuracy,
                  "macro_f1": result.macro_f1, "loss": result.loss, "confusion": result.confusion,
+                 "fraction_mae": result.fraction_mae,
                  "confusion_axes": "rows = true class, columns = predicted, in class_names order"},
         "proxy": {"score": float(ranking.proxy_scores[number]), "calibration": ranking.proxy.name,
                   "calibration_hash": ranking.proxy.calibration_hash, "calibration_file": str(ranking.source)},
@@ -260,8 +271,27 @@ def _weights_stored(record: Any) -> bool:
     return record is not None and Path(record.weights_path).is_file()
 
 
+def test_predictions(opened: Any, prep: Any, probabilities: np.ndarray) -> pd.DataFrame:
+    """One row per test galaxy with the catalogue's columns (id, and --keep-columns such as ra, dec), the true
+    class, the prediction and every probability: joined back to the catalogue by id."""
+    rows = np.asarray(opened.plan["test"])
+    data = opened.data
+    names = list(data.class_names)
+    catalogue = data.catalogue or {"id": list(data.ids)}
+    table = pd.DataFrame({k: [values[i] for i in rows] for k, values in catalogue.items()})
+    table["true"] = [names[i] for i in data.labels[rows]]
+    table["predicted"] = [names[i] for i in probabilities.argmax(1)]
+    for k, name in enumerate(names):
+        table[f"p_{name}"] = probabilities[:, k]
+    if data.soft is not None:
+        for k, name in enumerate(names):
+            table[f"votes_{name}"] = data.soft[rows, k]
+    return table
+
+
 def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: ArchSpec, card: dict,
-                  preprocessing: PreprocessingConfig) -> dict:
+                  preprocessing: PreprocessingConfig, predictions: pd.DataFrame,
+                  calibration: TemperatureCalibration) -> dict:
     """Write every file into a fresh temporary folder, then swap it in: never a half-written model."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -276,6 +306,9 @@ def _write_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: A
         card = {**card, "onnx": onnx_info}
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
         (tmp / "card.md").write_text(card_markdown(card))
+        predictions.to_csv(tmp / "test_predictions.csv", index=False)
+        plot_reliability(calibration.test_before, calibration.test_after, calibration.temperature, tmp / "reliability.png",
+                         f"rank {card['rank']} (trial {card['trial']}): test split, {card['test']['n_images']} galaxies")
         old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
         if folder.exists():
             folder.rename(old)
@@ -303,63 +336,3 @@ def _register_artifacts(study: Any, rank: int, trial_number: int, folder: Path, 
             named = Path(tmp) / f"rank{rank}-trial{trial_number}-{name}"  # the store keeps the file's base name
             shutil.copyfile(folder / name, named)
             upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=study, mimetype=mime)
-
-
-def usage_snippet(card: dict[str, Any]) -> str:
-    """Python that runs as written in the model folder (tests/test_export.py executes it)."""
-    size = card["input"]["size"]
-    names = card["extra_inputs"]["names"]
-    lines = ["import torch", "", 'model = torch.jit.load("model.ts")',
-             f"images = torch.rand(1, 3, {size}, {size})  # RGB in [0, 1], centre-cropped and resized as the card says"]
-    if names:
-        example = ", ".join(f"{m:.4g}" for m in card["extra_inputs"]["mean"])
-        lines.append(f"extra = torch.tensor([[{example}]])  # raw {', '.join(names)} per image (here: the training means)")
-        lines.append("probabilities = model(images, extra).softmax(dim=1)")
-    else:
-        lines.append("probabilities = model(images).softmax(dim=1)")
-    lines.append(f"print(dict(zip({card['class_names']!r}, probabilities[0].tolist())))")
-    return "\n".join(lines)
-
-
-def card_markdown(card: dict[str, Any]) -> str:
-    t, names = card["test"], card["class_names"]
-    header = "| true \\ predicted | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
-    rows = "".join(f"| {n} | " + " | ".join(str(v) for v in row) + " |\n" for n, row in zip(names, t["confusion"]))
-    extra = ", ".join(card["extra_inputs"]["names"]) or "none"
-    onnx = card.get("onnx", {})
-    return f"""# galaxy-synth model rank {card['rank']} — trial {card['trial']} of study `{card['study']}`
-
-**Architecture:** {card['architecture']} · {card['params']:,} parameters · {card['flops_per_image'] / 1e6:.1f} MFLOPs per image
-**CPU latency:** {card['cpu_latency']['median_ms']:.2f} ms per image (median, batch 1, {card['cpu_latency']['torch_threads']} thread{'' if card['cpu_latency']['torch_threads'] == 1 else 's'})
-
-## Test split ({t['n_images']} images the search never saw)
-
-| accuracy | balanced accuracy | macro-F1 |
-|---|---|---|
-| {t['accuracy']:.4f} | {t['balanced_accuracy']:.4f} | {t['macro_f1']:.4f} |
-
-{header}{rows}
-## Input
-
-- classes (output order): {', '.join(names)}
-- {card['input']['preprocessing']}
-- normalisation (inside model.ts / model.onnx; apply yourself with model.pt): mean {[round(v, 4) for v in card['input']['normalisation']['mean']]}, std {[round(v, 4) for v in card['input']['normalisation']['std']]}
-- extra inputs: {extra}
-
-## Files
-
-- `model.ts`: plain torch, no galaxy-synth needed; run in this folder:
-
-```python
-{usage_snippet(card)}
-```
-- `model.pt`: weights, spec and preprocessing in one file (`synthesis.models.package.load_model`, or `torch.load(..., weights_only=True)["state_dict"]`); `arch.json`: the spec
-- `model.onnx`: {'written, checked against torch (max |Δlogit| ' + format(onnx.get('max_abs_diff_vs_torch', float('nan')), '.1g') + ')' if onnx.get('verified') else onnx.get('note', 'not written')}
-- `galaxy-synth predict --model <this folder> IMAGES…` (add `--tta` to average over rotations/flips)
-
-## Provenance
-
-- proxy score {card['proxy']['score']:.4f} (calibration `{card['proxy']['calibration']}`, {card['proxy']['calibration_hash']})
-- training: {card['training']['full_epochs']} epochs, {card['training']['optimizer']} lr {card['training']['lr']:.2e}, batch {card['training']['batch_size']}, {card['training']['schedule']} schedule, loss {card['training']['loss']}, seed {card['training']['seed']} — {card['training']['weights']}
-- data: {card['data']['dataset']} (fingerprint {card['data']['fingerprint']}), split {card['data']['split']}
-"""

@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from galaxy_synth.export import MODEL_FILES, PackagedModel
 from synthesis.data.decode import IMAGE_EXTENSIONS, decode_image
-from synthesis.data.preprocessing import ExtraScaler, Normalizer
+from synthesis.data.fits import FITS_EXTENSIONS, FitsLayout, decode_fits
+from synthesis.data.preprocessing import ExtraScaler, PreprocessingConfig
 from synthesis.errors import DataError
-from synthesis.models.package import load_model
+from synthesis.models.package import MODEL_FILES, PackagedModel, load_model
 from synthesis.models.spec import ArchSpec, model_spec_from_dict
+from synthesis.training.views import dihedral_views, mirror_permutation, view_logits
 
 
 @dataclass
@@ -32,6 +33,11 @@ class LoadedModel:
     model: PackagedModel
     card: dict[str, Any]
     spec: ArchSpec
+    config: PreprocessingConfig
+
+    @property
+    def is_fits(self) -> bool:
+        return self.config.pixels != "uint8"
 
     @property
     def class_names(self) -> list[str]:
@@ -53,8 +59,13 @@ def load_model_dir(folder: str | Path) -> LoadedModel:
     try:
         card = json.loads((folder / "card.json").read_text())
         spec = model_spec_from_dict(json.loads((folder / "arch.json").read_text()))
-        norm = card["input"]["normalisation"]
-        normalizer = Normalizer(tuple(norm["mean"]), tuple(norm["std"]))
+        if card["input"].get("config"):  # cards since the one preprocessing config: it says everything
+            config = PreprocessingConfig.from_dict(card["input"]["config"])
+        else:  # older cards: 8-bit RGB, the normalisation and crop beside
+            norm = card["input"]["normalisation"]
+            config = PreprocessingConfig(image_size=spec.image_size, crop=float(card["input"]["crop_fraction"]),
+                                         channels=("R", "G", "B"), mean=tuple(norm["mean"]), std=tuple(norm["std"]))
+        normalizer = config.normalizer()
         scaler = ExtraScaler(list(card["extra_inputs"]["mean"]), list(card["extra_inputs"]["std"]))
         card["class_names"], card["input"]["crop_fraction"]  # noqa: B018 — required keys
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -66,7 +77,8 @@ def load_model_dir(folder: str | Path) -> LoadedModel:
     except Exception as exc:  # unpickling errors come in many types; none may pass silently
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"corrupt model.pt in {folder}: {first[:200]}") from None
-    return LoadedModel(PackagedModel(net, normalizer, scaler, spec.n_extra).eval(), card, spec)
+    temperature = (card.get("probability_calibration") or {}).get("temperature", 1.0)  # older cards: raw softmax
+    return LoadedModel(PackagedModel(net, normalizer, scaler, spec.n_extra, temperature).eval(), card, spec, config)
 
 
 def collect_images(paths: Sequence[str | Path]) -> list[Path]:
@@ -74,13 +86,13 @@ def collect_images(paths: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            files += sorted(f for f in p.rglob("*") if f.is_file() and (f.suffix.lower() in IMAGE_EXTENSIONS or f.name.lower().endswith(FITS_EXTENSIONS)))
         elif p.is_file():
             files.append(p)
         else:
             raise DataError(f"image or folder not found: {p}")
     if not files:
-        raise DataError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {', '.join(map(str, paths))}")
+        raise DataError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS + FITS_EXTENSIONS))}) in {', '.join(map(str, paths))}")
     return files
 
 
@@ -124,57 +136,34 @@ def read_extras(csv: str | Path | None, files: Sequence[Path], names: Sequence[s
     return values
 
 
-def dihedral_views(loaded: LoadedModel) -> list[tuple[int, bool]]:
-    """(quarter turns, mirrored) pairs for TTA: all 8, or the 4 rotations where flips are not allowed."""
-    flips = (False, True) if loaded.card.get("flips_allowed", True) else (False,)
-    return [(k, f) for f in flips for k in range(4)]
-
-
-def mirror_permutation(loaded: LoadedModel) -> list[int]:
-    """Class index order that swaps each mirror pair (applied to a flipped view's probabilities)."""
-    names = loaded.class_names
-    perm = list(range(len(names)))
-    for a, b in loaded.card.get("mirror_pairs", []):
-        i, j = names.index(a), names.index(b)
-        perm[i], perm[j] = j, i
-    return perm
-
-
-@torch.no_grad()
+@torch.inference_mode()
 def predict_probabilities(loaded: LoadedModel, images: np.ndarray, extras: np.ndarray, tta: bool = False,
                           batch_size: int = 64) -> np.ndarray:
-    """Softmax probabilities [N, classes] for uint8 images [N, S, S, 3]."""
-    views = dihedral_views(loaded) if tta else [(0, False)]
-    perm = mirror_permutation(loaded)
+    """Calibrated probabilities [N, classes] for model inputs [N, S, S, C] (:func:`read_inputs`).
+
+    The packaged model divides its logits by the card's temperature; with ``tta`` the views' logits are
+    rescaled to the temperature fitted for the TTA average (the card's ``temperature_tta``).
+    """
+    views = dihedral_views(loaded.card.get("flips_allowed", True)) if tta else [(0, False)]
+    perm = mirror_permutation(loaded.class_names, loaded.card.get("mirror_pairs", []))
+    calibration = loaded.card.get("probability_calibration") or {}
+    rescale = calibration.get("temperature", 1.0) / calibration.get("temperature_tta", 1.0) if tta else 1.0
     out = []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size].transpose(0, 3, 1, 2))).float() / 255.0
+        # channels_last, as in training: oneDNN's convolutions are faster on it (the same values either way)
+        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).float().permute(0, 3, 1, 2)
         e = torch.from_numpy(np.array(extras[start:start + batch_size], dtype=np.float32))
-        acc = torch.zeros(x.shape[0], len(perm), device=x.device)
-        for k, mirrored in views:
-            v = torch.rot90(x.flip(-1) if mirrored else x, k, dims=(-2, -1))
-            p = torch.softmax(loaded.model(v, e if loaded.spec.n_extra else None), dim=1)
-            acc += p[:, perm] if mirrored else p  # a mirrored cw spiral is seen as acw: swap back
-        out.append((acc / len(views)).numpy())
-    return np.concatenate(out)
+        forward = (lambda v, e=e: loaded.model(v, e)) if loaded.spec.n_extra else loaded.model
+        logits = view_logits(forward, x, views, perm) * rescale
+        out.append(torch.softmax(logits, dim=-1).mean(dim=0).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(perm)), np.float32)
 
 
-def predict_files(loaded: LoadedModel, files: Sequence[Path], extras_csv: str | Path | None = None,
-                  tta: bool = False) -> pd.DataFrame:
-    """One row per file: predicted class and every class probability. Reads every image before returning.
-
-    A model trained with extra inputs (z, z_err) and no ``extras_csv`` gets the training-set means
-    for every image; the ``extra_inputs`` column says so on every row.
-    """
-    size, crop = loaded.spec.image_size, float(loaded.card["input"]["crop_fraction"])
-    extras = read_extras(extras_csv, files, loaded.extra_names, fallback=loaded.card["extra_inputs"].get("mean"))
-    images = np.stack([decode_image(str(f), size, crop) for f in files])
-    probs = predict_probabilities(loaded, images, extras, tta)
-    names = loaded.class_names
-    df = pd.DataFrame({"file": [str(f) for f in files], "predicted": [names[i] for i in probs.argmax(1)],
-                       "confidence": probs.max(1)})
-    for i, n in enumerate(names):
-        df[f"p_{n}"] = probs[:, i]
-    if loaded.extra_names:
-        df["extra_inputs"] = "from " + str(extras_csv) if extras_csv is not None else EXTRAS_FALLBACK
-    return df
+def read_inputs(loaded: LoadedModel, rows: Sequence[Sequence[str]]) -> np.ndarray:
+    """What the packaged model takes, float32 [N, S, S, C]: 8-bit images decoded, cropped, resized and scaled to
+    [0, 1]; FITS rows (a file, or one per band) read as the training catalogue was, raw fluxes."""
+    size, crop = loaded.config.image_size, loaded.config.crop
+    if loaded.is_fits:
+        layout = FitsLayout.from_dict(loaded.config.fits or {})
+        return np.stack([decode_fits(list(row), layout, size, crop)[0] for row in rows])
+    return np.stack([decode_image(row[0], size, crop) for row in rows]).astype(np.float32) / 255.0

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser, groups: Iterable[str] = ("dat
             kwargs["choices"] = meta["choices"]
         if f.name in ("merge", "drop"):
             kwargs.update(action="append", default=[])
-        elif f.name == "extra_columns":
+        elif f.name in COMMA_LISTS:
             kwargs.update(type=_comma_list, default=None)
         else:
             kwargs.update(type=_cli_type(f), default=f.default)
@@ -65,13 +65,16 @@ def to_argv(settings: StudySettings, omit: Iterable[str] = ("storage",)) -> list
         if f.name in ("merge", "drop"):
             for item in value:
                 argv += [flag, str(item)]
-        elif f.name == "extra_columns":
+        elif f.name in COMMA_LISTS:
             argv += [flag, ",".join(value)]
         else:
             argv += [flag, repr(value) if isinstance(value, float) else str(value)]
     if not settings.progress:
         argv.append("--no-progress")
     return argv
+
+
+COMMA_LISTS = ("extra_columns", "keep_columns")  # list settings given as one comma-separated option
 
 
 def _comma_list(text: str) -> list[str]:

@@ -99,6 +99,21 @@ class StudySettings:
     extra_columns: list[str] | None = setting(None, group="data", metavar="COLS",
                                               help="comma-separated numeric labels.csv columns fed to the network "
                                                    "(default: whichever of z, z_err, redshift, redshift_err exist)")
+    bands: str | None = setting(None, group="data", frozen=True, metavar="B,B,...",
+                                help="FITS: which bands — plane indices of a band cube (e.g. 0,1,2), or the band names of "
+                                     "per-band file columns file_g, file_r, … (e.g. g,r,z); default: all")
+    hdu: str | None = setting(None, group="data", frozen=True, metavar="HDU",
+                              help="FITS: the HDU to read, by index or name (default: the first with 2-D or 3-D data)")
+    band_mapping: str = setting("asinh", group="data", frozen=True, choices=("asinh", "robust"), legacy="asinh",
+                                help="FITS: the per-band intensity map fitted on training pixels — asinh (sky-subtracted, "
+                                     "noise-scaled asinh stretch) or robust (linear, median and MAD) (default: asinh)")
+    soft_labels: str | None = setting(None, group="data", frozen=True, metavar="COLS",
+                                      help="labels.csv columns of per-class vote fractions or counts (Galaxy Zoo), one "
+                                           "per class in class order, e.g. p_el,p_cw,p_acw,p_edge,p_dk,p_mg: trained as "
+                                           "soft targets; the plurality class is the label for accuracy and the split")
+    keep_columns: list[str] | None = setting(None, group="data", metavar="COLS",
+                                             help="labels.csv columns carried with every galaxy (e.g. ra,dec) into "
+                                                  "test-set predictions of exported models; the id column always is")
     max_samples: int = setting(2000, group="data", frozen=True,
                                help="training images per trial, a stratified subset of the train split (default: 2000)")
     val_subset: int = setting(500, group="data", frozen=True,

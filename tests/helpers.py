@@ -43,3 +43,47 @@ def heartbeat_study(tmp_path, name="s"):
     storage = open_storage(f"sqlite:///{tmp_path / 'w.db'}", heartbeat_interval=1, grace_period=2)
     return optuna.create_study(study_name=name, storage=storage), storage
 
+
+
+def write_fits_catalogue(root, n: int = 120, size: int = 32, bands: int = 5, layout: str = "cube", votes: bool = False,
+                         seed: int = 3, nan_pixels: int = 0):
+    """Procedural galaxies as a survey archive would serve them: float fluxes in FITS, a labels.csv catalogue.
+
+    ``layout``: "cube" (one bands×H×W file per galaxy), "per_band" (file_g, file_r… columns), "image"
+    (2-D, one band). ``votes``: add simulated volunteer vote fractions (vote_<class> columns).
+    """
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+    from astropy.io import fits
+
+    from synthesis.data.synthetic import generate_band_galaxies
+
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    fluxes, labels, extras, fractions, names = generate_band_galaxies(n, size, seed, bands)
+    band_names = "grizy"[:bands] if bands <= 5 else [f"b{i}" for i in range(bands)]
+    rows = []
+    for i in range(n):
+        cube = np.moveaxis(fluxes[i], -1, 0).astype(np.float32)  # FITS axis order: bands, y, x
+        if nan_pixels:
+            cube[0, :nan_pixels // size + 1, : nan_pixels % size or size] = np.nan
+        row = {"id": f"J{i:05d}", "label_name": names[labels[i]], "ra": f"{10 + i * 0.01:.4f}", "dec": f"{-1 - i * 0.01:.4f}",
+               "z": float(extras[i, 0]), "z_err": float(extras[i, 1])}
+        if layout == "cube":
+            fits.PrimaryHDU(cube).writeto(root / "images" / f"g{i}.fits", overwrite=True)
+            row["file"] = f"images/g{i}.fits"
+        elif layout == "image":
+            fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(cube[0], name="SCI")]).writeto(root / "images" / f"g{i}.fits",
+                                                                                      overwrite=True)
+            row["file"] = f"images/g{i}.fits"
+        else:
+            for b, name in enumerate(band_names):
+                fits.PrimaryHDU(cube[b]).writeto(root / "images" / f"g{i}_{name}.fits", overwrite=True)
+                row[f"file_{name}"] = f"images/g{i}_{name}.fits"
+        if votes:
+            row.update({f"vote_{c}": float(fractions[i, k]) for k, c in enumerate(names)})
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +21,24 @@ from synthesis.data.cache import (
     write_npy_stream,
 )
 from synthesis.data.decode import centre_crop_resize, decoded_chunks
-from synthesis.data.sources import SYNTHETIC_SOURCE, Listing, listing_for
+from synthesis.data.fits import (
+    FitsLayout,
+    decode_fits,
+    decode_fits_chunk,
+    storage_scale,
+)
+from synthesis.data.sources import SYNTHETIC_SOURCE, Listing, SourceOptions, listing_for
 from synthesis.errors import DataError
 from synthesis.limits import crop_problem, image_size_problem
+
+log = logging.getLogger("galaxy_synth")
 
 
 @dataclass
 class GalaxyImages:
     """A preprocessed dataset: everything downstream (splits, trials, export) reads this."""
 
-    images: np.ndarray  # uint8 [N, H, W, 3], usually a read-only memory map of the cache file
+    images: np.ndarray  # uint8 [N, H, W, C] (8-bit images) or float16 (FITS fluxes / storage), memory-mapped
     labels: np.ndarray  # int64 [N], indices into class_names
     class_names: tuple[str, ...]
     ids: list[str]
@@ -39,6 +48,11 @@ class GalaxyImages:
     fingerprint: str = ""  # content + preprocessing + class map: identifies the exact data
     crop: float = 1.0
     cache_file: str | None = None  # the cache it was read from (a reopened study goes straight there)
+    channels: tuple[str, ...] = ("R", "G", "B")
+    storage: tuple[float, ...] | None = None  # float16 cache: per-band divisor of the stored fluxes
+    fits: dict | None = None  # FitsLayout.to_dict() of FITS cutouts
+    soft: np.ndarray | None = None  # vote fractions [N, classes] (--soft-labels), else None
+    catalogue: dict[str, list[str]] = field(default_factory=dict)  # columns carried through (id, ra, dec…)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -117,29 +131,34 @@ def load_dataset(
     synthetic_seed: int = 0,
     min_per_class: int = 5,
     progress: bool = True,
+    options: SourceOptions | None = None,
 ) -> GalaxyImages:
     """Load, validate, preprocess (cached) and class-map a dataset. See the module docstring.
 
     ``crop=None`` picks the source's default: 0.5 for image folders (galaxies are small in SDSS
-    cutouts), 1.0 for HDF5 and the synthetic set (already framed).
+    cutouts), 1.0 for HDF5 and the synthetic set (already framed). ``options``: FITS bands and HDU,
+    vote-fraction columns, catalogue columns to carry (:class:`synthesis.data.sources.SourceOptions`).
     """
     problem = image_size_problem(size) or crop_problem(crop)
     if problem:
         raise DataError(problem)
-    listing = listing_for(path, extra_columns, synthetic_n, size, synthetic_seed)
+    listing = listing_for(path, extra_columns, synthetic_n, size, synthetic_seed, options)
     crop = listing.default_crop if crop is None else crop
     class_map = class_map or ClassMap()
     where = path or SYNTHETIC_SOURCE
 
     labels, class_names, keep = class_map.apply(listing.labels, listing.class_names)
+    if listing.soft is not None and (class_map.merge or class_map.drop):
+        raise DataError("--merge/--drop with --soft-labels: add the vote columns up in the catalogue instead")
     validate_classes(labels, class_names, min_per_class, where)
 
     key_src = json.dumps({"v": CACHE_VERSION, "content": listing.content_hash, "size": size, "crop": crop})
     # The file holds only the rows the class map keeps, so its name includes the class map too.
     key = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}".encode()).hexdigest()[:20]
     cache_file = Path(cache_dir) / f"{listing.kind}-{size}px-{key}.npy" if cache_dir else None
-    images = _decoded_once(listing, keep, size, crop, cache_file, progress)
+    images, storage = _cached_pixels(listing, keep, size, crop, cache_file, progress, where)
     fingerprint = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}|{listing.extra_names}".encode()).hexdigest()[:16]
+    layout = listing.fits
     data = GalaxyImages(
         images=images,
         labels=labels,
@@ -150,11 +169,66 @@ def load_dataset(
         source=listing.kind if path is None else str(path),
         fingerprint=fingerprint,
         crop=crop,
+        channels=_channel_names(layout, images.shape[-1]),
+        storage=storage,
+        fits=layout.to_dict() if layout is not None else None,
+        soft=listing.soft[keep] if listing.soft is not None else None,
+        catalogue={k: [v for v, kept in zip(values, keep) if kept] for k, values in (listing.catalogue or {}).items()},
     )
     if cache_file is not None:
         data.cache_file = str(cache_file)
         write_rows(data)
     return data
+
+
+def _cached_pixels(listing: Listing, keep: np.ndarray, size: int, crop: float, cache_file: Path | None, progress: bool,
+                   where: str) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    """The kept rows' pixels, decoded once into the cache: 8-bit images, or FITS fluxes as float16 with their storage scale."""
+    if listing.fits is None:
+        return _decoded_once(listing, keep, size, crop, cache_file, progress), None
+    images, storage, filled = _decoded_fluxes(listing, keep, size, crop, cache_file, progress)
+    if filled:
+        log.warning("filled %d NaN/inf pixel(s) with their band's median (%s)", filled, where)
+    return images, storage
+
+
+def _channel_names(layout: FitsLayout | None, channels: int) -> tuple[str, ...]:
+    if layout is None:
+        return ("R", "G", "B")[:channels]
+    return layout.band_names or tuple(f"band{b}" for b in range(channels))
+
+
+def _decoded_fluxes(listing: Listing, keep: np.ndarray, size: int, crop: float, cache_file: Path | None,
+                    progress: bool) -> tuple[np.ndarray, tuple[float, ...], int]:
+    """FITS fluxes of the kept rows as float16 (divided per band by a storage scale fitted on the first chunk)."""
+    rows = [f for f, k in zip(listing.files or [], keep) if k]
+    first, _ = decode_fits(list(rows[0]) if isinstance(rows[0], tuple) else [rows[0]], listing.fits, size, crop)
+    shape = (len(rows), size, size, first.shape[-1])
+    if cache_file is not None:
+        images = open_cache(cache_file, shape, np.float16)
+        stored = _stored_meta(cache_file)
+        if images is not None and stored.get("storage"):
+            return images, tuple(stored["storage"]), 0
+    chunks = decoded_chunks(rows, size, crop, None, progress, decode_fits_chunk, (listing.fits,))
+    state: dict = {"filled": 0}
+
+    def encoded():
+        for chunk in chunks:
+            if "storage" not in state:
+                state["storage"] = storage_scale(chunk.images)
+            if chunk.images.shape[-1] != shape[-1]:
+                raise DataError(f"the catalogue's images differ in band count ({chunk.images.shape[-1]} vs {shape[-1]})")
+            state["filled"] += chunk.filled
+            yield (chunk.images / state["storage"]).astype(np.float16)
+
+    if cache_file is None:
+        images = np.concatenate(list(encoded()))
+    else:
+        writable_cache(cache_file.parent)
+        write_npy_stream(cache_file, shape, encoded(), np.float16)
+        images = open_cache(cache_file, shape, np.float16)
+        _rows_path(cache_file).unlink(missing_ok=True)  # rows of an older cache no longer describe it
+    return images, tuple(float(v) for v in state["storage"]), state["filled"]
 
 
 def _decoded_once(listing: Listing, keep: np.ndarray, size: int, crop: float, cache_file: Path | None,
@@ -192,11 +266,13 @@ def write_rows(data: GalaxyImages) -> None:
     if target.is_file():
         return
     meta = {"class_names": list(data.class_names), "extra_names": list(data.extra_names), "source": data.source,
-            "fingerprint": data.fingerprint, "crop": data.crop}
+            "fingerprint": data.fingerprint, "crop": data.crop, "channels": list(data.channels),
+            "storage": list(data.storage) if data.storage else None, "fits": data.fits, "catalogue": data.catalogue}
+    soft = {"soft": data.soft} if data.soft is not None else {}
     try:
         with atomic_path(target) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, labels=data.labels, ids=np.asarray(data.ids, dtype=str), extras=data.extras,
-                     meta=np.asarray(json.dumps(meta)))
+                     meta=np.asarray(json.dumps(meta)), **soft)
     except OSError:
         pass  # a cache folder that cannot take it only makes later reopening slower
 
@@ -210,6 +286,7 @@ def open_cached(cache_file: str | Path, fingerprint: str) -> GalaxyImages | None
         with np.load(rows_file, allow_pickle=False) as rows:
             meta = json.loads(str(rows["meta"]))
             labels, ids, extras = rows["labels"], rows["ids"].tolist(), rows["extras"]
+            soft = rows["soft"] if "soft" in rows.files else None
     except (OSError, ValueError, KeyError):
         return None
     if meta["fingerprint"] != fingerprint:
@@ -219,4 +296,16 @@ def open_cached(cache_file: str | Path, fingerprint: str) -> GalaxyImages | None
         return None
     return GalaxyImages(images=images, labels=labels, class_names=tuple(meta["class_names"]), ids=ids, extras=extras,
                         extra_names=tuple(meta["extra_names"]), source=meta["source"], fingerprint=fingerprint,
-                        crop=float(meta["crop"]), cache_file=str(cache_file))
+                        crop=float(meta["crop"]), cache_file=str(cache_file),
+                        channels=tuple(meta.get("channels") or ("R", "G", "B")[: images.shape[-1]]),
+                        storage=tuple(meta["storage"]) if meta.get("storage") else None, fits=meta.get("fits"),
+                        soft=soft, catalogue=meta.get("catalogue") or {})
+
+
+def _stored_meta(cache_file: Path) -> dict:
+    """The rows file's meta of a cache (empty when there is none)."""
+    try:
+        with np.load(_rows_path(cache_file), allow_pickle=False) as rows:
+            return json.loads(str(rows["meta"]))
+    except (OSError, ValueError, KeyError):
+        return {}

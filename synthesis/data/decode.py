@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ProcessPoolExecutor
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -73,8 +73,14 @@ def _decode_chunk(args: tuple[list[str], int, float]) -> np.ndarray | str:
     return out
 
 
-def decoded_chunks(paths: Sequence[str], size: int, crop: float, workers: int | None, progress: bool):
-    """Decoded images in order, a chunk at a time, from worker processes, with a progress bar."""
+def decoded_chunks(paths: Sequence, size: int, crop: float, workers: int | None, progress: bool,
+                   decode_chunk: Callable[[tuple], Any] = _decode_chunk, extra: tuple = ()):
+    """Decoded images in order, a chunk at a time, from worker processes, with a progress bar.
+
+    ``decode_chunk((paths, size, crop, *extra))`` decodes one chunk (8-bit images by default; FITS
+    cutouts pass :func:`synthesis.data.fits.decode_fits_chunk`) and returns the array, or a one-line
+    error as a string (exceptions of our own types pickle poorly across processes).
+    """
     from tqdm.auto import tqdm
 
     if workers is None:
@@ -82,11 +88,11 @@ def decoded_chunks(paths: Sequence[str], size: int, crop: float, workers: int | 
 
         workers = allotted_cores().cores  # the cores this process may use, not the machine's
     chunk = 64
-    jobs = [(list(paths[i : i + chunk]), size, crop) for i in range(0, len(paths), chunk)]
+    jobs = [(list(paths[i : i + chunk]), size, crop, *extra) for i in range(0, len(paths), chunk)]
     bar = tqdm(total=len(paths), desc="decoding images", unit="img", disable=not progress, leave=False)
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(jobs) > 1 else None
     try:
-        for res in (pool.map(_decode_chunk, jobs) if pool is not None else map(_decode_chunk, jobs)):
+        for res in (pool.map(decode_chunk, jobs) if pool is not None else map(decode_chunk, jobs)):
             if isinstance(res, str):
                 raise DataError(res)
             bar.update(len(res))
@@ -95,3 +101,41 @@ def decoded_chunks(paths: Sequence[str], size: int, crop: float, workers: int | 
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def decode_rows(args: tuple) -> tuple[np.ndarray, list[str]]:
+    """Worker-process decoder for inference: rows (a path, or per-band paths) → model inputs and a status per row.
+
+    ``args = (rows, size, crop, fits_layout_dict or None)``. 8-bit images come back as uint8
+    [N, S, S, 3], FITS as float32 raw fluxes [N, S, S, bands]; a row that cannot be read is zeros
+    and its one-line reason (``"ok"`` otherwise), so one bad file costs its row, not the catalogue.
+    Imports no torch: a pool of these stays small in memory.
+    """
+    rows, size, crop, layout = args
+    status = ["ok"] * len(rows)
+    if layout is None:
+        out = np.zeros((len(rows), size, size, 3), np.uint8)
+        for i, row in enumerate(rows):
+            try:
+                out[i] = decode_image(row[0], size, crop)
+            except DataError as exc:
+                status[i] = f"error: {exc}"
+        return out, status
+    from synthesis.data.fits import FitsLayout, decode_fits
+
+    fits_layout = FitsLayout.from_dict(layout)
+    images = []
+    for i, row in enumerate(rows):
+        try:
+            images.append(decode_fits(list(row), fits_layout, size, crop)[0])
+        except DataError as exc:
+            status[i] = f"error: {exc}"
+            images.append(None)
+    bands = next((im.shape[-1] for im in images if im is not None), len(fits_layout.band_names) or 1)
+    out = np.zeros((len(rows), size, size, bands), np.float32)
+    for i, im in enumerate(images):
+        if im is not None and im.shape[-1] == bands:
+            out[i] = im
+        elif im is not None:
+            status[i] = f"error: {row[0]}: {im.shape[-1]} band(s), the model takes {bands}"
+    return out, status

@@ -11,18 +11,27 @@ import torch
 
 from synthesis.data.chirality import mirror_policy
 from synthesis.data.dataset import ClassMap, GalaxyImages, load_dataset
-from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
+from synthesis.data.fits import parse_hdu
+from synthesis.data.preprocessing import (
+    BandMapping,
+    ExtraScaler,
+    Normalizer,
+    PreprocessingConfig,
+)
+from synthesis.data.sources import SourceOptions
 from synthesis.data.splits import stratified_split, stratified_subset
 from synthesis.settings import StudySettings
 
 
 @dataclass
 class TensorSplit:
-    """One split on the device: uint8 images [N,3,H,W], labels, standardised extra inputs."""
+    """One split on the device: cached pixels [N,C,H,W] (uint8 or float16), labels, standardised extra inputs,
+    and the vote fractions [N, classes] where the catalogue has them."""
 
     x: torch.Tensor
     y: torch.Tensor
     extra: torch.Tensor
+    soft: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -45,6 +54,9 @@ def load_study_data(settings: StudySettings) -> GalaxyImages:
         class_map=ClassMap.parse(settings.merge, settings.drop),
         cache_dir=settings.results_dir / "cache",
         extra_columns=settings.extra_columns,
+        options=SourceOptions(bands=settings.bands, hdu=parse_hdu(settings.hdu),
+                              soft_labels=tuple(c.strip() for c in (settings.soft_labels or "").split(",") if c.strip()),
+                              keep_columns=tuple(settings.keep_columns or ())),
         synthetic_n=settings.synthetic_n,
         synthetic_seed=settings.seed,
         progress=settings.progress,
@@ -63,15 +75,18 @@ class PreparedData:
     allow_flips: bool
 
     @classmethod
-    def from_plan(cls, data: GalaxyImages, plan: dict[str, list[int]], stats: dict[str, Any] | None = None) -> PreparedData:
-        """``stats``: the statistics a study stored when it was created (else computed from the train split)."""
+    def from_plan(cls, data: GalaxyImages, plan: dict[str, list[int]], stats: dict[str, Any] | None = None,
+                  band_mapping: str = "asinh") -> PreparedData:
+        """``stats``: the statistics a study stored when it was created (else computed from the train split:
+        for FITS fluxes first the ``band_mapping``, then the mean and std of the mapped training pixels)."""
         train = np.asarray(plan["train"])
         if stats:
             config = PreprocessingConfig.from_dict(stats, image_size=data.size, crop=data.crop, class_names=data.class_names,
                                                    extra_names=data.extra_names)
             normalizer, scaler = config.normalizer(), config.extra_scaler()
         else:
-            normalizer = Normalizer.fit(data.images, train)
+            mapping = BandMapping.fit(data.images, train, band_mapping, data.storage) if data.storage else None
+            normalizer = Normalizer.fit(data.images, train, mapping=mapping)
             scaler = ExtraScaler.fit(data.extras[train])
         pairs, allow_flips = mirror_policy(data.class_names)
         return cls(data, plan, normalizer, scaler, pairs, allow_flips)
@@ -93,11 +108,18 @@ class PreparedData:
         return int(self.data.extras.shape[1])
 
     @property
+    def in_channels(self) -> int:
+        return int(self.data.images.shape[-1])
+
+    @property
     def preprocessing(self) -> PreprocessingConfig:
         """The one preprocessing config of this study's data (what weights files and model cards carry)."""
         names = self.data.class_names
+        mapping = self.normalizer.mapping
         return PreprocessingConfig(
-            image_size=self.data.size, crop=self.data.crop, channels=("R", "G", "B")[: self.data.images.shape[-1]],
+            image_size=self.data.size, crop=self.data.crop, channels=tuple(self.data.channels),
+            pixels="float16" if mapping is not None else "uint8",
+            band_mapping=mapping.to_dict() if mapping is not None else None, fits=self.data.fits,
             mean=tuple(self.normalizer.mean), std=tuple(self.normalizer.std), extra_names=tuple(self.data.extra_names),
             extra_mean=tuple(self.extra_scaler.mean), extra_std=tuple(self.extra_scaler.std), class_names=tuple(names),
             mirror_pairs=tuple((names[a], names[b]) for a, b in self.mirror_pairs), flips_allowed=self.allow_flips)
@@ -113,7 +135,8 @@ class PreparedData:
         x = torch.from_numpy(np.ascontiguousarray(np.asarray(data.images[idx]).transpose(0, 3, 1, 2))).to(device)
         y = torch.from_numpy(np.asarray(data.labels[idx])).to(device)
         extra = torch.from_numpy(self.extra_scaler.transform(np.asarray(data.extras[idx]))).to(device)
-        return TensorSplit(x, y, extra)
+        soft = torch.from_numpy(np.asarray(data.soft[idx], dtype=np.float32)).to(device) if data.soft is not None else None
+        return TensorSplit(x, y, extra, soft)
 
     def training_kwargs(self) -> dict[str, Any]:
         """The arguments :func:`synthesis.training.train_model` takes from the data."""

@@ -13,6 +13,13 @@ import numpy as np
 import pandas as pd
 
 from synthesis.data.decode import IMAGE_EXTENSIONS
+from synthesis.data.fits import (
+    BAND_COLUMN_PREFIX,
+    FitsLayout,
+    astropy_fits,
+    band_indices,
+    is_fits,
+)
 from synthesis.errors import DataError
 
 FILE_COLUMNS = ("file", "filename", "image", "path")
@@ -41,6 +48,17 @@ GALAXY10_DECALS_NAMES = (
 )
 
 
+@dataclass(frozen=True)
+class SourceOptions:
+    """What a user says about a catalogue beyond the class map: FITS bands and HDU, vote columns, kept columns."""
+
+    bands: str | None = None
+    hdu: str | int | None = None
+    soft_labels: tuple[str, ...] = ()
+    keep_columns: tuple[str, ...] = ()
+    id_column: str = "id"
+
+
 @dataclass
 class Listing:
     files: list[str] | None  # None for in-memory sources (HDF5, synthetic)
@@ -53,11 +71,14 @@ class Listing:
     kind: str
     arrays: np.ndarray | None = None
     default_crop: float = 0.5
+    fits: FitsLayout | None = None  # FITS cutouts: files holds a path or a tuple of per-band paths per row
+    catalogue: dict[str, list[str]] | None = None  # columns carried through (ids, ra, dec…)
+    soft: np.ndarray | None = None  # vote fractions [N, classes] (--soft-labels)
 
 
-def _hash_files(paths: Sequence[str], extra: bytes = b"") -> str:
+def _hash_files(paths: Sequence, extra: bytes = b"") -> str:
     h = hashlib.sha256(extra)
-    for p in paths:
+    for p in (q for row in paths for q in (row if isinstance(row, tuple) else (row,))):
         h.update(p.encode())
         with open(p, "rb") as fh:
             h.update(hashlib.sha256(fh.read()).digest())
@@ -78,17 +99,23 @@ def _check_extras(df: pd.DataFrame, columns: Sequence[str], where: str) -> np.nd
     return values.astype(np.float32)
 
 
-def _list_csv_folder(root: Path, extra_columns: Sequence[str] | None) -> Listing:
+def _list_csv_folder(root: Path, extra_columns: Sequence[str] | None, options: SourceOptions) -> Listing:
     csv_path = root / "labels.csv"
     where = str(csv_path)
     df = read_labels_csv(csv_path)
     cols = set(df.columns)
+    band_columns = [c for c in df.columns if c.startswith(BAND_COLUMN_PREFIX)]
     file_col = next((c for c in FILE_COLUMNS if c in cols), None)
-    if file_col is None and "id" not in cols:
+    if file_col is None and "id" not in cols and not band_columns:
         raise DataError(f"{where} has no image column: need one of {FILE_COLUMNS} or 'id' (found: {', '.join(df.columns)})")
-    ids = _unique_ids(df["id"] if "id" in cols else df[file_col], where)
-    labels, class_names = labels_of(df, where)
-    files = _image_files(df, root, file_col, ids, where)
+    ids = _unique_ids(df[options.id_column] if options.id_column in cols else
+                      df["id"] if "id" in cols else df[file_col or band_columns[0]], where)
+    labels, class_names, soft = labels_of(df, where, options.soft_labels)
+    if band_columns:
+        files, layout = _band_files(df, root, band_columns, options, where)
+    else:
+        files = _image_files(df, root, file_col, ids, where)
+        layout = _fits_layout(files, options, where)
     if extra_columns is None:
         extra_names = tuple(c for c in DEFAULT_EXTRA_COLUMNS if c in cols)
     else:
@@ -97,8 +124,56 @@ def _list_csv_folder(root: Path, extra_columns: Sequence[str] | None) -> Listing
             raise DataError(f"{where} has no column {missing[0]!r} (asked for by --extra-columns; found: {', '.join(df.columns)})")
         extra_names = tuple(extra_columns)
     extras = _check_extras(df, extra_names, where)
-    content = _hash_files(files, csv_path.read_bytes())
-    return Listing(files, labels, class_names, ids, extras, extra_names, content, "csv")
+    missing = [c for c in options.keep_columns if c not in cols]
+    if missing:
+        raise DataError(f"{where} has no column {missing[0]!r} (asked for by --keep-columns; found: {', '.join(df.columns)})")
+    catalogue = {"id": ids, **{c: df[c].astype(str).tolist() for c in options.keep_columns}}
+    # (the options enter the hash only where given: data sets listed before they existed keep their fingerprint)
+    content = _hash_files(files, csv_path.read_bytes() + (repr(options).encode() if options != SourceOptions() else b""))
+    return Listing(files, labels, class_names, ids, extras, extra_names, content, "fits" if layout else "csv",
+                   fits=layout, catalogue=catalogue, soft=soft)
+
+
+def _fits_layout(files: list[str], options: SourceOptions, where: str) -> FitsLayout | None:
+    """One FITS file per row (an image or a band cube), or None for 8-bit images; never a mix."""
+    kinds = {is_fits(f) for f in files}
+    if kinds == {False}:
+        if options.bands or options.hdu is not None:
+            raise DataError(f"{where}: --bands and --hdu apply to FITS files, and this catalogue lists none")
+        return None
+    if len(kinds) > 1:
+        first = next(f for f in files if is_fits(f) != is_fits(files[0]))
+        raise DataError(f"{where}: FITS and other images in one catalogue (e.g. {Path(first).name}); use one kind")
+    astropy_fits()  # the extra is installed, or one line says which
+    bands = band_indices(options.bands)
+    if options.bands and bands is None:
+        raise DataError(f"--bands {options.bands!r}: for band cubes give plane indices, e.g. 0,1,2")
+    names = tuple(f"band{b}" for b in bands) if bands is not None else ()
+    return FitsLayout(options.hdu, bands, names, per_band_files=False)
+
+
+def _band_files(df: pd.DataFrame, root: Path, band_columns: list[str], options: SourceOptions,
+                where: str) -> tuple[list[tuple[str, ...]], FitsLayout]:
+    """One FITS file per band and row (columns file_g, file_r, …), in --bands order (default: the columns')."""
+    names = [c[len(BAND_COLUMN_PREFIX):] for c in band_columns]
+    if options.bands:
+        wanted = [b.strip() for b in options.bands.split(",") if b.strip()]
+        unknown = [b for b in wanted if b not in names]
+        if unknown:
+            raise DataError(f"--bands {options.bands!r}: {where} has no column file_{unknown[0]} (bands: {', '.join(names)})")
+        names = wanted
+    astropy_fits()
+    files = []
+    for i, row in enumerate(df.itertuples(index=False)):
+        paths = []
+        for name in names:
+            rel = str(getattr(row, BAND_COLUMN_PREFIX + name)).strip()
+            path = root / rel if (root / rel).is_file() else root / "images" / rel
+            if not rel or not path.is_file():
+                raise DataError(f"{where} line {i + 2}: listed image does not exist: {root / rel}")
+            paths.append(str(path))
+        files.append(tuple(paths))
+    return files, FitsLayout(options.hdu, None, tuple(names), per_band_files=True)
 
 
 def read_labels_csv(csv_path: Path) -> pd.DataFrame:
@@ -125,8 +200,48 @@ def _unique_ids(column: pd.Series, where: str) -> list[str]:
     return ids
 
 
-def labels_of(df: pd.DataFrame, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Class indices and names from ``label_name``/``class`` (names) or ``label`` (integers), or both (must agree)."""
+def labels_of(df: pd.DataFrame, where: str, soft_columns: Sequence[str] = ()) -> tuple[np.ndarray, tuple[str, ...],
+                                                                                        np.ndarray | None]:
+    """Class indices and names, and vote fractions where ``soft_columns`` name them (else None).
+
+    Hard labels from ``label_name``/``class`` (names) or ``label`` (integers), or both (must agree).
+    With vote columns the classes are the columns and each galaxy's label is its plurality class.
+    """
+    if soft_columns:
+        return _soft_labels(df, where, soft_columns)
+    labels, names = _hard_labels(df, where)
+    return labels, names, None
+
+
+def _soft_labels(df: pd.DataFrame, where: str, columns: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """Per-class vote fractions (or counts, normalised per row); the plurality class is the hard label."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{where} has no column {missing[0]!r} (asked for by --soft-labels; found: {', '.join(df.columns)})")
+    if len(columns) < 2:
+        raise DataError("--soft-labels needs one column per class, at least two")
+    votes = np.column_stack([pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64) for c in columns])
+    bad = ~np.isfinite(votes).all(axis=1) | (votes < 0).any(axis=1) | (votes.sum(axis=1) <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where} line {i + 2}: vote columns {', '.join(columns)} must be non-negative numbers with a "
+                        f"positive sum (found {df.loc[df.index[i], list(columns)].tolist()})")
+    fractions = votes / votes.sum(axis=1, keepdims=True)
+    return fractions.argmax(axis=1).astype(np.int64), tuple(class_name_of(c) for c in columns), fractions.astype(np.float32)
+
+
+def class_name_of(column: str) -> str:
+    """``p_elliptical`` / ``vote_elliptical`` / ``elliptical_fraction`` / ``elliptical_votes`` → ``elliptical``."""
+    for prefix in ("p_", "frac_", "fraction_", "vote_", "votes_"):
+        if column.startswith(prefix):
+            column = column[len(prefix):]
+    for suffix in ("_fraction", "_frac", "_votes", "_count", "_debiased"):
+        if column.endswith(suffix):
+            column = column[: -len(suffix)]
+    return column
+
+
+def _hard_labels(df: pd.DataFrame, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
     cols = set(df.columns)
     label_col = next((c for c in NAME_COLUMNS if c in cols), None) or ("label" if "label" in cols else None)
     if label_col is None:
@@ -246,7 +361,9 @@ def _list_hdf5(path: Path) -> Listing:
                     h.hexdigest(), "galaxy10-hdf5", arrays=images, default_crop=1.0)
 
 
-def listing_for(path: str | None, extra_columns: Sequence[str] | None, synthetic_n: int, size: int, seed: int) -> Listing:
+def listing_for(path: str | None, extra_columns: Sequence[str] | None, synthetic_n: int, size: int, seed: int,
+                options: SourceOptions | None = None) -> Listing:
+    options = options or SourceOptions()
     if path is None or path == SYNTHETIC_SOURCE:
         from synthesis.data.synthetic import generate_galaxies
 
@@ -262,8 +379,10 @@ def listing_for(path: str | None, extra_columns: Sequence[str] | None, synthetic
         if p.suffix.lower() in (".h5", ".hdf5"):
             return _list_hdf5(p)
         raise DataError(f"{path} is a file; expected a folder (with labels.csv or class sub-folders) or a .h5 file")
+    if options != SourceOptions() and not (p / "labels.csv").exists():
+        raise DataError(f"{path}: --bands, --hdu, --soft-labels and --keep-columns need a labels.csv catalogue")
     if (p / "labels.csv").exists():
-        return _list_csv_folder(p, extra_columns)
+        return _list_csv_folder(p, extra_columns, options)
     if any(f.suffix.lower() == ".csv" for f in p.iterdir()):
         raise DataError(f"{path}: found a CSV but no labels.csv (rename it to labels.csv)")
     return _list_image_folder(p)

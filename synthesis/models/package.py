@@ -5,6 +5,9 @@ One ``torch.save`` dict, loaded with ``weights_only=True`` (loading never runs c
     {"format": "galaxy-synth-model/1", "state_dict": {...}, "arch": {...spec...},
      "preprocessing": {...PreprocessingConfig...} or None, "info": {...}}
 
+:class:`PackagedModel` is the network with its preprocessing and probability calibration baked in:
+what export traces to TorchScript and ONNX and what predict runs.
+
 Files written before this format (a bare state dict; or full training's
 ``{"state_dict", "arch", "normalizer", "extra_scaler", "class_names"}``) still load.
 """
@@ -18,11 +21,17 @@ import torch
 from torch import nn
 
 from galaxy_common.files import atomic_path
-from synthesis.data.preprocessing import PreprocessingConfig
+from synthesis.data.preprocessing import (
+    ExtraScaler,
+    Normalizer,
+    PreprocessingConfig,
+    asinh,
+)
 from synthesis.models.builder import build_model
 from synthesis.models.spec import ModelSpec, model_spec_from_dict
 
 WEIGHTS_FORMAT = "galaxy-synth-model/1"
+MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
 
 
 def save_model(path: str | Path, model: nn.Module, spec: ModelSpec, preprocessing: PreprocessingConfig | None,
@@ -53,3 +62,42 @@ def load_model(path: str | Path, spec: ModelSpec | None = None) -> tuple[nn.Modu
     model = build_model(spec)
     model.load_state_dict(state)
     return model, spec, preprocessing
+
+
+class PackagedModel(nn.Module):
+    """The trained network with its input preprocessing baked in: images (+ raw extras) → logits.
+
+    8-bit images arrive as float tensors in [0, 1]; FITS fluxes arrive raw (float32) and go through
+    the study's band mapping (asinh or linear, per band) here, then the training split's per-channel
+    mean and std in both cases.
+    """
+
+    def __init__(self, net: nn.Module, normalizer: Normalizer, scaler: ExtraScaler, n_extra: int,
+                 temperature: float = 1.0) -> None:
+        super().__init__()
+        self.net = net
+        self.n_extra = n_extra
+        device = next(net.parameters()).device  # the buffers live beside the weights
+        f32 = {"dtype": torch.float32, "device": device}
+        channels = len(normalizer.mean)
+        self.register_buffer("mean", torch.tensor(normalizer.mean, **f32).view(1, channels, 1, 1))
+        self.register_buffer("std", torch.tensor(normalizer.std, **f32).view(1, channels, 1, 1))
+        mapping = normalizer.mapping
+        self.mapping = mapping.kind if mapping is not None else "none"
+        self.register_buffer("band_offset", torch.tensor(mapping.offset if mapping else [0.0] * channels, **f32).view(1, channels, 1, 1))
+        self.register_buffer("band_scale", torch.tensor(mapping.scale if mapping else [1.0] * channels, **f32).view(1, channels, 1, 1))
+        self.register_buffer("extra_mean", torch.tensor(scaler.mean or [0.0] * n_extra, **f32))
+        self.register_buffer("extra_std", torch.tensor(scaler.std or [1.0] * n_extra, **f32))
+        # calibrated logits: divided by the temperature fitted on the validation split (argmax unchanged)
+        self.register_buffer("temperature", torch.tensor(float(temperature), **f32))
+
+    def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        x = images
+        if self.mapping != "none":
+            x = (x - self.band_offset) / self.band_scale
+            if self.mapping == "asinh":
+                x = asinh(x)
+        x = (x - self.mean) / self.std
+        if self.n_extra == 0 or extra is None:
+            return self.net(x) / self.temperature
+        return self.net(x, (extra - self.extra_mean) / self.extra_std) / self.temperature

@@ -113,7 +113,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         d, s = self.data, self.settings
         yield_if_surplus(trial, s.trials)  # before any work; checked again when the trial would count as finished
-        spec, train_cfg = self.space.suggest(trial, d.num_classes, d.image_size, d.n_extra)
+        spec, train_cfg = self.space.suggest(trial, d.num_classes, d.image_size, d.n_extra, d.in_channels)
         train_cfg = train_cfg.replace(loss=s.loss, label_smoothing=s.label_smoothing, schedule=s.schedule, warmup=s.warmup)
         max_flops = s.max_mflops * 1e6 if s.max_mflops else None
         fitted = fit_to_caps(spec, s.max_params, max_flops, self.space.widths, self.space.stem_widths)

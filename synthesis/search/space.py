@@ -51,7 +51,8 @@ class SearchSpace:
             params[f"depth_s{i}"], params[f"width_s{i}"] = stage.depth, stage.width
         return params
 
-    def suggest(self, trial: optuna.Trial, num_classes: int, image_size: int, n_extra: int) -> tuple[ArchSpec, TrainConfig]:
+    def suggest(self, trial: optuna.Trial, num_classes: int, image_size: int, n_extra: int,
+                in_channels: int = 3) -> tuple[ArchSpec, TrainConfig]:
         # Deep stages need room to downsample: 2**n_stages must fit in the image.
         max_stages = self.max_stages
         while max_stages > self.min_stages and image_size < 2 ** (max_stages + 1):
@@ -74,6 +75,7 @@ class SearchSpace:
             dropout=trial.suggest_float("dropout", 0.0, self.max_dropout),
             image_size=image_size,
             n_extra=n_extra,
+            in_channels=in_channels,
         )
         train = TrainConfig(
             optimizer=trial.suggest_categorical("optimizer", self.optimizers),

@@ -220,7 +220,7 @@ def new_study_attrs(settings: StudySettings, data: GalaxyImages, sampler_info: d
         "settings": settings.frozen(), "fingerprint": data.fingerprint, "class_names": list(data.class_names),
         "extra_names": list(data.extra_names), "image_size": data.size, "crop": data.crop, "n_images": len(data),
         "cache_file": Path(data.cache_file).name if data.cache_file else None, "plan": plan,
-        "preprocessing": PreparedData.from_plan(data, plan).statistics(),
+        "preprocessing": PreparedData.from_plan(data, plan, band_mapping=settings.band_mapping).statistics(),
         "sampler": sampler_info, "pruner": pruner_name, "objective": settings.objective, "objective_note": objective_note,
         "directions": directions, "calibration": calibration, "search_space": SearchSpace().to_dict(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__, "optuna": optuna.__version__,

@@ -49,7 +49,9 @@ class DihedralAugment:
                 maps.append(torch.rot90(base, k, dims=(2, 3)).reshape(-1))
         return torch.stack(maps)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None,
+                 soft: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Augmented images and labels — and vote fractions, whose mirror-class columns a flip swaps too."""
         n, c, h, w = x.shape
         if h != w:
             raise ValueError("dihedral augmentation needs square images")
@@ -66,9 +68,11 @@ class DihedralAugment:
         out = torch.gather(x.reshape(n, c, h * w), 2, index[:, None, :].expand(n, c, h * w)).view(n, c, h, w)
         flipped = flip.bool().to(y.device)
         y = torch.where(flipped, self._flip_label[y], y)
+        if soft is not None:
+            soft = torch.where(flipped[:, None], soft[:, self._flip_label], soft)
         if self.noise_std > 0:
             out = out.add_(self._noise(out, generator), alpha=self.noise_std)
-        return out, y
+        return out, y, soft
 
 
 def _draw_device(generator: torch.Generator | None, like: torch.Tensor) -> torch.device:

@@ -19,7 +19,12 @@ from synthesis.hardware.device import autocast, grad_scaler
 from synthesis.models.spec import TrainConfig
 from synthesis.training.augment import DihedralAugment
 from synthesis.training.metrics import classification_metrics
-from synthesis.training.recipe import make_loss, make_optimizer, make_scheduler
+from synthesis.training.recipe import (
+    make_loss,
+    make_optimizer,
+    make_scheduler,
+    soft_cross_entropy,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -41,6 +46,7 @@ class EpochRecord:
     val_acc: float | None = None
     val_balanced_acc: float | None = None
     val_predicted_classes: int | None = None  # how many classes the model predicts on the validation split
+    val_fraction_mae: float | None = None  # with vote fractions: mean |predicted probability − vote fraction|
 
 
 @dataclass
@@ -70,6 +76,7 @@ class EvalResult:
     macro_f1: float
     confusion: list[list[int]]
     probabilities: np.ndarray | None = None
+    fraction_mae: float | None = None  # mean absolute error of the class probabilities against the vote fractions
 
 
 def _forward(model: nn.Module, x: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
@@ -88,6 +95,7 @@ def evaluate(model: nn.Module, split: TensorSplit, normalizer: Normalizer, num_c
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
     probs = []
+    fraction_error = torch.zeros((), dtype=torch.float64, device=device)
     for start in range(0, len(split), batch_size):
         sl = slice(start, start + batch_size)
         with autocast(device, precision):
@@ -98,11 +106,14 @@ def evaluate(model: nn.Module, split: TensorSplit, normalizer: Normalizer, num_c
         confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2)
         if keep_probabilities:
             probs.append(F.softmax(logits, 1))
+        if split.soft is not None:
+            fraction_error += (F.softmax(logits, 1) - split.soft[sl]).abs().mean(dim=1).sum()
     model.train(was_training)
     cm = confusion.view(num_classes, num_classes).cpu().numpy()
     acc, bal, f1 = classification_metrics(cm)
+    mae = float(fraction_error) / max(1, len(split)) if split.soft is not None else None
     return EvalResult(float(total_loss) / max(1, len(split)), acc, bal, f1, cm.tolist(),
-                      torch.cat(probs).cpu().numpy() if keep_probabilities and probs else None)
+                      torch.cat(probs).cpu().numpy() if keep_probabilities and probs else None, mae)
 
 
 def _first_bad_batch(losses: torch.Tensor, grads: torch.Tensor, epoch: int, check_grads: bool) -> str | None:
@@ -155,6 +166,7 @@ def train_model(
                     raise TrainingDiverged(f"validation loss became {ev.loss} at epoch {epoch}")
                 record.val_loss, record.val_acc, record.val_balanced_acc = ev.loss, ev.accuracy, ev.balanced_accuracy
                 record.val_predicted_classes = int((np.asarray(ev.confusion).sum(axis=0) > 0).sum())
+                record.val_fraction_mae = ev.fraction_mae
             history.epochs.append(record)
             if on_epoch_end is not None:
                 on_epoch_end(record)
@@ -223,11 +235,13 @@ class _Run:
         """One optimiser step on the rows ``idx``; returns (loss, accuracy, gradient norm), still on the device."""
         x = self.normalizer(self.train.x[idx])
         y = self.train.y[idx]
+        soft = self.train.soft[idx] if self.train.soft is not None else None
         if self.augment is not None:
-            x, y = self.augment(x, y, self.generator)
+            x, y, soft = self.augment(x, y, self.generator, soft)
         with autocast(self.device, self.precision):
             logits = _forward(self.model, x, self.train.extra[idx])
-            loss = self.loss_fn(logits.float(), y)
+            # vote fractions as soft targets (soft-target cross-entropy); else the loss of the recipe
+            loss = soft_cross_entropy(logits.float(), soft) if soft is not None else self.loss_fn(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

@@ -31,6 +31,11 @@ def make_loss(cfg: TrainConfig, train_labels: torch.Tensor, num_classes: int) ->
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
 
 
+def soft_cross_entropy(logits: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a distribution over classes (Galaxy Zoo's vote fractions), as zoobot trains on votes."""
+    return -(fractions * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = model.parameters()
     if cfg.optimizer == "adamw":

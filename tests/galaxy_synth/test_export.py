@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -21,7 +22,8 @@ from synthesis.training.loop import evaluate
 def test_every_file_is_there_and_the_summary_lists_both(exported_study):
     for rank in (1, 2):
         folder = exported_study / "studies/exp/models" / f"rank{rank}"
-        assert {p.name for p in folder.iterdir()} == {"model.pt", "arch.json", "model.ts", "model.onnx", "card.json", "card.md"}
+        assert {p.name for p in folder.iterdir()} == {"model.pt", "arch.json", "model.ts", "model.onnx", "card.json", "card.md",
+                                                      "test_predictions.csv", "reliability.png"}
     assert not [p for p in (exported_study / "studies/exp/models").iterdir() if p.name.startswith(".") or p.name.endswith(".old")]
     summary = json.loads((exported_study / "studies/exp/top2_models.json").read_text())
     assert [s["rank"] for s in summary] == [1, 2] and summary[0]["rank_score"] >= summary[1]["rank_score"]
@@ -118,3 +120,19 @@ def test_the_model_cards_snippet_runs_as_written(exported_study, tmp_path):
     res = subprocess.run([sys.executable, "-c", snippet], cwd=folder, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "spiral_cw" in res.stdout  # printed the class probabilities
+
+
+def test_the_packaged_model_applies_the_temperature_fitted_on_validation(exported_study):
+    card = json.loads((exported_study / "studies/exp/models/rank1/card.json").read_text())
+    calibration = card["probability_calibration"]
+    assert 0.05 <= calibration["temperature"] <= 20 and calibration["ece_after"] >= 0
+    assert calibration["ece_after"] <= calibration["ece_before"] + 0.05  # one parameter fitted on val cannot do much harm
+    loaded = load_model_dir(exported_study / "studies/exp/models/rank1")
+    inputs = _example_inputs(loaded.spec, n=4)
+    scripted = torch.jit.load(str(exported_study / "studies/exp/models/rank1/model.ts"))
+    with torch.no_grad():
+        raw = loaded.model.net((inputs[0] - loaded.model.mean) / loaded.model.std,
+                               (inputs[1] - loaded.model.extra_mean) / loaded.model.extra_std)
+        assert torch.allclose(scripted(*inputs), raw / calibration["temperature"], atol=1e-5)
+    tests = pd.read_csv(exported_study / "studies/exp/models/rank1/test_predictions.csv")
+    assert len(tests) == card["test"]["n_images"] and np.allclose(tests.filter(like="p_").sum(axis=1), 1, atol=1e-5)

@@ -79,10 +79,12 @@ def test_bad_inputs_are_one_line_and_write_nothing(exported_study, images, tmp_p
     pd.read_csv(extra).drop(columns="z_err").to_csv(tmp_path / "no_zerr.csv", index=False)
     _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(tmp_path / "no_zerr.csv"),
                               "-o", str(out)], "no column 'z_err'", out)
-    not_image = tmp_path / "g0.png"
-    not_image.write_text("this is not an image")
-    _expect_one_line(capsys, ["predict", "--model", str(model), str(not_image), "--extra", str(extra), "-o", str(out)],
-                     "corrupt or unreadable image", out)
+    _expect_one_line(capsys, ["predict", "--model", str(model), "-o", str(out)], "give IMAGEs", out)
+    _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "-o", str(tmp_path / "nowhere" / "p.csv")],
+                     "does not exist or is not writable", out)
+    pd.DataFrame({"id": ["a"], "path": ["x.png"]}).to_csv(tmp_path / "cat.csv", index=False)
+    _expect_one_line(capsys, ["predict", "--model", str(model), "--catalogue", str(tmp_path / "cat.csv"), "-o", str(out)],
+                     "has no column 'file'", out)
     (model / "model.pt").write_bytes(b"\x00garbage")
     _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(extra), "-o", str(out)],
                      "corrupt model.pt", out)
@@ -99,9 +101,9 @@ def test_without_extra_inputs_the_training_means_are_used_and_flagged(exported_s
     assert (df["extra_inputs"] == "training-set means (no --extra given)").all()
     loaded = load_model_dir(model)
     means = np.tile(np.array(loaded.card["extra_inputs"]["mean"], dtype=np.float32), (6, 1))
-    from synthesis.data.decode import decode_image
+    from galaxy_synth.predict import read_inputs
 
-    imgs = np.stack([decode_image(str(folder / f"g{i}.png"), 32, 1.0) for i in range(6)])
+    imgs = read_inputs(loaded, [[str(folder / f"g{i}.png")] for i in range(6)])
     want = predict_probabilities(loaded, imgs, means)
     assert np.allclose(df[[f"p_{c}" for c in loaded.class_names]].to_numpy(), want, atol=1e-5)
 

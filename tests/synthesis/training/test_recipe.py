@@ -33,3 +33,18 @@ def test_warmup_then_decay_reaches_zero_within_the_run():
         assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))  # then decays monotonically ...
         assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # ... to zero after the last step
 
+
+
+def test_soft_cross_entropy_is_cross_entropy_with_probability_targets():
+    from synthesis.training.recipe import soft_cross_entropy
+
+    logits = torch.randn(8, 4)
+    y = torch.randint(0, 4, (8,))
+    one_hot = torch.nn.functional.one_hot(y, 4).float()
+    assert torch.allclose(soft_cross_entropy(logits, one_hot), torch.nn.functional.cross_entropy(logits, y))
+    votes = torch.softmax(torch.randn(8, 4), 1)
+    assert torch.allclose(soft_cross_entropy(logits, votes), torch.nn.functional.cross_entropy(logits, votes))
+    # the gradient pulls the prediction towards the vote fractions, not towards the plurality class
+    fitted = votes.log().clone().requires_grad_(True)
+    soft_cross_entropy(fitted, votes).backward()
+    assert fitted.grad.abs().max() < 1e-6

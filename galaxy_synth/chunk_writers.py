@@ -1,0 +1,100 @@
+"""Where predict's rows go, a chunk at a time: one CSV with a journal, or a folder of Parquet parts.
+
+Both resume: a rerun of the same run (same model, rows and options: the signature) goes on after
+the last whole chunk; another run's output is never silently mixed in or overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from galaxy_common.errors import DataError
+
+
+class CsvChunkWriter:
+    """One CSV appended a chunk at a time, with a journal of what is whole; resumes where a run stopped."""
+
+    def __init__(self, path: Path, signature: str, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.journal = self.path.with_name(self.path.name + ".progress.json")
+        self.signature = signature
+        state = json.loads(self.journal.read_text()) if self.journal.is_file() else None
+        if state is not None and state.get("signature") != signature and not overwrite:
+            raise DataError(f"{self.path} is a run of another model, input list or option set (its journal says so): "
+                            "pass --overwrite or choose another -o")
+        if state is None and self.path.exists() and not overwrite:
+            raise DataError(f"{self.path} exists and was not written by a resumable predict: pass --overwrite or choose another -o")
+        if state is None or state.get("signature") != signature:
+            state = {"signature": signature, "chunks": 0, "rows": 0, "bytes": 0, "complete": False}
+            self.path.unlink(missing_ok=True)
+        self.state = state
+        with open(self.path, "ab") as f:  # drop a chunk a kill left half-written
+            f.truncate(state["bytes"])
+
+    @property
+    def chunks_done(self) -> int:
+        return int(self.state["chunks"])
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.state.get("complete"))
+
+    def append(self, table: pd.DataFrame) -> None:
+        with open(self.path, "ab") as f:
+            f.write(table.to_csv(index=False, header=self.state["bytes"] == 0).encode())
+            f.flush()
+            os.fsync(f.fileno())
+            size = f.tell()
+        self.state.update(chunks=self.state["chunks"] + 1, rows=self.state["rows"] + len(table), bytes=size)
+        self._save()
+
+    def finish(self) -> None:
+        self.state["complete"] = True
+        self._save()
+
+    def _save(self) -> None:
+        from galaxy_common.files import atomic_write_text
+
+        atomic_write_text(self.journal, json.dumps(self.state))
+
+
+class ParquetChunkWriter:
+    """A folder of ``part-NNNNNN.parquet`` files, one per chunk, each written whole (pandas and Dask read the folder)."""
+
+    def __init__(self, path: Path, signature: str, overwrite: bool = False) -> None:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise DataError("Parquet output needs pyarrow (pip install pyarrow); or write a .csv") from None
+        self.path = Path(path)
+        marker = self.path / "_signature"
+        if self.path.exists() and not overwrite:
+            if not marker.is_file() or marker.read_text() != signature:
+                raise DataError(f"{self.path} holds another run (or not a predict output): pass --overwrite or choose another -o")
+        elif self.path.exists():
+            import shutil
+
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        marker.write_text(signature)
+        parts = sorted(self.path.glob("part-*.parquet"))
+        self._next = len(parts)  # parts are written in order, so the first missing one is where to go on
+        self.complete = (self.path / "_complete").is_file()
+
+    @property
+    def chunks_done(self) -> int:
+        return self._next
+
+    def append(self, table: pd.DataFrame) -> None:
+        part = self.path / f"part-{self._next:06d}.parquet"
+        tmp = part.with_suffix(".tmp")
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, part)
+        self._next += 1
+
+    def finish(self) -> None:
+        (self.path / "_complete").write_text("")

@@ -1,0 +1,48 @@
+"""Test-time views: the dihedral group of a galaxy image (4 rotations × an optional mirror flip).
+
+A galaxy has no preferred orientation, so averaging a model's probabilities over rotated and
+mirrored copies (test-time augmentation) steadies them. As in training, a mirror flip turns a
+clockwise spiral into an anticlockwise one: the mirrored view's outputs are permuted back so that
+each column still means its class. Where a chiral class has no mirror partner, flips are left out.
+Used by export (to calibrate TTA probabilities) and by predict (to produce them).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+View = tuple[int, bool]  # (quarter turns, mirrored)
+
+
+def dihedral_views(flips_allowed: bool) -> list[View]:
+    """All 8 views, or the 4 rotations where flips are not allowed."""
+    flips = (False, True) if flips_allowed else (False,)
+    return [(k, f) for f in flips for k in range(4)]
+
+
+def mirror_permutation(class_names: Sequence[str], mirror_pairs: Sequence[Sequence[str]]) -> list[int]:
+    """Class index order that swaps each mirror pair (applied to a mirrored view's outputs)."""
+    names = list(class_names)
+    perm = list(range(len(names)))
+    for a, b in mirror_pairs:
+        i, j = names.index(a), names.index(b)
+        perm[i], perm[j] = j, i
+    return perm
+
+
+def view_of(x: torch.Tensor, view: View) -> torch.Tensor:
+    quarter_turns, mirrored = view
+    return torch.rot90(x.flip(-1) if mirrored else x, quarter_turns, dims=(-2, -1))
+
+
+@torch.inference_mode()
+def view_logits(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: Sequence[View],
+                perm: Sequence[int]) -> torch.Tensor:
+    """Logits [V, N, K] of ``forward`` on each view of the batch ``x`` [N, C, H, W], mirrored views permuted back."""
+    out = []
+    for view in views:
+        logits = forward(view_of(x, view)).float()
+        out.append(logits[:, list(perm)] if view[1] else logits)
+    return torch.stack(out)

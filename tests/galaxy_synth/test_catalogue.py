@@ -1,0 +1,166 @@
+"""Streaming catalogue inference: chunked equals in-memory, resumes after kill -9 without lost or duplicated rows,
+unreadable images are a status, Parquet and Dask give the same rows, unfamiliar images are flagged."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from galaxy_synth.catalogue import rows_from_catalogue
+from galaxy_synth.cli import main
+from galaxy_synth.predict import load_model_dir, predict_probabilities, read_inputs
+from synthesis.data.synthetic import generate_galaxies
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    """40 procedural galaxies as PNG files and a catalogue CSV with id, file, z, z_err, ra, dec."""
+    imgs, _, extras, _ = generate_galaxies(n=40, size=48, seed=21)
+    root = tmp_path_factory.mktemp("cat")
+    (root / "img").mkdir()
+    rows = []
+    for i, im in enumerate(imgs):
+        Image.fromarray(im).save(root / "img" / f"g{i}.png")
+        rows.append({"id": f"G{i:03d}", "file": f"img/g{i}.png", "z": extras[i, 0], "z_err": extras[i, 1],
+                     "ra": 150 + i / 100, "dec": 2 - i / 100})
+    pd.DataFrame(rows).to_csv(root / "cat.csv", index=False)
+    return root
+
+
+def _model(exported_study):
+    return exported_study / "studies/exp/models/rank1"
+
+
+def test_chunked_output_equals_the_whole_catalogue_in_memory(exported_study, catalogue, tmp_path):
+    model = _model(exported_study)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(model), "--catalogue", str(catalogue / "cat.csv"), "--keep-columns", "ra,dec",
+                 "--chunk-size", "7", "--workers", "1", "--no-progress", "-o", str(out)]) == 0
+    df = pd.read_csv(out)
+    cat = pd.read_csv(catalogue / "cat.csv")
+    assert df["id"].tolist() == cat["id"].tolist() and np.allclose(df["ra"], cat["ra"])  # catalogue order, columns carried
+    loaded = load_model_dir(model)
+    images = read_inputs(loaded, [[str(catalogue / f)] for f in cat["file"]])
+    want = predict_probabilities(loaded, images, cat[["z", "z_err"]].to_numpy(np.float32))
+    assert np.allclose(df[[f"p_{c}" for c in loaded.class_names]].to_numpy(), want, atol=1e-5)
+    assert (df["status"] == "ok").all() and df["domain_z"].notna().all()
+    assert json.loads((tmp_path / "p.csv.progress.json").read_text())["complete"] is True
+
+
+def test_a_rerun_after_kill_9_resumes_with_no_lost_or_duplicated_row(exported_study, catalogue, tmp_path):
+    """Row 23 is a named pipe: opening it blocks, so the run is killed (-9) exactly inside chunk 5 of 10."""
+    model = _model(exported_study)
+    cat = pd.read_csv(catalogue / "cat.csv")
+    work = tmp_path / "w"
+    (work / "img").mkdir(parents=True)
+    for f in cat["file"]:
+        (work / f).symlink_to(catalogue / f)
+    (work / "img" / "g23.png").unlink()
+    os.mkfifo(work / "img" / "g23.png")
+    cat.to_csv(work / "cat.csv", index=False)
+    out = tmp_path / "p.csv"
+    argv = [sys.executable, "-m", "galaxy_synth", "predict", "--model", str(model), "--catalogue", str(work / "cat.csv"),
+            "--chunk-size", "4", "--workers", "1", "--no-progress", "-o", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    journal = tmp_path / "p.csv.progress.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (journal.is_file() and json.loads(journal.read_text())["chunks"] >= 5):
+        time.sleep(0.2)
+    time.sleep(0.5)  # it is now blocked in chunk 5 (rows 20-23)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = json.loads(journal.read_text())
+    assert state["chunks"] == 5 and state["complete"] is False
+    with open(out, "ab") as f:
+        f.write(b"G020,img/g20.png,ok,half a ro")  # as if the kill had come in the middle of a write
+    (work / "img" / "g23.png").unlink()
+    (work / "img" / "g23.png").symlink_to(catalogue / "img" / "g23.png")
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "resumed after 5 chunk(s)" in res.stdout
+    got = pd.read_csv(out)
+    clean = tmp_path / "clean.csv"
+    assert main(["predict", "--model", str(model), "--catalogue", str(work / "cat.csv"), "--chunk-size", "4",
+                 "--workers", "1", "--no-progress", "-o", str(clean)]) == 0
+    pd.testing.assert_frame_equal(got, pd.read_csv(clean))
+    assert got["id"].is_unique and len(got) == 40
+
+
+def test_an_unreadable_image_is_a_status_and_a_count_not_a_crash(exported_study, catalogue, tmp_path, capsys):
+    cat = pd.read_csv(catalogue / "cat.csv")
+    (tmp_path / "broken.png").write_text("not an image")
+    cat.loc[5, "file"] = str(tmp_path / "broken.png")
+    cat.loc[6, "file"] = str(tmp_path / "missing.png")
+    cat["file"] = [f if os.path.isabs(f) else str(catalogue / f) for f in cat["file"]]
+    cat.to_csv(tmp_path / "cat.csv", index=False)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(_model(exported_study)), "--catalogue", str(tmp_path / "cat.csv"),
+                 "--chunk-size", "8", "--workers", "1", "--no-progress", "-o", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert "2 unreadable" in capsys.readouterr().out
+    assert df.loc[5, "status"].startswith("error: corrupt or unreadable image") and "not found" in df.loc[6, "status"]
+    assert df.loc[[5, 6], "p_elliptical"].isna().all() and (df.drop(index=[5, 6])["status"] == "ok").all()
+
+
+def test_parquet_parts_two_processes_and_a_local_dask_cluster_give_the_same_rows(exported_study, catalogue, tmp_path):
+    pytest.importorskip("distributed", reason="the Dask run needs dask.distributed (the dask extra; in the dev extra)")
+    pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow (in the dev extra)")
+    model = str(_model(exported_study))
+    common = ["predict", "--model", model, "--catalogue", str(catalogue / "cat.csv"), "--chunk-size", "6", "--no-progress"]
+    assert main([*common, "--workers", "1", "-o", str(tmp_path / "one.csv")]) == 0
+    assert main([*common, "--workers", "2", "-o", str(tmp_path / "two.csv")]) == 0
+    assert main([*common, "--dask", "local", "--workers", "2", "-o", str(tmp_path / "dask.csv")]) == 0
+    assert main([*common, "--workers", "1", "-o", str(tmp_path / "p.parquet")]) == 0
+    one = pd.read_csv(tmp_path / "one.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "two.csv"), one)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask.csv"), one)  # row for row
+    parquet = pd.read_parquet(tmp_path / "p.parquet")
+    assert len(list((tmp_path / "p.parquet").glob("part-*.parquet"))) == 7
+    assert parquet["id"].tolist() == one["id"].tolist() and np.allclose(parquet["p_merger"], one["p_merger"])
+
+
+def test_a_second_run_of_a_finished_output_does_nothing_and_another_run_refuses_to_overwrite(exported_study, catalogue,
+                                                                                              tmp_path, capsys):
+    model = str(_model(exported_study))
+    out = tmp_path / "p.csv"
+    common = ["predict", "--model", model, "--catalogue", str(catalogue / "cat.csv"), "--workers", "1", "--no-progress"]
+    assert main([*common, "-o", str(out)]) == 0
+    before = out.read_bytes()
+    assert main([*common, "-o", str(out)]) == 0 and "already complete" in capsys.readouterr().out
+    assert out.read_bytes() == before
+    assert main([*common, "--tta", "-o", str(out)]) == 2  # another option set: not silently mixed in
+    assert "another model, input list or option set" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main([*common, "--tta", "--overwrite", "-o", str(out)]) == 0 and out.read_bytes() != before
+
+
+def test_images_unlike_the_training_set_are_flagged_per_row_and_warned_once(exported_study, catalogue, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "bright"
+    folder.mkdir()
+    for i in range(6):  # bright, noisy fields: nothing like the dark-sky procedural galaxies
+        Image.fromarray(rng.integers(150, 255, size=(48, 48, 3), dtype=np.uint8)).save(folder / f"b{i}.png")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(_model(exported_study)), str(folder), "--workers", "1", "--no-progress",
+                 "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("not like the training images") == 1
+    assert (pd.read_csv(out)["domain_z"] > 3).all()
+    familiar = tmp_path / "f.csv"
+    assert main(["predict", "--model", str(_model(exported_study)), "--catalogue", str(catalogue / "cat.csv"),
+                 "--workers", "1", "--no-progress", "-o", str(familiar)]) == 0
+    assert "not like the training images" not in capsys.readouterr().err
+    assert pd.read_csv(familiar)["domain_z"].median() < 3
+
+
+def test_catalogue_rows_resolve_paths_against_the_csv_and_take_extras_from_it(exported_study, catalogue):
+    rows = rows_from_catalogue(load_model_dir(_model(exported_study)), catalogue / "cat.csv", ["ra"])
+    assert rows.paths[0] == (str(catalogue / "img/g0.png"),) and rows.extras.shape == (40, 2) and rows.extras_note is None
+    assert rows.carried.columns.tolist() == ["id", "file", "ra"]
