@@ -119,6 +119,7 @@ class ChunkJob:
     paths: tuple[tuple[str, ...], ...]
     extras: np.ndarray
     tta: bool
+    precision: str = "fp32"
 
 
 @lru_cache(maxsize=2)
@@ -132,12 +133,13 @@ def _loaded(model_dir: str) -> Any:
 
 def classify_chunk(job: ChunkJob) -> pd.DataFrame:
     """One task: :func:`classify_rows` with the worker's copy of the model."""
-    return classify_rows(_loaded(job.model_dir), job.paths, job.extras, job.tta)
+    return classify_rows(_loaded(job.model_dir), job.paths, job.extras, job.tta, job.precision)
 
 
-def classify_rows(loaded: Any, paths: Sequence[Sequence[str]], extras: np.ndarray, tta: bool = False) -> pd.DataFrame:
+def classify_rows(loaded: Any, paths: Sequence[Sequence[str]], extras: np.ndarray, tta: bool = False,
+                  precision: str = "fp32") -> pd.DataFrame:
     """Decode, predict and score rows; a row whose image cannot be read gets its error as ``status``."""
-    return score_decoded(loaded, *decode_rows(_decode_args(loaded, paths)), extras, tta)
+    return score_decoded(loaded, *decode_rows(_decode_args(loaded, paths)), extras, tta, precision)
 
 
 def _decode_args(loaded: Any, paths: Sequence[Sequence[str]]) -> tuple:
@@ -145,7 +147,8 @@ def _decode_args(loaded: Any, paths: Sequence[Sequence[str]]) -> tuple:
     return [tuple(r) for r in paths], config.image_size, config.crop, (config.fits or {}) if loaded.is_fits else None
 
 
-def score_decoded(loaded: Any, images: np.ndarray, status: list[str], extras: np.ndarray, tta: bool = False) -> pd.DataFrame:
+def score_decoded(loaded: Any, images: np.ndarray, status: list[str], extras: np.ndarray, tta: bool = False,
+                  precision: str = "fp32") -> pd.DataFrame:
     """Predictions for decoded rows (:func:`synthesis.data.decode.decode_rows`): status, class, confidence,
     calibrated probabilities, domain_z; NaN where the row could not be read."""
     inputs = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
@@ -153,7 +156,7 @@ def score_decoded(loaded: Any, images: np.ndarray, status: list[str], extras: np
     names = loaded.class_names
     probs = np.full((len(status), len(names)), np.nan, np.float32)
     if ok.any():
-        probs[ok] = predict_probabilities(loaded, inputs[ok], np.asarray(extras)[ok], tta)
+        probs[ok] = predict_probabilities(loaded, inputs[ok], np.asarray(extras)[ok], tta, precision=precision)
     filled = np.nan_to_num(probs)
     out = pd.DataFrame({"status": status,
                         "predicted": [names[int(k)] if good else "" for k, good in zip(filled.argmax(1), ok)],
@@ -195,10 +198,13 @@ class CatalogueSummary:
     extra_names: tuple[str, ...] = ()
 
 
-def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Path, tta: bool = False,
+def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Path, tta: bool = False, precision: str = "fp32",
                        chunk_size: int = DEFAULT_CHUNK, workers: int | None = None, dask: str | None = None,
                        overwrite: bool = False, progress: bool = True) -> CatalogueSummary:
-    """Classify every row into ``out`` (CSV or Parquet folder), resuming a run of the same model and rows."""
+    """Classify every row into ``out`` (CSV or Parquet folder), resuming a run of the same model and rows.
+
+    ``precision``: "fp32", or "bf16" (autocast; on a CPU with AMX 1.7-3× faster, probabilities within about 0.01 —
+    docs/BENCHMARKS.md §20)."""
     loaded = load_model_dir(model_dir)  # one line now if the folder is broken, not in every worker
     out = Path(out)
     if chunk_size < 1:
@@ -207,10 +213,11 @@ def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Pa
         raise DataError(f"cannot write {out}: its folder {out.parent} does not exist or is not writable")
     if dask:
         _dask_client_class()  # one line now if dask.distributed is missing, before the output is touched
-    signature = hashlib.sha256(f"{rows.signature()}|{_model_signature(loaded)}|{tta}|{chunk_size}".encode()).hexdigest()[:16]
+    signature = hashlib.sha256(f"{rows.signature()}|{_model_signature(loaded)}|{tta}|{precision}|{chunk_size}".encode()).hexdigest()[:16]
     writer = (ParquetChunkWriter if out.suffix == ".parquet" else CsvChunkWriter)(out, signature, overwrite)
     starts = list(range(0, len(rows), chunk_size))
-    todo = [ChunkJob(i, str(Path(model_dir).resolve()), tuple(rows.paths[s:s + chunk_size]), rows.extras[s:s + chunk_size], tta)
+    todo = [ChunkJob(i, str(Path(model_dir).resolve()), tuple(rows.paths[s:s + chunk_size]), rows.extras[s:s + chunk_size], tta,
+                     precision)
             for i, s in enumerate(starts) if i >= writer.chunks_done]
     resumed = len(starts) - len(todo)
     state = {"failed": 0, "counts": {}, "warning": None, "written": 0}
@@ -292,7 +299,7 @@ def _results_in_order(jobs: list[ChunkJob], workers: int | None, dask: str | Non
             decoded = _bounded(jobs, lambda job: pool.submit(decode_rows, _decode_args(loaded, job.paths)),
                                lambda f: f.result(), ahead=2 * workers)
             for job, (images, status) in decoded:
-                yield job, score_decoded(loaded, images, status, job.extras, job.tta)
+                yield job, score_decoded(loaded, images, status, job.extras, job.tta, job.precision)
     finally:
         torch.set_num_threads(previous)
 

@@ -40,6 +40,9 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--dask", default=None, metavar="ADDRESS",
                     help="run the chunks on Dask: 'local' starts a local cluster, or an existing scheduler's address "
                          "(e.g. from dask-jobqueue on SLURM); needs the dask extra")
+    pr.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="auto: bf16 autocast on a CPU with AMX (1.7-3x faster here, probabilities within ~0.01), "
+                         "else fp32 (what model.ts computes) (default: auto)")
     pr.add_argument("--overwrite", action="store_true", help="replace an output of another run instead of stopping")
     pr.add_argument("--threshold", type=float, default=None, metavar="P",
                     help="also print how many galaxies each class has with probability >= P")
@@ -58,7 +61,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     keep = [c.strip() for c in args.keep_columns.split(",") if c.strip()]
     summary = api.classify(args.model, args.images, catalogue=args.catalogue, out=args.out, extra_csv=args.extra,
                            keep_columns=keep, tta=args.tta, chunk_size=args.chunk_size, workers=args.workers,
-                           dask=args.dask, overwrite=args.overwrite, progress=args.progress)
+                           dask=args.dask, overwrite=args.overwrite, progress=args.progress,
+                           precision=args.precision)
     if summary.extras_note:
         print(f"galaxy-synth: note: no --extra given: {', '.join(summary.extra_names)} set to the training-set means "
               f"for every image (column extra_inputs)", file=sys.stderr)

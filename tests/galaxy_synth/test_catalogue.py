@@ -42,7 +42,7 @@ def test_chunked_output_equals_the_whole_catalogue_in_memory(exported_study, cat
     model = _model(exported_study)
     out = tmp_path / "p.csv"
     assert main(["predict", "--model", str(model), "--catalogue", str(catalogue / "cat.csv"), "--keep-columns", "ra,dec",
-                 "--chunk-size", "7", "--workers", "1", "--no-progress", "-o", str(out)]) == 0
+                 "--chunk-size", "7", "--workers", "1", "--precision", "fp32", "--no-progress", "-o", str(out)]) == 0
     df = pd.read_csv(out)
     cat = pd.read_csv(catalogue / "cat.csv")
     assert df["id"].tolist() == cat["id"].tolist() and np.allclose(df["ra"], cat["ra"])  # catalogue order, columns carried

@@ -28,7 +28,7 @@ def test_predict_a_folder_matches_the_torchscript_file(exported_study, images, t
     folder, extra = images
     out = tmp_path / "p.csv"
     model = exported_study / "studies/exp/models/rank1"
-    assert main(["predict", "--model", str(model), str(folder), "--extra", str(extra), "-o", str(out)]) == 0
+    assert main(["predict", "--model", str(model), str(folder), "--extra", str(extra), "--precision", "fp32", "-o", str(out)]) == 0
     df = pd.read_csv(out)
     loaded = load_model_dir(model)
     probs = df[[f"p_{c}" for c in loaded.class_names]].to_numpy()
@@ -94,7 +94,7 @@ def test_without_extra_inputs_the_training_means_are_used_and_flagged(exported_s
     folder, extra = images
     model = exported_study / "studies/exp/models/rank1"
     out = tmp_path / "p.csv"
-    assert main(["predict", "--model", str(model), str(folder), "-o", str(out)]) == 0
+    assert main(["predict", "--model", str(model), str(folder), "--precision", "fp32", "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "no --extra given" in err and "training-set means" in err
     df = pd.read_csv(out)
@@ -126,3 +126,17 @@ def test_a_weights_file_carrying_code_is_refused_not_run(exported_study, tmp_pat
     with pytest.raises(DataError, match="corrupt model.pt"):
         load_model_dir(model)
     assert not Path("/tmp/galaxy-synth-pwned").exists()
+
+
+def test_bf16_inference_stays_close_to_fp32(exported_study):
+    from synthesis.hardware.device import cpu_bf16_flags
+
+    if not cpu_bf16_flags():
+        pytest.skip("this CPU has no bf16 instructions (avx512_bf16 or AMX)")
+    loaded = load_model_dir(exported_study / "studies/exp/models/rank1")
+    imgs, _, extras, _ = generate_galaxies(n=32, size=32, seed=5)
+    x = imgs.astype(np.float32) / 255.0
+    fp32 = predict_probabilities(loaded, x, extras, precision="fp32")
+    bf16 = predict_probabilities(loaded, x, extras, precision="bf16")
+    assert not np.array_equal(fp32, bf16)  # it really ran in bf16
+    assert np.abs(fp32 - bf16).max() < 0.05 and np.allclose(bf16.sum(1), 1, atol=1e-4)
