@@ -91,7 +91,7 @@ class ParquetChunkWriter:
 
     def append(self, table: pd.DataFrame) -> None:
         part = self.path / f"part-{self._next:06d}.parquet"
-        tmp = part.with_suffix(".tmp")
+        tmp = self.path / f".{part.name}.tmp"  # hidden: readers of the folder skip it until it is whole
         table.to_parquet(tmp, index=False)
         os.replace(tmp, part)
         self._next += 1

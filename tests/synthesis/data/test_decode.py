@@ -43,3 +43,30 @@ def test_truncated_image(csv_folder):
     (csv_folder / "g0006.jpg").write_bytes(raw[: len(raw) // 3])
     with pytest.raises(DataError, match="g0006.jpg"):
         load(csv_folder)
+
+
+def test_decode_rows_reports_each_bad_row_and_keeps_the_good_ones(tmp_path):
+    from PIL import Image
+
+    from synthesis.data.decode import decode_rows
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((20, 20, 3), 200, np.uint8)).save(good)
+    (tmp_path / "bad.png").write_text("not an image")
+    images, status = decode_rows(([(str(good),), (str(tmp_path / "bad.png"),), (str(tmp_path / "gone.png"),)], 8, 1.0, None))
+    assert images.dtype == np.uint8 and images.shape == (3, 8, 8, 3)
+    assert status[0] == "ok" and (images[0] == 200).all()
+    assert status[1].startswith("error: corrupt or unreadable image") and status[2].startswith("error: image not found")
+    assert (images[1:] == 0).all()
+
+
+def test_decode_rows_reads_fits_cubes_as_raw_float_fluxes(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits", reason="FITS input needs astropy (the fits extra)")
+    from synthesis.data.decode import decode_rows
+    from synthesis.data.fits import FitsLayout
+
+    cube = np.stack([np.full((16, 16), v, np.float32) for v in (1.5, -2.0, 30.0)])
+    fits.PrimaryHDU(cube).writeto(tmp_path / "g.fits")
+    images, status = decode_rows(([(str(tmp_path / "g.fits"),), (str(tmp_path / "nope.fits"),)], 8, 1.0, FitsLayout().to_dict()))
+    assert images.dtype == np.float32 and images.shape == (2, 8, 8, 3) and status[0] == "ok" and status[1].startswith("error")
+    assert np.allclose(images[0].mean(axis=(0, 1)), (1.5, -2.0, 30.0))
