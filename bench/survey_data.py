@@ -118,7 +118,8 @@ def run_arm(work: Path, arm: str, size: int, epochs: int, seeds: list[int], vote
     params, flops = spec_cost(model_spec_from_dict(attrs["arch"]))
     device = torch.device("cpu")
     test = prep.split("test", device)
-    test.soft = torch.from_numpy(votes[np.asarray(plan["test"])])  # every arm scored against the same votes
+    order = [VOTE_COLUMNS.index(f"vote_{name}") for name in prep.class_names]  # the arm's class order
+    test.soft = torch.from_numpy(votes[np.asarray(plan["test"])][:, order])  # every arm scored against the same votes
     rows = []
     for seed in seeds:
         record, model, _ = stored_or_trained(store, f"survey-{arm}", 0, attrs, prep, epochs, seed, device,

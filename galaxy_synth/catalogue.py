@@ -10,10 +10,10 @@ bytes written, so a rerun truncates a half-written chunk and resumes after the l
 kill loses at most the chunks in flight, never duplicates a row); or, for ``.parquet``, to one part
 file per chunk in a folder (pyarrow). An unreadable image is a ``status`` on its row, not a crash.
 
-Every row also gets ``domain_z``: how far the image's per-band brightness and contrast lie from the
-training images' (in training standard deviations, the worst band); the first chunk whose median
-exceeds :data:`DOMAIN_WARNING_Z` warns once — a model trained on one survey is not to be trusted
-silently on another's images.
+Every row also gets ``domain_z`` (:mod:`galaxy_synth.input_domain`): how unlike the training images
+its brightness, contrast, sky, concentration and colours are; the first chunk whose statistics are
+shifted by more than half a training SD on average warns once — a model trained on one survey
+is not to be trusted silently on another's images.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 
 from galaxy_common.errors import DataError
 from galaxy_synth.chunk_writers import CsvChunkWriter, ParquetChunkWriter
-from galaxy_synth.input_domain import DOMAIN_WARNING_Z, domain_z
+from galaxy_synth.input_domain import DOMAIN_SHIFT_WARNING, chunk_shift, domain_z
 from galaxy_synth.predict import (
     EXTRAS_FALLBACK,
     collect_images,
@@ -163,7 +163,10 @@ def score_decoded(loaded: Any, images: np.ndarray, status: list[str], extras: np
                         "confidence": np.where(ok, filled.max(axis=1), np.nan)})
     for k, name in enumerate(names):
         out[f"p_{name}"] = probs[:, k]
-    out["domain_z"] = np.where(ok, domain_z(loaded, inputs), np.nan)
+    out["domain_z"] = np.nan
+    if ok.any():
+        out.loc[ok, "domain_z"] = domain_z(loaded, inputs[ok])
+        out.attrs["domain_shift"] = chunk_shift(loaded, inputs[ok])  # the chunk's effect size, read by the writer's tally
     return out
 
 
@@ -230,11 +233,12 @@ def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Pa
             for job, table in _results_in_order(todo, workers, dask):
                 start = starts[job.index]
                 carried = rows.carried.iloc[start:start + len(job.paths)].reset_index(drop=True)
+                shift = table.attrs.get("domain_shift")
                 table = pd.concat([carried, table], axis=1)
                 if rows.extras_note:
                     table["extra_inputs"] = rows.extras_note
                 writer.append(table)
-                _tally(state, table)
+                _tally(state, table, shift)
                 bar.update(len(table))
         finally:
             bar.close()
@@ -243,16 +247,16 @@ def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Pa
                             rows.extras_note, tuple(loaded.extra_names))
 
 
-def _tally(state: dict, table: pd.DataFrame) -> None:
+def _tally(state: dict, table: pd.DataFrame, shift: tuple[float, str] | None) -> None:
     state["written"] += len(table)
     state["failed"] += int((table["status"] != "ok").sum())
     for name, n in table.loc[table["status"] == "ok", "predicted"].value_counts().items():
         state["counts"][name] = state["counts"].get(name, 0) + int(n)
-    z = table["domain_z"].median()
-    if state["warning"] is None and np.isfinite(z) and z > DOMAIN_WARNING_Z:
-        state["warning"] = (f"these images are not like the training images: median domain_z {z:.1f} (per-band brightness or "
-                            f"contrast {z:.1f} training SDs away; > {DOMAIN_WARNING_Z:g} warns): do not trust the "
-                            "probabilities without checking some by eye")
+    if state["warning"] is None and shift is not None and shift[0] > DOMAIN_SHIFT_WARNING:
+        d, feature = shift
+        state["warning"] = (f"these images are not like the training images: their {feature} lies {d:.1f} training SDs "
+                            f"from the training images' on average (over a chunk; > {DOMAIN_SHIFT_WARNING:g} warns; "
+                            "per image: domain_z): do not trust the probabilities without checking some by eye")
         log.warning("%s", state["warning"])
 
 

@@ -22,7 +22,7 @@ from synthesis.data.synthetic import generate_galaxies
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory):
     """40 procedural galaxies as PNG files and a catalogue CSV with id, file, z, z_err, ra, dec."""
-    imgs, _, extras, _ = generate_galaxies(n=40, size=48, seed=21)
+    imgs, _, extras, _ = generate_galaxies(n=40, size=32, seed=21)  # as the training set was rendered
     root = tmp_path_factory.mktemp("cat")
     (root / "img").mkdir()
     rows = []
@@ -158,6 +158,22 @@ def test_images_unlike_the_training_set_are_flagged_per_row_and_warned_once(expo
                  "--workers", "1", "--no-progress", "-o", str(familiar)]) == 0
     assert "not like the training images" not in capsys.readouterr().err
     assert pd.read_csv(familiar)["domain_z"].median() < 3
+
+
+def test_real_sdss_cutouts_are_flagged_for_a_model_trained_on_the_procedural_set(exported_study, tmp_path, capsys):
+    from pathlib import Path
+
+    gz1 = Path(__file__).resolve().parents[3] / "shared" / "data" / "gz1_dev" / "images"
+    files = sorted(gz1.glob("*.jpg"))[:40]
+    if not files:
+        pytest.skip(f"real SDSS images not found in {gz1} (../shared/data/gz1_dev)")
+    folder = tmp_path / "sdss"
+    folder.mkdir()
+    for f in files:
+        (folder / f.name).symlink_to(f)
+    assert main(["predict", "--model", str(_model(exported_study)), str(folder), "--workers", "1", "--no-progress",
+                 "-o", str(tmp_path / "p.csv")]) == 0
+    assert "not like the training images" in capsys.readouterr().err
 
 
 def test_catalogue_rows_resolve_paths_against_the_csv_and_take_extras_from_it(exported_study, catalogue):
