@@ -65,7 +65,7 @@ def test_normalisation_augmentation_training_and_evaluation(cpu_data, meta_defau
     x = d.normalizer(d.train.x[:8])
     assert x.device == CPU and x.dtype == torch.float32
     g = torch.Generator(device="cpu").manual_seed(0)
-    out, y = DihedralAugment(len(d.class_names), d.mirror_pairs, True, noise_std=0.02)(x, d.train.y[:8], g)
+    out, y, _ = DihedralAugment(len(d.class_names), d.mirror_pairs, True, noise_std=0.02)(x, d.train.y[:8], g)
     assert out.device == y.device == CPU
     model = build_model(spec_for(d))
     hist = train_model(model, d.train, TrainConfig(optimizer="sgd", schedule="cosine", warmup=0.2), 1,
