@@ -9,7 +9,9 @@ reference), at 32 and 64 px. Each case runs ``galaxy-synth predict`` as a child 
 quiet machine and records wall time, images/s and the peak resident memory of the whole process
 tree (sampled every 0.2 s). The ceiling is the same files decoded, cropped and resized by the same
 number of processes with nothing else to do. A per-image split (one thread, in this process)
-times JPEG decode, crop+resize and the model separately.
+times JPEG decode, crop+resize and the model (fp32 and bf16) separately. predict runs with its
+defaults (``--precision auto``: bf16 on a CPU with AMX), so its wall time includes its start-up
+(imports, spawning the pool: ≈ 4 s, measured separately as ``startup_s``).
 
     .venv/bin/python bench/catalogue_throughput.py --images 20000 --big 100000 --out docs/catalogue_throughput.json
 """
@@ -35,8 +37,20 @@ GZ1 = ROOT.parent / "shared" / "data" / "gz1_dev"
 CROP = 0.5  # gz1's galaxies are small in the frame (the study default for image folders)
 
 
+def reference_domain(size: int, count: int = 512) -> dict:
+    """The card's training-image statistics, here from gz1 images themselves (predict computes them per chunk)."""
+    from galaxy_synth.input_domain import image_statistics
+    from synthesis.data.decode import decode_image
+
+    files = sorted((GZ1 / "images").glob("*.jpg"))[:count]
+    units = np.stack([decode_image(str(f), size, CROP) for f in files]).astype(np.float32) / 255.0
+    stats, names = image_statistics(units, ["R", "G", "B"])
+    return {"features": names, "feature_mean": stats.mean(0).tolist(), "feature_std": stats.std(0).tolist()}
+
+
 def write_model_folder(folder: Path, spec, class_names: list[str]) -> dict:
-    """A model folder in the exported format (model.pt, arch.json, card.json) with freshly initialised weights."""
+    """A model folder in the exported format (model.pt, arch.json, card.json) with freshly initialised weights and
+    the per-chunk work of a real card (training-image statistics for domain_z)."""
     import torch
 
     from synthesis.data.preprocessing import PreprocessingConfig
@@ -50,11 +64,12 @@ def write_model_folder(folder: Path, spec, class_names: list[str]) -> dict:
                                  std=(0.15,) * 3, class_names=tuple(class_names))
     save_model(folder / "model.pt", net, spec, config)
     (folder / "arch.json").write_text(json.dumps(spec.to_dict()))
+    params, flops = spec_cost(spec)
     card = {"class_names": class_names, "spec_hash": spec.spec_hash(), "created": "bench", "trial": 0, "study": "bench",
-            "input": {"config": config.to_dict(), "crop_fraction": CROP},
+            "flops_per_image": flops,
+            "input": {"config": config.to_dict(), "crop_fraction": CROP, "domain": reference_domain(spec.image_size)},
             "extra_inputs": {"names": [], "mean": [], "std": []}, "flips_allowed": True, "mirror_pairs": []}
     (folder / "card.json").write_text(json.dumps(card))
-    params, flops = spec_cost(spec)
     return {"params": params, "mflops": flops / 1e6}
 
 
@@ -116,10 +131,11 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def run_predict(model: str, cat: Path, out: Path, workers: int, kill_after_rows: int | None = None) -> dict:
+def run_predict(model: str, cat: Path, out: Path, workers: int, kill_after_rows: int | None = None,
+                chunk_size: int = 1024) -> dict:
     """One ``galaxy-synth predict`` child: wall, images/s, peak tree RSS; optionally SIGKILLed after some rows."""
     cmd = [sys.executable, "-m", "galaxy_synth", "predict", "--model", model, "--catalogue", str(cat), "--workers",
-           str(workers), "--no-progress", "-o", str(out)]
+           str(workers), "--chunk-size", str(chunk_size), "--no-progress", "-o", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -168,11 +184,13 @@ def per_image_split(model: str, cat: Path, count: int = 300) -> dict:
         t_decode += t1 - t0
         t_prep += time.perf_counter() - t1
     images = np.stack(decoded)
-    predict_probabilities(loaded, images[:64], np.zeros((64, 0), np.float32))  # warm-up
-    t0 = time.perf_counter()
-    predict_probabilities(loaded, images, np.zeros((len(images), 0), np.float32))
-    t_model = time.perf_counter() - t0
-    return {"decode_ms": t_decode / count * 1000, "crop_resize_ms": t_prep / count * 1000, "model_ms": t_model / count * 1000}
+    out = {"decode_ms": t_decode / count * 1000, "crop_resize_ms": t_prep / count * 1000}
+    for precision in ("fp32", "bf16"):
+        predict_probabilities(loaded, images[:64], np.zeros((64, 0), np.float32), precision=precision)  # warm-up
+        t0 = time.perf_counter()
+        predict_probabilities(loaded, images, np.zeros((len(images), 0), np.float32), precision=precision)
+        out[f"model_ms_{precision}"] = (time.perf_counter() - t0) / count * 1000
+    return out
 
 
 def main() -> None:
@@ -182,6 +200,7 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=100000, help="rows for the at-scale run, memory and kill -9 (0: skip)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--only", nargs="+", default=None, help="only these model cases (e.g. resnet18-32px); no at-scale run")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--out", default="docs/catalogue_throughput.json")
     args = ap.parse_args()
@@ -190,20 +209,27 @@ def main() -> None:
     folders = models(work, args.sizes)
     cats = {"small": catalogue(work, args.images), "resnet18": catalogue(work, args.reference_images)}
     results: dict = {"machine_cores": os.cpu_count(), "models": folders, "cases": []}
+    tiny = work / "catalogue-10.csv"
+    pd.read_csv(cats["small"]).head(10).to_csv(tiny, index=False)
+    results["startup_s"] = run_predict(folders[f"small-{args.sizes[0]}px"]["folder"], tiny, work / "tiny.csv", 1)["wall_s"]
     for name, info in folders.items():
+        if args.only and name not in args.only:
+            continue
         kind, size = name.split("-")[0], int(name.split("-")[1][:-2])
         cat = cats[kind]
         split = per_image_split(info["folder"], cat)
         for cores in args.cores:
             ceiling = decode_ceiling(cat, size, cores)
-            run = run_predict(info["folder"], cat, work / f"{name}-{cores}.csv", cores)
+            # the reference's catalogue is short: smaller chunks so that every core gets some
+            run = run_predict(info["folder"], cat, work / f"{name}-{cores}.csv", cores,
+                              chunk_size=1024 if kind == "small" else 128)
             case = {"model": name, "size": size, "cores": cores, "images": len(pd.read_csv(cat, usecols=["id"])),
                     "predict_images_per_s": run["images_per_s"], "decode_only_images_per_s": ceiling["images_per_s"],
                     "ceiling_over_predict": ceiling["images_per_s"] / run["images_per_s"], "peak_rss_mb": run["peak_rss_mb"],
                     "per_image_ms_one_thread": split}
             results["cases"].append(case)
             print(json.dumps(case), flush=True)
-    if args.big:
+    if args.big and not args.only:
         cat = catalogue(work, args.big)
         model = folders[f"small-{args.sizes[0]}px"]["folder"]
         cores = max(args.cores)

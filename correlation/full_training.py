@@ -78,7 +78,7 @@ def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], p
         accuracy=result.accuracy, balanced_accuracy=result.balanced_accuracy, macro_f1=result.macro_f1,
         test_loss=result.loss, confusion_json=json.dumps(result.confusion), wall_seconds=wall, device=str(device),
         weights_path=str(weights), created=datetime.now(timezone.utc),
-        arch_key=architecture_key(user_attrs, prep, precision),
+        arch_key=architecture_key(user_attrs, prep, precision), fraction_mae=result.fraction_mae,
     )
     return FullTrainingResult(record, model)
 

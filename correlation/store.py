@@ -52,6 +52,8 @@ class GroundTruthRecord(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # What was trained, whatever study asked (see architecture_key): lets another study reuse it.
     arch_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Mean absolute error of the predicted class probabilities against the vote fractions (--soft-labels studies).
+    fraction_mae: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     def as_row(self) -> dict[str, Any]:
         return {c.name: getattr(self, c.name) for c in self.__table__.columns}

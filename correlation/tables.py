@@ -49,6 +49,8 @@ def ground_truth_rows(opened: Any, store: GroundTruthStore) -> pd.DataFrame:
                     "gt_precision": settings.precision, **{k: float(r[k]) for k in (*TARGETS, "test_loss")},
                     "full_train_seconds": float(r["wall_seconds"]), "gt_device": r["device"],
                     "measured": str(r["created"])[:19]})
+        if r.get("fraction_mae") is not None and pd.notna(r.get("fraction_mae")):
+            row["fraction_mae"] = float(r["fraction_mae"])  # vote-fraction error (--soft-labels studies)
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["trial", "full_epochs", "gt_seed"], ignore_index=True) if rows else pd.DataFrame()
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from galaxy_common.errors import DataError
 from galaxy_synth.chunk_writers import CsvChunkWriter, ParquetChunkWriter
-from galaxy_synth.input_domain import DOMAIN_SHIFT_WARNING, chunk_shift, domain_z
+from galaxy_synth.input_domain import DOMAIN_SHIFT_WARNING, domain_scores
 from galaxy_synth.predict import (
     EXTRAS_FALLBACK,
     collect_images,
@@ -44,6 +44,7 @@ from synthesis.data.decode import decode_rows
 
 log = logging.getLogger("galaxy_synth")
 DEFAULT_CHUNK = 1024
+HEAVY_MODEL_FLOPS = 200e6  # above this (FLOPs per image) the network, not decoding, is the cost: run it in every worker
 
 
 @dataclass
@@ -165,8 +166,9 @@ def score_decoded(loaded: Any, images: np.ndarray, status: list[str], extras: np
         out[f"p_{name}"] = probs[:, k]
     out["domain_z"] = np.nan
     if ok.any():
-        out.loc[ok, "domain_z"] = domain_z(loaded, inputs[ok])
-        out.attrs["domain_shift"] = chunk_shift(loaded, inputs[ok])  # the chunk's effect size, read by the writer's tally
+        per_image, shift = domain_scores(loaded, inputs[ok])
+        out.loc[ok, "domain_z"] = per_image
+        out.attrs["domain_shift"] = shift  # the chunk's effect size, read by the writer's tally
     return out
 
 
@@ -293,13 +295,20 @@ def _results_in_order(jobs: list[ChunkJob], workers: int | None, dask: str | Non
 
     import torch
 
-    # Decoding in a pool of light processes (no torch: ~35 MB each, spawned, never forked from a process whose
-    # OpenMP pool may have run); the model here with one thread, so only one process holds torch.
     loaded = _loaded(jobs[0].model_dir)
+    context = multiprocessing.get_context("spawn")  # never fork a process whose OpenMP pool may have run: it can hang
+    if loaded.card.get("flops_per_image", 0) > HEAVY_MODEL_FLOPS:
+        # The network costs more than decoding (ResNet-18: 70 ms an image at 64 px against 1 ms): each process
+        # decodes and runs it, one thread each, so every allotted core runs the network (torch in each: more memory).
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            yield from _bounded(jobs, lambda job: pool.submit(classify_chunk, job), lambda f: f.result(), ahead=2 * workers)
+        return
+    # A small network: decoding in a pool of light processes (no torch: ~35 MB each), the network here with one
+    # thread, so only one process holds torch (a 100k-image run stayed under 1 GB, §20).
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             decoded = _bounded(jobs, lambda job: pool.submit(decode_rows, _decode_args(loaded, job.paths)),
                                lambda f: f.result(), ahead=2 * workers)
             for job, (images, status) in decoded:

@@ -57,20 +57,15 @@ def _z(loaded: Any, images: np.ndarray) -> np.ndarray | None:
     return (stats - np.asarray(domain["feature_mean"])) / np.maximum(np.asarray(domain["feature_std"]), 1e-9)
 
 
-def domain_z(loaded: Any, images: np.ndarray) -> np.ndarray:
-    """Per image: the RMS z of its statistics against the training images' (NaN for cards without them)."""
-    z = _z(loaded, images)
-    return np.full(len(images), np.nan) if z is None else np.sqrt((z ** 2).mean(axis=1))
-
-
-def chunk_shift(loaded: Any, images: np.ndarray) -> tuple[float, str] | None:
-    """The largest |mean z| over a chunk's images of any statistic, and that statistic's name."""
+def domain_scores(loaded: Any, images: np.ndarray) -> tuple[np.ndarray, tuple[float, str] | None]:
+    """Per image the RMS z of its statistics against the training images' (NaN for cards without them), and
+    for the whole chunk the largest |mean z| of any statistic with that statistic's name (statistics computed once)."""
     z = _z(loaded, images)
     if z is None:
-        return None
+        return np.full(len(images), np.nan), None
     shift = np.abs(z.mean(axis=0))
     k = int(shift.argmax())
-    return float(shift[k]), loaded.card["input"]["domain"]["features"][k]
+    return np.sqrt((z ** 2).mean(axis=1)), (float(shift[k]), loaded.card["input"]["domain"]["features"][k])
 
 
 def training_domain(prep: Any, limit: int = 4000, chunk: int = 512) -> dict[str, Any]:
