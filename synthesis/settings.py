@@ -106,7 +106,8 @@ class StudySettings:
                               help="FITS: the HDU to read, by index or name (default: the first with 2-D or 3-D data)")
     band_mapping: str = setting("asinh", group="data", frozen=True, choices=("asinh", "robust"), legacy="asinh",
                                 help="FITS: the per-band intensity map fitted on training pixels — asinh (sky-subtracted, "
-                                     "noise-scaled asinh stretch) or robust (linear, median and MAD) (default: asinh)")
+                                     "noise-scaled asinh stretch) or robust (linear, median and MAD: for fluxes already "
+                                     "stretched; on raw fluxes it trained to chance, BENCHMARKS §19) (default: asinh)")
     soft_labels: str | None = setting(None, group="data", frozen=True, metavar="COLS",
                                       help="labels.csv columns of per-class vote fractions or counts (Galaxy Zoo), one "
                                            "per class in class order, e.g. p_el,p_cw,p_acw,p_edge,p_dk,p_mg: trained as "
