@@ -260,7 +260,8 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
     if ref_csv:
         pd.DataFrame(ref_csv).to_csv(ROOT / "bench" / "ground_truth" / f"{Path(DATA[dataset]['data']).name}-references.csv",
                                      index=False)
-    everything = store.table(None, FULL_EPOCHS)
+    everything = store.table(None, FULL_EPOCHS)  # one storage may hold several data sets' studies: this one's only
+    everything = everything[everything["study_name"].str.startswith(f"anytime-{dataset}-")]
     per_arch = everything[everything["seed"].isin(TRAINING_SEEDS)].groupby("arch_key").agg(
         accuracy=("accuracy", "mean"), balanced_accuracy=("balanced_accuracy", "mean"), n=("seed", "nunique"))
     per_arch = per_arch[per_arch["n"] == len(TRAINING_SEEDS)]
