@@ -208,7 +208,8 @@ def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Pa
                        overwrite: bool = False, progress: bool = True) -> CatalogueSummary:
     """Classify every row into ``out`` (CSV or Parquet folder), resuming a run of the same model and rows.
 
-    ``precision``: "fp32", or "bf16" (autocast; on a CPU with AMX 1.7-3× faster, probabilities within about 0.01 —
+    ``precision``: "fp32", or "bf16" (autocast; on a CPU with AMX the network 1.1-2.3× faster; probabilities move by
+    at most ~0.02 and 0.1% of predicted classes change on gz1 —
     docs/BENCHMARKS.md §20)."""
     loaded = load_model_dir(model_dir)  # one line now if the folder is broken, not in every worker
     out = Path(out)

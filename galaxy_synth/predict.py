@@ -173,7 +173,7 @@ def read_inputs(loaded: LoadedModel, rows: Sequence[Sequence[str]]) -> np.ndarra
 
 
 def inference_precision(requested: str) -> str:
-    """``auto``: bf16 where the CPU has AMX (measured 1.7-3× faster inference, §20), else fp32; or as asked."""
+    """``auto``: bf16 where the CPU has AMX (measured 1.1-2.3× faster networks, §20), else fp32; or as asked."""
     from synthesis.hardware.device import cpu_bf16_flags
 
     if requested == "auto":
