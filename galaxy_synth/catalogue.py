@@ -89,23 +89,22 @@ def rows_from_catalogue(loaded: Any, csv: str | Path, keep_columns: Sequence[str
             row = int(np.argwhere(~np.isfinite(extras))[0, 0])
             raise DataError(f"catalogue {csv} line {row + 2}: non-numeric or missing {', '.join(names)}")
         return CatalogueRows(paths, carried, extras)
-    return _with_fallback_extras(loaded, paths, carried)
+    return CatalogueRows(paths, carried, *_extras(loaded, None, paths))
 
 
 def rows_from_files(loaded: Any, images: Sequence[str | Path], extras_csv: str | Path | None = None) -> CatalogueRows:
     """Image files named directly or found in folders; extra inputs from ``extras_csv`` (by file name or id)."""
     files = collect_images(images)
-    carried = pd.DataFrame({"file": [str(f) for f in files]})
-    if loaded.extra_names and extras_csv is None:
-        return _with_fallback_extras(loaded, [(str(f),) for f in files], carried)
-    extras = read_extras(extras_csv, files, loaded.extra_names)
-    return CatalogueRows([(str(f),) for f in files], carried, extras)
+    return CatalogueRows([(str(f),) for f in files], pd.DataFrame({"file": [str(f) for f in files]}),
+                         *_extras(loaded, extras_csv, files))
 
 
-def _with_fallback_extras(loaded: Any, paths: list[tuple[str, ...]], carried: pd.DataFrame) -> CatalogueRows:
+def _extras(loaded: Any, extras_csv: str | Path | None, files: Sequence[Any]) -> tuple[np.ndarray, str | None]:
+    """The model's extra inputs (:func:`galaxy_synth.predict.read_extras`; without a CSV, the training means) and the
+    note that flags the fallback."""
     names = loaded.extra_names
-    means = np.asarray(loaded.card["extra_inputs"].get("mean") or [0.0] * len(names), np.float32)
-    return CatalogueRows(paths, carried, np.tile(means, (len(paths), 1)), EXTRAS_FALLBACK if names else None)
+    extras = read_extras(extras_csv, files, names, fallback=loaded.card["extra_inputs"].get("mean"))
+    return extras, EXTRAS_FALLBACK if names and extras_csv is None else None
 
 
 # ---------------------------------------------------------------------------------------------- one chunk

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from synthesis.data.preprocessing import cached_to_units
+
 DOMAIN_SHIFT_WARNING = 0.5  # a "medium" effect size: half a training SD on average over a chunk
 
 
@@ -74,8 +76,7 @@ def training_domain(prep: Any, limit: int = 4000, chunk: int = 512) -> dict[str,
     mapping = prep.normalizer.mapping
     stats, names = [], []
     for start in range(0, len(rows), chunk):  # a chunk at a time: the cache is memory-mapped, never copied whole
-        pixels = np.asarray(prep.data.images[rows[start:start + chunk]], dtype=np.float32)
-        units = mapping.numpy(pixels * np.asarray(mapping.storage, np.float32)) if mapping is not None else pixels / 255.0
+        units = cached_to_units(np.asarray(prep.data.images[rows[start:start + chunk]]), mapping, np.float32)
         block, names = image_statistics(units, list(prep.preprocessing.channels))
         stats.append(block)
     s = np.concatenate(stats)

@@ -19,6 +19,14 @@ def asinh(v: torch.Tensor) -> torch.Tensor:
     return torch.sign(v) * torch.log(a + torch.sqrt(a * a + 1.0))
 
 
+def cached_to_units(pixels: np.ndarray, mapping: BandMapping | None, dtype: type = np.float64) -> np.ndarray:
+    """Cached pixels in the model's input units before standardisation: 8-bit to [0, 1] (in ``dtype``), float16
+    fluxes through their storage scale and the band mapping."""
+    if mapping is None:
+        return pixels.astype(dtype) / 255.0
+    return mapping.numpy(pixels.astype(np.float32) * np.asarray(mapping.storage, np.float32))
+
+
 @dataclass(frozen=True)
 class BandMapping:
     """A per-band intensity map for float fluxes (FITS), fitted on training pixels and stored with the study.
@@ -88,7 +96,7 @@ class Normalizer:
         count = 0
         for start in range(0, len(rows), chunk):
             pix = np.asarray(images[rows[start:start + chunk]]).reshape(-1, channels)
-            pix = cls._to_units(pix, mapping).astype(np.float64)
+            pix = cached_to_units(pix, mapping).astype(np.float64)
             total += pix.sum(axis=0)
             squares += (pix**2).sum(axis=0)
             count += len(pix)
@@ -96,11 +104,6 @@ class Normalizer:
         std = np.maximum(np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0)), 1e-3)
         return cls(tuple(float(v) for v in mean), tuple(float(v) for v in std), mapping)
 
-    @staticmethod
-    def _to_units(pix: np.ndarray, mapping: BandMapping | None) -> np.ndarray:
-        if mapping is None:
-            return pix.astype(np.float64) / 255.0
-        return mapping.numpy(pix.astype(np.float32) * np.asarray(mapping.storage, np.float32))
 
     def _stats(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         # Made once per device, not per batch: on a GPU every fresh host tensor is a copy.
