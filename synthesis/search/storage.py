@@ -225,10 +225,12 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         now = time.time()
         stale = []
         for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            beat = trial.system_attrs.get(self.HEARTBEAT_KEY)
-            if beat is None and trial.datetime_start is not None:
-                beat = trial.datetime_start.timestamp()
-            if beat is not None and now - float(beat) > self._grace_period:
+            # The later of its last beat and its start: a retry copies the dead trial's system attrs, old
+            # beat included, and must not look stale between being popped and its own first beat.
+            beats = [float(b) for b in (trial.system_attrs.get(self.HEARTBEAT_KEY),) if b is not None]
+            if trial.datetime_start is not None:
+                beats.append(trial.datetime_start.timestamp())
+            if beats and now - max(beats) > self._grace_period:
                 stale.append(trial._trial_id)
         return stale
 

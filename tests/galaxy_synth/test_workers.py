@@ -40,14 +40,10 @@ def test_workers_run_the_studys_resolved_settings_with_the_storage_in_the_enviro
     assert back.replace(workers=3, storage=settings.storage, progress=True, study=None) == settings
 
 
-
-
-
-
-
-
-
-
+def describe(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """One line per trial, for a failed assertion: what each worker did with it."""
+    return "\n".join(f"#{t.number} {t.state.name} worker={t.user_attrs.get('worker')} retry_of={t.system_attrs.get('failed_trial')} "
+                     f"start={t.datetime_start} end={t.datetime_complete} why={t.user_attrs.get('prune_reason')}" for t in trials)
 
 
 def _count_in_logs(logs: list[Path], pattern: str) -> int:
@@ -89,8 +85,8 @@ def check_exact_and_retried(code, err, trials, killed, logs, workers=3, target=9
     assert "warning: worker" in err and "exited with code -9" in err  # the parent says which worker died
     assert len(logs) == workers
     states = [t.state for t in trials]
-    assert sum(finished(t) for t in trials) == target  # exactly: no overshoot from racing workers
-    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert sum(finished(t) for t in trials) == target, describe(trials)  # exactly: no overshoot from racing workers
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states, describe(trials)
     dead = trials[killed]
     assert dead.state == TrialState.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
@@ -147,8 +143,9 @@ def test_three_journal_workers_started_separately_with_a_sigkill_reach_the_targe
     from synthesis.search.trials import finished
 
     trials = optuna.load_study(study_name=study_name, storage=open_storage(url)).get_trials()
-    assert sum(finished(t) for t in trials) == 9
-    assert TrialState.RUNNING not in [t.state for t in trials] and TrialState.WAITING not in [t.state for t in trials]
+    why = describe(trials) + "\n---\n" + "\n---\n".join(log.read_text()[-3000:] for log in logs)
+    assert sum(finished(t) for t in trials) == 9, why
+    assert TrialState.RUNNING not in [t.state for t in trials] and TrialState.WAITING not in [t.state for t in trials], why
     assert trials[killed].state == TrialState.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and finished(retries[0]) and retries[0].params == trials[killed].params

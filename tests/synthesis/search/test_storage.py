@@ -83,6 +83,21 @@ def test_journal_storage_has_heartbeats_that_fail_a_silent_trial_and_queue_its_r
     assert len(retry) == 1 and retry[0].state == optuna.trial.TrialState.WAITING and retry[0].params == dead.params
 
 
+def test_a_journal_retry_is_not_stale_before_its_own_first_heartbeat(tmp_path):
+    """The retry carries the dead trial's old beat in its system attrs; once popped it is fresh."""
+    storage = open_storage(f"journal:{tmp_path / 'r.journal'}", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(study_name="r", storage=storage)
+    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage.record_heartbeat(dead._trial_id)
+    import time
+
+    time.sleep(1.5)
+    optuna.storages.fail_stale_trials(study)  # dead → FAIL, its retry WAITING with the dead trial's beat
+    retry = study.ask()  # popped by a live worker, whose heartbeat thread has not beaten yet
+    assert storage.get_trial(retry._trial_id).system_attrs.get("failed_trial") == dead.number
+    assert storage._get_stale_trial_ids(study._study_id) == []
+
+
 def test_ground_truth_lives_beside_the_journal_and_a_study_runs_end_to_end_on_it(tmp_path):
     url = f"journal:{tmp_path / 'e2e.journal'}"
     tiny = ["--results", str(tmp_path / "r"), "--storage", url, "--no-progress"]
