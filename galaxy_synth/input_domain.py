@@ -27,19 +27,23 @@ def image_statistics(units: np.ndarray, channel_names: list[str] | tuple[str, ..
     """Per image [N, F] statistics of images [N, H, W, C] in input units, and their names."""
     n, h, w, c = units.shape
     b, q = max(1, h // 8), max(1, h // 4)
-    border = np.concatenate([units[:, :b].reshape(n, -1, c), units[:, -b:].reshape(n, -1, c),
-                             units[:, :, :b].reshape(n, -1, c), units[:, :, -b:].reshape(n, -1, c)], axis=1)
-    sky = np.median(border, axis=1)
-    mean, std = units.mean(axis=(1, 2)), units.std(axis=(1, 2))
+    # Pixels last and contiguous ([N, C, H, W]): numpy's reductions over (H, W) of an [N, H, W, C] array
+    # were 6× slower, and predict computes these for every catalogue image (docs/BENCHMARKS.md §20).
+    planes = np.ascontiguousarray(units.transpose(0, 3, 1, 2), dtype=np.float32)
+    flat = planes.reshape(n, c, h * w)
+    mean, std = flat.mean(axis=-1, dtype=np.float64), flat.std(axis=-1, dtype=np.float64)
+    border = np.concatenate([planes[:, :, :b].reshape(n, c, -1), planes[:, :, -b:].reshape(n, c, -1),
+                             planes[:, :, :, :b].reshape(n, c, -1), planes[:, :, :, -b:].reshape(n, c, -1)], axis=-1)
+    sky = np.median(border, axis=-1).astype(np.float64)
     cy, cx = h // 2, w // 2
-    centre = units[:, cy - q // 2:cy + q // 2 + 1, cx - q // 2:cx + q // 2 + 1].mean(axis=(1, 2))
+    centre = planes[:, :, cy - q // 2:cy + q // 2 + 1, cx - q // 2:cx + q // 2 + 1].reshape(n, c, -1).mean(axis=-1, dtype=np.float64)
     concentration = (centre - sky) / (np.abs(mean - sky) + std + 1e-6)
     columns = [mean, std, sky, concentration]
     names = [f"{stat} {band}" for stat in ("mean", "std", "sky", "concentration") for band in channel_names]
     if c > 1:
         columns.append(mean[:, :-1] - mean[:, 1:])
         names += [f"colour {a}-{z}" for a, z in zip(channel_names[:-1], channel_names[1:])]
-    return np.concatenate(columns, axis=1).astype(np.float64), names
+    return np.concatenate(columns, axis=1), names
 
 
 def _units(loaded: Any, images: np.ndarray) -> np.ndarray:
