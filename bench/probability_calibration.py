@@ -21,6 +21,26 @@ import numpy as np
 import torch
 
 
+def ece_floor_and_interval(probabilities: np.ndarray, labels: np.ndarray, draws: int = 200,
+                           seed: int = 0) -> tuple[float, list[float]]:
+    """What a test split of this size can resolve: the median ECE of these very probabilities when the labels
+    are drawn from them (a perfectly calibrated model still scores this much), and a bootstrap 95% interval
+    of the measured ECE over test images."""
+    from synthesis.training.temperature import reliability
+
+    rng = np.random.default_rng(seed)
+    cumulative = probabilities.cumsum(1)
+    floor = []
+    for _ in range(draws):
+        drawn = (rng.random((len(labels), 1)) > cumulative).sum(1).clip(0, probabilities.shape[1] - 1)
+        floor.append(reliability(probabilities, drawn).ece)
+    boot = []
+    for _ in range(draws):
+        idx = rng.integers(0, len(labels), len(labels))
+        boot.append(reliability(probabilities[idx], labels[idx]).ece)
+    return float(np.median(floor)), [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
+
+
 def measure(opened, store, name: str) -> list[dict]:
     from correlation.full_training import load_weights
     from synthesis.training.temperature import calibrate_network
@@ -43,7 +63,10 @@ def measure(opened, store, name: str) -> list[dict]:
             fp32 = torch.softmax(forward(x).float() / c.temperature, 1)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 bf16 = torch.softmax(forward(x).float() / c.temperature, 1)
+        labels = test.y.cpu().numpy()
+        floor, ci = ece_floor_and_interval(fp32.numpy(), labels)
         rows.append({"study": name, "trial": record.trial_number, "seed": record.seed, "epochs": record.epochs,
+                     "ece_after_ci95": ci, "ece_floor_if_calibrated": floor,
                      "accuracy": record.accuracy, "temperature": c.temperature, "temperature_tta": c.temperature_tta,
                      "ece_before": c.test_before.ece, "ece_after": c.test_after.ece,
                      "ece_tta_before": c.tta_before.ece, "ece_tta_after": c.tta_after.ece,
@@ -84,6 +107,9 @@ def main() -> None:
                   ("temperature", "ece_before", "ece_after", "ece_tta_before", "ece_tta_after", "bf16_max_abs_dprob",
                    "bf16_changed_predictions")},
                "share_with_ece_halved": float(np.mean([r["ece_after"] <= r["ece_before"] / 2 for r in rows])),
+               "median_ece_floor_if_calibrated": float(np.median([r["ece_floor_if_calibrated"] for r in rows])),
+               "share_with_ece_before_below_twice_the_floor": float(np.mean(
+                   [r["ece_before"] < 2 * r["ece_floor_if_calibrated"] for r in rows])),
                "command": "bench/probability_calibration.py --results " + args.results + " --studies " + " ".join(args.studies),
                "rows": rows}
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")

@@ -22,7 +22,32 @@ def print_front(df) -> None:
     print(shown.to_string(index=False))
 
 
+def print_transfer(transfer: dict, target: str) -> None:
+    """Per held-out study (or group of searches' picks): ρ, regret@1 against 1 SE, top-k recall, per scorer."""
+    print(f"held out one study group at a time ({transfer['protocol']}), target {target!r}:")
+    for s in transfer["held_out_sets"]:
+        repeat = s.get("ground_truth_seed_vs_seed_spearman")
+        print(f"  {s['set']}: {s['architectures']} architectures"
+              + (f", ground truth seed vs seed ρ = {repeat:.2f}" if repeat is not None else "")
+              + f"; candidate chosen in-fold: {s['candidate']}")
+        for label, sc in s["scores"].items():
+            ci = sc["spearman_ci95"]
+            label = label + (" — in-sample here" if label in s.get("in_sample", ()) else "")
+            print(f"    {label:<46} ρ = {sc['spearman']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]  regret@1 = {sc['regret_at_1']:.3f} "
+                  f"(1 SE {sc['one_se']:.3f})  top-{sc['top_k']} recall = {sc['top_k_recall']:.2f}")
+    print("  mean over held-out groups:")
+    for label, m in transfer["means"].items():
+        print(f"    {label:<46} ρ = {m['mean_spearman']:+.3f}  regret@1 = {m['mean_regret_at_1']:.3f}  "
+              f"top-k recall = {m['mean_top_k_recall']:.2f}  regret within 1 SE on {m['sets_within_1se']} sets")
+    chosen = transfer.get("shipped_candidate")
+    if chosen:
+        print(f"  the calibration written: {chosen['candidate']!r}, chosen by the same leave-one-group-out on every group")
+
+
 def print_correlation(report: dict, target: str) -> None:
+    if "transfer" in report:
+        print_transfer(report["transfer"], target)
+        print("pooled over every group (levels differ between studies, so read the per-study figures above):")
     best = report["best_single_metric_in_fold"]
     proto = report["protocol"]
     print(f"{report['n_rows']} rows, target {target!r}, {proto['kind']} ({proto['folds']} folds × {proto['repeats']} repeats), out-of-fold:")

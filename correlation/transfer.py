@@ -1,0 +1,179 @@
+"""How a calibration ranks a study it never saw: leave one study group out, judged per held-out set.
+
+The outer loop holds out one group of :func:`correlation.tables.study_groups` at a time. Inside
+the training groups only, each candidate calibration (:data:`CANDIDATES`: which metrics it may
+use) is scored by an inner leave-one-group-out, the best is fitted on all training groups, and
+it ranks the held-out group — so the outer figures describe the procedure that ships, choice of
+candidate included. Beside it, on the same held-out sets: the best single signal chosen (with its
+sign) on the training groups, ``train_loss`` alone, and any fixed calibration (e.g. the shipped
+default) scored as it is.
+
+A held-out *set* is a study with at least :data:`~correlation.tables.MIN_SET_ARCHITECTURES`
+architectures, or a group of searches' picks judged together. Per set: Spearman ρ with a
+bootstrap 95% interval over its architectures; regret@1 (the best accuracy in the set minus that
+of the architecture ranked first) beside one binomial standard error of the best accuracy on the
+test split; top-k recall (k = 5, or half the set when it is smaller).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from correlation.tables import MIN_SET_ARCHITECTURES
+from galaxy_common.statistics import bootstrap_ci, spearman
+from proxies.composite import CompositeProxy
+
+STURDY = ("train_loss", "train_acc", "tse_ema", "train_loss_drop", "val_loss", "val_acc", "grad_norm_mean", "log_params",
+          "log_flops", "zc_synflow", "zc_naswot")
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "all metrics": {},
+    "sturdy metrics": {"features": STURDY},  # levels that mean the same on other data: losses, sizes, two zero-cost scores
+    "three strongest": {"max_features": 3},
+    "training fit and size": {"features": ("train_loss", "train_acc", "tse_ema", "log_params", "log_flops")},
+    "train_loss only": {"features": ("train_loss",), "max_features": 1},  # a monotone map: ranks exactly as train_loss
+}
+Scorer = Callable[[pd.DataFrame], np.ndarray]
+REFIT = "composite (refit, candidate chosen in-fold)"
+
+
+def make_candidate(name: str, features: Sequence[str], label: str = "fitted") -> CompositeProxy:
+    spec = dict(CANDIDATES[name])
+    allowed = [f for f in spec.pop("features", features) if f in features]
+    return CompositeProxy(features=allowed, name=label, learner="linear", **spec)
+
+
+def evaluation_sets(rows: pd.DataFrame, groups: pd.Series) -> list[tuple[str, str, np.ndarray]]:
+    """(set name, its group, row positions): each study big enough on its own, else the whole group."""
+    sets = []
+    for group in sorted(groups.unique()):
+        in_group = np.flatnonzero((groups == group).to_numpy())
+        studies = rows.iloc[in_group].groupby("study")
+        big = [(s, in_group[(rows.iloc[in_group]["study"] == s).to_numpy()]) for s, g in studies
+               if g["spec_hash"].nunique() >= MIN_SET_ARCHITECTURES]
+        sets += [(s, group, idx) for s, idx in big] if big else [(group, group, in_group)]
+    return sets
+
+
+def set_scores(pred: np.ndarray, y: np.ndarray, n_test: float) -> dict[str, Any]:
+    """ρ [CI], regret@1 against one binomial SE of the best, top-k recall, on one held-out set."""
+    best = float(np.max(y))
+    first = int(np.argmax(pred))
+    se = float(np.sqrt(best * (1 - best) / n_test)) if n_test > 0 else float("nan")
+    k = max(1, min(5, len(y) // 2))
+    top_true, top_pred = set(np.argsort(-y)[:k]), set(np.argsort(-pred, kind="stable")[:k])
+    regret = best - float(y[first])
+    return {"spearman": spearman(pred, y), "spearman_ci95": bootstrap_ci(pred, y), "regret_at_1": regret,
+            "one_se": se, "regret_within_1se": bool(regret <= se), "top_k": k, "top_k_recall": len(top_true & top_pred) / k}
+
+
+def _best_single(train: pd.DataFrame, y: np.ndarray, features: Sequence[str]) -> tuple[str, float]:
+    rhos = {c: spearman(train[c].to_numpy(float), y) for c in features}
+    rhos = {c: r for c, r in rhos.items() if np.isfinite(r)}
+    best = max(rhos, key=lambda c: abs(rhos[c]))
+    return best, float(np.sign(rhos[best]))
+
+
+def _choose(train: pd.DataFrame, target: str, features: Sequence[str], groups: pd.Series) -> tuple[str, dict[str, float]]:
+    """The candidate with the best mean per-set ρ over an inner leave-one-group-out of these rows."""
+    inner = evaluation_sets(train, groups)
+    scores = {}
+    for name in CANDIDATES:
+        per_group = []  # a group's sets averaged first: one pool measured five ways counts once
+        for group in groups.unique():
+            fit_rows = train[(groups != group).to_numpy()]
+            model = make_candidate(name, features).fit(fit_rows, fit_rows[target].to_numpy(float))
+            rhos = [spearman(model.predict(train.iloc[idx]), train.iloc[idx][target].to_numpy(float))
+                    for _, g, idx in inner if g == group]
+            per_group.append(_mean(rhos))
+        scores[name] = _mean(per_group)
+    return max(scores, key=lambda n: (np.nan_to_num(scores[n], nan=-2.0), -list(CANDIDATES).index(n))), scores
+
+
+def seed_vs_seed(per_seed: pd.DataFrame | None, held: pd.DataFrame, target: str) -> float | None:
+    """The ground truth's own repeatability on a set: ρ between two seeds' full trainings of its architectures
+    (the ceiling any proxy is judged against there; None without two seeds)."""
+    if per_seed is None:
+        return None
+    keys = held[["study", "trial", "full_epochs"]].drop_duplicates()
+    wide = per_seed.merge(keys, on=["study", "trial", "full_epochs"]).pivot_table(
+        index=["study", "trial", "full_epochs"], columns="gt_seed", values=target).dropna()
+    return spearman(wide.iloc[:, 0].to_numpy(), wide.iloc[:, 1].to_numpy()) if wide.shape[1] >= 2 and len(wide) >= 3 else None
+
+
+def leave_one_group_out(rows: pd.DataFrame, target: str, features: Sequence[str], groups: pd.Series,
+                        fixed: dict[str, Scorer] | None = None, progress: Callable[[str], None] | None = None,
+                        per_seed: pd.DataFrame | None = None, fitted_on: dict[str, set[str]] | None = None) -> dict[str, Any]:
+    """Per held-out set: the refit (candidate chosen inside the training groups), the best single signal,
+    train_loss alone and each ``fixed`` scorer; then the means over groups. ``per_seed``: the rows before
+    averaging over seeds, for each set's ground-truth repeatability. ``fitted_on``: for a fixed scorer, the
+    studies it was fitted on; on a group holding any of them its figures are marked in-sample."""
+    rows, groups = rows.reset_index(drop=True), groups.reset_index(drop=True)
+    y = rows[target].to_numpy(float)
+    n_test = rows["n_test"].to_numpy(float) if "n_test" in rows else np.full(len(rows), np.nan)
+    sets, chosen = [], {}
+    for group in sorted(groups.unique()):
+        if progress:
+            progress(group)
+        train_mask = (groups != group).to_numpy()
+        train = rows[train_mask]
+        if train["study"].nunique() == 0 or groups[train_mask].nunique() < 2:
+            continue
+        name, inner = _choose(train, target, features, groups[train_mask])
+        chosen[group] = {"candidate": name, "inner_spearman": inner}
+        model = make_candidate(name, features).fit(train, y[train_mask])
+        single, sign = _best_single(train, y[train_mask], features)
+        for set_name, g, idx in evaluation_sets(rows, groups):
+            if g != group:
+                continue
+            held = rows.iloc[idx]
+            scorers: dict[str, np.ndarray] = {REFIT: model.predict(held),
+                                               f"best single in-fold ({single})": sign * held[single].to_numpy(float),
+                                               "train_loss alone": -held["train_loss"].to_numpy(float)}
+            studies_in_group = set(rows.loc[(groups == group).to_numpy(), "study"].astype(str))
+            in_sample = [label for label, fitted in (fitted_on or {}).items() if fitted & studies_in_group]
+            for label, score in (fixed or {}).items():
+                scorers[label] = score(held)
+            sets.append({"set": set_name, "group": group, "architectures": int(held["spec_hash"].nunique()), "rows": len(idx),
+                         "candidate": name, "best_single": single,
+                         "ground_truth_seed_vs_seed_spearman": seed_vs_seed(per_seed, held, target),
+                         "in_sample": in_sample,
+                         "scores": {k: set_scores(v, y[idx], float(np.nanmedian(n_test[idx]))) for k, v in scorers.items()}})
+    return {"protocol": "leave one study group out; candidate and best single signal chosen on the training groups only",
+            "held_out_sets": sets, "chosen_per_fold": chosen, "means": _means(sets)}
+
+
+def _means(sets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per scorer, the mean over held-out *groups* (a group's sets averaged first, so one pool measured five
+    ways counts once) of ρ, regret@1 and top-k recall, and how many sets had regret@1 within 1 SE; a fixed
+    calibration's in-sample groups are left out of its means."""
+    per_group: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for s in sets:
+        for label, sc in s["scores"].items():
+            if label in s.get("in_sample", ()):
+                continue  # a fixed calibration on the rows it was fitted on says nothing about transfer
+            key = "best single in-fold" if label.startswith("best single") else label
+            per_group.setdefault(key, {}).setdefault(s["group"], []).append(sc)
+    out = {}
+    for key, groups in per_group.items():
+        def mean_of(stat: str) -> float:
+            return _mean([_mean([sc[stat] for sc in scs]) for scs in groups.values()])
+
+        every = [sc for scs in groups.values() for sc in scs]
+        out[key] = {"mean_spearman": mean_of("spearman"), "mean_regret_at_1": mean_of("regret_at_1"),
+                    "mean_top_k_recall": mean_of("top_k_recall"), "groups": len(groups),
+                    "sets_within_1se": f"{sum(sc['regret_within_1se'] for sc in every)}/{len(every)}"}
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    """Mean of the finite values (NaN, without numpy's warning, when there are none: e.g. a constant prediction)."""
+    finite = [float(v) for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def choose_candidate(rows: pd.DataFrame, target: str, features: Sequence[str], groups: pd.Series) -> tuple[str, dict[str, float]]:
+    """The candidate that ships: chosen by leave-one-group-out over every group (the procedure the outer figures judged)."""
+    return _choose(rows.reset_index(drop=True), target, features, groups.reset_index(drop=True))
