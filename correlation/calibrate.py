@@ -308,6 +308,11 @@ def calibrate_tables(paths: list[Path], target: str, results: Path, seeds: int =
     out = Path(results) / "tables" / name
     write_table(rows, out / "ground_truth_table.csv")
     _, written = _fit_and_write(rows, target, features, f"fitted:{name}", provenance, out, report, cv, singles, proxy)
+    if "transfer" in report and report["transfer"]["held_out_sets"]:
+        from correlation.report import plot_transfer
+
+        plot_transfer(report["transfer"], out / "transfer.png")
+        written.append(out / "transfer.png")
     return report, written
 
 

@@ -84,6 +84,41 @@ def tree_split_shares(proxy: CompositeProxy) -> dict[str, float]:
     return {name: float(c / total) for name, c in zip(proxy.features_, counts)}
 
 
+def plot_transfer(transfer: dict[str, Any], path: Path) -> None:
+    """Per held-out study: each scorer's ρ with its interval (left) and regret@1 in binomial SEs (right)."""
+    plt = _plt()
+    sets = transfer["held_out_sets"]
+    labels = list(sets[0]["scores"]) if sets else []
+    short = ["best single in-fold" if lab.startswith("best single") else lab.replace(" (not refit)", "") for lab in labels]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.55 * len(sets) * max(1, len(labels)) / 2 + 2), sharey=True)
+    height = 0.8 / max(1, len(labels))
+    for j, name in enumerate(short):  # every set lists its scorers in one order; the best single's name varies
+        scores = [list(s["scores"].values())[j] for s in sets]
+        y = np.arange(len(sets)) + j * height
+        rho = np.array([sc["spearman"] for sc in scores])
+        ci = np.array([sc["spearman_ci95"] for sc in scores])
+        err = np.abs(np.stack([rho - ci[:, 0], ci[:, 1] - rho]))
+        bars = left.barh(y, rho, height, xerr=err, capsize=2, color=f"C{j}", label=name)
+        for bar, s in zip(bars, sets):
+            if labels[j] in s.get("in_sample", ()):
+                bar.set_hatch("//")
+        right.barh(y, [sc["regret_at_1"] / max(sc["one_se"], 1e-9) for sc in scores], height, color=f"C{j}")
+    repeat = [s.get("ground_truth_seed_vs_seed_spearman") for s in sets]
+    left.scatter([r if r is not None else np.nan for r in repeat], np.arange(len(sets)) + 0.4 - height / 2, marker="|", s=300,
+                 color="black", label="ground truth seed vs seed")
+    left.set_yticks(np.arange(len(sets)) + 0.4 - height / 2, [f"{s['set']} ({s['architectures']})" for s in sets])
+    left.axvline(0, color="black", lw=0.6)
+    left.set_xlabel("Spearman ρ on the held-out set (95% bootstrap CI; hatched: in-sample)")
+    right.axvline(1, color="grey", ls="--", lw=0.8)
+    right.set_xlabel("regret@1 in binomial SEs of the best accuracy (dashed: 1 SE)")
+    left.legend(fontsize=7, loc="lower left")
+    left.set_title("ranking a study it never saw", fontsize=10)
+    right.set_title("what export's first pick loses", fontsize=10)
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+    save_figure(fig, path)
+
+
 def write_report(results: Path, report: dict[str, Any], cv: CrossValidation, singles: pd.DataFrame, proxy: CompositeProxy) -> list[Path]:
     """``correlation_report.json`` / ``.csv``, ``proxy_weights.json`` and three PNG plots."""
     results.mkdir(parents=True, exist_ok=True)
