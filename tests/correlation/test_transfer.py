@@ -110,3 +110,4 @@ def test_correlate_tables_reports_each_held_out_study_and_writes_the_candidate_i
     allowed = transfer.CANDIDATES[chosen].get("features")
     assert allowed is None or set(written.features_) <= set(allowed)
     assert report["transfer_to_unseen_study_spearman"] == report["transfer"]["means"][transfer.REFIT]["mean_spearman"]
+    assert (tmp_path / "r" / "tables" / "pooled" / "transfer.png").stat().st_size > 10_000
