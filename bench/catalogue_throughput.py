@@ -73,14 +73,21 @@ def write_model_folder(folder: Path, spec, class_names: list[str]) -> dict:
     return {"params": params, "mflops": flops / 1e6}
 
 
-def models(work: Path, sizes: list[int]) -> dict[str, dict]:
+def models(work: Path, sizes: list[int], small_arch: str | None = None) -> dict[str, dict]:
+    """The small model (``small_arch``: an ``arch_json`` from a ground-truth CSV, e.g. a knee model; default a
+    searched-style residual 2×16, 2×32, 1×64) and ResNet-18, at each size."""
+    import dataclasses
+
     from synthesis.models.spec import ArchSpec, ReferenceSpec, StageSpec
 
     classes = ["elliptical", "spiral", "edge_on", "merger"]
     out = {}
     for size in sizes:
-        small = ArchSpec(num_classes=4, stages=(StageSpec(2, 16), StageSpec(2, 32), StageSpec(1, 64)), block="residual",
-                         image_size=size)
+        if small_arch:
+            small = dataclasses.replace(ArchSpec.from_json(small_arch), num_classes=4, image_size=size)
+        else:
+            small = ArchSpec(num_classes=4, stages=(StageSpec(2, 16), StageSpec(2, 32), StageSpec(1, 64)), block="residual",
+                             image_size=size)
         for name, spec in ((f"small-{size}px", small), (f"resnet18-{size}px", ReferenceSpec("resnet18", 4, image_size=size))):
             out[name] = {"folder": str(work / name), **write_model_folder(work / name, spec, classes)}
     return out
@@ -202,11 +209,13 @@ def main() -> None:
     ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--only", nargs="+", default=None, help="only these model cases (e.g. resnet18-32px); no at-scale run")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--small-arch", default=None, metavar="JSON",
+                    help="the small model's architecture, as an arch_json column of bench/ground_truth/*.csv holds it")
     ap.add_argument("--out", default="docs/catalogue_throughput.json")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="catalogue-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    folders = models(work, args.sizes)
+    folders = models(work, args.sizes, args.small_arch)
     cats = {"small": catalogue(work, args.images), "resnet18": catalogue(work, args.reference_images)}
     results: dict = {"machine_cores": os.cpu_count(), "models": folders, "cases": []}
     tiny = work / "catalogue-10.csv"
