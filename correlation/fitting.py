@@ -72,6 +72,17 @@ class CrossValidation:
         }
 
 
+def strongest_metric(values: dict[str, np.ndarray], y: np.ndarray) -> tuple[str, float] | None:
+    """The metric with the largest |Spearman ρ| with ``y`` and the sign of that ρ (None if none is finite):
+    the "best single metric" baseline, chosen on training rows only by its callers."""
+    rhos = {c: spearman(v, y) for c, v in values.items()}
+    rhos = {c: r for c, r in rhos.items() if np.isfinite(r)}
+    if not rhos:
+        return None
+    best = max(rhos, key=lambda c: abs(rhos[c]))
+    return best, float(np.sign(rhos[best]))
+
+
 def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], folds: int = 5, repeats: int = 10,
                    seed: int = 0, make_proxy: Callable[[], CompositeProxy] | None = None,
                    progress: bool = False, groups: Sequence[Any] | None = None) -> CrossValidation:
@@ -105,12 +116,11 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], fo
                 cv.learners[proxy.selection_.get("chosen", "?")] = cv.learners.get(proxy.selection_.get("chosen", "?"), 0) + 1
                 oof[test] = proxy.predict(te)
                 # Best single metric, chosen (with its sign) on the training rows only; ranked within the fold.
-                rhos = {c: spearman(values[c][train], y[train]) for c in features}
-                rhos = {c: r for c, r in rhos.items() if np.isfinite(r)}
-                if rhos:
-                    best = max(rhos, key=lambda c: abs(rhos[c]))
+                strongest = strongest_metric({c: values[c][train] for c in features}, y[train])
+                if strongest is not None:
+                    best, sign = strongest
                     cv.chosen_single[best] = cv.chosen_single.get(best, 0) + 1
-                    oof_single[test] = within_fold_ranks(np.sign(rhos[best]) * values[best][test])
+                    oof_single[test] = within_fold_ranks(sign * values[best][test])
                 if has_seed:
                     oof_seed[test] = seed_calibration(tr).predict(te)
                 if len(test) >= 5:

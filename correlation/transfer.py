@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from correlation.fitting import strongest_metric
 from correlation.tables import MIN_SET_ARCHITECTURES
 from galaxy_common.statistics import bootstrap_ci, spearman
 from proxies.composite import CompositeProxy
@@ -69,13 +70,6 @@ def set_scores(pred: np.ndarray, y: np.ndarray, n_test: float) -> dict[str, Any]
             "one_se": se, "regret_within_1se": bool(regret <= se), "top_k": k, "top_k_recall": len(top_true & top_pred) / k}
 
 
-def _best_single(train: pd.DataFrame, y: np.ndarray, features: Sequence[str]) -> tuple[str, float]:
-    rhos = {c: spearman(train[c].to_numpy(float), y) for c in features}
-    rhos = {c: r for c, r in rhos.items() if np.isfinite(r)}
-    best = max(rhos, key=lambda c: abs(rhos[c]))
-    return best, float(np.sign(rhos[best]))
-
-
 def _choose(train: pd.DataFrame, target: str, features: Sequence[str], groups: pd.Series) -> tuple[str, dict[str, float]]:
     """The candidate with the best mean per-set ρ over an inner leave-one-group-out of these rows."""
     inner = evaluation_sets(train, groups)
@@ -114,26 +108,27 @@ def leave_one_group_out(rows: pd.DataFrame, target: str, features: Sequence[str]
     y = rows[target].to_numpy(float)
     n_test = rows["n_test"].to_numpy(float) if "n_test" in rows else np.full(len(rows), np.nan)
     sets, chosen = [], {}
+    every_set = evaluation_sets(rows, groups)
     for group in sorted(groups.unique()):
         if progress:
             progress(group)
         train_mask = (groups != group).to_numpy()
         train = rows[train_mask]
-        if train["study"].nunique() == 0 or groups[train_mask].nunique() < 2:
+        if groups[train_mask].nunique() < 2:  # an inner leave-one-group-out needs two training groups
             continue
         name, inner = _choose(train, target, features, groups[train_mask])
         chosen[group] = {"candidate": name, "inner_spearman": inner}
         model = make_candidate(name, features).fit(train, y[train_mask])
-        single, sign = _best_single(train, y[train_mask], features)
-        for set_name, g, idx in evaluation_sets(rows, groups):
+        single, sign = strongest_metric({c: train[c].to_numpy(float) for c in features}, y[train_mask])
+        studies_in_group = set(rows.loc[~train_mask, "study"].astype(str))
+        in_sample = [label for label, fitted in (fitted_on or {}).items() if fitted & studies_in_group]
+        for set_name, g, idx in every_set:
             if g != group:
                 continue
             held = rows.iloc[idx]
             scorers: dict[str, np.ndarray] = {REFIT: model.predict(held),
                                                f"best single in-fold ({single})": sign * held[single].to_numpy(float),
                                                "train_loss alone": -held["train_loss"].to_numpy(float)}
-            studies_in_group = set(rows.loc[(groups == group).to_numpy(), "study"].astype(str))
-            in_sample = [label for label, fitted in (fitted_on or {}).items() if fitted & studies_in_group]
             for label, score in (fixed or {}).items():
                 scorers[label] = score(held)
             sets.append({"set": set_name, "group": group, "architectures": int(held["spec_hash"].nunique()), "rows": len(idx),
