@@ -40,3 +40,58 @@ def test_a_study_from_before_the_config_reads_as_one():
     config = PreprocessingConfig.from_dict(old, image_size=32, crop=1.0, extra_names=("z",))
     assert config.channels == ("R", "G", "B") and config.extra_mean == (0.5,) and config.crop == 1.0
     assert PreprocessingConfig.from_dict(config.to_dict()) == config
+
+
+def _trained_looking(net):
+    """Batch-norm statistics away from (0, 1), so that folding them in is not trivially the identity."""
+    g = torch.Generator().manual_seed(1)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("block", ["plain", "residual", "inverted"])
+@pytest.mark.parametrize("n_extra", [0, 2])
+def test_the_fused_inference_copy_computes_the_same_logits_without_batch_norm(block, n_extra):
+    from synthesis.data.preprocessing import ExtraScaler, Normalizer
+    from synthesis.models.package import PackagedModel, fused_for_inference
+
+    torch.manual_seed(0)
+    spec = ArchSpec(num_classes=3, stages=(StageSpec(1, 8), StageSpec(2, 16)), block=block, image_size=16, n_extra=n_extra)
+    net = _trained_looking(build_model(spec))
+    packaged = PackagedModel(net, Normalizer((0.1,) * 3, (0.2,) * 3), ExtraScaler([0.5] * n_extra, [0.1] * n_extra), n_extra,
+                             temperature=1.3).eval()
+    fast = fused_for_inference(packaged)
+    x = torch.rand(4, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    args = (x, torch.rand(4, n_extra)) if n_extra else (x,)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(*args), packaged(*args), atol=1e-5, rtol=1e-5)
+    from synthesis.models.blocks import StridedPointwiseConv
+
+    # every batch norm folded, but a strided shortcut's (fx traces through that custom convolution)
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert left <= sum(isinstance(m, StridedPointwiseConv) for m in packaged.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in packaged.modules())  # the original is left as trained
+
+
+def test_a_network_fx_cannot_trace_is_returned_unfused_and_still_right():
+    from synthesis.data.preprocessing import ExtraScaler, Normalizer
+    from synthesis.models.package import PackagedModel, fused_for_inference
+
+    class DataDependent(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 3, 3), torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            y = self.bn(self.conv(x))
+            return (y if y.sum() > 0 else -y).mean((2, 3))  # control flow on a value: not traceable
+
+    packaged = PackagedModel(_trained_looking(DataDependent()), Normalizer((0.0,) * 3, (1.0,) * 3), ExtraScaler([], []), 0).eval()
+    fast = fused_for_inference(packaged)
+    x = torch.rand(2, 3, 8, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), packaged(x))
