@@ -157,12 +157,12 @@ def predict_probabilities(loaded: LoadedModel, images: np.ndarray, extras: np.nd
     perm = mirror_permutation(loaded.class_names, loaded.card.get("mirror_pairs", []))
     calibration = loaded.card.get("probability_calibration") or {}
     rescale = calibration.get("temperature", 1.0) / calibration.get("temperature_tta", 1.0) if tta else 1.0
+    model = loaded.inference_model
     out = []
     for start in range(0, len(images), batch_size):
         # channels_last, as in training: oneDNN's convolutions are faster on it (the same values either way)
         x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).float().permute(0, 3, 1, 2)
         e = torch.from_numpy(np.array(extras[start:start + batch_size], dtype=np.float32))
-        model = loaded.inference_model
         forward = (lambda v, e=e: model(v, e)) if loaded.spec.n_extra else model
         with autocast(x.device, precision):
             logits = view_logits(forward, x, views, perm) * rescale

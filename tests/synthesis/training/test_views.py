@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from synthesis.training.views import dihedral_views, mirror_permutation, view_logits, view_of
+from synthesis.training.views import (
+    dihedral_views,
+    mirror_permutation,
+    view_logits,
+    view_of,
+)
 
 
 @pytest.mark.parametrize("view", dihedral_views(True))
