@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from synthesis.data.preprocessing import PreprocessingConfig
+from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
+from synthesis.models.blocks import StridedPointwiseConv
 from synthesis.models.builder import build_model
-from synthesis.models.package import WEIGHTS_FORMAT, load_model, save_model
+from synthesis.models.package import WEIGHTS_FORMAT, PackagedModel, fused_for_inference, load_model, save_model
 from synthesis.models.spec import ArchSpec, StageSpec
 
 SPEC = ArchSpec(num_classes=3, stages=(StageSpec(1, 8), StageSpec(1, 16)), image_size=16)
@@ -56,9 +57,6 @@ def _trained_looking(net):
 @pytest.mark.parametrize("block", ["plain", "residual", "inverted"])
 @pytest.mark.parametrize("n_extra", [0, 2])
 def test_the_fused_inference_copy_computes_the_same_logits_without_batch_norm(block, n_extra):
-    from synthesis.data.preprocessing import ExtraScaler, Normalizer
-    from synthesis.models.package import PackagedModel, fused_for_inference
-
     torch.manual_seed(0)
     spec = ArchSpec(num_classes=3, stages=(StageSpec(1, 8), StageSpec(2, 16)), block=block, image_size=16, n_extra=n_extra)
     net = _trained_looking(build_model(spec))
@@ -69,8 +67,6 @@ def test_the_fused_inference_copy_computes_the_same_logits_without_batch_norm(bl
     args = (x, torch.rand(4, n_extra)) if n_extra else (x,)
     with torch.inference_mode():
         torch.testing.assert_close(fast(*args), packaged(*args), atol=1e-5, rtol=1e-5)
-    from synthesis.models.blocks import StridedPointwiseConv
-
     # every batch norm folded, but a strided shortcut's (fx traces through that custom convolution)
     left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     assert left <= sum(isinstance(m, StridedPointwiseConv) for m in packaged.modules())
@@ -78,9 +74,6 @@ def test_the_fused_inference_copy_computes_the_same_logits_without_batch_norm(bl
 
 
 def test_a_network_fx_cannot_trace_is_returned_unfused_and_still_right():
-    from synthesis.data.preprocessing import ExtraScaler, Normalizer
-    from synthesis.models.package import PackagedModel, fused_for_inference
-
     class DataDependent(torch.nn.Module):
         def __init__(self):
             super().__init__()
