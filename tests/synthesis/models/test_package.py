@@ -6,7 +6,13 @@ import torch
 from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
 from synthesis.models.blocks import StridedPointwiseConv
 from synthesis.models.builder import build_model
-from synthesis.models.package import WEIGHTS_FORMAT, PackagedModel, fused_for_inference, load_model, save_model
+from synthesis.models.package import (
+    WEIGHTS_FORMAT,
+    PackagedModel,
+    fused_for_inference,
+    load_model,
+    save_model,
+)
 from synthesis.models.spec import ArchSpec, StageSpec
 
 SPEC = ArchSpec(num_classes=3, stages=(StageSpec(1, 8), StageSpec(1, 16)), image_size=16)
