@@ -70,7 +70,11 @@ def write_model_folder(folder: Path, spec, class_names: list[str]) -> dict:
             "input": {"config": config.to_dict(), "crop_fraction": CROP, "domain": reference_domain(spec.image_size)},
             "extra_inputs": {"names": [], "mean": [], "std": []}, "flips_allowed": True, "mirror_pairs": []}
     (folder / "card.json").write_text(json.dumps(card))
-    return {"params": params, "mflops": flops / 1e6}
+    from galaxy_synth.export import write_onnx  # model.onnx as export writes it, so `--engine auto` can choose it
+    from galaxy_synth.predict import load_model_dir
+
+    onnx = write_onnx(load_model_dir(folder).model, spec, folder / "model.onnx")
+    return {"params": params, "mflops": flops / 1e6, "onnx": onnx}
 
 
 def models(work: Path, sizes: list[int], small_arch: str | None = None) -> dict[str, dict]:
@@ -139,10 +143,10 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def run_predict(model: str, cat: Path, out: Path, workers: int, kill_after_rows: int | None = None,
-                chunk_size: int = 1024) -> dict:
+                chunk_size: int = 1024, engine: str = "auto") -> dict:
     """One ``galaxy-synth predict`` child: wall, images/s, peak tree RSS; optionally SIGKILLed after some rows."""
     cmd = [sys.executable, "-m", "galaxy_synth", "predict", "--model", model, "--catalogue", str(cat), "--workers",
-           str(workers), "--chunk-size", str(chunk_size), "--no-progress", "-o", str(out)]
+           str(workers), "--chunk-size", str(chunk_size), "--engine", engine, "--no-progress", "-o", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -197,6 +201,11 @@ def per_image_split(model: str, cat: Path, count: int = 300) -> dict:
         t0 = time.perf_counter()
         predict_probabilities(loaded, images, np.zeros((len(images), 0), np.float32), precision=precision)
         out[f"model_ms_{precision}"] = (time.perf_counter() - t0) / count * 1000
+    if (Path(model) / "model.onnx").is_file():
+        predict_probabilities(loaded, images[:64], np.zeros((64, 0), np.float32), engine="onnx")  # warm-up
+        t0 = time.perf_counter()
+        predict_probabilities(loaded, images, np.zeros((len(images), 0), np.float32), engine="onnx")
+        out["model_ms_onnx_fp32"] = (time.perf_counter() - t0) / count * 1000
     return out
 
 
@@ -243,6 +252,7 @@ def main() -> None:
         model = folders[f"small-{args.sizes[0]}px"]["folder"]
         cores = max(args.cores)
         ceiling = decode_ceiling(cat, args.sizes[0], cores)
+        with_torch = run_predict(model, cat, work / "big-torch.csv", cores, engine="torch")  # the engines side by side
         whole = run_predict(model, cat, work / "big.csv", cores)
         killed_out = work / "big-killed.csv"
         first = run_predict(model, cat, killed_out, cores, kill_after_rows=args.big // 2)
@@ -252,6 +262,8 @@ def main() -> None:
             "images": args.big, "model": f"small-{args.sizes[0]}px", "cores": cores,
             "predict_images_per_s": whole["images_per_s"], "decode_only_images_per_s": ceiling["images_per_s"],
             "ceiling_over_predict": ceiling["images_per_s"] / whole["images_per_s"], "peak_rss_mb": whole["peak_rss_mb"],
+            "engine_torch": {"predict_images_per_s": with_torch["images_per_s"], "peak_rss_mb": with_torch["peak_rss_mb"],
+                             "ceiling_over_predict": ceiling["images_per_s"] / with_torch["images_per_s"]},
             "kill9": {"killed_exit": first["exit"], "resume_stdout": second["stdout"], "rows": len(got),
                       "unique_ids": int(got["id"].nunique()), "equal_to_uninterrupted": bool(got.equals(clean))}}
         print(json.dumps(results["at_scale"]), flush=True)

@@ -210,18 +210,18 @@ def predict(model: Any, images: Sequence[str | Path], extra_csv: str | Path | No
 def classify(model: str | Path, images: Sequence[str | Path] = (), catalogue: str | Path | None = None,
              out: str | Path = "predictions.csv", extra_csv: str | Path | None = None, keep_columns: Sequence[str] = (),
              tta: bool = False, chunk_size: int = 1024, workers: int | None = None, dask: str | None = None,
-             overwrite: bool = False, progress: bool = True, precision: str = "fp32") -> Any:
-    """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.catalogue`)."""
-    from galaxy_synth.catalogue import (
-        classify_catalogue,
-        rows_from_catalogue,
-        rows_from_files,
-    )
-    from galaxy_synth.predict import inference_precision, load_model_dir
+             overwrite: bool = False, progress: bool = True, precision: str = "fp32", engine: str = "torch") -> Any:
+    """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.catalogue`).
 
-    loaded = load_model_dir(model)
-    rows = rows_from_catalogue(loaded, catalogue, keep_columns) if catalogue else rows_from_files(loaded, images, extra_csv)
-    return classify_catalogue(model, rows, out, tta=tta, precision=inference_precision(precision), chunk_size=chunk_size,
+    ``precision`` (fp32, bf16, auto) and ``engine`` (torch, onnx, auto): :func:`galaxy_synth.catalogue.inference_settings`."""
+    from galaxy_synth.catalogue import classify_catalogue, inference_settings
+    from galaxy_synth.catalogue_rows import rows_from_catalogue, rows_from_files
+    from galaxy_synth.model_folder import read_model_folder
+
+    header = read_model_folder(model)  # the card alone: the weights (and torch) load while decoding starts
+    rows = rows_from_catalogue(header, catalogue, keep_columns) if catalogue else rows_from_files(header, images, extra_csv)
+    precision, engine = inference_settings(header, precision, engine)
+    return classify_catalogue(model, rows, out, tta=tta, precision=precision, engine=engine, chunk_size=chunk_size,
                               workers=workers, dask=dask, overwrite=overwrite, progress=progress)
 
 

@@ -19,11 +19,14 @@ is not to be trusted silently on another's images.
 from __future__ import annotations
 
 import hashlib
-import json
+import importlib.util
 import logging
 import os
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -31,80 +34,17 @@ import numpy as np
 import pandas as pd
 
 from galaxy_common.errors import DataError
+from galaxy_synth.catalogue_rows import CatalogueRows, rows_from_files
 from galaxy_synth.chunk_writers import CsvChunkWriter, ParquetChunkWriter
 from galaxy_synth.input_domain import DOMAIN_SHIFT_WARNING, domain_scores
-from galaxy_synth.predict import (
-    EXTRAS_FALLBACK,
-    collect_images,
-    load_model_dir,
-    predict_probabilities,
-    read_extras,
-)
+from galaxy_synth.model_folder import MODEL_FILES, ModelFolder, read_model_folder
 from synthesis.data.decode import decode_rows
+from synthesis.hardware.cores import cpu_bf16_flags
 
 log = logging.getLogger("galaxy_synth")
 DEFAULT_CHUNK = 1024
 HEAVY_MODEL_FLOPS = 200e6  # above this (FLOPs per image) the network, not decoding, is the cost: run it in every worker
-
-
-@dataclass
-class CatalogueRows:
-    """What to classify: image path(s) per row, the columns carried into the output, the model's extra inputs."""
-
-    paths: list[tuple[str, ...]]
-    carried: pd.DataFrame
-    extras: np.ndarray
-    extras_note: str | None = None  # set where the training means stood in for missing extra inputs
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def signature(self) -> str:
-        body = json.dumps([self.paths, self.carried.columns.tolist()], default=str)
-        return hashlib.sha256(body.encode()).hexdigest()[:16]
-
-
-def rows_from_catalogue(loaded: Any, csv: str | Path, keep_columns: Sequence[str] = ()) -> CatalogueRows:
-    """A catalogue CSV: ``file`` (or ``file_<band>`` for a per-band FITS model), optional ``id``, the model's
-    extra inputs where present, ``keep_columns`` carried into the output. Paths are relative to the CSV."""
-    csv = Path(csv)
-    try:
-        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError(f"catalogue not found: {csv}") from None
-    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read catalogue {csv}: {str(exc).splitlines()[0]}") from None
-    layout = loaded.config.fits or {}
-    file_columns = [f"file_{b}" for b in layout.get("band_names", ())] if layout.get("per_band_files") else ["file"]
-    absent = [c for c in [*file_columns, *keep_columns] if c not in df.columns]
-    if absent:
-        raise DataError(f"catalogue {csv} has no column {absent[0]!r} (found: {', '.join(df.columns)})")
-    base = csv.parent
-    paths = [tuple(str(p if Path(p).is_absolute() else base / p) for p in row) for row in df[file_columns].itertuples(index=False)]
-    carried = df[[c for c in dict.fromkeys(["id", *file_columns, *keep_columns]) if c in df.columns]].reset_index(drop=True)
-    names = loaded.extra_names
-    if names and all(n in df.columns for n in names):
-        extras = df[names].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
-        if not np.isfinite(extras).all():
-            row = int(np.argwhere(~np.isfinite(extras))[0, 0])
-            raise DataError(f"catalogue {csv} line {row + 2}: non-numeric or missing {', '.join(names)}")
-        return CatalogueRows(paths, carried, extras)
-    return CatalogueRows(paths, carried, *_extras(loaded, None, paths))
-
-
-def rows_from_files(loaded: Any, images: Sequence[str | Path], extras_csv: str | Path | None = None) -> CatalogueRows:
-    """Image files named directly or found in folders; extra inputs from ``extras_csv`` (by file name or id)."""
-    files = collect_images(images)
-    return CatalogueRows([(str(f),) for f in files], pd.DataFrame({"file": [str(f) for f in files]}),
-                         *_extras(loaded, extras_csv, files))
-
-
-def _extras(loaded: Any, extras_csv: str | Path | None, files: Sequence[Any]) -> tuple[np.ndarray, str | None]:
-    """The model's extra inputs (:func:`galaxy_synth.predict.read_extras`; without a CSV, the training means) and the
-    note that flags the fallback."""
-    names = loaded.extra_names
-    extras = read_extras(extras_csv, files, names, fallback=loaded.card["extra_inputs"].get("mean"))
-    return extras, EXTRAS_FALLBACK if names and extras_csv is None else None
+DECODED_AHEAD_BYTES = 64 << 20  # decoded chunks waiting for the network: enough to cover torch's import and the model's load
 
 
 # ---------------------------------------------------------------------------------------------- one chunk
@@ -120,12 +60,26 @@ class ChunkJob:
     extras: np.ndarray
     tta: bool
     precision: str = "fp32"
+    engine: str = "torch"
+
+
+def _network(model_dir: str, engine: str = "torch") -> Any:
+    """The network, once per process (a Dask worker or a pool process keeps it between chunks) and per version of the
+    folder's files (a folder exported again is loaded again): the torch model, or ONNX Runtime on model.onnx."""
+    names = (*MODEL_FILES, "model.onnx")
+    stamps = tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in (Path(model_dir) / n for n in names) if f.exists())
+    return _network_version(model_dir, engine, stamps)
 
 
 @lru_cache(maxsize=2)
-def _loaded(model_dir: str) -> Any:
-    """The model, once per worker process (a Dask worker or a pool process keeps it between chunks)."""
+def _network_version(model_dir: str, engine: str, stamps: tuple) -> Any:
+    if engine == "onnx":
+        from galaxy_synth.onnx_engine import OnnxModel
+
+        return OnnxModel.load(read_model_folder(model_dir), threads=1)
     import torch
+
+    from galaxy_synth.predict import load_model_dir
 
     torch.set_num_threads(1)  # one thread per process: the allotted cores are filled with processes
     return load_model_dir(model_dir)
@@ -133,7 +87,7 @@ def _loaded(model_dir: str) -> Any:
 
 def classify_chunk(job: ChunkJob) -> pd.DataFrame:
     """One task: :func:`classify_rows` with the worker's copy of the model."""
-    return classify_rows(_loaded(job.model_dir), job.paths, job.extras, job.tta, job.precision)
+    return classify_rows(_network(job.model_dir, job.engine), job.paths, job.extras, job.tta, job.precision)
 
 
 def classify_rows(loaded: Any, paths: Sequence[Sequence[str]], extras: np.ndarray, tta: bool = False,
@@ -142,21 +96,22 @@ def classify_rows(loaded: Any, paths: Sequence[Sequence[str]], extras: np.ndarra
     return score_decoded(loaded, *decode_rows(_decode_args(loaded, paths)), extras, tta, precision)
 
 
-def _decode_args(loaded: Any, paths: Sequence[Sequence[str]]) -> tuple:
-    config = loaded.config
-    return [tuple(r) for r in paths], config.image_size, config.crop, (config.fits or {}) if loaded.is_fits else None
+def _decode_args(model: ModelFolder, paths: Sequence[Sequence[str]]) -> tuple:
+    """What :func:`decode_rows` needs, from the card alone: a decode process never sees the network."""
+    config = model.config
+    return [tuple(r) for r in paths], config.image_size, config.crop, (config.fits or {}) if model.is_fits else None
 
 
-def score_decoded(loaded: Any, images: np.ndarray, status: list[str], extras: np.ndarray, tta: bool = False,
+def score_decoded(network: Any, images: np.ndarray, status: list[str], extras: np.ndarray, tta: bool = False,
                   precision: str = "fp32") -> pd.DataFrame:
     """Predictions for decoded rows (:func:`synthesis.data.decode.decode_rows`): status, class, confidence,
     calibrated probabilities, domain_z; NaN where the row could not be read."""
     inputs = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
     ok = np.array([s == "ok" for s in status], dtype=bool)
-    names = loaded.class_names
+    names = network.class_names
     probs = np.full((len(status), len(names)), np.nan, np.float32)
     if ok.any():
-        probs[ok] = predict_probabilities(loaded, inputs[ok], np.asarray(extras)[ok], tta, precision=precision)
+        probs[ok] = network.probabilities(inputs[ok], np.asarray(extras)[ok], tta, precision=precision)
     filled = np.nan_to_num(probs)
     out = pd.DataFrame({"status": status,
                         "predicted": [names[int(k)] if good else "" for k, good in zip(filled.argmax(1), ok)],
@@ -165,7 +120,7 @@ def score_decoded(loaded: Any, images: np.ndarray, status: list[str], extras: np
         out[f"p_{name}"] = probs[:, k]
     out["domain_z"] = np.nan
     if ok.any():
-        per_image, shift = domain_scores(loaded, inputs[ok])
+        per_image, shift = domain_scores(network, inputs[ok])
         out.loc[ok, "domain_z"] = per_image
         out.attrs["domain_shift"] = shift  # the chunk's effect size, read by the writer's tally
     return out
@@ -189,6 +144,31 @@ def predict_files(loaded: Any, files: Sequence[str | Path], extras_csv: str | Pa
 # ---------------------------------------------------------------------------------------------- running
 
 
+def inference_settings(model: ModelFolder, precision: str = "auto", engine: str = "auto") -> tuple[str, str]:
+    """(precision, engine) for this model on this CPU, or one line saying why a request cannot run.
+
+    precision ``auto``: bf16 where the CPU has AMX (measured 1.1-2.3× faster networks, §20), else fp32. engine
+    ``auto``: ONNX Runtime on the folder's model.onnx where the run is fp32 and onnxruntime is installed (1.35×
+    faster small networks than fused torch on a CPU without AMX, §20), else torch; ``onnx`` runs fp32."""
+    has_runtime = importlib.util.find_spec("onnxruntime") is not None
+    has_file = (model.folder / "model.onnx").is_file()
+    if engine == "onnx":
+        if not has_file:
+            raise DataError(f"--engine onnx: {model.folder} has no model.onnx (export with the onnx package installed)")
+        if not has_runtime:
+            raise DataError("--engine onnx needs onnxruntime: pip install 'galaxy-synth[export]'")
+        if precision == "bf16":
+            raise DataError("--engine onnx runs fp32: use --precision fp32, or --engine torch for bf16")
+        precision = "fp32"
+    if precision == "auto":
+        precision = "bf16" if "amx_bf16" in cpu_bf16_flags() else "fp32"
+    if precision == "bf16" and not cpu_bf16_flags():
+        raise DataError("--precision bf16: this CPU has no bf16 instructions (avx512_bf16 or AMX); use fp32")
+    if engine == "auto":
+        engine = "onnx" if precision == "fp32" and has_runtime and has_file else "torch"
+    return precision, engine
+
+
 @dataclass
 class CatalogueSummary:
     rows: int
@@ -203,14 +183,15 @@ class CatalogueSummary:
 
 
 def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Path, tta: bool = False, precision: str = "fp32",
-                       chunk_size: int = DEFAULT_CHUNK, workers: int | None = None, dask: str | None = None,
+                       engine: str = "torch", chunk_size: int = DEFAULT_CHUNK, workers: int | None = None, dask: str | None = None,
                        overwrite: bool = False, progress: bool = True) -> CatalogueSummary:
     """Classify every row into ``out`` (CSV or Parquet folder), resuming a run of the same model and rows.
 
     ``precision``: "fp32", or "bf16" (autocast; on a CPU with AMX the network 1.1-2.3× faster; probabilities move by
     at most ~0.02 and 0.1% of predicted classes change on gz1 —
-    docs/BENCHMARKS.md §20)."""
-    loaded = load_model_dir(model_dir)  # one line now if the folder is broken, not in every worker
+    docs/BENCHMARKS.md §20). ``engine``: "torch" or "onnx" (:func:`inference_settings` chooses both). Nothing is
+    written until the weights have loaded and the first chunk is classified."""
+    model = read_model_folder(model_dir)  # one line now if the folder is broken, not in every worker
     out = Path(out)
     if chunk_size < 1:
         raise DataError("--chunk-size must be >= 1")
@@ -218,21 +199,24 @@ def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Pa
         raise DataError(f"cannot write {out}: its folder {out.parent} does not exist or is not writable")
     if dask:
         _dask_client_class()  # one line now if dask.distributed is missing, before the output is touched
-    signature = hashlib.sha256(f"{rows.signature()}|{_model_signature(loaded)}|{tta}|{precision}|{chunk_size}".encode()).hexdigest()[:16]
+    engine_tag = "" if engine == "torch" else f"|{engine}"  # outputs of runs before engines existed still resume
+    signature = hashlib.sha256(f"{rows.signature()}|{_model_signature(model)}|{tta}|{precision}|{chunk_size}{engine_tag}".encode()).hexdigest()[:16]
     writer = (ParquetChunkWriter if out.suffix == ".parquet" else CsvChunkWriter)(out, signature, overwrite)
     starts = list(range(0, len(rows), chunk_size))
-    todo = [ChunkJob(i, str(Path(model_dir).resolve()), tuple(rows.paths[s:s + chunk_size]), rows.extras[s:s + chunk_size], tta,
-                     precision)
+    todo = [ChunkJob(i, str(model.folder.resolve()), tuple(rows.paths[s:s + chunk_size]), rows.extras[s:s + chunk_size], tta,
+                     precision, engine)
             for i, s in enumerate(starts) if i >= writer.chunks_done]
     resumed = len(starts) - len(todo)
     state = {"failed": 0, "counts": {}, "warning": None, "written": 0}
     if not writer.complete:
         from tqdm.auto import tqdm
 
+        results = _results_in_order(model, todo, workers, dask)
+        first = list(islice(results, 1))  # the weights load before this returns: a broken model.pt prints no bar
         bar = tqdm(total=len(rows), initial=min(len(rows), resumed * chunk_size), desc="classifying", unit="img",
                    unit_scale=True, disable=not progress)
         try:
-            for job, table in _results_in_order(todo, workers, dask):
+            for job, table in chain(first, results):
                 start = starts[job.index]
                 carried = rows.carried.iloc[start:start + len(job.paths)].reset_index(drop=True)
                 shift = table.attrs.get("domain_shift")
@@ -246,7 +230,7 @@ def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Pa
             bar.close()
         writer.finish()
     return CatalogueSummary(len(rows), state["written"], resumed, state["failed"], state["counts"], out, state["warning"],
-                            rows.extras_note, tuple(loaded.extra_names))
+                            rows.extras_note, tuple(model.extra_names))
 
 
 def _tally(state: dict, table: pd.DataFrame, shift: tuple[float, str] | None) -> None:
@@ -262,16 +246,22 @@ def _tally(state: dict, table: pd.DataFrame, shift: tuple[float, str] | None) ->
         log.warning("%s", state["warning"])
 
 
-def _model_signature(loaded: Any) -> str:
-    card = loaded.card
+def _model_signature(model: ModelFolder) -> str:
+    card = model.card
     return f"{card.get('spec_hash')}|{card.get('created')}|{card.get('trial')}|{card.get('study')}"
 
 
-def _results_in_order(jobs: list[ChunkJob], workers: int | None, dask: str | None) -> Iterator[tuple[ChunkJob, pd.DataFrame]]:
-    """(job, result) in job order, from Dask workers, a process pool, or this process for a single chunk."""
+def _results_in_order(model: ModelFolder, jobs: list[ChunkJob], workers: int | None,
+                      dask: str | None) -> Iterator[tuple[ChunkJob, pd.DataFrame]]:
+    """(job, result) in job order, from Dask workers, a process pool, or this process for a single chunk.
+
+    The network is loaded here, in this process, before any result is yielded: a corrupt model.pt (model.onnx for
+    the ONNX engine) is one line before anything is written (and the network process needs it anyway)."""
     if not jobs:
         return
     if dask:
+        with _one_thread(jobs[0].engine):
+            _network(jobs[0].model_dir, jobs[0].engine)
         yield from _dask_results(jobs, dask, workers)
         return
     if workers is None:
@@ -280,59 +270,94 @@ def _results_in_order(jobs: list[ChunkJob], workers: int | None, dask: str | Non
         workers = allotted_cores().cores
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
-        import torch
-
-        previous = torch.get_num_threads()
-        try:
-            torch.set_num_threads(1)
-            for job in jobs:
-                yield job, classify_chunk(job)
-        finally:
-            torch.set_num_threads(previous)
+        yield from _in_this_process(jobs)
         return
+    if model.flops_per_image > HEAVY_MODEL_FLOPS:
+        # The network costs more than decoding (ResNet-18: 70 ms an image at 64 px against 1 ms): each process
+        # decodes and runs it, one thread each, so every allotted core runs the network (torch in each: more memory).
+        with _process_pool(workers) as pool:
+            in_flight = _bounded(jobs, lambda job: pool.submit(classify_chunk, job), lambda f: f.result(), ahead=2 * workers)
+            with _one_thread(jobs[0].engine):
+                _network(jobs[0].model_dir, jobs[0].engine)  # checked here while the workers load theirs
+            yield from in_flight
+        return
+    # A small network: decoding in a pool of light processes (no torch: ~35 MB each), the network here with one
+    # thread, so at most one process holds torch (none with the ONNX engine, §20). The pool starts and decodes
+    # first — its arguments come from the card — while this process loads the network (importing torch takes
+    # ≈ 3 s that would leave a core idle); up to DECODED_AHEAD_BYTES of decoded chunks wait for it.
+    with _process_pool(workers) as pool:
+        decoded = _bounded(jobs, lambda job: pool.submit(decode_rows, _decode_args(model, job.paths)),
+                           lambda f: f.result(), ahead=_decoded_ahead(model, len(jobs[0].paths), workers))
+        with _one_thread(jobs[0].engine):
+            network = _network(jobs[0].model_dir, jobs[0].engine)
+            for job, (images, status) in decoded:
+                yield job, score_decoded(network, images, status, job.extras, job.tta, job.precision)
+
+
+@contextmanager
+def _process_pool(workers: int) -> Iterator[Any]:
+    """Spawned processes (never fork a process whose OpenMP pool may have run: it can hang); on an error or a
+    stop, the chunks not yet started are cancelled instead of decoded for nothing."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+@contextmanager
+def _one_thread(engine: str) -> Iterator[None]:
+    """This process runs the network with one thread (the allotted cores are filled with processes), then as before.
+    ONNX Runtime's sessions are made with one thread; that engine's process never imports torch."""
+    if engine == "onnx":
+        yield
+        return
     import torch
 
-    loaded = _loaded(jobs[0].model_dir)
-    context = multiprocessing.get_context("spawn")  # never fork a process whose OpenMP pool may have run: it can hang
-    if loaded.card.get("flops_per_image", 0) > HEAVY_MODEL_FLOPS:
-        # The network costs more than decoding (ResNet-18: 70 ms an image at 64 px against 1 ms): each process
-        # decodes and runs it, one thread each, so every allotted core runs the network (torch in each: more memory).
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            yield from _bounded(jobs, lambda job: pool.submit(classify_chunk, job), lambda f: f.result(), ahead=2 * workers)
-        return
-    # A small network: decoding in a pool of light processes (no torch: ~35 MB each), the network here with one
-    # thread, so only one process holds torch (a 100k-image run stayed under 1 GB, §20).
     previous = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        torch.set_num_threads(1)
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            decoded = _bounded(jobs, lambda job: pool.submit(decode_rows, _decode_args(loaded, job.paths)),
-                               lambda f: f.result(), ahead=2 * workers)
-            for job, (images, status) in decoded:
-                yield job, score_decoded(loaded, images, status, job.extras, job.tta, job.precision)
+        yield
     finally:
         torch.set_num_threads(previous)
 
 
+def _in_this_process(jobs: list[ChunkJob]) -> Iterator[tuple[ChunkJob, pd.DataFrame]]:
+    with _one_thread(jobs[0].engine):
+        for job in jobs:
+            yield job, classify_chunk(job)
+
+
+def _decoded_ahead(model: ModelFolder, chunk_size: int, workers: int) -> int:
+    """Chunks in flight for the decode pool: 2 per process at least, more while they are small (≤ 64 MB decoded)."""
+    channels = len(model.config.channels)
+    itemsize = 4 if model.is_fits else 1
+    chunk_bytes = chunk_size * model.config.image_size ** 2 * channels * itemsize
+    return max(2 * workers, min(64, DECODED_AHEAD_BYTES // max(chunk_bytes, 1)))
+
+
 def _bounded(jobs: list[ChunkJob], submit: Callable[[ChunkJob], Any], result: Callable[[Any], Any],
              ahead: int) -> Iterator[tuple[ChunkJob, Any]]:
-    """Keep at most ``ahead`` chunks in flight (memory stays bounded), yield their results in job order."""
-    pending: list[tuple[ChunkJob, Any]] = []
+    """Submit the first ``ahead`` chunks now; then keep at most ``ahead`` in flight (memory stays bounded) and
+    yield their results in job order."""
     queue = iter(jobs)
-    for job in queue:
-        pending.append((job, submit(job)))
-        if len(pending) >= ahead:
-            break
-    while pending:
-        job, future = pending.pop(0)
-        value = result(future)
-        nxt = next(queue, None)
-        if nxt is not None:
-            pending.append((nxt, submit(nxt)))
-        yield job, value
+    pending = deque((job, submit(job)) for job in islice(queue, ahead))
+
+    def in_order() -> Iterator[tuple[ChunkJob, Any]]:
+        while pending:
+            job, future = pending.popleft()
+            value = result(future)
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append((nxt, submit(nxt)))
+            yield job, value
+
+    return in_order()
 
 
 def _dask_client_class() -> tuple[Any, Any]:

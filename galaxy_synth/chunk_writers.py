@@ -28,12 +28,22 @@ class CsvChunkWriter:
                             "pass --overwrite or choose another -o")
         if state is None and self.path.exists() and not overwrite:
             raise DataError(f"{self.path} exists and was not written by a resumable predict: pass --overwrite or choose another -o")
-        if state is None or state.get("signature") != signature:
+        self._replace = state is None or state.get("signature") != signature
+        if self._replace:
             state = {"signature": signature, "chunks": 0, "rows": 0, "bytes": 0, "complete": False}
-            self.path.unlink(missing_ok=True)
         self.state = state
+        self._opened = False
+
+    def _open(self) -> None:
+        """The first write: only now is a replaced output removed and a half-written chunk cut off, so a run that
+        fails before its first chunk (a corrupt model.pt, a stop) leaves the file as it was."""
+        if self._opened:
+            return
+        if self._replace:
+            self.path.unlink(missing_ok=True)
         with open(self.path, "ab") as f:  # drop a chunk a kill left half-written
-            f.truncate(state["bytes"])
+            f.truncate(self.state["bytes"])
+        self._opened = True
 
     @property
     def chunks_done(self) -> int:
@@ -44,6 +54,7 @@ class CsvChunkWriter:
         return bool(self.state.get("complete"))
 
     def append(self, table: pd.DataFrame) -> None:
+        self._open()
         with open(self.path, "ab") as f:
             f.write(table.to_csv(index=False, header=self.state["bytes"] == 0).encode())
             f.flush()
@@ -53,6 +64,7 @@ class CsvChunkWriter:
         self._save()
 
     def finish(self) -> None:
+        self._open()
         self.state["complete"] = True
         self._save()
 
@@ -71,25 +83,35 @@ class ParquetChunkWriter:
         except ImportError:
             raise DataError("Parquet output needs pyarrow (pip install pyarrow); or write a .csv") from None
         self.path = Path(path)
+        self.signature = signature
         marker = self.path / "_signature"
         if self.path.exists() and not overwrite:
             if not marker.is_file() or marker.read_text() != signature:
                 raise DataError(f"{self.path} holds another run (or not a predict output): pass --overwrite or choose another -o")
-        elif self.path.exists():
+        self._replace = self.path.exists() and overwrite
+        parts = [] if self._replace else sorted(self.path.glob("part-*.parquet"))
+        self._next = len(parts)  # parts are written in order, so the first missing one is where to go on
+        self.complete = not self._replace and (self.path / "_complete").is_file()
+        self._opened = False
+
+    def _open(self) -> None:
+        """The first write: only now is a replaced output removed (see :meth:`CsvChunkWriter._open`)."""
+        if self._opened:
+            return
+        if self._replace:
             import shutil
 
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
-        marker.write_text(signature)
-        parts = sorted(self.path.glob("part-*.parquet"))
-        self._next = len(parts)  # parts are written in order, so the first missing one is where to go on
-        self.complete = (self.path / "_complete").is_file()
+        (self.path / "_signature").write_text(self.signature)
+        self._opened = True
 
     @property
     def chunks_done(self) -> int:
         return self._next
 
     def append(self, table: pd.DataFrame) -> None:
+        self._open()
         part = self.path / f"part-{self._next:06d}.parquet"
         tmp = self.path / f".{part.name}.tmp"  # hidden: readers of the folder skip it until it is whole
         table.to_parquet(tmp, index=False)
@@ -97,4 +119,5 @@ class ParquetChunkWriter:
         self._next += 1
 
     def finish(self) -> None:
+        self._open()
         (self.path / "_complete").write_text("")

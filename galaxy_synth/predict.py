@@ -10,32 +10,28 @@ has no mirror partner, flips are left out.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
-from synthesis.data.decode import IMAGE_EXTENSIONS, decode_image
-from synthesis.data.fits import FITS_EXTENSIONS, FitsLayout, decode_fits
-from synthesis.data.preprocessing import ExtraScaler, PreprocessingConfig
+from galaxy_synth.model_folder import ModelFolder, read_model_folder
+from synthesis.data.decode import decode_image
+from synthesis.data.fits import FitsLayout, decode_fits
 from synthesis.errors import DataError
 from synthesis.hardware.device import autocast
-from synthesis.models.package import MODEL_FILES, PackagedModel, fused_for_inference, load_model
-from synthesis.models.spec import ArchSpec, model_spec_from_dict
+from synthesis.models.package import PackagedModel, fused_for_inference, load_model
 from synthesis.training.views import dihedral_views, mirror_permutation, view_logits
 
 
 @dataclass
-class LoadedModel:
+class LoadedModel(ModelFolder):
+    """A model folder with its network loaded (``model``: what ``model.ts`` computes)."""
+
     model: PackagedModel
-    card: dict[str, Any]
-    spec: ArchSpec
-    config: PreprocessingConfig
 
     @cached_property
     def inference_model(self) -> PackagedModel:
@@ -43,105 +39,26 @@ class LoadedModel:
         rounding, faster); ``model`` itself stays as trained (its parameters, its modules)."""
         return fused_for_inference(self.model)
 
-    @property
-    def is_fits(self) -> bool:
-        return self.config.pixels != "uint8"
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.card["class_names"])
-
-    @property
-    def extra_names(self) -> list[str]:
-        return list(self.card["extra_inputs"]["names"])
+    def probabilities(self, images: np.ndarray, extras: np.ndarray, tta: bool = False, precision: str = "fp32") -> np.ndarray:
+        """:func:`predict_probabilities` (the engine interface :class:`galaxy_synth.onnx_engine.OnnxModel` shares)."""
+        return predict_probabilities(self, images, extras, tta, precision=precision)
 
 
-def load_model_dir(folder: str | Path) -> LoadedModel:
-    """Load an exported model folder; any missing or corrupt piece is one DataError naming it."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"model folder not found: {folder}")
-    missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
-    if missing:
-        raise DataError(f"{folder} is not a complete exported model: {missing[0]} is missing (re-run galaxy-synth export)")
+def load_model_dir(folder: str | Path | ModelFolder) -> LoadedModel:
+    """Load an exported model folder (or the :class:`ModelFolder` already read); any missing or corrupt piece is
+    one DataError naming it."""
+    header = folder if isinstance(folder, ModelFolder) else read_model_folder(folder)
+    folder = header.folder
     try:
-        card = json.loads((folder / "card.json").read_text())
-        spec = model_spec_from_dict(json.loads((folder / "arch.json").read_text()))
-        if card["input"].get("config"):  # cards since the one preprocessing config: it says everything
-            config = PreprocessingConfig.from_dict(card["input"]["config"])
-        else:  # older cards: 8-bit RGB, the normalisation and crop beside
-            norm = card["input"]["normalisation"]
-            config = PreprocessingConfig(image_size=spec.image_size, crop=float(card["input"]["crop_fraction"]),
-                                         channels=("R", "G", "B"), mean=tuple(norm["mean"]), std=tuple(norm["std"]))
-        normalizer = config.normalizer()
-        scaler = ExtraScaler(list(card["extra_inputs"]["mean"]), list(card["extra_inputs"]["std"]))
-        card["class_names"], card["input"]["crop_fraction"]  # noqa: B018 — required keys
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"corrupt card.json or arch.json in {folder}: {type(exc).__name__}: {exc}") from None
-    try:
-        net, _, _ = load_model(folder / "model.pt", spec)  # the one weights format, or an older bare state dict
+        net, _, _ = load_model(folder / "model.pt", header.spec)  # the one weights format, or an older bare state dict
     except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
         raise DataError(f"model.pt in {folder} does not match its arch.json: {str(exc).splitlines()[0][:200]}") from None
     except Exception as exc:  # unpickling errors come in many types; none may pass silently
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"corrupt model.pt in {folder}: {first[:200]}") from None
-    temperature = (card.get("probability_calibration") or {}).get("temperature", 1.0)  # older cards: raw softmax
-    return LoadedModel(PackagedModel(net, normalizer, scaler, spec.n_extra, temperature).eval(), card, spec, config)
-
-
-def collect_images(paths: Sequence[str | Path]) -> list[Path]:
-    """Image files named directly, plus image files found (recursively) in named folders."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and (f.suffix.lower() in IMAGE_EXTENSIONS or f.name.lower().endswith(FITS_EXTENSIONS)))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise DataError(f"image or folder not found: {p}")
-    if not files:
-        raise DataError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS + FITS_EXTENSIONS))}) in {', '.join(map(str, paths))}")
-    return files
-
-
-EXTRAS_FALLBACK = "training-set means (no --extra given)"
-
-
-def read_extras(csv: str | Path | None, files: Sequence[Path], names: Sequence[str],
-                fallback: Sequence[float] | None = None) -> np.ndarray:
-    """The model's extra inputs per file, from a CSV with a 'file' (name or path) or 'id' (stem) column.
-
-    Without a CSV, ``fallback`` (the training-set means from the card) is used for every image, and
-    the caller flags it; with no fallback either, it is one line saying what to pass.
-    """
-    if not names:
-        return np.zeros((len(files), 0), dtype=np.float32)
-    if csv is None:
-        if fallback is None:
-            raise DataError(f"this model needs extra inputs {', '.join(names)}: pass --extra CSV with a 'file' or 'id' column")
-        return np.tile(np.asarray(fallback, dtype=np.float32), (len(files), 1))
-    try:
-        df = pd.read_csv(csv)
-    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read --extra {csv}: {str(exc).splitlines()[0]}") from None
-    absent = [n for n in names if n not in df.columns]
-    if absent:
-        raise DataError(f"--extra {csv} has no column {absent[0]!r}, which the model needs (needs: {', '.join(names)})")
-    if "file" in df.columns:
-        keys, key_of = df["file"].astype(str).map(lambda s: Path(s).name), (lambda f: f.name)
-    elif "id" in df.columns:
-        keys, key_of = df["id"].astype(str), (lambda f: f.stem)
-    else:
-        raise DataError(f"--extra {csv} needs a 'file' or 'id' column to match rows to images")
-    table = df.assign(_key=keys.to_numpy()).drop_duplicates("_key").set_index("_key")
-    missing = [f for f in files if key_of(f) not in table.index]
-    if missing:
-        raise DataError(f"--extra {csv} has no row for {missing[0]} ({len(missing)} image(s) without extra inputs)")
-    values = table.loc[[key_of(f) for f in files], list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
-    if not np.isfinite(values).all():
-        row = int(np.argwhere(~np.isfinite(values))[0, 0])
-        raise DataError(f"--extra {csv}: non-numeric or missing {', '.join(names)} for {files[row]}")
-    return values
+    temperature = (header.card.get("probability_calibration") or {}).get("temperature", 1.0)  # older cards: raw softmax
+    packaged = PackagedModel(net, header.normalizer(), header.extra_scaler(), header.spec.n_extra, temperature).eval()
+    return LoadedModel(header.folder, header.card, header.spec, header.config, packaged)
 
 
 @torch.inference_mode()
@@ -178,14 +95,3 @@ def read_inputs(loaded: LoadedModel, rows: Sequence[Sequence[str]]) -> np.ndarra
         layout = FitsLayout.from_dict(loaded.config.fits or {})
         return np.stack([decode_fits(list(row), layout, size, crop)[0] for row in rows])
     return np.stack([decode_image(row[0], size, crop) for row in rows]).astype(np.float32) / 255.0
-
-
-def inference_precision(requested: str) -> str:
-    """``auto``: bf16 where the CPU has AMX (measured 1.1-2.3× faster networks, §20), else fp32; or as asked."""
-    from synthesis.hardware.device import cpu_bf16_flags
-
-    if requested == "auto":
-        return "bf16" if "amx_bf16" in cpu_bf16_flags() else "fp32"
-    if requested == "bf16" and not cpu_bf16_flags():
-        raise DataError("--precision bf16: this CPU has no bf16 instructions (avx512_bf16 or AMX); use fp32")
-    return requested

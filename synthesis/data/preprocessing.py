@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only where tensors are made: predict's decode processes and its card reading import this without it
+    import torch
 
 BAND_MAPPINGS = ("asinh", "robust")
 
@@ -16,7 +18,7 @@ def asinh(v: torch.Tensor) -> torch.Tensor:
     """asinh from ops every exporter knows (ONNX's TorchScript path has no aten::asinh), odd-symmetric so that
     large negative values lose no precision; training and the packaged model use this same function."""
     a = v.abs()
-    return torch.sign(v) * torch.log(a + torch.sqrt(a * a + 1.0))
+    return v.sign() * (a + (a * a + 1.0).sqrt()).log()
 
 
 def cached_to_units(pixels: np.ndarray, mapping: BandMapping | None, dtype: type = np.float64) -> np.ndarray:
@@ -109,6 +111,8 @@ class Normalizer:
         # Made once per device, not per batch: on a GPU every fresh host tensor is a copy.
         cache = self.__dict__.setdefault("_on_device", {})
         if device not in cache:
+            import torch
+
             as_t = lambda v: torch.tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1)  # noqa: E731
             m = self.mapping
             cache[device] = (as_t(self.mean), as_t(self.std)) + ((as_t(m.storage), as_t(m.offset), as_t(m.scale))

@@ -28,6 +28,7 @@ import torch
 
 from synthesis.choices import Precision, names  # noqa: E402
 from synthesis.errors import GalaxySynthError
+from synthesis.hardware.cores import cpu_bf16_flags  # noqa: F401 — read through this module (tests patch it here)
 
 PRECISIONS = names(Precision)
 
@@ -63,16 +64,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     elif device.type != "cpu":
         raise GalaxySynthError(f"--device {name!r}: galaxy-synth runs on cpu, cuda or mps")
     return device
-
-
-def cpu_bf16_flags() -> list[str]:
-    """The processor's native bf16 instruction sets (Linux /proc/cpuinfo; empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from synthesis.models.builder import build_model
 from synthesis.models.spec import ModelSpec, model_spec_from_dict
 
 WEIGHTS_FORMAT = "galaxy-synth-model/1"
-MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
 
 
 def save_model(path: str | Path, model: nn.Module, spec: ModelSpec, preprocessing: PreprocessingConfig | None,

@@ -9,9 +9,12 @@ Used by export (to calibrate TTA probabilities) and by predict (to produce them)
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
+import numpy as np
+
+if TYPE_CHECKING:  # torch where tensors are turned: the ONNX engine's process turns numpy arrays and has no torch
+    import torch
 
 View = tuple[int, bool]  # (quarter turns, mirrored)
 
@@ -35,6 +38,8 @@ def mirror_permutation(class_names: Sequence[str], mirror_pairs: Sequence[Sequen
 def view_of(x: torch.Tensor, view: View) -> torch.Tensor:
     """The batch seen in ``view``, in ``x``'s memory format: ``torch.rot90`` returns a contiguous (NCHW) copy even
     for zero turns, and a channels-last network fed NCHW runs its max-pools ~8x slower on the CPU (§20)."""
+    import torch
+
     quarter_turns, mirrored = view
     if quarter_turns % 4 == 0 and not mirrored:
         return x
@@ -44,12 +49,20 @@ def view_of(x: torch.Tensor, view: View) -> torch.Tensor:
     return turned
 
 
-@torch.inference_mode()
+def array_view(x: np.ndarray, view: View) -> np.ndarray:
+    """:func:`view_of` for a numpy batch [N, C, H, W] (the same turns and mirror; a view, not a copy)."""
+    quarter_turns, mirrored = view
+    return np.rot90(x[..., ::-1] if mirrored else x, quarter_turns, axes=(-2, -1))
+
+
 def view_logits(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: Sequence[View],
                 perm: Sequence[int]) -> torch.Tensor:
     """Logits [V, N, K] of ``forward`` on each view of the batch ``x`` [N, C, H, W], mirrored views permuted back."""
+    import torch
+
     out = []
-    for view in views:
-        logits = forward(view_of(x, view)).float()
-        out.append(logits[:, list(perm)] if view[1] else logits)
-    return torch.stack(out)
+    with torch.inference_mode():
+        for view in views:
+            logits = forward(view_of(x, view)).float()
+            out.append(logits[:, list(perm)] if view[1] else logits)
+        return torch.stack(out)

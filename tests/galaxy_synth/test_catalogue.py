@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxy_synth.catalogue import rows_from_catalogue
+from galaxy_synth.catalogue_rows import rows_from_catalogue
 from galaxy_synth.cli import main
 from galaxy_synth.predict import load_model_dir, predict_probabilities, read_inputs
 from synthesis.data.synthetic import generate_galaxies
@@ -180,3 +180,78 @@ def test_catalogue_rows_resolve_paths_against_the_csv_and_take_extras_from_it(ex
     rows = rows_from_catalogue(load_model_dir(_model(exported_study)), catalogue / "cat.csv", ["ra"])
     assert rows.paths[0] == (str(catalogue / "img/g0.png"),) and rows.extras.shape == (40, 2) and rows.extras_note is None
     assert rows.carried.columns.tolist() == ["id", "file", "ra"]
+
+
+def test_a_catalogue_run_reads_the_folder_builds_rows_and_decodes_without_importing_torch(exported_study, catalogue):
+    """What runs before the weights load — the card, the rows, the precision, the decode workers' task — imports no
+    torch (seconds of start-up), so decoding fills the cores while the network loads."""
+    script = f"""
+import sys
+from galaxy_synth.catalogue import _decode_args, inference_settings
+from galaxy_synth.catalogue_rows import rows_from_catalogue
+from galaxy_synth.model_folder import read_model_folder
+from synthesis.data.decode import decode_rows
+model = read_model_folder({str(_model(exported_study))!r})
+rows = rows_from_catalogue(model, {str(catalogue / "cat.csv")!r}, ["ra"])
+inference_settings(model)
+images, status = decode_rows(_decode_args(model, rows.paths[:3]))
+assert status == ["ok"] * 3 and images.shape[0] == 3
+print("torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_chunks_are_submitted_before_the_first_result_is_asked_for():
+    from galaxy_synth.catalogue import _bounded
+
+    submitted = []
+    results = _bounded(list(range(10)), lambda job: submitted.append(job) or job, lambda f: f * 10, ahead=4)
+    assert submitted == [0, 1, 2, 3]  # the pool decodes while the caller loads the model
+    assert [v for _, v in results] == [j * 10 for j in range(10)] and submitted == list(range(10))
+
+
+def test_a_corrupt_model_pt_leaves_the_previous_output_as_it_was(exported_study, catalogue, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(_model(exported_study), model)
+    out = tmp_path / "p.csv"
+    common = ["predict", "--model", str(model), "--catalogue", str(catalogue / "cat.csv"), "--no-progress", "--chunk-size", "8"]
+    assert main([*common, "--workers", "1", "-o", str(out)]) == 0
+    before = out.read_bytes()
+    (model / "model.pt").write_bytes(b"\x00garbage")
+    assert main([*common, "--workers", "2", "--tta", "--engine", "torch", "--overwrite", "-o", str(out)]) == 2  # the pool
+    assert "corrupt model.pt" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    if (model / "model.onnx").is_file():
+        (model / "model.onnx").write_bytes(b"\x00garbage")
+        assert main([*common, "--workers", "2", "--tta", "--engine", "onnx", "--overwrite", "-o", str(out)]) == 2
+        assert "corrupt model.onnx" in capsys.readouterr().err
+        assert out.read_bytes() == before
+
+
+def test_the_onnx_engine_classifies_a_catalogue_with_no_torch_in_the_process(exported_study, catalogue, tmp_path):
+    """Its rows equal the torch engine's, and the run never imports torch (seconds of start-up, ≈ 0.7 GB)."""
+    pytest.importorskip("onnxruntime", reason="the ONNX engine needs onnxruntime (in the dev extra)")
+    model, cat = _model(exported_study), catalogue / "cat.csv"
+    torch_out, onnx_out = tmp_path / "t.csv", tmp_path / "o.csv"
+    assert main(["predict", "--model", str(model), "--catalogue", str(cat), "--workers", "1", "--engine", "torch",
+                 "--precision", "fp32", "--no-progress", "-o", str(torch_out)]) == 0
+    script = f"""
+import sys
+from galaxy_synth.cli import main
+assert main(["predict", "--model", {str(model)!r}, "--catalogue", {str(cat)!r}, "--workers", "2", "--chunk-size", "8",
+             "--engine", "onnx", "--tta", "--no-progress", "-o", {str(tmp_path / "tta.csv")!r}]) == 0
+assert main(["predict", "--model", {str(model)!r}, "--catalogue", {str(cat)!r}, "--workers", "2", "--chunk-size", "8",
+             "--no-progress", "-o", {str(onnx_out)!r}]) == 0
+print("torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    a, b = pd.read_csv(torch_out), pd.read_csv(onnx_out)
+    probs = [c for c in a.columns if c.startswith("p_")]
+    assert a["id"].tolist() == b["id"].tolist() and np.allclose(a[probs], b[probs], atol=1e-5)
+    assert (a["predicted"] == b["predicted"]).all()

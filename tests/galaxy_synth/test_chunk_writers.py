@@ -38,8 +38,11 @@ def test_another_run_or_a_foreign_file_is_never_mixed_in(tmp_path):
     with pytest.raises(DataError, match="not written by a resumable predict"):
         CsvChunkWriter(foreign, "sig")
     assert foreign.read_text() == "precious,data\n1,2\n"
-    CsvChunkWriter(out, "other", overwrite=True)
-    assert out.read_bytes() == b""
+    before = out.read_bytes()
+    replacing = CsvChunkWriter(out, "other", overwrite=True)
+    assert out.read_bytes() == before  # nothing is removed until the new run writes its first chunk
+    replacing.append(_chunk(9))
+    pd.testing.assert_frame_equal(pd.read_csv(out), _chunk(9))
 
 
 def test_parquet_parts_resume_after_the_last_whole_part(tmp_path):

@@ -86,8 +86,12 @@ def test_bad_inputs_are_one_line_and_write_nothing(exported_study, images, tmp_p
     _expect_one_line(capsys, ["predict", "--model", str(model), "--catalogue", str(tmp_path / "cat.csv"), "-o", str(out)],
                      "has no column 'file'", out)
     (model / "model.pt").write_bytes(b"\x00garbage")
-    _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(extra), "-o", str(out)],
-                     "corrupt model.pt", out)
+    _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(extra), "--engine", "torch",
+                              "-o", str(out)], "corrupt model.pt", out)
+    if (model / "model.onnx").is_file():  # what the default engine reads where onnxruntime is installed
+        (model / "model.onnx").write_bytes(b"\x00garbage")
+        _expect_one_line(capsys, ["predict", "--model", str(model), str(folder), "--extra", str(extra), "--engine", "onnx",
+                                  "-o", str(out)], "corrupt model.onnx", out)
 
 
 def test_without_extra_inputs_the_training_means_are_used_and_flagged(exported_study, images, tmp_path, capsys):
@@ -140,3 +144,40 @@ def test_bf16_inference_stays_close_to_fp32(exported_study):
     bf16 = predict_probabilities(loaded, x, extras, precision="bf16")
     assert not np.array_equal(fp32, bf16)  # it really ran in bf16
     assert np.abs(fp32 - bf16).max() < 0.05 and np.allclose(bf16.sum(1), 1, atol=1e-4)
+
+
+def test_the_onnx_engine_gives_the_torch_probabilities_with_and_without_tta(exported_study):
+    pytest.importorskip("onnxruntime", reason="the ONNX engine needs onnxruntime (in the dev extra)")
+    from galaxy_synth.onnx_engine import OnnxModel
+
+    loaded = load_model_dir(exported_study / "studies/exp/models/rank1")
+    onnx = OnnxModel.load(loaded)
+    imgs, _, extras, _ = generate_galaxies(n=20, size=32, seed=6)
+    x = imgs.astype(np.float32) / 255.0
+    for tta in (False, True):
+        want = predict_probabilities(loaded, x, extras, tta=tta)
+        got = onnx.probabilities(x, extras, tta=tta)
+        assert np.allclose(got, want, atol=1e-5), np.abs(got - want).max()
+    assert not np.allclose(onnx.probabilities(x, extras[::-1].copy()), onnx.probabilities(x, extras))  # extras reach it
+    with pytest.raises(DataError, match="runs fp32"):
+        onnx.probabilities(x, extras, precision="bf16")
+
+
+def test_engine_and_precision_are_chosen_from_the_folder_and_impossible_requests_are_one_line(exported_study, tmp_path):
+    import shutil
+
+    from galaxy_synth.catalogue import inference_settings
+    from galaxy_synth.model_folder import read_model_folder
+
+    pytest.importorskip("onnxruntime", reason="the ONNX engine needs onnxruntime (in the dev extra)")
+    model = read_model_folder(exported_study / "studies/exp/models/rank1")
+    assert inference_settings(model, "fp32", "auto") == ("fp32", "onnx")
+    assert inference_settings(model, "fp32", "torch") == ("fp32", "torch")
+    bare = tmp_path / "bare"
+    shutil.copytree(model.folder, bare)
+    (bare / "model.onnx").unlink()
+    assert inference_settings(read_model_folder(bare), "fp32", "auto") == ("fp32", "torch")
+    with pytest.raises(DataError, match="has no model.onnx"):
+        inference_settings(read_model_folder(bare), "fp32", "onnx")
+    with pytest.raises(DataError, match="runs fp32"):
+        inference_settings(model, "bf16", "onnx")

@@ -1,0 +1,76 @@
+"""An exported model folder read without its weights: the card, the architecture and the preprocessing config.
+
+Everything predict must know before the network exists — which files to read, their crop and size, the
+classes, the extra inputs, how costly the network is — comes from ``card.json`` and ``arch.json``. Reading
+them needs no torch (importing it takes seconds), so a catalogue run checks the folder, starts decoding
+and only then loads the weights (:func:`galaxy_synth.predict.load_model_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from galaxy_common.errors import DataError
+from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
+from synthesis.models.spec import ArchSpec, model_spec_from_dict
+
+MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
+
+
+@dataclass
+class ModelFolder:
+    """What an exported model folder says about its network, before the weights are read."""
+
+    folder: Path
+    card: dict[str, Any]
+    spec: ArchSpec
+    config: PreprocessingConfig
+
+    @property
+    def is_fits(self) -> bool:
+        return self.config.pixels != "uint8"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card["class_names"])
+
+    @property
+    def extra_names(self) -> list[str]:
+        return list(self.card["extra_inputs"]["names"])
+
+    @property
+    def flops_per_image(self) -> float:
+        return float(self.card.get("flops_per_image", 0))
+
+    def normalizer(self) -> Normalizer:
+        return self.config.normalizer()
+
+    def extra_scaler(self) -> ExtraScaler:
+        return ExtraScaler(list(self.card["extra_inputs"]["mean"]), list(self.card["extra_inputs"]["std"]))
+
+
+def read_model_folder(folder: str | Path) -> ModelFolder:
+    """The folder's card, architecture and preprocessing; any missing or corrupt piece is one DataError naming it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"model folder not found: {folder}")
+    missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
+    if missing:
+        raise DataError(f"{folder} is not a complete exported model: {missing[0]} is missing (re-run galaxy-synth export)")
+    try:
+        card = json.loads((folder / "card.json").read_text())
+        spec = model_spec_from_dict(json.loads((folder / "arch.json").read_text()))
+        if card["input"].get("config"):  # cards since the one preprocessing config: it says everything
+            config = PreprocessingConfig.from_dict(card["input"]["config"])
+        else:  # older cards: 8-bit RGB, the normalisation and crop beside
+            norm = card["input"]["normalisation"]
+            config = PreprocessingConfig(image_size=spec.image_size, crop=float(card["input"]["crop_fraction"]),
+                                         channels=("R", "G", "B"), mean=tuple(norm["mean"]), std=tuple(norm["std"]))
+        header = ModelFolder(folder, card, spec, config)
+        header.normalizer(), header.extra_scaler(), card["class_names"], card["input"]["crop_fraction"]  # noqa: B018 — required keys
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"corrupt card.json or arch.json in {folder}: {type(exc).__name__}: {exc}") from None
+    return header

@@ -1,0 +1,71 @@
+"""The ONNX engine: a model folder's ``model.onnx`` in ONNX Runtime, in a process that never imports torch.
+
+``model.onnx`` is the packaged model (normalisation, extra-input scaling and the calibration temperature
+inside), written and checked against torch by export. Running it needs only numpy and onnxruntime, so a
+catalogue run's network process starts in a fraction of a second instead of the seconds torch takes to
+import, and holds ≈ 0.2 GB instead of ≈ 0.8 GB (docs/BENCHMARKS.md §20). The test-time views and the
+softmax are numpy twins of :func:`galaxy_synth.predict.predict_probabilities`'s (tested equal to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from galaxy_common.errors import DataError
+from galaxy_synth.model_folder import ModelFolder
+from synthesis.training.views import array_view, dihedral_views, mirror_permutation
+
+
+@dataclass
+class OnnxModel(ModelFolder):
+    """A model folder with an ONNX Runtime session on its ``model.onnx``."""
+
+    session: Any = None
+
+    @classmethod
+    def load(cls, model: ModelFolder, threads: int = 1) -> OnnxModel:
+        """One line (DataError) where onnxruntime is missing or model.onnx cannot be read."""
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DataError("--engine onnx needs onnxruntime: pip install 'galaxy-synth[export]'") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # one per process: the allotted cores are filled with processes
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: its start-up notes are not the user's business
+        path = model.folder / "model.onnx"
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 — ONNX Runtime raises its own many types; each is a broken file here
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"corrupt model.onnx in {model.folder}: {first[:200]}") from None
+        return cls(model.folder, model.card, model.spec, model.config, session)
+
+    def probabilities(self, images: np.ndarray, extras: np.ndarray, tta: bool = False, precision: str = "fp32",
+                      batch_size: int = 64) -> np.ndarray:
+        """Calibrated probabilities [N, classes] for model inputs [N, S, S, C], as the torch engine computes them."""
+        if precision != "fp32":
+            raise DataError("--engine onnx runs fp32: use --precision fp32, or --engine torch for bf16")
+        views = dihedral_views(self.card.get("flips_allowed", True)) if tta else [(0, False)]
+        perm = mirror_permutation(self.class_names, self.card.get("mirror_pairs", []))
+        calibration = self.card.get("probability_calibration") or {}
+        rescale = calibration.get("temperature", 1.0) / calibration.get("temperature_tta", 1.0) if tta else 1.0
+        names = [i.name for i in self.session.get_inputs()]
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = np.asarray(images[start:start + batch_size], dtype=np.float32).transpose(0, 3, 1, 2)
+            feeds = {}
+            if self.spec.n_extra and len(names) > 1:
+                feeds[names[1]] = np.asarray(extras[start:start + batch_size], dtype=np.float32)
+            logits = []
+            for view in views:
+                got = self.session.run(None, {names[0]: np.ascontiguousarray(array_view(x, view)), **feeds})[0]
+                logits.append(got[:, perm] if view[1] else got)
+            scaled = np.stack(logits).astype(np.float32) * np.float32(rescale)
+            scaled -= scaled.max(axis=-1, keepdims=True)
+            p = np.exp(scaled)
+            out.append((p / p.sum(axis=-1, keepdims=True)).mean(axis=0))
+        return np.concatenate(out) if out else np.zeros((0, len(perm)), np.float32)
