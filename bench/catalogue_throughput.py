@@ -9,9 +9,11 @@ reference), at 32 and 64 px. Each case runs ``galaxy-synth predict`` as a child 
 quiet machine and records wall time, images/s and the peak resident memory of the whole process
 tree (sampled every 0.2 s). The ceiling is the same files decoded, cropped and resized by the same
 number of processes with nothing else to do. A per-image split (one thread, in this process)
-times JPEG decode, crop+resize and the model (fp32 and bf16) separately. predict runs with its
-defaults (``--precision auto``: bf16 on a CPU with AMX), so its wall time includes its start-up
-(imports, spawning the pool: ≈ 4 s, measured separately as ``startup_s``).
+times JPEG decode, crop+resize and the model (torch fp32 and bf16, ONNX Runtime) separately. predict runs
+with its defaults (``--precision auto``: bf16 on a CPU with AMX; ``--engine auto``: ONNX Runtime for fp32
+where installed), so its wall time includes its start-up (``startup_s``); at scale the torch engine runs
+beside it. ``--pairs N`` repeats (ceiling, predict) N more times at scale: on a host whose speed drifts,
+each ratio is read from a pair measured back to back.
 
     .venv/bin/python bench/catalogue_throughput.py --images 20000 --big 100000 --out docs/catalogue_throughput.json
 """
@@ -202,9 +204,12 @@ def per_image_split(model: str, cat: Path, count: int = 300) -> dict:
         predict_probabilities(loaded, images, np.zeros((len(images), 0), np.float32), precision=precision)
         out[f"model_ms_{precision}"] = (time.perf_counter() - t0) / count * 1000
     if (Path(model) / "model.onnx").is_file():
-        predict_probabilities(loaded, images[:64], np.zeros((64, 0), np.float32), engine="onnx")  # warm-up
+        from galaxy_synth.onnx_engine import OnnxModel
+
+        onnx = OnnxModel.load(loaded, threads=1)
+        onnx.probabilities(images[:64], np.zeros((64, 0), np.float32))  # warm-up
         t0 = time.perf_counter()
-        predict_probabilities(loaded, images, np.zeros((len(images), 0), np.float32), engine="onnx")
+        onnx.probabilities(images, np.zeros((len(images), 0), np.float32))
         out["model_ms_onnx_fp32"] = (time.perf_counter() - t0) / count * 1000
     return out
 
@@ -220,6 +225,7 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--small-arch", default=None, metavar="JSON",
                     help="the small model's architecture, as an arch_json column of bench/ground_truth/*.csv holds it")
+    ap.add_argument("--pairs", type=int, default=0, help="more (ceiling, predict) pairs at scale, back to back")
     ap.add_argument("--out", default="docs/catalogue_throughput.json")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="catalogue-bench-"))
@@ -267,6 +273,13 @@ def main() -> None:
             "kill9": {"killed_exit": first["exit"], "resume_stdout": second["stdout"], "rows": len(got),
                       "unique_ids": int(got["id"].nunique()), "equal_to_uninterrupted": bool(got.equals(clean))}}
         print(json.dumps(results["at_scale"]), flush=True)
+        results["pairs"] = []
+        for rep in range(args.pairs):
+            c = decode_ceiling(cat, args.sizes[0], cores)
+            r = run_predict(model, cat, work / f"big-pair{rep}.csv", cores)
+            results["pairs"].append({"ceiling_images_per_s": c["images_per_s"], "predict_images_per_s": r["images_per_s"],
+                                     "ceiling_over_predict": c["images_per_s"] / r["images_per_s"], "peak_rss_mb": r["peak_rss_mb"]})
+            print(json.dumps(results["pairs"][-1]), flush=True)
     results["command"] = "bench/catalogue_throughput.py " + " ".join(sys.argv[1:])
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
