@@ -221,7 +221,7 @@ def classify(model: str | Path, images: Sequence[str | Path] = (), catalogue: st
     header = read_model_folder(model)  # the card alone: the weights (and torch) load while decoding starts
     rows = rows_from_catalogue(header, catalogue, keep_columns) if catalogue else rows_from_files(header, images, extra_csv)
     precision, engine = inference_settings(header, precision, engine)
-    return classify_catalogue(model, rows, out, tta=tta, precision=precision, engine=engine, chunk_size=chunk_size,
+    return classify_catalogue(header, rows, out, tta=tta, precision=precision, engine=engine, chunk_size=chunk_size,
                               workers=workers, dask=dask, overwrite=overwrite, progress=progress)
 
 

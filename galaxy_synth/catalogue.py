@@ -38,6 +38,7 @@ from galaxy_synth.catalogue_rows import CatalogueRows, rows_from_files
 from galaxy_synth.chunk_writers import CsvChunkWriter, ParquetChunkWriter
 from galaxy_synth.input_domain import DOMAIN_SHIFT_WARNING, domain_scores
 from galaxy_synth.model_folder import MODEL_FILES, ModelFolder, read_model_folder
+from galaxy_synth.onnx_engine import FP32_ONLY, NEEDS_RUNTIME
 from synthesis.data.decode import decode_rows
 from synthesis.hardware.cores import cpu_bf16_flags
 
@@ -66,9 +67,15 @@ class ChunkJob:
 def _network(model_dir: str, engine: str = "torch") -> Any:
     """The network, once per process (a Dask worker or a pool process keeps it between chunks) and per version of the
     folder's files (a folder exported again is loaded again): the torch model, or ONNX Runtime on model.onnx."""
-    names = (*MODEL_FILES, "model.onnx")
-    stamps = tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in (Path(model_dir) / n for n in names) if f.exists())
-    return _network_version(model_dir, engine, stamps)
+    return _network_version(model_dir, engine, tuple(_file_version(Path(model_dir) / n) for n in (*MODEL_FILES, "model.onnx")))
+
+
+def _file_version(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 @lru_cache(maxsize=2)
@@ -156,9 +163,9 @@ def inference_settings(model: ModelFolder, precision: str = "auto", engine: str 
         if not has_file:
             raise DataError(f"--engine onnx: {model.folder} has no model.onnx (export with the onnx package installed)")
         if not has_runtime:
-            raise DataError("--engine onnx needs onnxruntime: pip install 'galaxy-synth[export]'")
+            raise DataError(NEEDS_RUNTIME)
         if precision == "bf16":
-            raise DataError("--engine onnx runs fp32: use --precision fp32, or --engine torch for bf16")
+            raise DataError(FP32_ONLY)
         precision = "fp32"
     if precision == "auto":
         precision = "bf16" if "amx_bf16" in cpu_bf16_flags() else "fp32"
@@ -182,7 +189,7 @@ class CatalogueSummary:
     extra_names: tuple[str, ...] = ()
 
 
-def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Path, tta: bool = False, precision: str = "fp32",
+def classify_catalogue(model_dir: str | Path | ModelFolder, rows: CatalogueRows, out: str | Path, tta: bool = False, precision: str = "fp32",
                        engine: str = "torch", chunk_size: int = DEFAULT_CHUNK, workers: int | None = None, dask: str | None = None,
                        overwrite: bool = False, progress: bool = True) -> CatalogueSummary:
     """Classify every row into ``out`` (CSV or Parquet folder), resuming a run of the same model and rows.
@@ -191,7 +198,8 @@ def classify_catalogue(model_dir: str | Path, rows: CatalogueRows, out: str | Pa
     at most ~0.02 and 0.1% of predicted classes change on gz1 —
     docs/BENCHMARKS.md §20). ``engine``: "torch" or "onnx" (:func:`inference_settings` chooses both). Nothing is
     written until the weights have loaded and the first chunk is classified."""
-    model = read_model_folder(model_dir)  # one line now if the folder is broken, not in every worker
+    # one line now if the folder is broken, not in every worker
+    model = model_dir if isinstance(model_dir, ModelFolder) else read_model_folder(model_dir)
     out = Path(out)
     if chunk_size < 1:
         raise DataError("--chunk-size must be >= 1")

@@ -16,6 +16,7 @@ from typing import Any
 from galaxy_common.errors import DataError
 from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
 from synthesis.models.spec import ArchSpec, model_spec_from_dict
+from synthesis.training.views import dihedral_views, mirror_permutation
 
 MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
 
@@ -44,6 +45,16 @@ class ModelFolder:
     @property
     def flops_per_image(self) -> float:
         return float(self.card.get("flops_per_image", 0))
+
+    def test_time_views(self, tta: bool) -> tuple[list[tuple[int, bool]], list[int], float]:
+        """What either engine averages over: the views (all 8, the 4 rotations where flips are not allowed, or the
+        image itself), the class order of a mirrored view's outputs, and the factor that turns the card's
+        calibrated logits into the TTA average's calibration."""
+        views = dihedral_views(self.card.get("flips_allowed", True)) if tta else [(0, False)]
+        perm = mirror_permutation(self.class_names, self.card.get("mirror_pairs", []))
+        calibration = self.card.get("probability_calibration") or {}
+        rescale = calibration.get("temperature", 1.0) / calibration.get("temperature_tta", 1.0) if tta else 1.0
+        return views, perm, rescale
 
     def normalizer(self) -> Normalizer:
         return self.config.normalizer()

@@ -16,7 +16,10 @@ import numpy as np
 
 from galaxy_common.errors import DataError
 from galaxy_synth.model_folder import ModelFolder
-from synthesis.training.views import array_view, dihedral_views, mirror_permutation
+from synthesis.training.views import array_view
+
+NEEDS_RUNTIME = "--engine onnx needs onnxruntime: pip install 'galaxy-synth[export]'"
+FP32_ONLY = "--engine onnx runs fp32: use --precision fp32, or --engine torch for bf16"
 
 
 @dataclass
@@ -31,7 +34,7 @@ class OnnxModel(ModelFolder):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise DataError("--engine onnx needs onnxruntime: pip install 'galaxy-synth[export]'") from None
+            raise DataError(NEEDS_RUNTIME) from None
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # one per process: the allotted cores are filled with processes
         options.inter_op_num_threads = 1
@@ -48,11 +51,8 @@ class OnnxModel(ModelFolder):
                       batch_size: int = 64) -> np.ndarray:
         """Calibrated probabilities [N, classes] for model inputs [N, S, S, C], as the torch engine computes them."""
         if precision != "fp32":
-            raise DataError("--engine onnx runs fp32: use --precision fp32, or --engine torch for bf16")
-        views = dihedral_views(self.card.get("flips_allowed", True)) if tta else [(0, False)]
-        perm = mirror_permutation(self.class_names, self.card.get("mirror_pairs", []))
-        calibration = self.card.get("probability_calibration") or {}
-        rescale = calibration.get("temperature", 1.0) / calibration.get("temperature_tta", 1.0) if tta else 1.0
+            raise DataError(FP32_ONLY)
+        views, perm, rescale = self.test_time_views(tta)
         names = [i.name for i in self.session.get_inputs()]
         out = []
         for start in range(0, len(images), batch_size):

@@ -24,7 +24,7 @@ from synthesis.data.fits import FitsLayout, decode_fits
 from synthesis.errors import DataError
 from synthesis.hardware.device import autocast
 from synthesis.models.package import PackagedModel, fused_for_inference, load_model
-from synthesis.training.views import dihedral_views, mirror_permutation, view_logits
+from synthesis.training.views import view_logits
 
 
 @dataclass
@@ -70,10 +70,7 @@ def predict_probabilities(loaded: LoadedModel, images: np.ndarray, extras: np.nd
     rescaled to the temperature fitted for the TTA average (the card's ``temperature_tta``). ``precision``
     "bf16" runs the network under bf16 autocast (the softmax in fp32).
     """
-    views = dihedral_views(loaded.card.get("flips_allowed", True)) if tta else [(0, False)]
-    perm = mirror_permutation(loaded.class_names, loaded.card.get("mirror_pairs", []))
-    calibration = loaded.card.get("probability_calibration") or {}
-    rescale = calibration.get("temperature", 1.0) / calibration.get("temperature_tta", 1.0) if tta else 1.0
+    views, perm, rescale = loaded.test_time_views(tta)
     model = loaded.inference_model
     out = []
     for start in range(0, len(images), batch_size):
