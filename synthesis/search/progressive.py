@@ -3,7 +3,10 @@
 Start from a one-block network; at each step try one new block per width in ``widths``, each
 child starting from its parent's *trained* weights plus a small jitter, train every child for one
 epoch, grow on from the best by validation accuracy, and stop when ``patience`` steps in a row
-found no network better than the best so far (or at ``max_blocks``); the result is the best. Training is reused across steps instead of restarting every
+found no network better than the best so far (or at ``max_blocks``); the result is the best. Patience
+only counts once a grown network has beaten the one-block seed: while the seed is still the best,
+growth goes on (to ``max_blocks`` at most), because on a small validation split one or two steps of
+children can all fall just short of it and the seed network is never the model a user wants. Training is reused across steps instead of restarting every
 candidate from scratch.
 
 Where the new block goes: a width equal to the last stage's width deepens that stage (same
@@ -271,6 +274,8 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
         bar.set_postfix_str(f"step {step}: best {growth_score(best[0], settings):.3f} ({n_blocks(best[1])} blocks)")
         if best_so_far is None or growth_score(best[0], settings) > growth_score(best_so_far, settings):
             best_so_far, stale = best[0], 0
+        elif best_so_far.user_attrs["growth"]["step"] == 0:
+            pass  # patience starts once a grown network has won: a one-block network is no result (#21)
         else:
             stale += 1
             if stale >= growth.patience:

@@ -125,6 +125,29 @@ def test_patience_grows_past_a_step_that_does_not_improve_and_keeps_the_best(tmp
     assert max(s.step for s in first_only.steps) == 2  # patience 1 stops where the old strategy stopped
 
 
+def test_patience_does_not_end_growth_while_the_seed_network_is_still_the_best(tmp_path, monkeypatch):
+    # Steps 1 and 2 fall just short of the seed network (a small validation split); step 3 beats it.
+    scores = {0: 0.70, 1: 0.69, 2: 0.68, 3: 0.75, 4: 0.74, 5: 0.73, 6: 0.72}
+
+    def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
+        t = study.ask()
+        t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
+        t.set_user_attr("spec_hash", spec.spec_hash())
+        study.tell(t, scores[step] - 0.001 * (spec.stages[-1].width != 16))
+        return study.get_trials()[t.number]
+
+    monkeypatch.setattr(prog, "run_candidate", fake)
+    _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=2))
+    best = max(result.steps, key=lambda s: s.score)
+    assert best.step == 3 and result.best_trial == best.trial  # not the seed network (trial 0)
+    assert max(s.step for s in result.steps) == 5 and "2 step(s) in a row" in result.stop_reason
+    # Where no grown network ever beats the seed, growth runs to --max-blocks instead of stopping at step 2.
+    monkeypatch.setitem(scores, 3, 0.60)
+    monkeypatch.setitem(scores, 4, 0.60)
+    _, never, _ = run_progressive(_tiny(tmp_path / "p2", "grow2"), GrowthSettings(widths=(16, 32), patience=2, max_blocks=5))
+    assert max(s.step for s in never.steps) == 4 and "max-blocks 5" in never.stop_reason and never.best_trial == 0
+
+
 def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tmp_path, monkeypatch):
     settings = _tiny(tmp_path)
     growth = GrowthSettings(widths=(16, 32), max_blocks=2)
