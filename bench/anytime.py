@@ -7,6 +7,7 @@ thread, until its CPU budget is spent; at least 4 search seeds each):
 * ``random``        random search, picking by 2-epoch validation accuracy
 * ``tpe-promotion`` TPE, default objective, promotion by successive halving (--fidelities 2,6,18)
 * ``progressive``   progressive growth (children inherit their parent's weights; it ends by itself)
+* ``progressive-narrow`` the same from a one-block network of width 8 (``--growth-widths 8,16,32``): the cheap end
 
 and the reference architectures (torchvision's ResNet-18, MobileNetV3-small, EfficientNet-B0 with
 the small-image stem), no search: their own full training is their cost.
@@ -24,6 +25,9 @@ training goes into bench/ground_truth/.
 
     .venv/bin/python bench/anytime.py run --data gz1 rings --minutes 15 --seeds 0 1 2 3 --jobs 2 --results ../runs/anytime
     .venv/bin/python bench/anytime.py evaluate --data gz1 --budgets 5 15 --seeds 0 1 2 3 --results ../runs/anytime
+
+``--tag T`` (both commands) names the studies ``anytime-<data>-<strategy>-T-s<seed>``: a rerun of a strategy after a
+code change keeps its own studies and ground-truth tables beside the earlier ones.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ STRATEGIES = {
     "random": {"sampler": "random", "objective": "val_acc"},
     "tpe-promotion": {"fidelities": "2,6,18"},
     "progressive": {"strategy": "progressive"},
+    "progressive-narrow": {"strategy": "progressive", "growth_widths": "8,16,32"},
 }
 DATA = {
     "gz1": {"data": str(SHARED / "gz1_dev"), "merge": ["spiral_cw,spiral_acw=spiral"], "drop": ["dont_know"]},
@@ -55,28 +60,33 @@ TRAINING_SEEDS = (0, 1)
 MACHINE_CORES = os.cpu_count() or 1  # the budget's unit: minutes on this machine's cores (not the search's one thread)
 
 
-def study_name(dataset: str, strategy: str, seed: int) -> str:
-    return f"anytime-{dataset}-{strategy}-s{seed}"
+def study_name(dataset: str, strategy: str, seed: int, tag: str = "") -> str:
+    return f"anytime-{dataset}-{strategy}{'-' + tag if tag else ''}-s{seed}"
 
 
-def settings_for(dataset: str, strategy: str, seed: int, results: str):
+def grows(strategy: str) -> bool:
+    """Progressive growth ends by itself: no CPU budget to stop it, its 5- and 15-minute picks are one."""
+    return STRATEGIES.get(strategy, {}).get("strategy") == "progressive"
+
+
+def settings_for(dataset: str, strategy: str, seed: int, results: str, tag: str = ""):
     from synthesis.settings import StudySettings
 
-    return StudySettings(**DATA[dataset], **STRATEGIES[strategy], study=study_name(dataset, strategy, seed),
+    return StudySettings(**DATA[dataset], **STRATEGIES[strategy], study=study_name(dataset, strategy, seed, tag),
                          search_seed=seed, results=results, trials=100_000, progress=False, workers=1)
 
 
-def run_one(dataset: str, strategy: str, seed: int, minutes: float, results: str) -> None:
+def run_one(dataset: str, strategy: str, seed: int, minutes: float, results: str, tag: str = "") -> None:
     """One search in this process until it has used ``minutes`` × the machine's cores of CPU time."""
     from galaxy_synth import api
 
     budget = minutes * 60 * MACHINE_CORES
-    settings = settings_for(dataset, strategy, seed, results)
+    settings = settings_for(dataset, strategy, seed, results, tag)
     used = cpu_used_so_far(settings)  # a resumed search spends only what is left of its budget
-    if used >= budget * 0.97 or (strategy == "progressive" and used > 0):  # growth ends by itself
+    if used >= budget * 0.97 or (grows(strategy) and used > 0):
         print(f"{settings.study}: already searched ({used / 60:.1f} CPU-minutes), skipped", flush=True)
         return
-    stop = (lambda: used + time.process_time() >= budget) if strategy != "progressive" else None
+    stop = (lambda: used + time.process_time() >= budget) if not grows(strategy) else None
     api.synth(settings, stop_when=stop)
 
 
@@ -184,13 +194,14 @@ def evaluate_references(dataset: str, budgets: list[float], results: str, store)
     return rows, csv_rows
 
 
-def evaluate_strategy(dataset: str, strategy: str, seed: int, budgets: list[float], results: str, store) -> tuple[list[dict], dict]:
+def evaluate_strategy(dataset: str, strategy: str, seed: int, budgets: list[float], results: str, store,
+                      tag: str = "") -> tuple[list[dict], dict]:
     from correlation.tables import ground_truth_rows, merge_ground_truth_csv
     from proxies.composite import CompositeProxy
     from synthesis.search.plots import cpu_timeline
     from synthesis.search.study import reopen_study
 
-    name = study_name(dataset, strategy, seed)
+    name = study_name(dataset, strategy, seed, tag)
     opened = reopen_study(f"sqlite:///{Path(results) / 'study.db'}", name, Path(results), progress=False)
     prep = opened.prepared()
     calibration = opened.attrs.get("calibration")
@@ -202,7 +213,7 @@ def evaluate_strategy(dataset: str, strategy: str, seed: int, budgets: list[floa
         row = {"strategy": strategy, "search_seed": seed, "budget_minutes": b}
         within = [t for cpu, t in timeline if cpu <= b * 60 * MACHINE_CORES]
         row["trials_finished"] = len(within)
-        if strategy != "progressive" and (not timeline or timeline[-1][0] < b * 60 * MACHINE_CORES * 0.97):
+        if not grows(strategy) and (not timeline or timeline[-1][0] < b * 60 * MACHINE_CORES * 0.97):
             rows.append({**row, "note": "not run that long"})
             continue
         t = pick_at(opened.study, within, proxy)
@@ -236,7 +247,7 @@ def paired(rows: list[dict], a: str, b: str, metric: str, budget: float, seeds: 
 
 
 def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str, out_dir: Path,
-             strategies: list[str] | None = None, references: bool = True) -> dict:
+             strategies: list[str] | None = None, references: bool = True, tag: str = "") -> dict:
     """Full trainings (reused where stored), regret, plots. ``strategies``/``references`` restrict what is trained
     (two evaluate processes can share the work: the store is one; a last full run then only reads)."""
     import numpy as np
@@ -250,9 +261,10 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
     for strategy in strategies or STRATEGIES:
         for seed in seeds:
             try:
-                got, facts[study_name(dataset, strategy, seed)] = evaluate_strategy(dataset, strategy, seed, budgets, results, store)
+                got, facts[study_name(dataset, strategy, seed, tag)] = evaluate_strategy(dataset, strategy, seed, budgets,
+                                                                                        results, store, tag)
             except Exception as exc:  # a search that was not run: say so and go on
-                print(f"skip {study_name(dataset, strategy, seed)}: {exc}")
+                print(f"skip {study_name(dataset, strategy, seed, tag)}: {exc}")
                 continue
             rows += got
     ref_rows, ref_csv = evaluate_references(dataset, budgets, results, store) if references else ([], [])
@@ -301,7 +313,7 @@ def cheaper_than_references(rows: list[dict]) -> list[dict]:
     return out
 
 
-COLOURS = {"tpe-default": "C0", "random": "C1", "tpe-promotion": "C2", "progressive": "C4",
+COLOURS = {"tpe-default": "C0", "random": "C1", "tpe-promotion": "C2", "progressive": "C4", "progressive-narrow": "C9",
            "resnet18": "C3", "mobilenet_v3_small": "C5", "efficientnet_b0": "C6"}
 
 
@@ -374,12 +386,14 @@ def main() -> None:
     r.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     r.add_argument("--results", default="../runs/anytime")
     r.add_argument("--jobs", type=int, default=2, help="searches at once, one thread each")
+    r.add_argument("--tag", default="", help="suffix for the study names (a rerun beside earlier studies)")
     one = sub.add_parser("one")
     one.add_argument("dataset")
     one.add_argument("strategy")
     one.add_argument("seed", type=int)
     one.add_argument("minutes", type=float)
     one.add_argument("results")
+    one.add_argument("--tag", default="")
     e = sub.add_parser("evaluate", help="full trainings of the picks and references, regret, plots")
     e.add_argument("--data", default="gz1", choices=list(DATA))
     e.add_argument("--budgets", type=float, nargs="+", default=[5, 15])
@@ -388,9 +402,10 @@ def main() -> None:
     e.add_argument("--out", default="docs")
     e.add_argument("--strategies", nargs="+", default=None, help="only these searches (default: all)")
     e.add_argument("--no-references", action="store_true", help="leave the reference architectures out")
+    e.add_argument("--tag", default="", help="the studies of `run --tag`")
     args = ap.parse_args()
     if args.command == "one":
-        run_one(args.dataset, args.strategy, args.seed, args.minutes, args.results)
+        run_one(args.dataset, args.strategy, args.seed, args.minutes, args.results, args.tag)
     elif args.command == "run":
         from concurrent.futures import ThreadPoolExecutor
 
@@ -399,7 +414,7 @@ def main() -> None:
             t0 = time.time()
             # One thread each: two 2-thread processes on 2 cores spent 5-20x the CPU per trial at barriers.
             res = subprocess.run([sys.executable, __file__, "one", dataset, strategy, str(seed), str(args.minutes),
-                                  args.results], env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                  args.results, "--tag", args.tag], env={**os.environ, "OMP_NUM_THREADS": "1"})
             print(json.dumps({"dataset": dataset, "strategy": strategy, "seed": seed, "exit": res.returncode,
                               "wall_minutes": round((time.time() - t0) / 60, 1)}), flush=True)
 
@@ -408,7 +423,7 @@ def main() -> None:
             list(pool.map(search, jobs))
     else:
         summary = evaluate(args.data, args.budgets, args.seeds, args.results, Path(args.out), args.strategies,
-                           not args.no_references)
+                           not args.no_references, args.tag)
         print(json.dumps({k: v for k, v in summary.items() if k not in ("rows", "searches")}, indent=2))
 
 

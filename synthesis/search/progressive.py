@@ -1,6 +1,6 @@
 """``synth --strategy progressive``: grow a network block by block, inheriting trained weights.
 
-Start from a one-block network; at each step try one new block per width in ``widths``, each
+Start from a one-block network of the smallest width; at each step try one new block per width in ``widths``, each
 child starting from its parent's *trained* weights plus a small jitter, train every child for one
 epoch, grow on from the best by validation accuracy, and stop when ``patience`` steps in a row
 found no network better than the best so far (or at ``max_blocks``); the result is the best. Patience
@@ -249,8 +249,10 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
     settings, study, data = opened.settings, opened.study, opened.data
     if on_ready is not None:
         on_ready(opened)
-    growth = growth or GrowthSettings(widths=parse_widths(settings.growth_widths), max_blocks=settings.max_blocks,
-                                      patience=settings.growth_patience)
+    if growth is None:
+        widths = parse_widths(settings.growth_widths)
+        growth = GrowthSettings(widths=widths, start_width=min(widths), max_blocks=settings.max_blocks,
+                                patience=settings.growth_patience)
     trial_data = TrialData.on_device(opened.prepared(), opened.device)
     proxy = CompositeProxy.from_dict(opened.attrs["calibration"]) if opened.attrs.get("calibration") else None
     _fail_killed_children(study)

@@ -148,6 +148,21 @@ def test_patience_does_not_end_growth_while_the_seed_network_is_still_the_best(t
     assert max(s.step for s in never.steps) == 4 and "max-blocks 5" in never.stop_reason and never.best_trial == 0
 
 
+def test_the_seed_network_is_one_block_of_the_smallest_growth_width(tmp_path, monkeypatch):
+    seen = []
+
+    def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
+        seen.append((step, spec.stem_width, [s.width for s in spec.stages]))
+        t = study.ask()
+        t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
+        study.tell(t, 0.5 + 0.1 * (step == 0))
+        return study.get_trials()[t.number]
+
+    monkeypatch.setattr(prog, "run_candidate", fake)
+    run_progressive(dataclasses.replace(_tiny(tmp_path), growth_widths="32,8,16", max_blocks=2))
+    assert seen[0] == (0, 8, [8]) and {w[-1] for s, _, w in seen if s == 1} == {8, 16, 32}
+
+
 def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tmp_path, monkeypatch):
     settings = _tiny(tmp_path)
     growth = GrowthSettings(widths=(16, 32), max_blocks=2)
