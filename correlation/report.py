@@ -85,12 +85,14 @@ def tree_split_shares(proxy: CompositeProxy) -> dict[str, float]:
 
 
 def plot_transfer(transfer: dict[str, Any], path: Path) -> None:
-    """Per held-out study: each scorer's ρ with its interval (left) and regret@1 in binomial SEs (right)."""
+    """Per held-out study: each scorer's ρ (left), regret@1 in binomial SEs (middle) and top-k recall (right), each
+    with its 95% bootstrap interval over the set's architectures."""
     plt = _plt()
     sets = transfer["held_out_sets"]
     labels = list(sets[0]["scores"]) if sets else []
     short = ["best single in-fold" if lab.startswith("best single") else lab.replace(" (not refit)", "") for lab in labels]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.55 * len(sets) * max(1, len(labels)) / 2 + 2), sharey=True)
+    fig, (left, right, recall) = plt.subplots(1, 3, figsize=(16, 0.55 * len(sets) * max(1, len(labels)) / 2 + 2),
+                                              sharey=True)
     height = 0.8 / max(1, len(labels))
     for j, name in enumerate(short):  # every set lists its scorers in one order; the best single's name varies
         scores = [list(s["scores"].values())[j] for s in sets]
@@ -102,7 +104,12 @@ def plot_transfer(transfer: dict[str, Any], path: Path) -> None:
         for bar, s in zip(bars, sets):
             if labels[j] in s.get("in_sample", ()):
                 bar.set_hatch("//")
-        right.barh(y, [sc["regret_at_1"] / max(sc["one_se"], 1e-9) for sc in scores], height, color=f"C{j}")
+        for ax, stat, scale in ((right, "regret_at_1", [max(sc["one_se"], 1e-9) for sc in scores]),
+                                (recall, "top_k_recall", [1.0] * len(scores))):
+            value = np.array([sc[stat] for sc in scores]) / scale
+            band = np.array([sc.get(f"{stat}_ci95", [np.nan, np.nan]) for sc in scores]) / np.array(scale)[:, None]
+            ax.barh(y, value, height, xerr=np.abs(np.stack([value - band[:, 0], band[:, 1] - value])), capsize=2,
+                    color=f"C{j}")
     repeat = [s.get("ground_truth_seed_vs_seed_spearman") for s in sets]
     left.scatter([r if r is not None else np.nan for r in repeat], np.arange(len(sets)) + 0.4 - height / 2, marker="|", s=300,
                  color="black", label="ground truth seed vs seed")
@@ -114,7 +121,9 @@ def plot_transfer(transfer: dict[str, Any], path: Path) -> None:
     left.legend(fontsize=7, loc="lower left")
     left.set_title("ranking a study it never saw", fontsize=10)
     right.set_title("what export's first pick loses", fontsize=10)
-    for ax in (left, right):
+    recall.set_xlabel("top-k recall (k = 5, or half a smaller set)")
+    recall.set_title("how much of the true top it keeps", fontsize=10)
+    for ax in (left, right, recall):
         ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)
 

@@ -12,7 +12,16 @@ A held-out *set* is a study with at least :data:`~correlation.tables.MIN_SET_ARC
 architectures, or a group of searches' picks judged together. Per set: Spearman ρ with a
 bootstrap 95% interval over its architectures; regret@1 (the best accuracy in the set minus that
 of the architecture ranked first) beside one binomial standard error of the best accuracy on the
-test split; top-k recall (k = 5, or half the set when it is smaller).
+test split; top-k recall (k = 5, or half the set when it is smaller). Regret@1 and top-k recall
+come with a 95% bootstrap interval over the set's architectures (what another sample of such
+architectures could have given; the ground truth's own noise is the seed-vs-seed ρ beside it).
+
+Study-relative signals (:func:`ranked_within_sets`): the same candidates refitted on every metric
+replaced by its percentile rank within the set the row is judged in (its study, or its group of
+searches' picks), so that a study's level — losses, gradient norms — cannot shift its scores.
+Ranks against the *whole* held-out study use more of it than a product could (a search only has
+the trials so far): where even these do not transfer better, a frozen reference of a study's
+first trials would not either.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import pandas as pd
 
 from correlation.fitting import strongest_metric
 from correlation.tables import MIN_SET_ARCHITECTURES
-from galaxy_common.statistics import bootstrap_ci, spearman
+from galaxy_common.statistics import bootstrap_ci, bootstrap_interval, spearman
 from proxies.composite import CompositeProxy
 
 STURDY = ("train_loss", "train_acc", "tse_ema", "train_loss_drop", "val_loss", "val_acc", "grad_norm_mean", "log_params",
@@ -38,6 +47,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 }
 Scorer = Callable[[pd.DataFrame], np.ndarray]
 REFIT = "composite (refit, candidate chosen in-fold)"
+RELATIVE = "study-relative refit (ranks within the study)"
 
 
 def make_candidate(name: str, features: Sequence[str], label: str = "fitted") -> CompositeProxy:
@@ -64,10 +74,32 @@ def set_scores(pred: np.ndarray, y: np.ndarray, n_test: float) -> dict[str, Any]
     first = int(np.argmax(pred))
     se = float(np.sqrt(best * (1 - best) / n_test)) if n_test > 0 else float("nan")
     k = max(1, min(5, len(y) // 2))
-    top_true, top_pred = set(np.argsort(-y)[:k]), set(np.argsort(-pred, kind="stable")[:k])
-    regret = best - float(y[first])
+    pred = np.where(np.isfinite(pred), pred, -np.inf)
+
+    def regret_of(i: np.ndarray) -> float:
+        return float(np.max(y[i]) - y[i][np.argmax(pred[i])])
+
+    def recall_of(i: np.ndarray) -> float:  # positions in the resample: a drawn-twice architecture is two entries
+        return len(set(np.argsort(-y[i], kind="stable")[:k]) & set(np.argsort(-pred[i], kind="stable")[:k])) / k
+
+    every = np.arange(len(y))
+    regret = regret_of(every)
     return {"spearman": spearman(pred, y), "spearman_ci95": bootstrap_ci(pred, y), "regret_at_1": regret,
-            "one_se": se, "regret_within_1se": bool(regret <= se), "top_k": k, "top_k_recall": len(top_true & top_pred) / k}
+            "regret_at_1_ci95": bootstrap_interval(regret_of, len(y)), "one_se": se,
+            "regret_within_1se": bool(regret <= se), "top_k": k, "top_k_recall": recall_of(every),
+            "top_k_recall_ci95": bootstrap_interval(recall_of, len(y))}
+
+
+def ranked_within_sets(rows: pd.DataFrame, groups: pd.Series, features: Sequence[str]) -> pd.DataFrame:
+    """``rows`` with each feature replaced by its percentile rank in (0, 1] within the unit the row is judged in:
+    its study where that is a set of its own (:func:`evaluation_sets`), else its group (a group of picks)."""
+    unit = groups.astype(str).to_numpy().copy()
+    for name, _, idx in evaluation_sets(rows, groups):
+        unit[idx] = name
+    out = rows.copy()
+    for f in features:
+        out[f] = rows.groupby(unit)[f].rank(pct=True)
+    return out
 
 
 def _choose(train: pd.DataFrame, target: str, features: Sequence[str], groups: pd.Series) -> tuple[str, dict[str, float]]:
@@ -109,6 +141,7 @@ def leave_one_group_out(rows: pd.DataFrame, target: str, features: Sequence[str]
     n_test = rows["n_test"].to_numpy(float) if "n_test" in rows else np.full(len(rows), np.nan)
     sets, chosen = [], {}
     every_set = evaluation_sets(rows, groups)
+    relative = ranked_within_sets(rows, groups, features)
     for group in sorted(groups.unique()):
         if progress:
             progress(group)
@@ -117,8 +150,11 @@ def leave_one_group_out(rows: pd.DataFrame, target: str, features: Sequence[str]
         if groups[train_mask].nunique() < 2:  # an inner leave-one-group-out needs two training groups
             continue
         name, inner = _choose(train, target, features, groups[train_mask])
-        chosen[group] = {"candidate": name, "inner_spearman": inner}
+        relative_name, relative_inner = _choose(relative[train_mask], target, features, groups[train_mask])
+        chosen[group] = {"candidate": name, "inner_spearman": inner,
+                         "study_relative_candidate": relative_name, "study_relative_inner_spearman": relative_inner}
         model = make_candidate(name, features).fit(train, y[train_mask])
+        relative_model = make_candidate(relative_name, features).fit(relative[train_mask], y[train_mask])
         single, sign = strongest_metric({c: train[c].to_numpy(float) for c in features}, y[train_mask])
         studies_in_group = set(rows.loc[~train_mask, "study"].astype(str))
         in_sample = [label for label, fitted in (fitted_on or {}).items() if fitted & studies_in_group]
@@ -127,6 +163,7 @@ def leave_one_group_out(rows: pd.DataFrame, target: str, features: Sequence[str]
                 continue
             held = rows.iloc[idx]
             scorers: dict[str, np.ndarray] = {REFIT: model.predict(held),
+                                               RELATIVE: relative_model.predict(relative.iloc[idx]),
                                                f"best single in-fold ({single})": sign * held[single].to_numpy(float),
                                                "train_loss alone": -held["train_loss"].to_numpy(float)}
             for label, score in (fixed or {}).items():

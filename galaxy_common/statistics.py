@@ -6,6 +6,8 @@ benchmarks) rank with these same functions.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from scipy import stats
 
@@ -87,6 +89,17 @@ def mean_spearman_ci(preds: np.ndarray, target: np.ndarray, n_resamples: int = B
 def bootstrap_ci(pred: np.ndarray, target: np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
     """95% percentile interval of Spearman ρ between two vectors, rows resampled."""
     return mean_spearman_ci(np.asarray(pred, dtype=float)[None, :], np.asarray(target, dtype=float), n_resamples, seed)
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = 0) -> list[float]:
+    """95% percentile interval of ``statistic(positions)`` over resamples of ``n`` rows drawn with replacement."""
+    if n < 2:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(n_resamples)], dtype=float)
+    values = values[np.isfinite(values)]
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if values.size else [float("nan")] * 2
 
 
 def nanmean(values) -> float:

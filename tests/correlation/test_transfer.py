@@ -111,3 +111,33 @@ def test_correlate_tables_reports_each_held_out_study_and_writes_the_candidate_i
     assert allowed is None or set(written.features_) <= set(allowed)
     assert report["transfer_to_unseen_study_spearman"] == report["transfer"]["means"][transfer.REFIT]["mean_spearman"]
     assert (tmp_path / "r" / "tables" / "pooled" / "transfer.png").stat().st_size > 10_000
+
+
+def test_regret_and_top_k_recall_come_with_intervals_that_describe_them():
+    y = np.linspace(0.70, 0.90, 12)
+    perfect = set_scores(y, y, n_test=800)
+    assert perfect["regret_at_1_ci95"] == [0.0, 0.0] and perfect["top_k_recall_ci95"] == [1.0, 1.0]
+    backwards = set_scores(-y, y, n_test=800)  # ranks the worst first
+    lo, hi = backwards["regret_at_1_ci95"]
+    assert backwards["regret_at_1"] == pytest.approx(0.20) and 0 < lo <= hi <= 0.20 + 1e-12
+    assert backwards["top_k_recall_ci95"][1] < 0.5
+
+
+def test_study_relative_ranks_remove_a_level_shift_that_reverses_the_pooled_fit():
+    # Within each study train_acc rises with accuracy; across studies the study with more train_acc is the worse one,
+    # so a fit on the pooled levels learns the wrong sign and a held-out study is ranked backwards.
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(4):
+        quality = rng.normal(size=12)
+        for i in range(12):
+            rows.append({"dataset": "gz1", "study": f"s{k}", "trial": i, "spec_hash": f"s{k}-{i}", "full_epochs": 15,
+                         "accuracy": 0.85 - 0.06 * k + 0.01 * quality[i], "n_test": 800,
+                         "train_acc": 0.5 + 0.2 * k + 0.01 * quality[i], "train_loss": rng.normal()})
+    rows = pd.DataFrame(rows)
+    groups = study_groups(rows)
+    ranked = transfer.ranked_within_sets(rows, groups, ["train_acc", "train_loss"])
+    assert ranked.groupby("study")["train_acc"].max().eq(1.0).all()  # ranks within each study, not over the pool
+    report = leave_one_group_out(rows, "accuracy", ["train_acc", "train_loss"], groups)
+    assert report["means"][transfer.RELATIVE]["mean_spearman"] > 0.8
+    assert report["means"][transfer.REFIT]["mean_spearman"] < 0.5  # the pooled levels mislead it
