@@ -136,11 +136,8 @@ def score_decoded(network: Any, images: np.ndarray, status: list[str], extras: n
 def predict_files(loaded: Any, files: Sequence[str | Path], extras_csv: str | Path | None = None,
                   tta: bool = False) -> pd.DataFrame:
     """One row per image file, in memory (the Python API; ``galaxy-synth predict`` streams instead): the file,
-    status, predicted class, confidence, every calibrated class probability, domain_z.
-
-    A model trained with extra inputs (z, z_err) and no ``extras_csv`` gets the training-set means
-    for every image; the ``extra_inputs`` column says so on every row.
-    """
+    status, predicted class, confidence, every calibrated class probability, domain_z. A model trained with extra
+    inputs (z, z_err) and no ``extras_csv`` gets the training-set means; the ``extra_inputs`` column says so."""
     rows = rows_from_files(loaded, files, extras_csv)
     table = pd.concat([rows.carried, classify_rows(loaded, rows.paths, rows.extras, tta)], axis=1)
     if rows.extras_note:

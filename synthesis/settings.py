@@ -198,13 +198,11 @@ class StudySettings:
                                  "block by block, each child inheriting its parent's trained weights (+3%% jitter), one "
                                  "epoch per child, keep the best, stop when validation accuracy stops improving; ignores "
                                  "--trials, writes growth_report.json and growth.png")
-    growth_widths: str = setting("16,32,64", metavar="W,W,...",
-                                 help="progressive: widths tried for each new block; the seed network is one block of the "
-                                      "smallest (default: 16,32,64)")
+    growth_widths: str = setting("16,32,64", metavar="W,W,...", help="progressive: widths tried for each new block; the "
+                                 "seed network is one block of the smallest (default: 16,32,64)")
     max_blocks: int = setting(8, help="progressive: largest network, in blocks (default: 8)")
-    growth_patience: int = setting(2, help="progressive: steps in a row without a better network before growth stops "
-                                           "(default: 2; 1 stops at the first step that does not improve; it counts only once a "
-                                           "grown network beats the one-block seed)")
+    growth_patience: int = setting(2, help="progressive: steps in a row without a better network before growth stops, "
+                                           "counted once a grown network beats the one-block seed (default: 2)")
     # -- process (not options a study remembers) ----------------------------------------------
     progress: bool = setting(True, group="process", cli=False, help="progress bars")
     worker_id: int = setting(0, group="process", cli=False, help="which of several parallel workers this process is")

@@ -95,6 +95,12 @@ class GrowthSettings:
     jitter: float = JITTER
     patience: int = 2  # steps in a row without a new best before growth stops (1: stop at the first)
 
+    @classmethod
+    def of(cls, settings: StudySettings) -> "GrowthSettings":
+        """The study's --growth-widths/--max-blocks/--growth-patience; the seed network takes the smallest width."""
+        widths = parse_widths(settings.growth_widths)
+        return cls(widths=widths, start_width=min(widths), max_blocks=settings.max_blocks, patience=settings.growth_patience)
+
 
 def n_blocks(spec: ArchSpec) -> int:
     return sum(s.depth for s in spec.stages)
@@ -249,10 +255,7 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
     settings, study, data = opened.settings, opened.study, opened.data
     if on_ready is not None:
         on_ready(opened)
-    if growth is None:
-        widths = parse_widths(settings.growth_widths)
-        growth = GrowthSettings(widths=widths, start_width=min(widths), max_blocks=settings.max_blocks,
-                                patience=settings.growth_patience)
+    growth = growth or GrowthSettings.of(settings)
     trial_data = TrialData.on_device(opened.prepared(), opened.device)
     proxy = CompositeProxy.from_dict(opened.attrs["calibration"]) if opened.attrs.get("calibration") else None
     _fail_killed_children(study)
