@@ -9,6 +9,13 @@ out-of-fold figures, the ground truth's own repeatability and the ceiling it set
 
     .venv/bin/python bench/make_default_calibration.py \\
         bench/ground_truth/gz1_dev-trials-bf16-constant.csv bench/ground_truth/gz1_dev-trials-fp32-constant.csv
+
+``--transfer REPORT`` instead records, without refitting, what a ``correlate --tables`` report
+measured of the calibration at ``--out`` on studies it never saw (leave one study group out): per
+held-out set its ρ, regret@1 and top-k recall with their intervals, and the means of every scorer
+beside it — so the file that ships says how far it travels, and what ranked better there.
+
+    .venv/bin/python bench/make_default_calibration.py --transfer docs/proxy_transfer_s7.json
 """
 
 from __future__ import annotations
@@ -31,15 +38,44 @@ from proxies.composite import CompositeProxy
 from proxies.domain import domain_of
 
 
+def record_transfer(calibration: Path, report_path: Path) -> dict:
+    """Add a correlate --tables report's leave-one-study-out figures of this calibration to its provenance."""
+    proxy = CompositeProxy.load(calibration)
+    report = json.loads(report_path.read_text())
+    transfer = report["transfer"]
+    label = next((k for k in transfer["means"] if k.startswith("shipped default") and proxy.name in k), None)
+    if label is None:
+        raise SystemExit(f"{report_path} did not score {proxy.name} (run correlate --tables with it shipped)")
+    per_set = [{"set": s["set"], "architectures": s["architectures"], "in_sample": label in s.get("in_sample", ()),
+                "ground_truth_seed_vs_seed_spearman": s.get("ground_truth_seed_vs_seed_spearman"),
+                **{k: s["scores"][label][k] for k in ("spearman", "spearman_ci95", "regret_at_1", "regret_at_1_ci95",
+                                                      "one_se", "top_k", "top_k_recall", "top_k_recall_ci95")}}
+               for s in transfer["held_out_sets"]]
+    proxy.provenance["leave_one_study_out"] = {
+        "report": str(report_path), "protocol": transfer["protocol"], "tables": len(report.get("tables", [])),
+        "rows": report.get("n_rows"), "this_calibration": transfer["means"][label], "per_held_out_set": per_set,
+        "every_scorer_mean": {k: v for k, v in transfer["means"].items() if k != label},
+        "the_procedure_would_ship": transfer.get("shipped_candidate", {}).get("candidate"),
+        "recorded": time.strftime("%Y-%m-%d %H:%M:%S")}
+    proxy.save(calibration)
+    return proxy.provenance["leave_one_study_out"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("tables", nargs="+")
+    ap.add_argument("tables", nargs="*")
+    ap.add_argument("--transfer", type=Path, help="a correlate --tables report: record its figures, refit nothing")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--target", default="accuracy")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--out", default=str(ROOT / "proxies" / "calibrations" / "default.json"))
     ap.add_argument("--name", default="gz1-pool-32px-cap40")
     args = ap.parse_args()
+    if args.transfer:
+        print(json.dumps(record_transfer(Path(args.out), args.transfer)["this_calibration"], indent=2))
+        return
+    if not args.tables:
+        ap.error("name the ground-truth tables to fit on (or --transfer REPORT)")
     pooled = read_ground_truth_tables([Path(t) for t in args.tables])
     rows = mean_rows_over_seeds(pooled, args.seeds).reset_index(drop=True)
     features = [f for f in numeric_features(rows, args.target) if f in FEATURES]

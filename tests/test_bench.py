@@ -16,3 +16,29 @@ def test_the_bench_script_starts(script):
     res = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120,
                          cwd=ROOT / "bench")
     assert res.returncode == 0, res.stderr[-1500:]
+
+
+def test_the_default_calibration_records_its_leave_one_study_out_figures_without_changing(tmp_path):
+    import importlib.util
+    import json
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("make_default_calibration", ROOT / "bench" / "make_default_calibration.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calibration = shutil.copy(ROOT / "proxies" / "calibrations" / "default.json", tmp_path / "default.json")
+    before = json.loads(Path(calibration).read_text())
+    label = f"shipped default {before['name']} (not refit)"
+    score = {"spearman": 0.5, "spearman_ci95": [0.2, 0.7], "regret_at_1": 0.01, "regret_at_1_ci95": [0.0, 0.03],
+             "one_se": 0.012, "top_k": 5, "top_k_recall": 0.4, "top_k_recall_ci95": [0.0, 0.8]}
+    report = {"n_rows": 10, "tables": ["a.csv"], "transfer": {
+        "protocol": "leave one study group out", "shipped_candidate": {"candidate": "three strongest"},
+        "held_out_sets": [{"set": "s0", "architectures": 10, "in_sample": [], "scores": {label: score}}],
+        "means": {label: {"mean_spearman": 0.5}, "train_loss alone": {"mean_spearman": 0.6}}}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    module.record_transfer(Path(calibration), tmp_path / "report.json")
+    after = json.loads(Path(calibration).read_text())
+    recorded = after["provenance"]["leave_one_study_out"]
+    assert recorded["this_calibration"] == {"mean_spearman": 0.5} and recorded["per_held_out_set"][0]["regret_at_1_ci95"] == [0.0, 0.03]
+    assert recorded["every_scorer_mean"] == {"train_loss alone": {"mean_spearman": 0.6}}
+    assert {k: v for k, v in after.items() if k != "provenance"} == {k: v for k, v in before.items() if k != "provenance"}
