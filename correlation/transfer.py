@@ -71,16 +71,15 @@ def evaluation_sets(rows: pd.DataFrame, groups: pd.Series) -> list[tuple[str, st
 def set_scores(pred: np.ndarray, y: np.ndarray, n_test: float) -> dict[str, Any]:
     """ρ [CI], regret@1 against one binomial SE of the best, top-k recall, on one held-out set."""
     best = float(np.max(y))
-    first = int(np.argmax(pred))
     se = float(np.sqrt(best * (1 - best) / n_test)) if n_test > 0 else float("nan")
     k = max(1, min(5, len(y) // 2))
-    pred = np.where(np.isfinite(pred), pred, -np.inf)
+    order = np.where(np.isfinite(pred), pred, -np.inf)  # a scorer's NaN ranks last, never first
 
     def regret_of(i: np.ndarray) -> float:
-        return float(np.max(y[i]) - y[i][np.argmax(pred[i])])
+        return float(np.max(y[i]) - y[i][np.argmax(order[i])])
 
     def recall_of(i: np.ndarray) -> float:  # positions in the resample: a drawn-twice architecture is two entries
-        return len(set(np.argsort(-y[i], kind="stable")[:k]) & set(np.argsort(-pred[i], kind="stable")[:k])) / k
+        return len(set(np.argsort(-y[i], kind="stable")[:k]) & set(np.argsort(-order[i], kind="stable")[:k])) / k
 
     every = np.arange(len(y))
     regret = regret_of(every)
