@@ -285,9 +285,7 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
                 r[f"regret_{m}"] = best[m] - r[m]
     n_test = int(everything["confusion_json"].map(lambda c: int(np.asarray(json.loads(c)).sum())).iloc[0])
     se = float(np.sqrt(best["accuracy"] * (1 - best["accuracy"]) / n_test))
-    comparisons = [c for b in budgets for m in ("accuracy", "balanced_accuracy")
-                   for a, other in (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"))
-                   if (c := paired(rows, a, other, m, b, seeds)) is not None]
+    comparisons = paired_comparisons(rows, budgets, seeds)
     summary = {"dataset": dataset, "budgets": budgets, "seeds": seeds, "best_known": best, "binomial_se_of_accuracy": se,
                "test_images": n_test, "machine_cores": MACHINE_CORES, "full_epochs": FULL_EPOCHS,
                "training_seeds": list(TRAINING_SEEDS), "rows": rows, "paired": comparisons, "searches": facts,
@@ -296,6 +294,37 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
     (out_dir / f"anytime_{dataset}.json").write_text(json.dumps(summary, indent=2))
     plot(summary, out_dir / f"anytime_{dataset}.png")
     plot_front(summary, out_dir / f"front_{dataset}.png")
+    return summary
+
+
+def paired_comparisons(rows: list[dict], budgets: list[float], seeds: list[int]) -> list[dict]:
+    return [c for b in budgets for m in ("accuracy", "balanced_accuracy")
+            for a, other in (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"))
+            if (c := paired(rows, a, other, m, b, seeds)) is not None]
+
+
+def combine(paths: list[Path], out: Path) -> dict:
+    """One summary from the summaries of several evaluate runs on one data set (search seeds run on different
+    machines, whose results folders did not survive): regret against the best known of them all, paired again."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    if len({s["dataset"] for s in parts}) != 1:
+        raise SystemExit("combine: the summaries are of different data sets")
+    rows = [r for s in parts for r in s["rows"]]
+    best = {m: max(s["best_known"][m] for s in parts) for m in ("accuracy", "balanced_accuracy")}
+    for r in rows:
+        for m in best:
+            if m in r:
+                r[f"regret_{m}"] = best[m] - r[m]
+    budgets = sorted({b for s in parts for b in s["budgets"]})
+    seeds = sorted({r["search_seed"] for r in rows if r.get("search_seed") is not None})  # references have none
+    summary = {**parts[0], "best_known": best, "seeds": seeds, "budgets": budgets, "rows": rows,
+               "paired": paired_comparisons(rows, budgets, seeds), "combined_from": [str(p) for p in paths],
+               "searches": {k: v for s in parts for k, v in s.get("searches", {}).items()},
+               "cheaper_than_references": cheaper_than_references(rows)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    plot(summary, out.with_suffix(".png"))
+    plot_front(summary, out.with_name(f"{out.stem}_front.png"))
     return summary
 
 
@@ -403,8 +432,14 @@ def main() -> None:
     e.add_argument("--strategies", nargs="+", default=None, help="only these searches (default: all)")
     e.add_argument("--no-references", action="store_true", help="leave the reference architectures out")
     e.add_argument("--tag", default="", help="the studies of `run --tag`")
+    c = sub.add_parser("combine", help="one summary (regret, paired intervals, plot) from several evaluate summaries")
+    c.add_argument("summaries", nargs="+", type=Path)
+    c.add_argument("--out", type=Path, required=True, help="the combined JSON (its plot beside it, .png)")
     args = ap.parse_args()
-    if args.command == "one":
+    if args.command == "combine":
+        summary = combine(args.summaries, args.out)
+        print(json.dumps(summary["paired"], indent=2))
+    elif args.command == "one":
         run_one(args.dataset, args.strategy, args.seed, args.minutes, args.results, args.tag)
     elif args.command == "run":
         from concurrent.futures import ThreadPoolExecutor
