@@ -85,17 +85,23 @@ def _tiny(tmp_path, study="grow"):
                          strategy="progressive", results=str(tmp_path), study=study, progress=False, precision="fp32")
 
 
-def test_stops_at_the_first_step_that_does_not_improve(tmp_path, monkeypatch):
-    scripted = {(0, 16): 0.5, (1, 16): 0.6, (1, 32): 0.7, (2, 16): 0.65, (2, 32): 0.69}
+def _scripted(score):
+    """A stand-in for run_candidate: each child a finished trial scored ``score(step, spec)``, nothing trained."""
 
     def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
         t = study.ask()
         t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
         t.set_user_attr("spec_hash", spec.spec_hash())
-        study.tell(t, scripted[(step, spec.stages[-1].width)])
+        study.tell(t, score(step, spec))
         return study.get_trials()[t.number]
 
-    monkeypatch.setattr(prog, "run_candidate", fake)
+    return fake
+
+
+def test_stops_at_the_first_step_that_does_not_improve(tmp_path, monkeypatch):
+    scripted = {(0, 16): 0.5, (1, 16): 0.6, (1, 32): 0.7, (2, 16): 0.65, (2, 32): 0.69}
+
+    monkeypatch.setattr(prog, "run_candidate", _scripted(lambda step, spec: scripted[(step, spec.stages[-1].width)]))
     _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=1))
     assert [(s.step, s.channels, s.chosen) for s in result.steps] == [
         (0, 16, True), (1, 16, False), (1, 32, True), (2, 16, False), (2, 32, False)]
@@ -109,14 +115,7 @@ def test_patience_grows_past_a_step_that_does_not_improve_and_keeps_the_best(tmp
     # step 2 is worse than step 1; step 3 (grown from step 2's best) beats them all; step 4 and 5 do not.
     scores = {0: 0.5, 1: 0.7, 2: 0.65, 3: 0.8, 4: 0.75, 5: 0.74}
 
-    def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
-        t = study.ask()
-        t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
-        t.set_user_attr("spec_hash", spec.spec_hash())
-        study.tell(t, scores[step] - 0.01 * (spec.stages[-1].width != 16))
-        return study.get_trials()[t.number]
-
-    monkeypatch.setattr(prog, "run_candidate", fake)
+    monkeypatch.setattr(prog, "run_candidate", _scripted(lambda step, spec: scores[step] - 0.01 * (spec.stages[-1].width != 16)))
     _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=2))
     best = max(result.steps, key=lambda s: s.score)
     assert best.step == 3 and result.best_trial == best.trial  # found after a step that did not improve
@@ -129,14 +128,7 @@ def test_patience_does_not_end_growth_while_the_seed_network_is_still_the_best(t
     # Steps 1 and 2 fall just short of the seed network (a small validation split); step 3 beats it.
     scores = {0: 0.70, 1: 0.69, 2: 0.68, 3: 0.75, 4: 0.74, 5: 0.73, 6: 0.72}
 
-    def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
-        t = study.ask()
-        t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
-        t.set_user_attr("spec_hash", spec.spec_hash())
-        study.tell(t, scores[step] - 0.001 * (spec.stages[-1].width != 16))
-        return study.get_trials()[t.number]
-
-    monkeypatch.setattr(prog, "run_candidate", fake)
+    monkeypatch.setattr(prog, "run_candidate", _scripted(lambda step, spec: scores[step] - 0.001 * (spec.stages[-1].width != 16)))
     _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=2))
     best = max(result.steps, key=lambda s: s.score)
     assert best.step == 3 and result.best_trial == best.trial  # not the seed network (trial 0)
