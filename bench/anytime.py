@@ -26,7 +26,9 @@ training goes into bench/ground_truth/.
     .venv/bin/python bench/anytime.py run --data gz1 rings --minutes 15 --seeds 0 1 2 3 --jobs 2 --results ../runs/anytime
     .venv/bin/python bench/anytime.py evaluate --data gz1 --budgets 5 15 --seeds 0 1 2 3 --results ../runs/anytime
 
-``--tag T`` (both commands) names the studies ``anytime-<data>-<strategy>-T-s<seed>``: a rerun of a strategy after a
+    .venv/bin/python bench/anytime.py combine A.json B.json --out AB.json   # seeds evaluated on different machines
+
+``--tag T`` (run and evaluate) names the studies ``anytime-<data>-<strategy>-T-s<seed>``: a rerun of a strategy after a
 code change keeps its own studies and ground-truth tables beside the earlier ones.
 """
 
@@ -317,7 +319,8 @@ def combine(paths: list[Path], out: Path) -> dict:
                 r[f"regret_{m}"] = best[m] - r[m]
     budgets = sorted({b for s in parts for b in s["budgets"]})
     seeds = sorted({r["search_seed"] for r in rows if r.get("search_seed") is not None})  # references have none
-    summary = {**parts[0], "best_known": best, "seeds": seeds, "budgets": budgets, "rows": rows,
+    se = (best["accuracy"] * (1 - best["accuracy"]) / parts[0]["test_images"]) ** 0.5
+    summary = {**parts[0], "best_known": best, "binomial_se_of_accuracy": se, "seeds": seeds, "budgets": budgets, "rows": rows,
                "paired": paired_comparisons(rows, budgets, seeds), "combined_from": [str(p) for p in paths],
                "searches": {k: v for s in parts for k, v in s.get("searches", {}).items()},
                "cheaper_than_references": cheaper_than_references(rows)}
