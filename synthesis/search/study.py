@@ -123,6 +123,7 @@ def choose_precision(settings: StudySettings, device: torch.device, stored: dict
 def prepare_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
                   pruner: optuna.pruners.BasePruner | None = None) -> OpenedStudy:
     """Check everything, load the data, then create (or check) the study; nothing is written before the checks pass."""
+    asked = settings
     check_ranges(settings)
     device = resolve_device(settings.device)
     stored = peek_attrs(settings)
@@ -133,7 +134,14 @@ def prepare_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler 
         objective, objective_note = choose_objective(settings)
         settings = settings.replace(objective=objective)
     data = load_study_data(settings)  # validation errors surface here, before any storage write
-    study, attrs = open_study(settings, data, sampler=sampler, pruner=pruner, objective_note=objective_note)
+    try:
+        study, attrs = open_study(settings, data, sampler=sampler, pruner=pruner, objective_note=objective_note)
+    except StudyMismatchError:
+        if stored is not None:
+            raise
+        # Another worker created the study while this one measured bf16 and loaded data: what this process resolved
+        # from "auto" (precision, objective) may differ from what that worker froze; check again against the study.
+        return prepare_study(asked, sampler, pruner)
     return OpenedStudy(study, attrs, data, settings, device, precision.reason, objective_note)
 
 

@@ -125,3 +125,27 @@ def test_reopening_a_study_reads_the_cache_not_the_source(tmp_path, csv_folder):
     assert opened.data.cache_file and len(opened.data) == opened.attrs["n_images"]
     assert opened.data.class_names == tuple(opened.attrs["class_names"])
     assert isinstance(opened.data.images, np.memmap) or getattr(opened.data.images, "base", None) is not None
+
+
+def test_a_worker_that_finds_the_study_created_meanwhile_adopts_what_auto_resolved_there(tmp_path, monkeypatch):
+    # Two workers start together on a new study; the other one creates it (fp32, by its own measurement) while this
+    # one measures bf16 and loads data. Under --precision auto this worker joins with the study's precision.
+    import synthesis.search.study as study_module
+
+    run_study(tiny(tmp_path, trials=1, precision="fp32"))
+    real_peek = study_module.peek_attrs
+    peeks = []
+
+    def first_blind(settings):
+        peeks.append(1)
+        return None if len(peeks) == 1 else real_peek(settings)
+
+    monkeypatch.setattr(study_module, "peek_attrs", first_blind)
+    monkeypatch.setattr(study_module, "resolve_precision",
+                        lambda requested, device, cache_dir=None: study_module.PrecisionChoice(
+                            "bf16" if requested == "auto" else requested, "test"))
+    opened = study_module.prepare_study(tiny(tmp_path, trials=2, precision="auto"))
+    assert opened.settings.precision == "fp32" and len(peeks) == 2
+    with pytest.raises(StudyMismatchError, match="precision"):  # asked for explicitly, it is still refused
+        peeks.clear()
+        study_module.prepare_study(tiny(tmp_path, trials=2, precision="bf16"))
