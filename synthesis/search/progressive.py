@@ -1,13 +1,13 @@
 """``synth --strategy progressive``: grow a network block by block, inheriting trained weights.
 
-Start from a one-block network of the smallest width; at each step try one new block per width in ``widths``, each
-child starting from its parent's *trained* weights plus a small jitter, train every child for one
-epoch, grow on from the best by validation accuracy, and stop when ``patience`` steps in a row
-found no network better than the best so far (or at ``max_blocks``); the result is the best. Patience
-only counts once a grown network has beaten the one-block seed: while the seed is still the best,
-growth goes on (to ``max_blocks`` at most), because on a small validation split one or two steps of
-children can all fall just short of it and the seed network is never the model a user wants. Training is reused across steps instead of restarting every
-candidate from scratch.
+Start from a one-block network of the smallest width; at each step try one new block per width
+in ``widths``, each child starting from its parent's *trained* weights plus a small jitter, train
+every child for one epoch, grow on from the best by validation accuracy, and stop when
+``patience`` steps in a row found no network better than the best so far (or at ``max_blocks``);
+the result is the best. Patience only counts once a grown network has beaten the one-block seed:
+on a small validation split one or two steps of children can all fall just short of it, and the
+seed network is never the model a user wants. Training is reused across steps instead of
+restarting every candidate from scratch.
 
 Where the new block goes: a width equal to the last stage's width deepens that stage (same
 resolution); any other width opens a new stage (downsampled by 2, so the image size caps the
