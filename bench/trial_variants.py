@@ -87,7 +87,10 @@ def main() -> None:
                                  drop=[d for d in str(first["drop"]).split(";") if d and d != "nan"],
                                  max_samples=int(first["trial_max_samples"]), val_subset=int(first["trial_val_subset"]),
                                  seed=int(first["trial_seed"]), max_mflops=0,
-                                 trials=len(gt), objective="val_acc", sampler="random", results=args.results,
+                                 trials=len(gt), objective="val_acc", sampler="random", pruner="none",  # every
+                                 # architecture measured whole: a pruned one has no metrics to join (6-epoch trials
+                                 # were pruned by the median rule in a first attempt)
+                                 results=args.results,
                                  study=f"variant-{name}", progress=False, device="cpu", **v)
         t0 = time.time()
 
