@@ -54,7 +54,7 @@ VARIANTS = {
     # Not a default variant, and its table stays out of the 2-epoch leave-one-study-out pool (other signal levels).
     "fp32-constant-6ep": {"precision": "fp32", "schedule": "constant", "warmup": 0.0, "epochs": 6},
 }
-DEFAULT_VARIANTS = ("fp32-constant", "fp32-cosine", "bf16-constant", "bf16-cosine")
+DEFAULT_VARIANTS = tuple(name for name, v in VARIANTS.items() if "epochs" not in v)  # the 2-epoch trial settings
 
 
 def arch_key(arch_json: str, config_json: str) -> str:
@@ -82,15 +82,14 @@ def main() -> None:
     tables = {}
     for name in args.variants:
         v = {"epochs": int(first["trial_epochs"]), **VARIANTS[name]}
+        # No pruner: every architecture is measured whole (a pruned one has no metrics to join; 6-epoch trials were
+        # pruned by the median rule in a first attempt).
         settings = StudySettings(data=args.data, size=int(first["trial_size"]), crop=None if pd.isna(first["trial_crop"]) else float(first["trial_crop"]),
                                  merge=[m for m in str(first["merge"]).split(";") if m and m != "nan"],
                                  drop=[d for d in str(first["drop"]).split(";") if d and d != "nan"],
                                  max_samples=int(first["trial_max_samples"]), val_subset=int(first["trial_val_subset"]),
                                  seed=int(first["trial_seed"]), max_mflops=0,
-                                 trials=len(gt), objective="val_acc", sampler="random", pruner="none",  # every
-                                 # architecture measured whole: a pruned one has no metrics to join (6-epoch trials
-                                 # were pruned by the median rule in a first attempt)
-                                 results=args.results,
+                                 trials=len(gt), objective="val_acc", sampler="random", pruner="none", results=args.results,
                                  study=f"variant-{name}", progress=False, device="cpu", **v)
         t0 = time.time()
 

@@ -107,7 +107,7 @@ def plot_transfer(transfer: dict[str, Any], path: Path) -> None:
         for ax, stat, scale in ((right, "regret_at_1", [max(sc["one_se"], 1e-9) for sc in scores]),
                                 (recall, "top_k_recall", [1.0] * len(scores))):
             value = np.array([sc[stat] for sc in scores]) / scale
-            band = np.array([sc.get(f"{stat}_ci95", [np.nan, np.nan]) for sc in scores]) / np.array(scale)[:, None]
+            band = np.array([sc[f"{stat}_ci95"] for sc in scores]) / np.array(scale)[:, None]
             ax.barh(y, value, height, xerr=np.abs(np.stack([value - band[:, 0], band[:, 1] - value])), capsize=2,
                     color=f"C{j}")
     repeat = [s.get("ground_truth_seed_vs_seed_spearman") for s in sets]

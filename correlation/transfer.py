@@ -89,11 +89,12 @@ def set_scores(pred: np.ndarray, y: np.ndarray, n_test: float) -> dict[str, Any]
             "top_k_recall_ci95": bootstrap_interval(recall_of, len(y))}
 
 
-def ranked_within_sets(rows: pd.DataFrame, groups: pd.Series, features: Sequence[str]) -> pd.DataFrame:
+def ranked_within_sets(rows: pd.DataFrame, groups: pd.Series, features: Sequence[str],
+                       sets: list[tuple[str, str, np.ndarray]] | None = None) -> pd.DataFrame:
     """``rows`` with each feature replaced by its percentile rank in (0, 1] within the unit the row is judged in:
-    its study where that is a set of its own (:func:`evaluation_sets`), else its group (a group of picks)."""
+    its study where that is a set of its own (``sets``: :func:`evaluation_sets`), else its group (a group of picks)."""
     unit = groups.astype(str).to_numpy().copy()
-    for name, _, idx in evaluation_sets(rows, groups):
+    for name, _, idx in evaluation_sets(rows, groups) if sets is None else sets:
         unit[idx] = name
     out = rows.copy()
     for f in features:
@@ -140,7 +141,7 @@ def leave_one_group_out(rows: pd.DataFrame, target: str, features: Sequence[str]
     n_test = rows["n_test"].to_numpy(float) if "n_test" in rows else np.full(len(rows), np.nan)
     sets, chosen = [], {}
     every_set = evaluation_sets(rows, groups)
-    relative = ranked_within_sets(rows, groups, features)
+    relative = ranked_within_sets(rows, groups, features, every_set)
     for group in sorted(groups.unique()):
         if progress:
             progress(group)

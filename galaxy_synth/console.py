@@ -31,7 +31,7 @@ def print_transfer(transfer: dict, target: str) -> None:
               + (f", ground truth seed vs seed ρ = {repeat:.2f}" if repeat is not None else "")
               + f"; candidate chosen in-fold: {s['candidate']}")
         for label, sc in s["scores"].items():
-            ci, rci, kci = (sc.get(k, [float("nan")] * 2) for k in ("spearman_ci95", "regret_at_1_ci95", "top_k_recall_ci95"))
+            ci, rci, kci = sc["spearman_ci95"], sc["regret_at_1_ci95"], sc["top_k_recall_ci95"]
             label = label + (" — in-sample here" if label in s.get("in_sample", ()) else "")
             print(f"    {label:<46} ρ = {sc['spearman']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]  regret@1 = {sc['regret_at_1']:.3f} "
                   f"[{rci[0]:.3f}, {rci[1]:.3f}] (1 SE {sc['one_se']:.3f})  top-{sc['top_k']} recall = {sc['top_k_recall']:.2f} "
