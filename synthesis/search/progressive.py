@@ -251,11 +251,11 @@ def run_progressive(settings: StudySettings, growth: GrowthSettings | None = Non
     """
     from tqdm.auto import tqdm
 
+    growth = growth or GrowthSettings.of(settings)  # a bad --growth-widths is one line before any data is loaded
     opened = prepare_study(settings.replace(strategy="progressive"))
     settings, study, data = opened.settings, opened.study, opened.data
     if on_ready is not None:
         on_ready(opened)
-    growth = growth or GrowthSettings.of(settings)
     trial_data = TrialData.on_device(opened.prepared(), opened.device)
     proxy = CompositeProxy.from_dict(opened.attrs["calibration"]) if opened.attrs.get("calibration") else None
     _fail_killed_children(study)

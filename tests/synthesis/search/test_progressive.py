@@ -209,3 +209,11 @@ def test_grown_children_are_promoted_by_the_same_successive_halving_as_tpe_trial
     assert metrics_table(study).iloc[0]["trial"] in {t.number for t in promoted}  # the highest budget first
     again, _, _ = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=4))  # resumed: nothing retrained
     assert len(again.get_trials()) == len(study.get_trials())
+
+
+def test_bad_growth_widths_are_one_line_before_any_data_is_loaded(tmp_path, monkeypatch):
+    from synthesis.errors import GalaxySynthError
+
+    monkeypatch.setattr(prog, "prepare_study", lambda *a, **k: pytest.fail("data loaded before the widths were checked"))
+    with pytest.raises(GalaxySynthError, match="--growth-widths must be comma-separated integers"):
+        run_progressive(dataclasses.replace(_tiny(tmp_path), growth_widths="16,abc"))
