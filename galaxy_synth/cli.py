@@ -267,8 +267,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
         settings = settings.replace(worker_id=args.worker_id, workers=1)
     elif _array_task() is not None:  # a task of a cluster job array: its own sampler seed, like a worker's
         settings = settings.replace(worker_id=_array_task())
-    if settings.workers is not None and settings.workers < 1:
-        raise UsageError("--workers must be >= 1")
     if settings.strategy == "progressive" and (settings.workers or 1) > 1:
         raise UsageError("--strategy progressive runs in one process (each step depends on the last): drop --workers")
     check_ranges(settings)  # before torch, optuna or the data are loaded: a typo costs no wait

@@ -56,6 +56,13 @@ class Schedule(StrEnum):
     LINEAR = "linear"
 
 
+class BandMapping(StrEnum):
+    """The per-band intensity map of FITS fluxes (synthesis.data.preprocessing.BandMapping fits it)."""
+
+    ASINH = "asinh"
+    ROBUST = "robust"
+
+
 class RankBy(StrEnum):
     """What ranks a study's trials for ``rank``, ``export`` and the report."""
 

@@ -1,16 +1,19 @@
 """The one typed settings object of a study: what the CLI parses, what the study freezes, what a resume reads back.
 
-Every option of ``galaxy-synth synth`` is a field of :class:`StudySettings`, declared once with
-its default, help text, choices and whether a study *freezes* it (a resumed or parallel run
-must use the same value, or it would mix incomparable trials). The command line is generated
-from these declarations (:func:`add_arguments`), the study stores :meth:`StudySettings.frozen`
-in its attributes, and :meth:`StudySettings.from_attrs` rebuilds the settings of an existing
-study. Adding a frozen setting is one field here plus the code that uses it.
+Every option of ``galaxy-synth synth`` is a field of :class:`StudySettings`, declared once
+(:func:`synthesis.declarations.setting`) with its default, help text, whether a study *freezes* it
+(a resumed or parallel run must use the same value, or it would mix incomparable trials) and its
+rule: choices, range, parse, hardware-dependent default. The command line is generated from these
+declarations (:func:`synthesis.command_line.add_arguments`), :func:`check_ranges` enforces every
+rule, the study stores :meth:`StudySettings.frozen` in its attributes, and
+:meth:`StudySettings.from_attrs` rebuilds the settings of an existing study. Adding a frozen setting
+is one field here plus the code that uses it. Each stage reads its own part, derived once from these
+(``DataSettings.of``, ``TrialSettings.of``, ``SearchSettings.of``, ``GrowthSettings.of``…).
 
 Settings whose best value depends on the hardware (image size, FLOP cap, trial count) default to
-``None`` = "auto": :meth:`StudySettings.resolve` fills them from the device for a new study and
-from the stored study for a resumed one, and :meth:`StudySettings.describe_defaults` says what
-was chosen.
+``None`` = "auto" (declared ``auto=``): :meth:`StudySettings.resolve` fills them from the device for
+a new study and from the stored study for a resumed one, and
+:meth:`StudySettings.describe_defaults` says what was chosen.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from synthesis.choices import (
+    BandMapping,
     Loss,
     Objective,
     Precision,
@@ -33,29 +37,20 @@ from synthesis.choices import (
     names,
     objective_info,
 )
+from synthesis.declarations import (
+    at_least,
+    auto_default,
+    between,
+    half_open,
+    problems,
+    setting,
+)
 from synthesis.errors import GalaxySynthError
-from synthesis.limits import crop_problem, image_size_problem
 
-OBJECTIVES = names(Objective)
+OBJECTIVES, SAMPLERS, PRUNERS, STRATEGIES = names(Objective), names(Sampler), names(Pruner), names(Strategy)
+LOSSES, PRECISIONS, SCHEDULES, BAND_MAPPINGS = names(Loss), names(Precision), names(Schedule), names(BandMapping)
 
-
-SAMPLERS = names(Sampler)
-
-
-PRUNERS = names(Pruner)
-
-
-STRATEGIES = names(Strategy)
-
-
-LOSSES = names(Loss)
-
-
-PRECISIONS = names(Precision)
-
-
-SCHEDULES = names(Schedule)
-
+MIN_IMAGE_SIZE = 8  # 2-4 downsampling stages need at least this many pixels
 
 DEFAULT_STUDY = "galaxy-synth"
 
@@ -66,30 +61,37 @@ STORAGE_ENV = "GALAXY_SYNTH_STORAGE"  # the storage URL, for workers and for use
 STUDY_ATTR = "galaxy_synth"  # the Optuna study user attr that holds a study's frozen experiment
 
 
-def setting(default: Any = None, *, help: str, group: str = "trials", frozen: bool = False, choices: Iterable[str] | None = None,
-            legacy: Any = dataclasses.MISSING, metavar: str | None = None, cli: bool = True, factory: Any = None) -> Any:
-    """A field of :class:`StudySettings` with what the CLI and the study need to know about it.
+def parse_fidelities(text: str) -> list[int]:
+    """``"2,6,18"`` → [2, 6, 18]: increasing epoch budgets with one ratio η between neighbours."""
+    try:
+        rungs = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise GalaxySynthError(f"--fidelities {text!r}: comma-separated epoch counts, e.g. 2,6,18") from None
+    if len(rungs) < 2 or rungs[0] < 1 or any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise GalaxySynthError(f"--fidelities {text!r}: at least two increasing epoch counts, e.g. 2,6,18")
+    eta = rungs[1] // rungs[0]
+    if rungs[1] % rungs[0] or any(b != a * eta for a, b in zip(rungs, rungs[1:])) or eta < 2:
+        raise GalaxySynthError(f"--fidelities {text!r}: each budget must be the previous one times the same whole "
+                               f"factor η >= 2 (e.g. 2,6,18 with η = 3; 2,4,8 with η = 2)")
+    return rungs
 
-    ``legacy``: the value a study created before this setting existed ran with (a resumed old
-    study is checked against it); without one, an old study's value is unknown and not checked.
-    """
-    meta = {"help": help, "group": group, "frozen": frozen, "choices": tuple(choices) if choices else None,
-            "legacy": legacy, "metavar": metavar, "cli": cli}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+
+SUBSET_PROBLEM = "--max-samples and --val-subset must be >= 2"  # one message for the two subsets
 
 
 @dataclass
 class StudySettings:
     """All options of ``galaxy-synth synth``; ``galaxy-synth synth --help`` prints each one's help."""
 
+    # "auto" (``auto=``): measured CPU defaults keep a first study to a few minutes on 2 cores (docs/BENCHMARKS.md
+    # §12); a GPU keeps the larger images and the uncapped space.
     # -- data ---------------------------------------------------------------------------------
     data: str | None = setting(None, group="data", frozen=True, metavar="PATH",
                                help="dataset folder or .h5 file (default: the embedded procedural galaxy set)")
-    size: int | None = setting(None, group="data", frozen=True,
+    size: int | None = setting(None, group="data", frozen=True, auto={"cpu": 32, "gpu": 64}, bounds=at_least(MIN_IMAGE_SIZE),
+                               problem="{flag} {value} is too small (need >= {low})",
                                help="image side in pixels after resizing (default: 32 on a CPU, 64 on a GPU)")
-    crop: float | None = setting(None, group="data", frozen=True,
+    crop: float | None = setting(None, group="data", frozen=True, bounds=between(0.05, 1.0),
                                  help="centre-crop fraction of each side before resizing (default: 0.5 for image folders, "
                                       "where SDSS galaxies are small in the frame; 1.0 for HDF5 and the embedded set)")
     merge: list[str] = setting(group="data", frozen=True, metavar="A,B=NEW", factory=list,
@@ -104,7 +106,7 @@ class StudySettings:
                                      "per-band file columns file_g, file_r, … (e.g. g,r,z); default: all")
     hdu: str | None = setting(None, group="data", frozen=True, metavar="HDU",
                               help="FITS: the HDU to read, by index or name (default: the first with 2-D or 3-D data)")
-    band_mapping: str = setting("asinh", group="data", frozen=True, choices=("asinh", "robust"), legacy="asinh",
+    band_mapping: str = setting("asinh", group="data", frozen=True, choices=BAND_MAPPINGS, legacy="asinh",
                                 help="FITS: the per-band intensity map fitted on training pixels — asinh (sky-subtracted, "
                                      "noise-scaled asinh stretch) or robust (linear, median and MAD: for fluxes already "
                                      "stretched; on raw fluxes it trained to chance, BENCHMARKS §19) (default: asinh)")
@@ -115,9 +117,9 @@ class StudySettings:
     keep_columns: list[str] | None = setting(None, group="data", metavar="COLS",
                                              help="labels.csv columns carried with every galaxy (e.g. ra,dec) into "
                                                   "test-set predictions of exported models; the id column always is")
-    max_samples: int = setting(2000, group="data", frozen=True,
+    max_samples: int = setting(2000, group="data", frozen=True, bounds=at_least(2), problem=SUBSET_PROBLEM,
                                help="training images per trial, a stratified subset of the train split (default: 2000)")
-    val_subset: int = setting(500, group="data", frozen=True,
+    val_subset: int = setting(500, group="data", frozen=True, bounds=at_least(2), problem=SUBSET_PROBLEM,
                               help="validation images per trial, a fixed stratified subset (default: 500)")
     synthetic_n: int = setting(3000, group="data", frozen=True,
                                help="number of generated galaxies when no --data is given (default: 3000)")
@@ -139,22 +141,23 @@ class StudySettings:
                                            "initialisations), keeping the split of --seed: repeat a search on the same "
                                            "data (default: --seed)")
     device: str = setting("auto", group="study", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    workers: int | None = setting(None, group="study",
+    workers: int | None = setting(None, group="study", bounds=at_least(1),
                                   help="parallel worker processes on this machine, sharing the study's storage, the "
                                        "allotted cores split between them; logs in the study's workers/ folder "
                                        "(default: on a CPU one single-threaded process per allotted core, the faster "
                                        "plan measured in docs/BENCHMARKS.md §17; on a GPU 2 per device). To use several "
                                        "machines, run the same command on each with one shared --storage")
     # -- trials -------------------------------------------------------------------------------
-    trials: int | None = setting(None, help="target number of COMPLETED trials in the study (default: 20)")
-    epochs: int = setting(2, frozen=True, help="training epochs per trial (default: 2)")
+    trials: int | None = setting(None, bounds=at_least(1), auto={"cpu": 20, "gpu": 20},
+                                 help="target number of COMPLETED trials in the study (default: 20)")
+    epochs: int = setting(2, frozen=True, bounds=at_least(1), help="training epochs per trial (default: 2)")
     loss: str = setting("ce", frozen=True, choices=LOSSES,
                         help="training loss for trials and, through each trial's stored settings, full training: "
                              "cross-entropy, class-weighted (inverse frequency) cross-entropy, or focal (γ=2, class-"
                              "weighted) for imbalanced sets such as gz1 (70%% ellipticals). Measured on gz1 "
                              "(docs/BENCHMARKS.md §7): ce gives the best accuracy, weighted_ce/focal ≈16 points more "
                              "balanced accuracy for ≈12 less accuracy (default: ce)")
-    label_smoothing: float = setting(0.0, frozen=True, help="label smoothing for ce / weighted_ce (default: 0)")
+    label_smoothing: float = setting(0.0, frozen=True, bounds=half_open(0.0, 1.0), help="label smoothing for ce / weighted_ce (default: 0)")
     precision: str = setting("auto", frozen=True, choices=PRECISIONS, legacy="fp32",
                              help="auto: bf16 autocast on a CUDA GPU with bf16 (fp16 + gradient scaling without), bf16 on "
                                   "a CPU with bf16 instructions where it measures faster, else fp32 (default: auto; "
@@ -162,9 +165,10 @@ class StudySettings:
     schedule: str = setting("constant", frozen=True, choices=SCHEDULES, legacy="constant",
                             help="learning-rate schedule inside each trial: constant, or cosine / linear decaying to zero "
                                  "within the trial's own epochs (default: constant)")
-    warmup: float = setting(0.0, frozen=True, legacy=0.0,
+    warmup: float = setting(0.0, frozen=True, legacy=0.0, bounds=half_open(0.0, 1.0),
+                            problem="{flag} {value} must be a fraction in [{low}, {high})",
                             help="fraction of each trial's steps with a linear learning-rate warm-up (default: 0)")
-    fidelities: str | None = setting(None, frozen=True, legacy=None, metavar="E,E,...",
+    fidelities: str | None = setting(None, frozen=True, legacy=None, metavar="E,E,...", parse=parse_fidelities,
                                      help="promotion by asynchronous successive halving (Optuna's SuccessiveHalvingPruner): "
                                           "every trial trains the first budget (--epochs), the best 1/η by the objective "
                                           "go on to the next, and so on, e.g. 2,6,18 (η = 3); above the first budget "
@@ -172,7 +176,8 @@ class StudySettings:
                                           "balanced_acc). --trials then counts trials that finished their last budget or "
                                           "were stopped at a rung (default: off, every trial gets --epochs)")
     max_params: int = setting(5_000_000, help="prune architectures with more parameters before training (default: 5000000)")
-    max_mflops: float | None = setting(None, frozen=True,
+    max_mflops: float | None = setting(None, frozen=True, auto={"cpu": 40.0, "gpu": 0.0}, bounds=at_least(0.0),
+                                       problem="{flag} must be >= {low} (0 = no cap)",
                                        help="prune architectures above this many forward MFLOPs per image before training; "
                                             "0 = no cap (default: 40 on a CPU, no cap on a GPU)")
     pruner: str = setting("auto", choices=PRUNERS,
@@ -200,8 +205,8 @@ class StudySettings:
                                  "--trials, writes growth_report.json and growth.png")
     growth_widths: str = setting("16,32,64", metavar="W,W,...", help="progressive: widths tried for each new block; the "
                                  "seed network is one block of the smallest (default: 16,32,64)")
-    max_blocks: int = setting(8, help="progressive: largest network, in blocks (default: 8)")
-    growth_patience: int = setting(2, help="progressive: steps in a row without a better network before growth stops, "
+    max_blocks: int = setting(8, bounds=at_least(1), help="progressive: largest network, in blocks (default: 8)")
+    growth_patience: int = setting(2, bounds=at_least(1), help="progressive: steps in a row without a better network before growth stops, "
                                            "counted once a grown network beats the one-block seed (default: 2)")
     # -- process (not options a study remembers) ----------------------------------------------
     progress: bool = setting(True, group="process", cli=False, help="progress bars")
@@ -282,13 +287,11 @@ class StudySettings:
     def resolve(self, device_type: str, stored: dict[str, Any] | None = None) -> StudySettings:
         """Fill the "auto" settings: from the stored study when resuming, else from the device."""
         stored = self.stored_frozen(stored) if stored is not None else None
-        defaults = device_defaults(device_type)
         changes = {}
-        for name in ("size", "max_mflops"):
-            if getattr(self, name) is None:
-                changes[name] = stored[name] if stored is not None and stored.get(name) is not None else defaults[name]
-        if self.trials is None:
-            changes["trials"] = defaults["trials"]
+        for f in dataclasses.fields(self):
+            if f.metadata["auto"] is not None and getattr(self, f.name) is None:
+                kept = stored.get(f.name) if stored is not None and f.metadata["frozen"] else None
+                changes[f.name] = kept if kept is not None else auto_default(f, device_type)
         if self.objective is None and stored is not None and stored.get("objective"):
             changes["objective"] = stored["objective"]
         elif self.objective is None and self.strategy == "progressive":
@@ -311,11 +314,8 @@ class StudySettings:
 
 
 def device_defaults(device_type: str) -> dict[str, Any]:
-    """Measured CPU defaults keep a first study to a few minutes on 2 cores (docs/BENCHMARKS.md §12);
-    a GPU keeps the larger images and the uncapped space."""
-    if device_type == "cpu":
-        return {"size": 32, "max_mflops": 40.0, "trials": 20}
-    return {"size": 64, "max_mflops": 0.0, "trials": 20}
+    """What "auto" settings (declared ``auto=``) become on a ``device_type`` of a new study."""
+    return {f.name: auto_default(f, device_type) for f in dataclasses.fields(StudySettings) if f.metadata["auto"] is not None}
 
 
 def dataset_name(data: str | None) -> str:
@@ -348,53 +348,39 @@ def _show(value: Any, name: str) -> str:
     return repr(value)
 
 
-def parse_fidelities(text: str) -> list[int]:
-    """``"2,6,18"`` → [2, 6, 18]: increasing epoch budgets with one ratio η between neighbours."""
-    try:
-        rungs = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise GalaxySynthError(f"--fidelities {text!r}: comma-separated epoch counts, e.g. 2,6,18") from None
-    if len(rungs) < 2 or rungs[0] < 1 or any(b <= a for a, b in zip(rungs, rungs[1:])):
-        raise GalaxySynthError(f"--fidelities {text!r}: at least two increasing epoch counts, e.g. 2,6,18")
-    eta = rungs[1] // rungs[0]
-    if rungs[1] % rungs[0] or any(b != a * eta for a, b in zip(rungs, rungs[1:])) or eta < 2:
-        raise GalaxySynthError(f"--fidelities {text!r}: each budget must be the previous one times the same whole "
-                               f"factor η >= 2 (e.g. 2,6,18 with η = 3; 2,4,8 with η = 2)")
-    return rungs
-
-
 def check_ranges(s: StudySettings) -> None:
-    """Values no study can run with: one line, before anything is loaded or written."""
-    problems = []
-    if s.trials is not None and s.trials < 1:
-        problems.append("--trials must be >= 1")
-    if s.epochs < 1:
-        problems.append("--epochs must be >= 1")
-    problems += [p for p in (image_size_problem(s.size), crop_problem(s.crop)) if p]
-    if s.max_samples < 2 or s.val_subset < 2:
-        problems.append("--max-samples and --val-subset must be >= 2")
-    if s.max_mflops is not None and s.max_mflops < 0:
-        problems.append("--max-mflops must be >= 0 (0 = no cap)")
-    if not 0.0 <= s.warmup < 1.0:
-        problems.append(f"--warmup {s.warmup} must be a fraction in [0, 1)")
-    if not 0.0 <= s.label_smoothing < 1.0:
-        problems.append(f"--label-smoothing {s.label_smoothing} must be in [0, 1)")
-    if s.max_blocks < 1:
-        problems.append("--max-blocks must be >= 1")
-    if s.growth_patience < 1:
-        problems.append("--growth-patience must be >= 1")
-    if s.fidelities is not None:
-        try:
-            rungs = parse_fidelities(s.fidelities)
-        except GalaxySynthError as exc:
-            problems.append(str(exc))
-        else:
-            if rungs[0] != s.epochs:
-                problems.append(f"--fidelities {s.fidelities} must start at the trial budget --epochs {s.epochs}")
-            if s.objective is not None and objective_info(s.objective).multi:
-                problems.append("--fidelities cannot promote multi-objective trials (Optuna does not prune them)")
-    if s.strategy == "progressive" and s.objective is not None and objective_info(s.objective).calibrated:
-        problems.append(f"--strategy progressive scores children by validation accuracy (val_acc, or balanced_acc): "
-                        f"--objective {s.objective} does not apply")
-    if problems:
-        raise GalaxySynthError("; ".join(problems))
+    """Values no study can run with, one line for all, before anything is loaded or written: every rule declared
+    beside its field (:func:`synthesis.declarations.problems`), then the rules between fields."""
+    found = problems(s)
+    found += [p for rule in BETWEEN_FIELDS for p in rule(s)]
+    if found:
+        raise GalaxySynthError("; ".join(found))
+
+
+def _fidelities_fit_the_trials(s: StudySettings) -> list[str]:
+    rungs = _parsed_or_none(s.fidelities)
+    if rungs is None:
+        return []  # none asked for, or the field's own rule already said what is wrong
+    found = []
+    if rungs[0] != s.epochs:
+        found.append(f"--fidelities {s.fidelities} must start at the trial budget --epochs {s.epochs}")
+    if s.objective in OBJECTIVES and objective_info(s.objective).multi:
+        found.append("--fidelities cannot promote multi-objective trials (Optuna does not prune them)")
+    return found
+
+
+def _progressive_scores_by_validation(s: StudySettings) -> list[str]:
+    if s.strategy == "progressive" and s.objective in OBJECTIVES and objective_info(s.objective).calibrated:
+        return [f"--strategy progressive scores children by validation accuracy (val_acc, or balanced_acc): "
+                f"--objective {s.objective} does not apply"]
+    return []
+
+
+def _parsed_or_none(fidelities: str | None) -> list[int] | None:
+    try:
+        return parse_fidelities(fidelities) if fidelities is not None else None
+    except GalaxySynthError:
+        return None
+
+
+BETWEEN_FIELDS = (_fidelities_fit_the_trials, _progressive_scores_by_validation)  # rules no one field can declare

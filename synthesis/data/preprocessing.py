@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from synthesis import choices
+
 if TYPE_CHECKING:  # torch only where tensors are made: predict's decode processes and its card reading import this without it
     import torch
 
-BAND_MAPPINGS = ("asinh", "robust")
+BAND_MAPPINGS = choices.names(choices.BandMapping)  # the names; the class below is the fitted map
 
 
 def asinh(v: torch.Tensor) -> torch.Tensor:
