@@ -61,6 +61,7 @@ def one_arm(arch: str, size: int, arm: str, data_dir: str, cache: str, epochs: i
 
     from synthesis.data.dataset import ClassMap, load_dataset
     from synthesis.data.preparation import build_trial_data, data_plan
+    from synthesis.data.settings import DataSettings
     from synthesis.hardware.device import tune_allocator
     from synthesis.models.builder import build_model, count_flops
     from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
@@ -73,7 +74,7 @@ def one_arm(arch: str, size: int, arm: str, data_dir: str, cache: str, epochs: i
         tune_allocator()
     data = load_dataset(data_dir, size=size, class_map=ClassMap.parse(["spiral_cw,spiral_acw=spiral"], ["dont_know"]),
                         cache_dir=cache, progress=False)
-    d = build_trial_data(data, data_plan(data, StudySettings()), torch.device("cpu"))
+    d = build_trial_data(data, data_plan(data, DataSettings.of(StudySettings())), torch.device("cpu"))
     a = ARCHS[arch]
     spec = ArchSpec(num_classes=len(d.class_names), stages=tuple(StageSpec(*s) for s in a["stages"]), block=a["block"],
                     stem_width=a["stem_width"], image_size=size)

@@ -92,10 +92,11 @@ def child_worker(folder: str, px: int, cache: str, ready: str) -> None:
 
     from synthesis.data.dataset import load_dataset
     from synthesis.data.preparation import PreparedData, data_plan
+    from synthesis.data.settings import DataSettings
     from synthesis.settings import StudySettings
 
     data = load_dataset(folder, size=px, crop=1.0, cache_dir=cache, progress=False)
-    plan = data_plan(data, StudySettings())
+    plan = data_plan(data, DataSettings.of(StudySettings()))
     prep = PreparedData.from_plan(data, plan, {"normalizer": {"mean": [0.1] * 3, "std": [0.2] * 3},
                                                "extra_scaler": {"mean": [0.0, 0.0], "std": [1.0, 1.0]}})
     train, val = prep.split("trial_train", torch.device("cpu")), prep.split("trial_val", torch.device("cpu"))

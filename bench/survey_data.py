@@ -106,11 +106,12 @@ def fixed_architecture(prep, size: int) -> dict:
 def run_arm(work: Path, arm: str, size: int, epochs: int, seeds: list[int], votes: np.ndarray, store) -> list[dict]:
     from correlation.full_training import stored_or_trained
     from synthesis.data.preparation import PreparedData, data_plan, load_study_data
+    from synthesis.data.settings import DataSettings
     from synthesis.models.builder import spec_cost
     from synthesis.models.spec import model_spec_from_dict
     from synthesis.training.loop import evaluate
 
-    settings = arm_settings(work, arm, size)
+    settings = DataSettings.of(arm_settings(work, arm, size))
     data = load_study_data(settings)
     plan = data_plan(data, settings)
     prep = PreparedData.from_plan(data, plan, band_mapping=settings.band_mapping)

@@ -28,6 +28,7 @@ from torchvision import transforms
 
 from synthesis.data.dataset import ClassMap, load_dataset
 from synthesis.data.preparation import build_trial_data, data_plan
+from synthesis.data.settings import DataSettings
 from synthesis.models.builder import build_model, count_params
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.settings import StudySettings
@@ -115,7 +116,7 @@ def main() -> int:
     cached_load = time.perf_counter() - t0
 
     settings = StudySettings(data=args.data, size=args.size)
-    plan = data_plan(data, settings)
+    plan = data_plan(data, DataSettings.of(settings))
     trial_data = build_trial_data(data, plan, torch.device("cpu"))
     import pandas as pd
 

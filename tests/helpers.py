@@ -14,6 +14,31 @@ def load(path, **kw):
     return load_dataset(str(path), **kw)
 
 
+def each_field_changed(base: StudySettings):
+    """``(name, base with that one field changed)`` for every field of the settings: another of its choices, the
+    other truth value, a number one larger, a longer text or list, a value for one left to None."""
+    import dataclasses
+
+    valid = {"fidelities": "2,4"}  # a value the stage settings parse
+    for f in dataclasses.fields(base):
+        value, choices, kind = getattr(base, f.name), f.metadata["choices"], str(f.type)
+        if f.name in valid and value != valid[f.name]:
+            other = valid[f.name]
+        elif choices:
+            other = next(c for c in choices if c != value)
+        elif isinstance(value, bool):
+            other = not value
+        elif isinstance(value, (int, float)):
+            other = value + 1
+        elif isinstance(value, list):
+            other = [*value, "x"]
+        elif isinstance(value, str):
+            other = value + "x"
+        else:  # None: "auto" or unset
+            other = 48 if kind.startswith("int") else 0.5 if kind.startswith("float") else ["x"] if kind.startswith("list") else "x"
+        yield f.name, base.replace(**{f.name: other})
+
+
 def tiny(tmp_path, **kw) -> StudySettings:
     """Settings of a study small enough for a test (seconds per trial)."""
     base = dict(size=32, synthetic_n=200, max_samples=80, val_subset=40, epochs=1, trials=3,

@@ -14,6 +14,7 @@ import torch
 
 from synthesis.data.dataset import load_dataset
 from synthesis.data.preparation import build_trial_data, data_plan
+from synthesis.data.settings import DataSettings
 from synthesis.models.builder import build_model, count_flops
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.settings import StudySettings
@@ -24,7 +25,7 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def cpu_data(tmp_path_factory):
     data = load_dataset(None, size=16, synthetic_n=120, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
-    plan = data_plan(data, StudySettings(max_samples=40, val_subset=20))
+    plan = data_plan(data, DataSettings.of(StudySettings(max_samples=40, val_subset=20)))
     return data, plan, build_trial_data(data, plan, CPU)
 
 
@@ -46,13 +47,14 @@ def spec_for(d, block="residual", downsample="stride") -> ArchSpec:
 @pytest.mark.parametrize("block", ["plain", "residual", "inverted"])
 def test_zero_cost_scores_and_flops(cpu_data, meta_default, block):
     from synthesis.search.objective import Objective
+    from synthesis.search.settings import TrialSettings
 
     _, _, d = cpu_data
     torch.manual_seed(0)
     spec = spec_for(d, block)
     model = build_model(spec)
     assert next(model.parameters()).device == CPU  # built on the CPU whatever the default device
-    scores = Objective(d, StudySettings()).zero_cost(model)
+    scores = Objective(d, TrialSettings.of(StudySettings())).zero_cost(model)
     assert all(np.isfinite(v) for v in scores.values())
     assert count_flops(model, spec) > 0
 

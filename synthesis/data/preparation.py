@@ -18,9 +18,9 @@ from synthesis.data.preprocessing import (
     Normalizer,
     PreprocessingConfig,
 )
+from synthesis.data.settings import DataSettings
 from synthesis.data.sources import SourceOptions
 from synthesis.data.splits import stratified_split, stratified_subset
-from synthesis.settings import StudySettings
 
 
 @dataclass
@@ -37,7 +37,7 @@ class TensorSplit:
         return int(self.y.shape[0])
 
 
-def data_plan(data: GalaxyImages, settings: StudySettings) -> dict[str, list[int]]:
+def data_plan(data: GalaxyImages, settings: DataSettings) -> dict[str, list[int]]:
     """Split indices (train/val/test) and the bounded trial subsets, all from the seed."""
     split = stratified_split(data.labels, seed=settings.seed)
     trial_train = stratified_subset(split["train"], data.labels, settings.max_samples, seed=settings.seed + 1)
@@ -45,18 +45,17 @@ def data_plan(data: GalaxyImages, settings: StudySettings) -> dict[str, list[int
     return {**{k: v.tolist() for k, v in split.items()}, "trial_train": trial_train.tolist(), "trial_val": trial_val.tolist()}
 
 
-def load_study_data(settings: StudySettings) -> GalaxyImages:
+def load_study_data(settings: DataSettings) -> GalaxyImages:
     """Load and validate the dataset (``settings`` resolved) before anything touches the study storage."""
     return load_dataset(
         settings.data,
         size=settings.size,
         crop=settings.crop,
         class_map=ClassMap.parse(settings.merge, settings.drop),
-        cache_dir=settings.results_dir / "cache",
+        cache_dir=settings.cache_dir,
         extra_columns=settings.extra_columns,
-        options=SourceOptions(bands=settings.bands, hdu=parse_hdu(settings.hdu),
-                              soft_labels=tuple(c.strip() for c in (settings.soft_labels or "").split(",") if c.strip()),
-                              keep_columns=tuple(settings.keep_columns or ())),
+        options=SourceOptions(bands=settings.bands, hdu=parse_hdu(settings.hdu), soft_labels=settings.soft_labels,
+                              keep_columns=settings.keep_columns),
         synthetic_n=settings.synthetic_n,
         synthetic_seed=settings.seed,
         progress=settings.progress,

@@ -25,9 +25,9 @@ from synthesis.data.preparation import TrialData
 from synthesis.models.builder import build_model, cpu_images_per_second
 from synthesis.models.spec import ArchSpec, TrainConfig
 from synthesis.search.promotion import RungReporter
+from synthesis.search.settings import TrialSettings
 from synthesis.search.space import SearchSpace, fit_to_caps
 from synthesis.search.trials import yield_if_surplus
-from synthesis.settings import StudySettings
 from synthesis.training.loop import (
     EpochRecord,
     TrainHistory,
@@ -101,7 +101,7 @@ def record_training(trial: optuna.Trial, history: TrainHistory, params: int, flo
 class Objective:
     """Build the trial's model from its spec, train ``epochs``, record everything, score it."""
 
-    def __init__(self, trial_data: TrialData, settings: StudySettings, calibration: dict[str, Any] | None = None) -> None:
+    def __init__(self, trial_data: TrialData, settings: TrialSettings, calibration: dict[str, Any] | None = None) -> None:
         self.data = trial_data
         self.settings = settings
         self.proxy = CompositeProxy.from_dict(calibration) if calibration else None
@@ -115,7 +115,7 @@ class Objective:
         yield_if_surplus(trial, s.trials)  # before any work; checked again when the trial would count as finished
         spec, train_cfg = self.space.suggest(trial, d.num_classes, d.image_size, d.n_extra, d.in_channels)
         train_cfg = train_cfg.replace(loss=s.loss, label_smoothing=s.label_smoothing, schedule=s.schedule, warmup=s.warmup)
-        max_flops = s.max_mflops * 1e6 if s.max_mflops else None
+        max_flops = s.max_flops
         fitted = fit_to_caps(spec, s.max_params, max_flops, self.space.widths, self.space.stem_widths)
         spec = fitted.spec
         seed = trial_seed(trial, s.seed)
@@ -150,7 +150,7 @@ class Objective:
                          seed: int, params: int, flops: int, zc: dict[str, float]) -> float | tuple[float, float]:
         d, s = self.data, self.settings
         multi = objective_info(s.objective).multi
-        rungs = s.rungs
+        rungs = list(s.rungs) if s.rungs else None
         train = dict(val=d.val, seed=seed, progress=s.progress, progress_desc=f"trial {trial.number}",
                      precision=s.precision, **d.training_kwargs())
         if rungs is None:

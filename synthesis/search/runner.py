@@ -14,6 +14,7 @@ from proxies.guard import COLLAPSE_SHIFT
 from synthesis.choices import objective_info
 from synthesis.data.preparation import TrialData
 from synthesis.search.objective import Objective
+from synthesis.search.settings import TrialSettings
 from synthesis.search.storage import masked, retry_callback
 from synthesis.search.study import OpenedStudy, prepare_study
 from synthesis.search.trials import finished, finished_count
@@ -156,7 +157,7 @@ def run_in_process(opened: OpenedStudy, stop_when: Callable[[], bool] | None = N
     log.info("study %r on %s: %s", s.study_name, masked(s.storage_url), opened.device)
     bar = TrialsBar(s.trials, done, s.objective, s.progress)
     try:
-        optimize_to_target(opened.study, Objective(trial_data, s, opened.attrs.get("calibration")), s.trials,
+        optimize_to_target(opened.study, Objective(trial_data, TrialSettings.of(s), opened.attrs.get("calibration")), s.trials,
                            max_attempts=3 * remaining + 10, callbacks=[bar], poll_seconds=s.poll_seconds,
                            stop_when=stop_when)
     finally:

@@ -2,8 +2,11 @@
 
 Everything a resumed or parallel run must agree on is written into the study's user attrs when
 the study is created and checked on every later run, so ``make synth`` after a crash continues
-the *same* experiment. :func:`prepare_study` does every check that can fail (device, precision,
-data, settings) before anything is written; :func:`reopen_study` gives the later commands
+the *same* experiment. :func:`prepare_study` opens one in named steps, each given only what it
+reads: check the settings, resolve the device, peek at the storage, choose the precision (a
+resumed study keeps its own), fill the "auto" settings, choose the scorer (objective and the
+calibration's domain), load the data, then create or check the study. Only that last step writes,
+so every check that can fail comes first. :func:`reopen_study` gives the later commands
 (``correlate``, ``export``, ``report``) the study, its data and its settings.
 """
 
@@ -21,10 +24,12 @@ from proxies.composite import CompositeProxy
 from synthesis.choices import objective_info
 from synthesis.data.dataset import GalaxyImages, open_cached
 from synthesis.data.preparation import PreparedData, data_plan, load_study_data
+from synthesis.data.settings import DataSettings
 from synthesis.errors import GalaxySynthError, StudyMismatchError
 from synthesis.hardware.cores import ExecutionPlan
 from synthesis.hardware.device import PrecisionChoice, resolve_device, resolve_precision
 from synthesis.search.samplers import make_pruner, make_sampler
+from synthesis.search.settings import SearchSettings
 from synthesis.search.space import SearchSpace
 from synthesis.search.storage import (
     check_storage,
@@ -92,57 +97,57 @@ def study_attrs(storage: optuna.storages.BaseStorage, found: Any, wait_seconds: 
     return attrs
 
 
-def peek_attrs(settings: StudySettings) -> dict[str, Any] | None:
-    """The galaxy-synth attrs of the study these settings name, read without creating anything."""
-    url = settings.storage_url
-    check_storage(url)  # one line for a storage mistake, before any data is loaded
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        return None
-    journal = journal_path(url)
-    if journal is not None and not journal.is_file():
-        return None
-    storage = open_storage(url)
-    summary = find_study(storage, settings.study_name)
-    if summary is None:
-        return None
-    attrs = study_attrs(storage, summary)
-    if attrs is None:
-        raise StudyMismatchError(f"study {settings.study_name!r} in {masked(url)} was not made by galaxy-synth; choose another --study")
-    return attrs
-
-
-def choose_precision(settings: StudySettings, device: torch.device, stored: dict[str, Any] | None) -> PrecisionChoice:
-    """A resumed study keeps its precision under ``auto``; anything impossible here is one line."""
-    stored_precision = StudySettings.stored_frozen(stored["settings"])["precision"] if stored else None
-    if settings.precision == "auto" and stored_precision is not None:
-        resolve_precision(stored_precision, device)  # raises if this device cannot run it
-        return PrecisionChoice(stored_precision, "the study's own")
-    return resolve_precision(settings.precision, device, settings.results_dir / "cache")
-
-
 def prepare_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
                   pruner: optuna.pruners.BasePruner | None = None) -> OpenedStudy:
-    """Check everything, load the data, then create (or check) the study; nothing is written before the checks pass."""
-    asked = settings
+    """Open the study these settings name, creating it if it is new; nothing is written before every check passed.
+
+    ``sampler`` / ``pruner``: any Optuna sampler or pruner instead of the ones the settings name.
+    """
     check_ranges(settings)
     device = resolve_device(settings.device)
-    stored = peek_attrs(settings)
-    precision = choose_precision(settings, device, stored)
-    settings = settings.replace(precision=precision.name).resolve(device.type, stored["settings"] if stored else None)
-    objective_note = ""
-    if settings.objective is None or (stored is None and objective_info(settings.objective).calibrated):
-        objective, objective_note = choose_objective(settings)
-        settings = settings.replace(objective=objective)
-    data = load_study_data(settings)  # validation errors surface here, before any storage write
+    stored = peek_attrs(settings.storage_url, settings.study_name)
+    precision = choose_precision(settings.precision, device, stored, settings.results_dir / "cache")
+    resolved = settings.replace(precision=precision.name).resolve(device.type, stored["settings"] if stored else None)
+    objective, objective_note = choose_scorer(resolved.objective, stored is None, resolved.calibration,
+                                              resolved.results_dir, resolved.domain_facts())
+    resolved = resolved.replace(objective=objective)
+    data = load_study_data(DataSettings.of(resolved))  # validation errors surface here, before any storage write
     try:
-        study, attrs = open_study(settings, data, sampler=sampler, pruner=pruner, objective_note=objective_note)
+        study, attrs = open_study(resolved, data, sampler=sampler, pruner=pruner, objective_note=objective_note)
     except StudyMismatchError:
         if stored is not None:
             raise
         # Another worker created the study while this one measured bf16 and loaded data: what this process resolved
         # from "auto" (precision, objective) may differ from what that worker froze; check again against the study.
-        return prepare_study(asked, sampler, pruner)
-    return OpenedStudy(study, attrs, data, settings, device, precision.reason, objective_note)
+        return prepare_study(settings, sampler, pruner)
+    return OpenedStudy(study, attrs, data, resolved, device, precision.reason, objective_note)
+
+
+def peek_attrs(storage_url: str, study_name: str) -> dict[str, Any] | None:
+    """The galaxy-synth attrs of the study ``study_name`` in ``storage_url``, read without creating anything."""
+    check_storage(storage_url)  # one line for a storage mistake, before any data is loaded
+    if storage_url.startswith("sqlite:///") and not Path(storage_url[len("sqlite:///"):]).is_file():
+        return None
+    journal = journal_path(storage_url)
+    if journal is not None and not journal.is_file():
+        return None
+    storage = open_storage(storage_url)
+    summary = find_study(storage, study_name)
+    if summary is None:
+        return None
+    attrs = study_attrs(storage, summary)
+    if attrs is None:
+        raise StudyMismatchError(f"study {study_name!r} in {masked(storage_url)} was not made by galaxy-synth; choose another --study")
+    return attrs
+
+
+def choose_precision(requested: str, device: torch.device, stored: dict[str, Any] | None, cache_dir: Path) -> PrecisionChoice:
+    """A resumed study keeps its precision under ``auto``; anything impossible here is one line."""
+    stored_precision = StudySettings.stored_frozen(stored["settings"])["precision"] if stored else None
+    if requested == "auto" and stored_precision is not None:
+        resolve_precision(stored_precision, device)  # raises if this device cannot run it
+        return PrecisionChoice(stored_precision, "the study's own")
+    return resolve_precision(requested, device, cache_dir)
 
 
 # What a new study optimises when its trial settings lie outside the calibration's domain: the
@@ -150,8 +155,22 @@ def prepare_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler 
 OUT_OF_DOMAIN_OBJECTIVE = "train_acc"
 
 
-def choose_objective(settings: StudySettings) -> tuple[str, str]:
-    """A new study's objective and, where it is not simply the calibrated composite, why.
+def choose_scorer(asked: str | None, new_study: bool, calibration: str | None, results: Path,
+                  domain: dict[str, Any]) -> tuple[str, str]:
+    """The objective trials are scored by and, where it is not simply the calibrated composite, why.
+
+    An uncalibrated objective, or a resumed study's, stands as asked (``resolve`` gave a resumed study its
+    own); a new study's calibrated or unset one is checked against the calibration's ``domain``.
+    """
+    if asked is not None and not (new_study and objective_info(asked).calibrated):
+        return asked, ""
+    proxy, source = find_calibration(calibration, results)
+    return choose_objective(asked, proxy, source, domain)
+
+
+def choose_objective(asked: str | None, proxy: CompositeProxy, source: Path, domain: dict[str, Any]) -> tuple[str, str]:
+    """A new study's objective given its calibration ``proxy`` (read from ``source``) and, where it is not simply
+    the calibrated composite, why.
 
     Another data set alone keeps the composite (measured: the gz1 calibration ranked DECaLS rings
     better than anything fitted on them, §13d), with a note. Trial settings the calibration never
@@ -161,9 +180,7 @@ def choose_objective(settings: StudySettings) -> tuple[str, str]:
     """
     from proxies.domain import differences
 
-    asked = settings.objective
-    proxy, source = find_calibration(settings.calibration, settings.results_dir)
-    found = differences(proxy.provenance.get("domain", {}), settings.domain_facts())
+    found = differences(proxy.provenance.get("domain", {}), domain)
     if not found["data"] and not found["settings"]:
         return asked or "composite", ""
     where = f"calibration {proxy.name!r} ({source})"
@@ -190,25 +207,12 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
     storage = storage or open_storage(settings.storage_url, settings.heartbeat_interval, settings.grace_period)
     name = settings.study_name
     found = find_study(storage, name)
-    attrs = None
-    n_existing = 0
-    if found is not None:
-        attrs = study_attrs(storage, found)
-        if attrs is None:
-            raise StudyMismatchError(f"study {name!r} in {masked(settings.storage_url)} was not made by galaxy-synth; "
-                                     f"choose another --study")
-        check_same_experiment(attrs, settings, data)
-        n_existing = storage.get_n_trials(found._study_id)
-    sampler_info: dict[str, Any] = {"name": type(sampler).__name__, "given": True} if sampler is not None else {}
-    if sampler is None:
-        sampler, sampler_info = make_sampler(settings.sampler_seed, n_existing, settings.worker_id, settings.sampler)
-    pruner_name = type(pruner).__name__ if pruner is not None else ""
-    if pruner is None:
-        pruner, pruner_name = make_pruner(settings.pruner, settings.epochs, settings.objective, settings.rungs)
-    directions = objective_info(settings.objective).directions
-    calibration = None
-    if attrs is None and objective_info(settings.objective).calibrated:
-        calibration = find_calibration(settings.calibration, settings.results_dir)[0].to_dict()
+    attrs = existing_attrs(storage, found, settings, data) if found is not None else None
+    search = SearchSettings.of(settings)
+    sampler, sampler_info = study_sampler(search, storage.get_n_trials(found._study_id) if found is not None else 0, sampler)
+    pruner, pruner_name = study_pruner(search, pruner)
+    directions = objective_info(search.objective).directions
+    calibration = frozen_calibration(search.objective, settings.calibration, settings.results_dir) if attrs is None else None
     study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler, pruner=pruner,
                                 load_if_exists=True)
     if attrs is not None and data.cache_file and not attrs.get("cache_file"):  # a study from before the rows file
@@ -220,15 +224,49 @@ def open_study(settings: StudySettings, data: GalaxyImages, storage: optuna.stor
     return study, attrs
 
 
+def existing_attrs(storage: optuna.storages.BaseStorage, found: Any, settings: StudySettings,
+                   data: GalaxyImages) -> dict[str, Any]:
+    """The attrs of a study found in the storage, checked to be the same experiment as ``settings`` on ``data``."""
+    attrs = study_attrs(storage, found)
+    if attrs is None:
+        raise StudyMismatchError(f"study {settings.study_name!r} in {masked(settings.storage_url)} was not made by "
+                                 f"galaxy-synth; choose another --study")
+    check_same_experiment(attrs, settings, data)
+    return attrs
+
+
+def study_sampler(search: SearchSettings, n_existing: int,
+                  given: optuna.samplers.BaseSampler | None) -> tuple[optuna.samplers.BaseSampler, dict[str, Any]]:
+    """The sampler a library user gave, else the one the settings name (seeded for this run and worker)."""
+    if given is not None:
+        return given, {"name": type(given).__name__, "given": True}
+    return make_sampler(search.seed, n_existing, search.worker_id, search.sampler)
+
+
+def study_pruner(search: SearchSettings, given: optuna.pruners.BasePruner | None) -> tuple[optuna.pruners.BasePruner, str]:
+    """The pruner a library user gave, else the one the settings name (promotion with --fidelities)."""
+    if given is not None:
+        return given, type(given).__name__
+    return make_pruner(search.pruner, search.epochs, search.objective, list(search.rungs) if search.rungs else None)
+
+
+def frozen_calibration(objective: str | None, calibration: str | None, results: Path) -> dict[str, Any] | None:
+    """What a new study with a calibrated objective freezes: the calibration it scores trials with, whole."""
+    if not objective_info(objective).calibrated:
+        return None
+    return find_calibration(calibration, results)[0].to_dict()
+
+
 def new_study_attrs(settings: StudySettings, data: GalaxyImages, sampler_info: dict[str, Any], pruner_name: str,
                     objective_note: str, directions: list[str], calibration: dict[str, Any] | None) -> dict[str, Any]:
     """Everything a new study freezes: the experiment every later run and worker checks itself against."""
-    plan = data_plan(data, settings)
+    data_settings = DataSettings.of(settings)
+    plan = data_plan(data, data_settings)
     return {
         "settings": settings.frozen(), "fingerprint": data.fingerprint, "class_names": list(data.class_names),
         "extra_names": list(data.extra_names), "image_size": data.size, "crop": data.crop, "n_images": len(data),
         "cache_file": Path(data.cache_file).name if data.cache_file else None, "plan": plan,
-        "preprocessing": PreparedData.from_plan(data, plan, band_mapping=settings.band_mapping).statistics(),
+        "preprocessing": PreparedData.from_plan(data, plan, band_mapping=data_settings.band_mapping).statistics(),
         "sampler": sampler_info, "pruner": pruner_name, "objective": settings.objective, "objective_note": objective_note,
         "directions": directions, "calibration": calibration, "search_space": SearchSpace().to_dict(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__, "optuna": optuna.__version__,
@@ -258,6 +296,6 @@ def reopen_study(storage: str, study_name: str | None, results: Path, progress: 
     resolve_precision(settings.precision, dev)  # a bf16 study on a machine without bf16: one line
     # Straight to the memory-mapped cache the study was made from; only without it is the source read again.
     cached = attrs.get("cache_file") and open_cached(settings.results_dir / "cache" / attrs["cache_file"], attrs["fingerprint"])
-    data = cached or load_study_data(settings)
+    data = cached or load_study_data(DataSettings.of(settings))
     check_same_experiment(attrs, settings, data)
     return OpenedStudy(study, attrs, data, settings, dev)

@@ -5,12 +5,13 @@ import torch
 
 from synthesis.data.dataset import load_dataset
 from synthesis.data.preparation import PreparedData, TrialData, data_plan
+from synthesis.data.settings import DataSettings
 from synthesis.settings import StudySettings
 
 
 def test_plan_is_seeded_disjoint_and_bounded():
     data = load_dataset(None, size=16, synthetic_n=200, progress=False)
-    s = StudySettings(max_samples=50, val_subset=20)
+    s = DataSettings.of(StudySettings(max_samples=50, val_subset=20))
     plan = data_plan(data, s)
     assert plan == data_plan(data, s)  # same seed, same split
     train, val, test = (set(plan[k]) for k in ("train", "val", "test"))
@@ -20,7 +21,7 @@ def test_plan_is_seeded_disjoint_and_bounded():
 
 def test_stored_statistics_win_over_refitting_and_only_the_needed_rows_reach_the_device():
     data = load_dataset(None, size=16, synthetic_n=200, progress=False)
-    plan = data_plan(data, StudySettings(max_samples=50, val_subset=20))
+    plan = data_plan(data, DataSettings.of(StudySettings(max_samples=50, val_subset=20)))
     fresh = PreparedData.from_plan(data, plan)
     stored = fresh.statistics()
     stored["mean"] = [0.5, 0.5, 0.5]

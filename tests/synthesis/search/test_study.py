@@ -136,9 +136,9 @@ def test_a_worker_that_finds_the_study_created_meanwhile_adopts_what_auto_resolv
     real_peek = study_module.peek_attrs
     peeks = []
 
-    def first_blind(settings):
+    def first_blind(storage_url, study_name):
         peeks.append(1)
-        return None if len(peeks) == 1 else real_peek(settings)
+        return None if len(peeks) == 1 else real_peek(storage_url, study_name)
 
     monkeypatch.setattr(study_module, "peek_attrs", first_blind)
     monkeypatch.setattr(study_module, "resolve_precision",

@@ -7,6 +7,7 @@ from torch import nn
 
 from synthesis.data.dataset import load_dataset
 from synthesis.data.preparation import build_trial_data, data_plan
+from synthesis.data.settings import DataSettings
 from synthesis.models.builder import build_model
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.settings import StudySettings
@@ -16,7 +17,7 @@ from synthesis.training.loop import TrainingDiverged, evaluate, train_model
 @pytest.fixture(scope="module")
 def trial_data(tmp_path_factory):
     data = load_dataset(None, size=32, synthetic_n=240, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
-    plan = data_plan(data, StudySettings(max_samples=120, val_subset=48))
+    plan = data_plan(data, DataSettings.of(StudySettings(max_samples=120, val_subset=48)))
     return build_trial_data(data, plan, torch.device("cpu"))
 
 
