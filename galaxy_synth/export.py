@@ -36,12 +36,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from correlation.full_training import (
-    check_full_epochs,
-    full_training_config,
-    stored_or_trained,
-)
-from correlation.store import open_ground_truth
 from galaxy_common.files import atomic_write_text
 from galaxy_synth.input_domain import training_domain
 from galaxy_synth.model_card import card_markdown
@@ -49,6 +43,22 @@ from synthesis.data.preprocessing import (
     PreprocessingConfig,
 )
 from synthesis.errors import GalaxySynthError
+from synthesis.full_training import (
+    FullTrainingJob,
+    check_full_epochs,
+    full_training_config,
+    open_ground_truth,
+    stored_or_trained,
+    train_jobs,
+)
+from synthesis.full_training import (
+    FullTrainingJob,
+    check_full_epochs,
+    full_training_config,
+    open_ground_truth,
+    stored_or_trained,
+    train_jobs,
+)
 from synthesis.models.builder import count_flops, count_params
 from synthesis.models.package import PackagedModel, save_model
 from synthesis.models.spec import ArchSpec, model_spec_from_dict
@@ -154,9 +164,6 @@ def export_top(storage: str, study_name: str | None, results: Path, top: int = 3
     ``by``: what ranks them (see :func:`synthesis.search.ranking.metrics_table`): the study's objective, the
     current calibration's proxy, validation accuracy or balanced accuracy. ``knee``: also the front's knee.
     """
-    from correlation.calibrate import train_jobs
-    from correlation.parallel import FullTrainingJob
-
     if top < 1:
         raise GalaxySynthError("--top must be >= 1")
     check_full_epochs(full_epochs)
