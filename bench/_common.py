@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from correlation.store import GroundTruthStore, open_ground_truth
+from synthesis.full_training import GroundTruthStore, open_ground_truth
 from synthesis.search.study import OpenedStudy, reopen_study
 from synthesis.settings import default_storage_url
 

@@ -138,7 +138,7 @@ def full_result(store, name: str, number: int, attrs: dict, opened, prep) -> dic
     """The 2-seed mean of a model's full training (trained now where not stored), and its cost."""
     import numpy as np
 
-    from correlation.full_training import stored_or_trained
+    from synthesis.full_training import stored_or_trained
     from synthesis.models.builder import spec_cost
     from synthesis.models.spec import model_spec_from_dict
 
@@ -198,7 +198,7 @@ def evaluate_references(dataset: str, budgets: list[float], results: str, store)
 
 def evaluate_strategy(dataset: str, strategy: str, seed: int, budgets: list[float], results: str, store,
                       tag: str = "") -> tuple[list[dict], dict]:
-    from correlation.tables import ground_truth_rows, merge_ground_truth_csv
+    from synthesis.full_training import ground_truth_rows, merge_ground_truth_csv
     from proxies.composite import CompositeProxy
     from synthesis.search.plots import cpu_timeline
     from synthesis.search.study import reopen_study
@@ -255,7 +255,7 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
     import numpy as np
     import pandas as pd
 
-    from correlation.store import open_ground_truth
+    from synthesis.full_training import open_ground_truth
 
     storage = f"sqlite:///{Path(results) / 'study.db'}"
     store = open_ground_truth(storage)

@@ -41,7 +41,7 @@ CROP = 0.5  # gz1's galaxies are small in the frame (the study default for image
 
 def reference_domain(size: int, count: int = 512) -> dict:
     """The card's training-image statistics, here from gz1 images themselves (predict computes them per chunk)."""
-    from galaxy_synth.input_domain import image_statistics
+    from galaxy_synth.predict import image_statistics
     from synthesis.data.decode import decode_image
 
     files = sorted((GZ1 / "images").glob("*.jpg"))[:count]
@@ -204,7 +204,7 @@ def per_image_split(model: str, cat: Path, count: int = 300) -> dict:
         predict_probabilities(loaded, images, np.zeros((len(images), 0), np.float32), precision=precision)
         out[f"model_ms_{precision}"] = (time.perf_counter() - t0) / count * 1000
     if (Path(model) / "model.onnx").is_file():
-        from galaxy_synth.onnx_engine import OnnxModel
+        from galaxy_synth.predict import OnnxModel
 
         onnx = OnnxModel.load(loaded, threads=1)
         onnx.probabilities(images[:64], np.zeros((64, 0), np.float32))  # warm-up

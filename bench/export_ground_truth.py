@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from correlation.full_training import fill_arch_keys
-from correlation.store import open_ground_truth
-from correlation.tables import ground_truth_rows, merge_ground_truth_csv
+from synthesis.full_training import fill_arch_keys, ground_truth_rows, merge_ground_truth_csv, open_ground_truth
 from synthesis.search.storage import existing_storage_url
 from synthesis.search.study import reopen_study
 

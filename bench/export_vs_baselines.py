@@ -27,9 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 import torch
 
-from correlation.full_training import stored_or_trained
-from correlation.store import open_ground_truth
 from galaxy_synth.export import export_top
+from synthesis.full_training import open_ground_truth, stored_or_trained
 from synthesis.models.builder import count_params
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.search.storage import load_existing_study

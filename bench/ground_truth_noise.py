@@ -24,7 +24,7 @@ import numpy as np
 from _common import fastest_ground_truth
 from scipy import stats
 
-from correlation.full_training import stored_or_trained
+from synthesis.full_training import stored_or_trained
 from synthesis.hardware.device import resolve_device
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")

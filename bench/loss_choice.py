@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import pandas as pd
 from _common import fastest_ground_truth
 
-from correlation.full_training import stored_or_trained
+from synthesis.full_training import stored_or_trained
 from synthesis.hardware.device import resolve_device
 from synthesis.models.spec import TrainConfig
 

@@ -32,10 +32,10 @@ import numpy as np
 
 from correlation.calibrate import FEATURES
 from correlation.fitting import correlation_report, numeric_features
-from correlation.tables import mean_rows_over_seeds, read_ground_truth_tables
 from galaxy_common.statistics import bootstrap_ci, spearman
 from proxies.composite import CompositeProxy
 from proxies.domain import domain_of
+from synthesis.full_training import mean_rows_over_seeds, read_ground_truth_tables
 
 
 def record_transfer(calibration: Path, report_path: Path) -> dict:

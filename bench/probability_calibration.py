@@ -42,7 +42,7 @@ def ece_floor_and_interval(probabilities: np.ndarray, labels: np.ndarray, draws:
 
 
 def measure(opened, store, name: str) -> list[dict]:
-    from correlation.full_training import load_weights
+    from synthesis.full_training import load_weights
     from synthesis.training.temperature import calibrate_network
     from synthesis.training.views import dihedral_views, mirror_permutation
 
@@ -81,7 +81,7 @@ def measure(opened, store, name: str) -> list[dict]:
 def main() -> None:
     import optuna
 
-    from correlation.store import open_ground_truth
+    from synthesis.full_training import open_ground_truth
     from synthesis.search.study import reopen_study
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

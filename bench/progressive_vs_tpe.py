@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import optuna
 from optuna.trial import TrialState
 
-from correlation.full_training import stored_or_trained
-from correlation.store import open_ground_truth
+from synthesis.full_training import open_ground_truth, stored_or_trained
 from synthesis.models.spec import ArchSpec
 from synthesis.search.storage import load_existing_study
 from synthesis.search.study import reopen_study

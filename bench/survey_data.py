@@ -104,7 +104,7 @@ def fixed_architecture(prep, size: int) -> dict:
 
 
 def run_arm(work: Path, arm: str, size: int, epochs: int, seeds: list[int], votes: np.ndarray, store) -> list[dict]:
-    from correlation.full_training import stored_or_trained
+    from synthesis.full_training import stored_or_trained
     from synthesis.data.preparation import PreparedData, data_plan, load_study_data
     from synthesis.data.settings import DataSettings
     from synthesis.models.builder import spec_cost
@@ -187,7 +187,7 @@ def main() -> None:
     write_catalogues(work, args.n, args.render_size, seed=11)
     decode = decode_cpu_per_thousand(work, args.size, args.n)
     print(json.dumps({"decode_cpu_seconds_per_1000": decode}), flush=True)
-    from correlation.store import open_ground_truth
+    from synthesis.full_training import open_ground_truth
 
     store = open_ground_truth(f"sqlite:///{work / 'ground_truth.db'}")
     votes = pd.read_csv(work / "fits" / "labels.csv")[list(VOTE_COLUMNS)].to_numpy(np.float32)

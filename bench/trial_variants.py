@@ -33,9 +33,8 @@ import pandas as pd
 
 from correlation.calibrate import FEATURES
 from correlation.fitting import correlation_report, numeric_features
-from correlation.store import TARGETS
-from correlation.tables import mean_rows_over_seeds, merge_ground_truth_csv
 from galaxy_common.statistics import spearman
+from synthesis.full_training import TARGETS, mean_rows_over_seeds, merge_ground_truth_csv
 from synthesis.models.spec import ArchSpec, TrainConfig
 from synthesis.search.ranking import metrics_table
 from synthesis.search.runner import run_study

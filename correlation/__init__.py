@@ -1,1 +1,1 @@
-"""Ground truth by full training, proxy calibration and honest (cross-validated) reports."""
+"""Calibration: which trials get ground truth, the proxy fitted on their full trainings (:mod:`synthesis.full_training`), honest (cross-validated) reports and transfer to unseen studies."""

@@ -17,28 +17,9 @@ import numpy as np
 import pandas as pd
 
 from correlation.fitting import correlation_report, cross_validate, numeric_features
-from correlation.full_training import (
-    check_full_epochs,
-    fill_arch_keys,
-    stored_or_trained,
-)
-from correlation.parallel import (
-    FullTrainingJob,
-    StudyAddress,
-    full_training_plan,
-    train_all,
-)
 from correlation.report import write_report
 from correlation.selection import select_for_ground_truth
-from correlation.store import TARGETS, GroundTruthStore, open_ground_truth
-from correlation.tables import (
-    ground_truth_rows,
-    mean_rows_over_seeds,
-    merge_ground_truth_csv,
-    read_ground_truth_tables,
-    study_groups,
-)
-from correlation.transfer import REFIT, choose_candidate, leave_one_group_out, make_candidate
+from correlation.transfer import REFIT, choose_candidate, leave_one_group_out, make_candidate, study_groups
 from galaxy_common.statistics import bootstrap_ci, spearman
 from galaxy_common.tables import read_table, write_table
 from proxies.composite import CompositeProxy
@@ -46,6 +27,19 @@ from proxies.domain import domain_of
 from proxies.metrics import METRIC_NAMES
 from proxies.zero_cost import ZERO_COST_NAMES
 from synthesis.errors import DataError, GalaxySynthError
+from synthesis.full_training import (
+    TARGETS,
+    FullTrainingJob,
+    GroundTruthStore,
+    check_full_epochs,
+    fill_arch_keys,
+    ground_truth_rows,
+    mean_rows_over_seeds,
+    merge_ground_truth_csv,
+    open_ground_truth,
+    read_ground_truth_tables,
+    train_jobs,
+)
 from synthesis.search.ranking import metrics_table
 from synthesis.search.study import OpenedStudy, reopen_study, shipped_calibration
 
@@ -107,7 +101,7 @@ def frozen_proxy(opened: OpenedStudy) -> CompositeProxy:
 def measure_ground_truth(opened: OpenedStudy, chosen: list[int], full_epochs: int, seed_list: list[int],
                          progress: bool = True) -> GroundTruthStore:
     """Full-train every chosen trial with every seed (seed-major, resumable: stored ones are reused),
-    several at once where the allotted cores allow (:mod:`correlation.parallel`)."""
+    several at once where the allotted cores allow (:mod:`synthesis.full_training.pool`)."""
     store = open_ground_truth(opened.settings.storage_url)
     name = opened.study.study_name
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
@@ -118,41 +112,6 @@ def measure_ground_truth(opened: OpenedStudy, chosen: list[int], full_epochs: in
     todo = [j for j in jobs if store.get(name, j.trial, j.epochs, j.seed) is None]
     train_jobs(opened, store, todo, len(jobs), progress, "ground truth")
     return store
-
-
-def train_jobs(opened: OpenedStudy, store: GroundTruthStore, todo: list[FullTrainingJob], total: int, progress: bool,
-               desc: str) -> list[dict[str, Any]]:
-    """Train (or reuse) every job, with a bar over the ``total`` models of which ``todo`` are left; one
-    result per job (``trial``, ``seed``, ``accuracy``, ``wall_seconds``, ``trained_now``)."""
-    from tqdm.auto import tqdm
-
-    trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
-    prep = opened.prepared()
-    s = opened.settings
-    plan = full_training_plan(opened.device.type, len(todo))
-    bar = tqdm(total=total, initial=total - len(todo), desc=f"{desc} ({plan.workers} at once)" if plan.workers > 1 else desc,
-               unit="model", disable=not progress)
-
-    def here(job: FullTrainingJob) -> dict[str, Any]:
-        record, _, trained = stored_or_trained(store, s.study_name, job.trial, trials[job.trial].user_attrs, prep, job.epochs,
-                                               job.seed, opened.device, s.study_dir / "ground_truth", s.precision,
-                                               progress=progress)
-        return {"trial": job.trial, "seed": job.seed, "accuracy": record.accuracy, "wall_seconds": record.wall_seconds,
-                "trained_now": trained}
-
-    results: list[dict[str, Any]] = []
-
-    def done(result: dict[str, Any]) -> None:
-        results.append(result)
-        bar.update(1)
-        bar.set_postfix_str(f"trial {result['trial']}: acc {result['accuracy']:.3f} in {result['wall_seconds']:.0f} s")
-
-    address = StudyAddress(s.storage_url, s.study_name, str(s.results_dir), str(opened.device))
-    try:
-        train_all(address, todo, plan, here, done)
-    finally:
-        bar.close()
-    return results
 
 
 def mean_over_seeds(store: GroundTruthStore, study: str, full_epochs: int, seed_list: list[int]) -> pd.DataFrame:
@@ -264,7 +223,7 @@ def calibrate_tables(paths: list[Path], target: str, results: Path, seeds: int =
     """``correlate --tables``: fit on ground-truth CSVs of several studies, judged on studies it never saw.
 
     The rows are averaged over each architecture's first ``seeds`` seeds and grouped by
-    :func:`~correlation.tables.study_groups`. The headline (``report["transfer"]``,
+    :func:`~correlation.transfer.study_groups`. The headline (``report["transfer"]``,
     :mod:`correlation.transfer`) holds out one group at a time: the candidate calibration is chosen
     and fitted on the other groups, and each held-out study (or group of searches' picks) gets ρ,
     regret@1 against one SE and top-k recall, beside the best single signal chosen in-fold,

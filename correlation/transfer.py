@@ -1,6 +1,6 @@
 """How a calibration ranks a study it never saw: leave one study group out, judged per held-out set.
 
-The outer loop holds out one group of :func:`correlation.tables.study_groups` at a time. Inside
+The outer loop holds out one group of :func:`study_groups` at a time. Inside
 the training groups only, each candidate calibration (:data:`CANDIDATES`: which metrics it may
 use) is scored by an inner leave-one-group-out, the best is fitted on all training groups, and
 it ranks the held-out group — so the outer figures describe the procedure that ships, choice of
@@ -8,7 +8,7 @@ candidate included. Beside it, on the same held-out sets: the best single signal
 sign) on the training groups, ``train_loss`` alone, and any fixed calibration (e.g. the shipped
 default) scored as it is.
 
-A held-out *set* is a study with at least :data:`~correlation.tables.MIN_SET_ARCHITECTURES`
+A held-out *set* is a study with at least :data:`MIN_SET_ARCHITECTURES`
 architectures, or a group of searches' picks judged together. Per set: Spearman ρ with a
 bootstrap 95% interval over its architectures; regret@1 (the best accuracy in the set minus that
 of the architecture ranked first) beside one binomial standard error of the best accuracy on the
@@ -26,15 +26,16 @@ first trials would not either.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from correlation.fitting import strongest_metric
-from correlation.tables import MIN_SET_ARCHITECTURES
 from galaxy_common.statistics import bootstrap_ci, bootstrap_interval, spearman
 from proxies.composite import CompositeProxy
+from synthesis.full_training import TRIAL_SETTINGS
 
 STURDY = ("train_loss", "train_acc", "tse_ema", "train_loss_drop", "val_loss", "val_acc", "grad_norm_mean", "log_params",
           "log_flops", "zc_synflow", "zc_naswot")
@@ -48,6 +49,52 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 Scorer = Callable[[pd.DataFrame], np.ndarray]
 REFIT = "composite (refit, candidate chosen in-fold)"
 RELATIVE = "study-relative refit (ranks within the study)"
+
+
+MIN_SET_ARCHITECTURES = 6  # the fewest architectures a held-out study is judged on by itself
+
+
+def study_groups(rows: pd.DataFrame, min_architectures: int = MIN_SET_ARCHITECTURES) -> pd.Series:
+    """The unit a study-level calibration is held out by: one name per row.
+
+    Studies that share an architecture on the same data (one pool measured under several trial
+    settings) are one group: holding out one of them while training on its twin would leak its
+    ground truth. Studies with fewer than ``min_architectures`` architectures (a search's one or two
+    exported picks) are pooled with the other small studies on the same data, split and trial
+    settings into one "picks" group: the tops of many searches, judged together.
+    """
+    measured_alike = [k for k in TRIAL_SETTINGS if k not in ("seed", "max_mflops", "objective")]  # what the signals depend on
+    key_columns = [c for c in ("dataset", "data_fingerprint", "merge", "drop", *(f"trial_{k}" for k in measured_alike))
+                   if c in rows.columns]
+    archs = {s: set(zip(g["dataset"].astype(str), g["spec_hash"].astype(str))) for s, g in rows.groupby("study")}
+    parent = {s: s for s in archs}
+
+    def root(s: str) -> str:
+        while parent[s] != s:
+            s = parent[s]
+        return s
+
+    names = sorted(archs)
+    for i, a in enumerate(names):  # a few dozen studies: pairwise is instant
+        for b in names[i + 1:]:
+            if archs[a] & archs[b]:
+                parent[root(b)] = root(a)
+    members: dict[str, list[str]] = {}
+    for s in names:
+        members.setdefault(root(s), []).append(s)
+    group: dict[str, str] = {}
+    small: dict[tuple, list[str]] = {}
+    for head, studies in members.items():
+        if len(set().union(*(archs[s] for s in studies))) >= min_architectures:
+            group.update({s: head if len(studies) == 1 else f"{head} (+{len(studies) - 1} measured alike)" for s in studies})
+        else:
+            first = rows[rows["study"] == studies[0]].iloc[0]
+            small.setdefault(tuple(str(first[c]) for c in key_columns), []).extend(studies)
+    for studies in small.values():
+        dataset = str(rows.loc[rows["study"] == studies[0], "dataset"].iloc[0])
+        prefix = os.path.commonprefix(studies).rstrip("-_") or "searches"
+        group.update({s: f"{dataset}: {prefix} picks ({len(studies)} studies)" for s in studies})
+    return rows["study"].map(group)
 
 
 def make_candidate(name: str, features: Sequence[str], label: str = "fitted") -> CompositeProxy:

@@ -1,3 +1,6 @@
-"""galaxy-synth command line (wires synthesis, proxies and correlation)."""
+"""galaxy-synth's command line, thin over the stages below it: ``cli`` (the ``galaxy-synth`` command) over ``api``
+(the same functions for notebooks), ``console`` (what the commands print), ``report`` (a study's HTML page),
+``workers`` (search worker processes); ``export/`` (the best trials packaged as model folders) and
+``predict/`` (a model folder run on images or a survey catalogue), the last two stages of the pipeline."""
 
 __version__ = "0.1.0"

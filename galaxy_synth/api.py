@@ -200,8 +200,7 @@ def load_model(folder: str | Path) -> Any:
 
 def predict(model: Any, images: Sequence[str | Path], extra_csv: str | Path | None = None, tta: bool = False) -> pd.DataFrame:
     """Class probabilities for image files and/or folders; ``model`` from :func:`load_model` or a folder path."""
-    from galaxy_synth.catalogue import predict_files
-    from galaxy_synth.predict import load_model_dir
+    from galaxy_synth.predict import load_model_dir, predict_files
 
     loaded = load_model_dir(model) if isinstance(model, (str, Path)) else model
     return predict_files(loaded, images, extra_csv, tta)
@@ -211,12 +210,16 @@ def classify(model: str | Path, images: Sequence[str | Path] = (), catalogue: st
              out: str | Path = "predictions.csv", extra_csv: str | Path | None = None, keep_columns: Sequence[str] = (),
              tta: bool = False, chunk_size: int = 1024, workers: int | None = None, dask: str | None = None,
              overwrite: bool = False, progress: bool = True, precision: str = "fp32", engine: str = "torch") -> Any:
-    """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.catalogue`).
+    """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.predict.catalogue`).
 
-    ``precision`` (fp32, bf16, auto) and ``engine`` (torch, onnx, auto): :func:`galaxy_synth.catalogue.inference_settings`."""
-    from galaxy_synth.catalogue import classify_catalogue, inference_settings
-    from galaxy_synth.catalogue_rows import rows_from_catalogue, rows_from_files
-    from galaxy_synth.model_folder import read_model_folder
+    ``precision`` (fp32, bf16, auto) and ``engine`` (torch, onnx, auto): :func:`galaxy_synth.predict.catalogue.inference_settings`."""
+    from galaxy_synth.predict import (
+        classify_catalogue,
+        inference_settings,
+        read_model_folder,
+        rows_from_catalogue,
+        rows_from_files,
+    )
 
     header = read_model_folder(model)  # the card alone: the weights (and torch) load while decoding starts
     rows = rows_from_catalogue(header, catalogue, keep_columns) if catalogue else rows_from_files(header, images, extra_csv)

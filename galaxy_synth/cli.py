@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from galaxy_synth.console import print_best, print_correlation, print_front
-from galaxy_synth.predict_command import add_predict_parser
+from galaxy_synth.predict import add_predict_parser
 
 EPILOG_SYNTH = """\
 examples:

@@ -164,7 +164,7 @@ def _data_section(opened: Any, out: Path) -> str:
 
 
 def _search_section(opened: Any, storage: str, out: Path) -> str:
-    from correlation.store import open_ground_truth
+    from synthesis.full_training import open_ground_truth
 
     study, attrs = opened.study, opened.attrs
     states = [t.state.name for t in study.get_trials(deepcopy=False)]

@@ -93,7 +93,7 @@ def test_progressive_inheritance_and_jitter(cpu_data, meta_default):
 
 
 def test_ground_truth_weights_are_saved_from_the_cpu(cpu_data, tmp_path, meta_default):
-    from correlation.full_training import full_train
+    from synthesis.full_training.rule import full_train
 
     _, _, d = cpu_data
     attrs = {"arch": spec_for(d).to_dict(), "train_config": TrainConfig(optimizer="sgd").to_dict()}

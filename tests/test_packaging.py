@@ -38,7 +38,8 @@ def test_the_wheel_holds_every_package_and_the_shipped_calibrations(wheel):
     for package in PACKAGES:
         assert f"{package}/__init__.py" in names
     assert {"proxies/calibrations/default.json", "proxies/calibrations/seed_published.json"} <= names
-    for sub in ("synthesis/data", "synthesis/models", "synthesis/training", "synthesis/search", "synthesis/hardware"):
+    for sub in ("synthesis/data", "synthesis/models", "synthesis/training", "synthesis/search", "synthesis/hardware",
+                "synthesis/full_training", "galaxy_synth/export", "galaxy_synth/predict"):
         assert f"{sub}/__init__.py" in names
     assert not any(n.startswith(("tests/", "bench/", "results/")) for n in names)
 

@@ -1,16 +1,16 @@
 import pytest
 
-import correlation.full_training as ground_truth_mod
-from correlation.store import open_ground_truth
+import synthesis.full_training.rule as rule_mod
+from synthesis.full_training.store import open_ground_truth
 from tests.helpers import calibrate_tiny
 
 
 def test_several_seeds_train_each_architecture_per_seed_and_fit_on_the_mean(tiny_study, monkeypatch):
     root, url = tiny_study
     calibrate_tiny(root, url)  # seed 0 for all six (reused if an earlier test made them)
-    real = ground_truth_mod.full_train
+    real = rule_mod.full_train
     trained = []
-    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: trained.append((a[1], a[5])) or real(*a, **k))
+    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: trained.append((a[1], a[5])) or real(*a, **k))
     report, _ = calibrate_tiny(root, url, seeds=2)
     assert len(trained) == 6 and {s for _, s in trained} == {1}  # only the new seed was trained
     assert report["ground_truth_seeds"] == [0, 1] and report["n_rows"] == 6
@@ -28,6 +28,6 @@ def test_requests_no_report_can_come_from_fail_before_any_training(tiny_study, m
     from synthesis.errors import GalaxySynthError
 
     root, url = tiny_study
-    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: pytest.fail("trained before refusing"))
     with pytest.raises(GalaxySynthError, match=message):
         calibrate_tiny(root, url, **kw)

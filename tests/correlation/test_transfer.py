@@ -6,7 +6,7 @@ import pytest
 
 from correlation import transfer
 from correlation.calibrate import FEATURES
-from correlation.tables import study_groups
+from correlation.transfer import study_groups
 from correlation.transfer import evaluation_sets, leave_one_group_out, set_scores
 
 SIGNALS = [f for f in FEATURES if f not in ("train_loss",)][:6]

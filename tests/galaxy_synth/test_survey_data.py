@@ -58,7 +58,7 @@ def test_vote_fractions_train_as_soft_labels_and_report_their_error(tmp_path):
     opened = reopen_study(settings.storage_url, "votes", tmp_path / "r", progress=False)
     assert np.array_equal(opened.data.labels, plurality) and opened.data.soft.shape == (120, 5)
     # the ground truth keeps the vote-fraction error too
-    from correlation.full_training import full_train
+    from synthesis.full_training.rule import full_train
 
     record = full_train("votes", done[0].number, done[0].user_attrs, opened.prepared(), 1, 0, torch.device("cpu"),
                         tmp_path / "w", progress=False).record

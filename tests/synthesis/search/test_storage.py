@@ -106,7 +106,7 @@ def test_ground_truth_lives_beside_the_journal_and_a_study_runs_end_to_end_on_it
     assert (tmp_path / "e2e.journal.ground-truth.jsonl").stat().st_size > 0
     assert main(["export", "--top", "1", "--full-epochs", "1", *tiny]) == 0
     assert main(["report", *tiny[:-1]]) == 0
-    from correlation.store import open_ground_truth
+    from synthesis.full_training.store import open_ground_truth
 
     assert len(open_ground_truth(url).table("galaxy-synth")) == 6  # export reused correlate's training of its pick
 

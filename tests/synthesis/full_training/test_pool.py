@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["--size", "32", "--synthetic-n", "400", "--max-samples", "200", "--val-subset", "60", "--no-progress"]
 
 
@@ -24,7 +24,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _stored(results: Path):
-    from correlation.store import open_ground_truth
+    from synthesis.full_training.store import open_ground_truth
 
     return open_ground_truth(f"sqlite:///{results / 'study.db'}").table("galaxy-synth")
 

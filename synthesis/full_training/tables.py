@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from correlation.store import TARGETS, GroundTruthStore
+from synthesis.full_training.store import TARGETS, GroundTruthStore
 from synthesis.settings import dataset_name
 
 TRIAL_SETTINGS = ("size", "crop", "max_samples", "val_subset", "epochs", "schedule", "warmup", "precision", "loss",
@@ -95,49 +94,3 @@ def mean_rows_over_seeds(rows: pd.DataFrame, seeds: int) -> pd.DataFrame:
     meta = rows.drop(columns=[*TARGETS, "gt_seed", "full_train_seconds", "test_loss", "measured", "gt_device"],
                      errors="ignore").drop_duplicates(["study", "trial", "full_epochs"])
     return agg.merge(meta, on=["study", "trial", "full_epochs"])
-
-
-MIN_SET_ARCHITECTURES = 6  # the fewest architectures a held-out study is judged on by itself
-
-
-def study_groups(rows: pd.DataFrame, min_architectures: int = MIN_SET_ARCHITECTURES) -> pd.Series:
-    """The unit a study-level calibration is held out by: one name per row.
-
-    Studies that share an architecture on the same data (one pool measured under several trial
-    settings) are one group: holding out one of them while training on its twin would leak its
-    ground truth. Studies with fewer than ``min_architectures`` architectures (a search's one or two
-    exported picks) are pooled with the other small studies on the same data, split and trial
-    settings into one "picks" group: the tops of many searches, judged together.
-    """
-    measured_alike = [k for k in TRIAL_SETTINGS if k not in ("seed", "max_mflops", "objective")]  # what the signals depend on
-    key_columns = [c for c in ("dataset", "data_fingerprint", "merge", "drop", *(f"trial_{k}" for k in measured_alike))
-                   if c in rows.columns]
-    archs = {s: set(zip(g["dataset"].astype(str), g["spec_hash"].astype(str))) for s, g in rows.groupby("study")}
-    parent = {s: s for s in archs}
-
-    def root(s: str) -> str:
-        while parent[s] != s:
-            s = parent[s]
-        return s
-
-    names = sorted(archs)
-    for i, a in enumerate(names):  # a few dozen studies: pairwise is instant
-        for b in names[i + 1:]:
-            if archs[a] & archs[b]:
-                parent[root(b)] = root(a)
-    members: dict[str, list[str]] = {}
-    for s in names:
-        members.setdefault(root(s), []).append(s)
-    group: dict[str, str] = {}
-    small: dict[tuple, list[str]] = {}
-    for head, studies in members.items():
-        if len(set().union(*(archs[s] for s in studies))) >= min_architectures:
-            group.update({s: head if len(studies) == 1 else f"{head} (+{len(studies) - 1} measured alike)" for s in studies})
-        else:
-            first = rows[rows["study"] == studies[0]].iloc[0]
-            small.setdefault(tuple(str(first[c]) for c in key_columns), []).extend(studies)
-    for studies in small.values():
-        dataset = str(rows.loc[rows["study"] == studies[0], "dataset"].iloc[0])
-        prefix = os.path.commonprefix(studies).rstrip("-_") or "searches"
-        group.update({s: f"{dataset}: {prefix} picks ({len(studies)} studies)" for s in studies})
-    return rows["study"].map(group)

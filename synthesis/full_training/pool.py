@@ -6,7 +6,7 @@ small; docs/BENCHMARKS.md §17), and a single thread never waits at a barrier fo
 another job pushed off its core. The pool is the standard library's ``ProcessPoolExecutor``
 (spawned processes: a fork of a process with an OpenMP thread pool can deadlock): no scheduler of
 ours. Every process stores its result in the ground-truth store the moment it finishes
-(:func:`correlation.ground_truth.stored_or_trained`), so a kill loses at most the models in
+(:func:`synthesis.full_training.rule.stored_or_trained`), so a kill loses at most the models in
 training, and a rerun trains only what is missing.
 """
 
@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from synthesis.errors import GalaxySynthError
+from synthesis.full_training.rule import stored_or_trained
+from synthesis.full_training.store import GroundTruthStore, open_ground_truth
 from synthesis.hardware.cores import (
     ExecutionPlan,
     allotted_cores,
     execution_plan,
     set_torch_threads,
 )
+from synthesis.search.study import OpenedStudy, reopen_study
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,6 @@ def _start_worker(threads: int) -> None:
 
 
 def _train(address: StudyAddress, job: FullTrainingJob) -> dict[str, Any]:
-    from correlation.full_training import stored_or_trained
-    from correlation.store import open_ground_truth
-    from synthesis.search.study import reopen_study
-
     key = (address.storage, address.study)
     if key not in _OPENED:  # one reopen per process, however many models it trains
         opened = reopen_study(address.storage, address.study, Path(address.results), progress=False,
@@ -123,3 +122,38 @@ def train_all(address: StudyAddress, jobs: Sequence[FullTrainingJob], plan: Exec
             for future in pending:
                 future.cancel()
             raise
+
+
+def train_jobs(opened: OpenedStudy, store: GroundTruthStore, todo: list[FullTrainingJob], total: int, progress: bool,
+               desc: str) -> list[dict[str, Any]]:
+    """Train (or reuse) every job, with a bar over the ``total`` models of which ``todo`` are left; one
+    result per job (``trial``, ``seed``, ``accuracy``, ``wall_seconds``, ``trained_now``)."""
+    from tqdm.auto import tqdm
+
+    trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
+    prep = opened.prepared()
+    s = opened.settings
+    plan = full_training_plan(opened.device.type, len(todo))
+    bar = tqdm(total=total, initial=total - len(todo), desc=f"{desc} ({plan.workers} at once)" if plan.workers > 1 else desc,
+               unit="model", disable=not progress)
+
+    def here(job: FullTrainingJob) -> dict[str, Any]:
+        record, _, trained = stored_or_trained(store, s.study_name, job.trial, trials[job.trial].user_attrs, prep, job.epochs,
+                                               job.seed, opened.device, s.study_dir / "ground_truth", s.precision,
+                                               progress=progress)
+        return {"trial": job.trial, "seed": job.seed, "accuracy": record.accuracy, "wall_seconds": record.wall_seconds,
+                "trained_now": trained}
+
+    results: list[dict[str, Any]] = []
+
+    def done(result: dict[str, Any]) -> None:
+        results.append(result)
+        bar.update(1)
+        bar.set_postfix_str(f"trial {result['trial']}: acc {result['accuracy']:.3f} in {result['wall_seconds']:.0f} s")
+
+    address = StudyAddress(s.storage_url, s.study_name, str(s.results_dir), str(opened.device))
+    try:
+        train_all(address, todo, plan, here, done)
+    finally:
+        bar.close()
+    return results

@@ -10,7 +10,7 @@ bytes written, so a rerun truncates a half-written chunk and resumes after the l
 kill loses at most the chunks in flight, never duplicates a row); or, for ``.parquet``, to one part
 file per chunk in a folder (pyarrow). An unreadable image is a ``status`` on its row, not a crash.
 
-Every row also gets ``domain_z`` (:mod:`galaxy_synth.input_domain`): how unlike the training images
+Every row also gets ``domain_z`` (:mod:`galaxy_synth.predict.input_domain`): how unlike the training images
 its brightness, contrast, sky, concentration and colours are; the first chunk whose statistics are
 shifted by more than half a training SD on average warns once — a model trained on one survey
 is not to be trusted silently on another's images.
@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 
 from galaxy_common.errors import DataError
-from galaxy_synth.catalogue_rows import CatalogueRows, rows_from_files
-from galaxy_synth.chunk_writers import CsvChunkWriter, ParquetChunkWriter
-from galaxy_synth.input_domain import DOMAIN_SHIFT_WARNING, domain_scores
-from galaxy_synth.model_folder import MODEL_FILES, ModelFolder, read_model_folder
-from galaxy_synth.onnx_engine import FP32_ONLY, NEEDS_RUNTIME
+from galaxy_synth.predict.catalogue_rows import CatalogueRows, rows_from_files
+from galaxy_synth.predict.chunk_writers import CsvChunkWriter, ParquetChunkWriter
+from galaxy_synth.predict.input_domain import DOMAIN_SHIFT_WARNING, domain_scores
+from galaxy_synth.predict.model_folder import MODEL_FILES, ModelFolder, read_model_folder
+from galaxy_synth.predict.onnx_engine import FP32_ONLY, NEEDS_RUNTIME
 from synthesis.data.decode import decode_rows
 from synthesis.hardware.cores import cpu_bf16_flags
 
@@ -81,12 +81,12 @@ def _file_version(path: Path) -> tuple[int, int] | None:
 @lru_cache(maxsize=2)
 def _network_version(model_dir: str, engine: str, stamps: tuple) -> Any:
     if engine == "onnx":
-        from galaxy_synth.onnx_engine import OnnxModel
+        from galaxy_synth.predict.onnx_engine import OnnxModel
 
         return OnnxModel.load(read_model_folder(model_dir), threads=1)
     import torch
 
-    from galaxy_synth.predict import load_model_dir
+    from galaxy_synth.predict.network import load_model_dir
 
     torch.set_num_threads(1)  # one thread per process: the allotted cores are filled with processes
     return load_model_dir(model_dir)

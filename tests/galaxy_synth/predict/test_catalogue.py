@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxy_synth.catalogue_rows import rows_from_catalogue
 from galaxy_synth.cli import main
-from galaxy_synth.predict import load_model_dir, predict_probabilities, read_inputs
+from galaxy_synth.predict.catalogue_rows import rows_from_catalogue
+from galaxy_synth.predict.network import load_model_dir, predict_probabilities, read_inputs
 from synthesis.data.synthetic import generate_galaxies
+from synthesis.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_images_unlike_the_training_set_are_flagged_per_row_and_warned_once(expo
 def test_real_sdss_cutouts_are_flagged_for_a_model_trained_on_the_procedural_set(exported_study, tmp_path, capsys):
     from pathlib import Path
 
-    gz1 = Path(__file__).resolve().parents[3] / "shared" / "data" / "gz1_dev" / "images"
+    gz1 = Path(__file__).resolve().parents[4] / "shared" / "data" / "gz1_dev" / "images"
     files = sorted(gz1.glob("*.jpg"))[:40]
     if not files:
         pytest.skip(f"real SDSS images not found in {gz1} (../shared/data/gz1_dev)")
@@ -187,9 +188,9 @@ def test_a_catalogue_run_reads_the_folder_builds_rows_and_decodes_without_import
     torch (seconds of start-up), so decoding fills the cores while the network loads."""
     script = f"""
 import sys
-from galaxy_synth.catalogue import _decode_args, inference_settings
-from galaxy_synth.catalogue_rows import rows_from_catalogue
-from galaxy_synth.model_folder import read_model_folder
+from galaxy_synth.predict.catalogue import _decode_args, inference_settings
+from galaxy_synth.predict.catalogue_rows import rows_from_catalogue
+from galaxy_synth.predict.model_folder import read_model_folder
 from synthesis.data.decode import decode_rows
 model = read_model_folder({str(_model(exported_study))!r})
 rows = rows_from_catalogue(model, {str(catalogue / "cat.csv")!r}, ["ra"])
@@ -204,7 +205,7 @@ print("torch" in sys.modules)
 
 
 def test_chunks_are_submitted_before_the_first_result_is_asked_for():
-    from galaxy_synth.catalogue import _bounded
+    from galaxy_synth.predict.catalogue import _bounded
 
     submitted = []
     results = _bounded(list(range(10)), lambda job: submitted.append(job) or job, lambda f: f * 10, ahead=4)
@@ -255,3 +256,23 @@ print("torch" in sys.modules)
     probs = [c for c in a.columns if c.startswith("p_")]
     assert a["id"].tolist() == b["id"].tolist() and np.allclose(a[probs], b[probs], atol=1e-5)
     assert (a["predicted"] == b["predicted"]).all()
+
+
+def test_engine_and_precision_are_chosen_from_the_folder_and_impossible_requests_are_one_line(exported_study, tmp_path):
+    import shutil
+
+    from galaxy_synth.predict.catalogue import inference_settings
+    from galaxy_synth.predict.model_folder import read_model_folder
+
+    pytest.importorskip("onnxruntime", reason="the ONNX engine needs onnxruntime (in the dev extra)")
+    model = read_model_folder(exported_study / "studies/exp/models/rank1")
+    assert inference_settings(model, "fp32", "auto") == ("fp32", "onnx")
+    assert inference_settings(model, "fp32", "torch") == ("fp32", "torch")
+    bare = tmp_path / "bare"
+    shutil.copytree(model.folder, bare)
+    (bare / "model.onnx").unlink()
+    assert inference_settings(read_model_folder(bare), "fp32", "auto") == ("fp32", "torch")
+    with pytest.raises(DataError, match="has no model.onnx"):
+        inference_settings(read_model_folder(bare), "fp32", "onnx")
+    with pytest.raises(DataError, match="runs fp32"):
+        inference_settings(model, "bf16", "onnx")

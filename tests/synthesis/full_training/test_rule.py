@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-import correlation.full_training as ground_truth_mod
-from correlation.store import open_ground_truth
+import synthesis.full_training.rule as rule_mod
+from synthesis.full_training.store import open_ground_truth
 from synthesis.models.builder import build_model
 from synthesis.models.spec import ArchSpec
 from tests.helpers import calibrate_tiny
@@ -12,7 +12,7 @@ from tests.helpers import calibrate_tiny
 
 def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, monkeypatch):
     root, url = tiny_study
-    real = ground_truth_mod.full_train
+    real = rule_mod.full_train
     calls = []
 
     def dies_on_third(*args, **kwargs):
@@ -21,14 +21,14 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
         calls.append(args[1])  # full_train(study_name, trial_number, ...)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ground_truth_mod, "full_train", dies_on_third)
+    monkeypatch.setattr(rule_mod, "full_train", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         calibrate_tiny(root, url)
     store = open_ground_truth(url)
     assert sorted(store.table("gt")["trial_number"]) == sorted(calls)  # both finished models were stored
 
     again = []
-    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: again.append(a[1]) or real(*a, **k))
+    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: again.append(a[1]) or real(*a, **k))
     report, written = calibrate_tiny(root, url)
     assert len(again) == 4 and not set(again) & set(calls)  # only the missing four were trained
     assert report["n_rows"] == 6 and report["protocol"]["kind"] == "leave-one-out"
@@ -36,7 +36,7 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
     assert "seed_weights_cv" in report and "val_acc_alone" in report
     assert set(report["other_targets"]) == {"balanced_accuracy", "macro_f1"}
 
-    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: pytest.fail("retrained an existing ground truth"))
+    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: pytest.fail("retrained an existing ground truth"))
     calibrate_tiny(root, url)  # everything reused
     assert len(open_ground_truth(url).table("gt")) == 6
 
@@ -66,14 +66,8 @@ def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny
     assert again.confusion == json.loads(row["confusion_json"])
 
 
-
-
-
-
-
-
 def test_another_study_reuses_a_full_training_of_the_same_architecture(tiny_study, monkeypatch):
-    from correlation.full_training import stored_or_trained
+    from synthesis.full_training.rule import stored_or_trained
     from synthesis.search.study import reopen_study
 
     root, url = tiny_study
@@ -82,7 +76,7 @@ def test_another_study_reuses_a_full_training_of_the_same_architecture(tiny_stud
     store = open_ground_truth(url)
     row = store.table("gt").iloc[0]
     trial = next(t for t in opened.study.get_trials() if t.number == int(row["trial_number"]))
-    monkeypatch.setattr(ground_truth_mod, "full_train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: pytest.fail("trained again"))
     record, _, trained = stored_or_trained(store, "another-study", 7, trial.user_attrs, opened.prepared(), int(row["epochs"]),
                                            int(row["seed"]), opened.device, root / "gt2", opened.settings.precision)
     assert not trained and record.accuracy == pytest.approx(row["accuracy"]) and record.study_name == "another-study"

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def usage_snippet(card: dict[str, Any]) -> str:
-    """Python that runs as written in the model folder (tests/test_export.py executes it)."""
+    """Python that runs as written in the model folder (tests/galaxy_synth/export/test_card_markdown.py executes it)."""
     size = card["input"]["size"]
     names = card["extra_inputs"]["names"]
     lines = ["import torch", "", 'model = torch.jit.load("model.ts")',

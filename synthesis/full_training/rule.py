@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from correlation.store import GroundTruthRecord, GroundTruthStore
 from synthesis.data.preparation import PreparedData
+from synthesis.full_training.store import GroundTruthRecord, GroundTruthStore
 from synthesis.models.builder import build_model
 from synthesis.models.package import load_model, save_model
 from synthesis.models.spec import TrainConfig, model_spec_from_dict

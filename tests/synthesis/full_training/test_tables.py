@@ -1,11 +1,11 @@
 import pandas as pd
 
-from correlation.store import open_ground_truth
+from synthesis.full_training.store import open_ground_truth
 from tests.helpers import calibrate_tiny
 
 
 def test_every_full_training_is_written_as_rows_that_outlive_the_results_folder(tiny_study, tmp_path):
-    from correlation.tables import mean_rows_over_seeds, read_ground_truth_tables
+    from synthesis.full_training.tables import mean_rows_over_seeds, read_ground_truth_tables
 
     root, url = tiny_study
     keep = tmp_path / "kept" / "gt.csv"

@@ -4,7 +4,7 @@
 inside), written and checked against torch by export. Running it needs only numpy and onnxruntime, so a
 catalogue run's network process starts in a fraction of a second instead of the seconds torch takes to
 import, and holds ≈ 0.2 GB instead of ≈ 0.8 GB (docs/BENCHMARKS.md §20). The test-time views and the
-softmax are numpy twins of :func:`galaxy_synth.predict.predict_probabilities`'s (tested equal to it).
+softmax are numpy twins of :func:`galaxy_synth.predict.network.predict_probabilities`'s (tested equal to it).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from galaxy_common.errors import DataError
-from galaxy_synth.model_folder import ModelFolder
+from galaxy_synth.predict.model_folder import ModelFolder
 from synthesis.training.views import array_view
 
 NEEDS_RUNTIME = "--engine onnx needs onnxruntime: pip install 'galaxy-synth[export]'"

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from correlation.store import (
+from synthesis.full_training.store import (
     GroundTruthRecord,
     JournalGroundTruthStore,
     SqlGroundTruthStore,

@@ -1,4 +1,4 @@
-"""``galaxy-synth predict``: run an exported model folder on image files.
+"""The torch network of an exported model folder: loaded, its inputs read, its (test-time augmented) probabilities.
 
 The model is rebuilt from ``arch.json`` + ``model.pt`` (``weights_only=True``: loading never
 runs code from the file) and the card's normalisation, i.e. exactly what ``model.ts`` contains.
@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from galaxy_synth.model_folder import ModelFolder, read_model_folder
+from galaxy_synth.predict.model_folder import ModelFolder, read_model_folder
 from synthesis.data.decode import decode_image
 from synthesis.data.fits import FitsLayout, decode_fits
 from synthesis.errors import DataError
@@ -40,7 +40,7 @@ class LoadedModel(ModelFolder):
         return fused_for_inference(self.model)
 
     def probabilities(self, images: np.ndarray, extras: np.ndarray, tta: bool = False, precision: str = "fp32") -> np.ndarray:
-        """:func:`predict_probabilities` (the engine interface :class:`galaxy_synth.onnx_engine.OnnxModel` shares)."""
+        """:func:`predict_probabilities` (the engine interface :class:`galaxy_synth.predict.onnx_engine.OnnxModel` shares)."""
         return predict_probabilities(self, images, extras, tta, precision=precision)
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from galaxy_common.errors import DataError
-from galaxy_synth.chunk_writers import CsvChunkWriter, ParquetChunkWriter
+from galaxy_synth.predict.chunk_writers import CsvChunkWriter, ParquetChunkWriter
 
 
 def _chunk(start: int, n: int = 3) -> pd.DataFrame:

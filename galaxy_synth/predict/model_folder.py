@@ -3,7 +3,7 @@
 Everything predict must know before the network exists — which files to read, their crop and size, the
 classes, the extra inputs, how costly the network is — comes from ``card.json`` and ``arch.json``. Reading
 them needs no torch (importing it takes seconds), so a catalogue run checks the folder, starts decoding
-and only then loads the weights (:func:`galaxy_synth.predict.load_model_dir`).
+and only then loads the weights (:func:`galaxy_synth.predict.network.load_model_dir`).
 """
 
 from __future__ import annotations

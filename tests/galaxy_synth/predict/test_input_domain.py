@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from galaxy_synth.input_domain import image_statistics
+from galaxy_synth.predict.input_domain import image_statistics
 
 
 def statistics_of_one_image(image: np.ndarray) -> list[float]:
-    """The definition (docstring of galaxy_synth.input_domain), per image and band, no vectorising."""
+    """The definition (docstring of galaxy_synth.predict.input_domain), per image and band, no vectorising."""
     h, w, c = image.shape
     b, q = max(1, h // 8), max(1, h // 4)
     out: dict[str, list[float]] = {"mean": [], "std": [], "sky": [], "concentration": []}

@@ -1,4 +1,4 @@
-"""``galaxy-synth predict``: its command line and what it prints (the work is in :mod:`galaxy_synth.catalogue`)."""
+"""``galaxy-synth predict``: its command line and what it prints (the work is in :mod:`galaxy_synth.predict.catalogue`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,127 @@
+"""What goes into an exported model folder, written whole or not at all, and registered with the study.
+
+``model.pt``, ``arch.json``, ``model.ts``, ``model.onnx`` (checked against torch), ``card.json`` /
+``card.md``, ``test_predictions.csv`` and ``reliability.png`` (see :mod:`galaxy_synth.export`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from galaxy_synth.export.card_markdown import card_markdown
+from synthesis.data.preprocessing import PreprocessingConfig
+from synthesis.errors import GalaxySynthError
+from synthesis.models.package import PackagedModel, save_model
+from synthesis.models.spec import ArchSpec
+from synthesis.training.temperature import TemperatureCalibration, plot_reliability
+
+
+def example_inputs(spec: ArchSpec, n: int = 2) -> tuple[torch.Tensor, ...]:
+    """Fixed random CPU inputs: export always traces and checks on the CPU."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    images = torch.rand(n, spec.in_channels, spec.image_size, spec.image_size, generator=g, device="cpu")
+    return (images, torch.rand(n, spec.n_extra, generator=g, device="cpu")) if spec.n_extra else (images,)
+
+
+def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, Any]:
+    """ONNX export checked against torch on a batch; a note instead when onnx is not installed."""
+    if importlib.util.find_spec("onnx") is None:
+        return {"written": False, "note": "onnx not installed (pip install 'galaxy-synth[export]')"}
+    inputs = example_inputs(spec, n=4)
+    names = ["images", "extra"][: len(inputs)]
+    # torch's exporter makes constants with the default device: pin it to the CPU, where export runs.
+    with warnings.catch_warnings(), torch.device("cpu"):
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated but needs no onnxscript
+        torch.onnx.export(model, inputs, str(path), input_names=names, output_names=["logits"],
+                          dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}, dynamo=False)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {"written": True, "verified": False, "note": "onnxruntime not installed: not checked"}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
+    with torch.inference_mode():
+        want = model(*inputs).numpy()
+    err = float(np.abs(got - want).max())
+    if err > 1e-3:
+        raise GalaxySynthError(f"ONNX export of {path.parent.name} disagrees with torch (max |Δlogit| {err:.2g})")
+    return {"written": True, "verified": True, "max_abs_diff_vs_torch": err, "checked_batch": 4}
+
+
+def test_predictions(opened: Any, prep: Any, probabilities: np.ndarray) -> pd.DataFrame:
+    """One row per test galaxy with the catalogue's columns (id, and --keep-columns such as ra, dec), the true
+    class, the prediction and every probability: joined back to the catalogue by id."""
+    rows = np.asarray(opened.plan["test"])
+    data = opened.data
+    names = list(data.class_names)
+    catalogue = data.catalogue or {"id": list(data.ids)}
+    table = pd.DataFrame({k: [values[i] for i in rows] for k, values in catalogue.items()})
+    table["true"] = [names[i] for i in data.labels[rows]]
+    table["predicted"] = [names[i] for i in probabilities.argmax(1)]
+    for k, name in enumerate(names):
+        table[f"p_{name}"] = probabilities[:, k]
+    if data.soft is not None:
+        for k, name in enumerate(names):
+            table[f"votes_{name}"] = data.soft[rows, k]
+    return table
+
+
+def write_model_folder(folder: Path, net: nn.Module, packaged: PackagedModel, spec: ArchSpec, card: dict,
+                  preprocessing: PreprocessingConfig, predictions: pd.DataFrame,
+                  calibration: TemperatureCalibration) -> dict:
+    """Write every file into a fresh temporary folder, then swap it in: never a half-written model."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        save_model(tmp / "model.pt", net, spec, preprocessing, rank=card["rank"], study=card["study"], trial=card["trial"])
+        (tmp / "arch.json").write_text(json.dumps(spec.to_dict(), indent=2))
+        with warnings.catch_warnings(), torch.device("cpu"):
+            warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still what plain torch loads
+            traced = torch.jit.trace(packaged, example_inputs(spec))
+        traced.save(str(tmp / "model.ts"))
+        onnx_info = write_onnx(packaged, spec, tmp / "model.onnx")
+        card = {**card, "onnx": onnx_info}
+        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        (tmp / "card.md").write_text(card_markdown(card))
+        predictions.to_csv(tmp / "test_predictions.csv", index=False)
+        plot_reliability(calibration.test_before, calibration.test_after, calibration.temperature, tmp / "reliability.png",
+                         f"rank {card['rank']} (trial {card['trial']}): test split, {card['test']['n_images']} galaxies")
+        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return onnx_info
+
+
+def register_artifacts(study: Any, rank: int, trial_number: int, folder: Path, results: Path) -> None:
+    """Attach the card and TorchScript file to the study in Optuna's artifact store (optuna-dashboard shows them).
+
+    On the study, not the trial: Optuna refuses to change a finished trial.
+    """
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    store_dir = results / "artifacts"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(store_dir)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental API
+        for name, mime in (("card.md", "text/markdown"), ("model.ts", "application/octet-stream")):
+            named = Path(tmp) / f"rank{rank}-trial{trial_number}-{name}"  # the store keeps the file's base name
+            shutil.copyfile(folder / name, named)
+            upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=study, mimetype=mime)

@@ -1,0 +1,130 @@
+"""``galaxy-synth export``: rank the study's trials, fully train (or reuse) the best, package each into its folder.
+
+Ranking uses the current calibration (as ``rank`` does); weights come from ``correlate``'s
+ground truth where they exist (same study, trial, epochs and seed), otherwise the trial is
+fully trained here with the same loop (:mod:`synthesis.full_training`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from galaxy_common.files import atomic_write_text
+from galaxy_synth.export.card import Ranking, model_card
+from galaxy_synth.export.folder import register_artifacts, test_predictions, write_model_folder
+from galaxy_synth.predict import training_domain
+from synthesis.errors import GalaxySynthError
+from synthesis.full_training import (
+    FullTrainingJob,
+    check_full_epochs,
+    open_ground_truth,
+    stored_or_trained,
+    train_jobs,
+)
+from synthesis.models.package import PackagedModel
+from synthesis.models.spec import ArchSpec, model_spec_from_dict
+from synthesis.search.ranking import metrics_table
+from synthesis.search.study import find_calibration, reopen_study
+from synthesis.training.temperature import TemperatureCalibration, calibrate_network
+from synthesis.training.views import dihedral_views, mirror_permutation
+
+
+@dataclass
+class ExportedModel:
+    """One packaged model: its rank (the knee ranks after the top ones), trial, folder and card."""
+
+    rank: int
+    trial: int
+    folder: Path
+    card: dict[str, Any]
+
+
+def export_top(storage: str, study_name: str | None, results: Path, top: int = 3, full_epochs: int = 30, seed: int = 0,
+               device: str = "auto", calibration: str | None = None, progress: bool = True,
+               by: str = "objective", knee: bool = False) -> list[ExportedModel]:
+    """Fully train (or reuse) and package the study's ``top`` best trials into ``<study folder>/models/rank{i}/``.
+
+    ``by``: what ranks them (see :func:`synthesis.search.ranking.metrics_table`): the study's objective, the
+    current calibration's proxy, validation accuracy or balanced accuracy. ``knee``: also the front's knee.
+    """
+    if top < 1:
+        raise GalaxySynthError("--top must be >= 1")
+    check_full_epochs(full_epochs)
+    opened = reopen_study(storage, study_name, results, progress, device)
+    name = opened.study.study_name
+    proxy, source = find_calibration(calibration, results)
+    table = metrics_table(opened.study, proxy, by=by)
+    table = table[table["finished"]]
+    if table.empty:
+        raise GalaxySynthError(f"study {name!r} has no completed trials to export")
+    chosen = [int(n) for n in table["trial"].head(top)]
+    knee_trial = _knee_trial(table, opened.attrs) if knee else None
+    if knee_trial is not None and knee_trial not in chosen:
+        chosen.append(knee_trial)  # packaged as models/knee/ beside the top ones
+    ranking = Ranking(dict(zip(table["trial"].astype(int), table["proxy_score"])),
+                       dict(zip(table["trial"].astype(int), table["rank_score"])), proxy, source, by)
+    store = open_ground_truth(opened.settings.storage_url)
+    missing = [FullTrainingJob(n, full_epochs, seed) for n in chosen if not _weights_stored(store.get(name, n, full_epochs, seed))]
+    trained = {r["trial"] for r in train_jobs(opened, store, missing, len(chosen), progress, "full training") if r["trained_now"]}
+    trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
+    prep = opened.prepared()
+    test = prep.split("test", torch.device("cpu"))
+    val = prep.split("val", torch.device("cpu"))  # where the temperature is fitted (trials never score on all of it)
+    domain = training_domain(prep)
+    exported = []
+    for rank, number in enumerate(chosen, start=1):
+        record, net, trained_now = stored_or_trained(store, name, number, trials[number].user_attrs, prep, full_epochs, seed,
+                                                     opened.device, opened.settings.study_dir / "ground_truth",
+                                                     opened.settings.precision, progress=progress, need_model=True)
+        origin = "trained by galaxy-synth export" if trained_now or number in trained else \
+            f"reused from an earlier full training by correlate or export ({record.weights_path})"
+        net = net.cpu().eval()
+        spec = model_spec_from_dict(trials[number].user_attrs["arch"])
+        calibration, packaged = _calibrated_package(net, spec, prep, val, test)
+        card = model_card(opened, prep, trials[number], net, packaged, test, rank, ranking,
+                          {"full_epochs": full_epochs, "seed": seed, "weights": origin})
+        card["probability_calibration"] = calibration.to_dict()
+        card["input"]["domain"] = domain  # what predict compares each image with (domain_z)
+        card["knee"] = number == knee_trial  # the cheapest trial within one SE of the best (export --knee)
+        folder = opened.settings.study_dir / "models" / ("knee" if rank > top else f"rank{rank}")
+        card["onnx"] = write_model_folder(folder, net, packaged, spec, card, prep.preprocessing,
+                                     test_predictions(opened, prep, calibration.test_probabilities), calibration)
+        exported.append(ExportedModel(rank, number, folder, card))
+        register_artifacts(opened.study, rank, number, folder, results)
+    _write_summary(exported, opened.settings.study_dir / f"top{top}_models.json")
+    return exported
+
+
+def _calibrated_package(net: nn.Module, spec: ArchSpec, prep: Any, val: Any, test: Any
+                        ) -> tuple[TemperatureCalibration, PackagedModel]:
+    """The temperature fitted on ``val`` (and measured on ``test``), and the packaged model that applies it."""
+    calibration = calibrate_network(net, prep.normalizer, val, test, dihedral_views(prep.allow_flips),
+                                    mirror_permutation(prep.class_names, prep.preprocessing.mirror_pairs))
+    return calibration, PackagedModel(net, prep.normalizer, prep.extra_scaler, spec.n_extra, calibration.temperature).eval()
+
+
+def _write_summary(exported: list[ExportedModel], path: Path) -> None:
+    summary = [{"rank": e.rank, "trial": e.trial, "folder": str(e.folder), "architecture": e.card["architecture"],
+                "params": e.card["params"], "ranked_by": e.card["ranked_by"]["criterion"],
+                "rank_score": e.card["ranked_by"]["score"], "proxy_score": e.card["proxy"]["score"], **{k: e.card["test"][k] for k in
+                ("accuracy", "balanced_accuracy", "macro_f1")}, "cpu_latency_ms": e.card["cpu_latency"]["median_ms"]}
+               for e in exported]
+    atomic_write_text(path, json.dumps(summary, indent=2))
+
+
+def _knee_trial(table: Any, attrs: dict[str, Any]) -> int | None:
+    from synthesis.search.ranking import cost_front, knee_of, score_images
+
+    front = cost_front(table)
+    point = knee_of(front, score_images(attrs, table["ranked_by"].iloc[0])) if len(front) else None
+    return int(point["trial"]) if point is not None else None
+
+
+def _weights_stored(record: Any) -> bool:
+    return record is not None and Path(record.weights_path).is_file()

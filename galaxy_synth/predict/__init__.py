@@ -1,0 +1,28 @@
+"""Predict, after export: an exported model folder run on images or a whole survey catalogue (``galaxy-synth predict``).
+
+Modules: :mod:`.model_folder` (the card, architecture and preprocessing, read without torch),
+:mod:`.network` (the torch network loaded from it, its inputs and probabilities), :mod:`.onnx_engine`
+(the same probabilities from ``model.onnx`` in ONNX Runtime, no torch), :mod:`.catalogue_rows` (what a
+run classifies: paths, carried columns, extra inputs), :mod:`.catalogue` (streaming inference in
+chunks: a decode pool started before the network loads, or Dask; engine and precision; resume),
+:mod:`.chunk_writers` (CSV with a journal, Parquet parts), :mod:`.input_domain` (``domain_z``: how
+unlike the training images) and :mod:`.command` (its command line and printout).
+
+The names below load their module on first use: what runs before the weights load (the folder's
+card, the rows, the decode task) stays torch-free, and so does importing this package.
+"""
+
+from galaxy_common.front_door import lazy_getattr, public_names
+
+_HOMES = {
+    "catalogue": ("classify_catalogue", "predict_files", "inference_settings", "CatalogueSummary"),
+    "catalogue_rows": ("rows_from_catalogue", "rows_from_files", "CatalogueRows"),
+    "model_folder": ("read_model_folder", "ModelFolder", "MODEL_FILES"),
+    "network": ("load_model_dir", "LoadedModel", "predict_probabilities", "read_inputs"),
+    "onnx_engine": ("OnnxModel",),
+    "chunk_writers": ("CsvChunkWriter", "ParquetChunkWriter"),
+    "input_domain": ("training_domain", "domain_scores", "image_statistics"),
+    "command": ("add_predict_parser", "cmd_predict"),
+}
+__all__ = public_names(_HOMES)
+__getattr__ = lazy_getattr(__name__, _HOMES)
