@@ -51,7 +51,7 @@ def strategy_for(settings: StudySettings, sampler: optuna.samplers.BaseSampler |
     if settings.strategy == "progressive":
         from synthesis.search.progressive import GrowthSettings, ProgressiveGrowth
 
-        return ProgressiveGrowth(GrowthSettings.of(settings), sampler, pruner)  # a bad --growth-widths: before any data
+        return ProgressiveGrowth(GrowthSettings.of(settings), sampler, pruner)
     return SampledSearch(sampler, pruner)
 
 
@@ -68,7 +68,8 @@ def run_study(settings: StudySettings, strategy: Strategy | None = None, *,
     from synthesis.hardware.cores import set_torch_threads
     from synthesis.hardware.device import tune_allocator
 
-    strategy = strategy or strategy_for(settings)
+    if strategy is None:
+        strategy = strategy_for(settings)  # a bad --growth-widths is one line here, before any data is loaded
     tune_allocator()
     opened = prepare_study(settings.replace(strategy=strategy.setting), sampler=strategy.sampler, pruner=strategy.pruner)
     s = opened.settings
