@@ -82,14 +82,14 @@ def main() -> None:
     for name in args.variants:
         v = {"epochs": int(first["trial_epochs"]), **VARIANTS[name]}
         # No pruner: every architecture is measured whole (a pruned one has no metrics to join; 6-epoch trials were
-        # pruned by the median rule in a first attempt).
+        # pruned by the median rule in a first attempt). One process, as measured: trial seconds compare across variants.
         settings = StudySettings(data=args.data, size=int(first["trial_size"]), crop=None if pd.isna(first["trial_crop"]) else float(first["trial_crop"]),
                                  merge=[m for m in str(first["merge"]).split(";") if m and m != "nan"],
                                  drop=[d for d in str(first["drop"]).split(";") if d and d != "nan"],
                                  max_samples=int(first["trial_max_samples"]), val_subset=int(first["trial_val_subset"]),
                                  seed=int(first["trial_seed"]), max_mflops=0,
                                  trials=len(gt), objective="val_acc", sampler="random", pruner="none", results=args.results,
-                                 study=f"variant-{name}", progress=False, device="cpu", **v)
+                                 study=f"variant-{name}", progress=False, device="cpu", workers=1, **v)
         t0 = time.time()
 
         def enqueue(opened) -> None:
@@ -99,7 +99,7 @@ def main() -> None:
                 if params["lr"] not in have:  # resumable: what is queued or done already is not queued again
                     opened.study.enqueue_trial(params)
 
-        study = run_study(settings, on_ready=enqueue)
+        study = run_study(settings, on_ready=enqueue).study
         table = metrics_table(study)
         table = table[table["finished"]].copy()
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}

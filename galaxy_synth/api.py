@@ -51,70 +51,20 @@ def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None =
           stop_when: Callable[[], bool] | None = None) -> SynthResult:
     """Run or resume a study (``settings.strategy`` "tpe" or "progressive") and write its tables and plots.
 
-    The study runs as ``settings.workers`` processes on its storage (default: the execution plan
-    of :func:`synthesis.cores.execution_plan`, one single-threaded process per allotted core on a
-    CPU), or in this process where a sampler, pruner or ``stop_when`` object is given (objects do
+    :func:`synthesis.search.runner.run_study` runs it, as it runs every study: as ``settings.workers``
+    processes on its storage (default: the execution plan of
+    :func:`synthesis.hardware.cores.execution_plan`, one single-threaded process per allotted core on
+    a CPU), or in this process where a sampler, pruner or ``stop_when`` object is given (objects do
     not travel to other processes) and for progressive growth (one sequence of steps).
     ``on_ready(opened_study)`` is called once the study is checked and open, before any training;
     ``opened_study.execution`` says how it will run. ``stop_when()`` before each trial: True stops
     the run early.
     """
-    from synthesis.hardware.cores import (
-        allotted_cores,
-        execution_plan,
-        set_torch_threads,
-    )
-    from synthesis.hardware.device import tune_allocator
-    from synthesis.search.plots import write_study_outputs
-    from synthesis.search.runner import run_in_process
-    from synthesis.search.study import find_calibration, prepare_study
-    from synthesis.search.trials import finished_count
+    from synthesis.search.runner import run_study, strategy_for
 
-    tune_allocator()
-    allotment = allotted_cores()
-    if settings.strategy == "progressive":
-        from synthesis.search.progressive import run_progressive, write_growth_report
-
-        plan = execution_plan("cpu", allotment, parallel=False)
-        set_torch_threads(plan.threads)
-        study, growth, grown = run_progressive(settings, on_ready=_with_plan(on_ready, plan))
-        written = write_growth_report(growth, grown.study_dir) + write_study_outputs(study, grown.study_dir, None)
-        return SynthResult(study, grown, written, growth)
-    opened = prepare_study(settings, sampler=sampler, pruner=pruner)
-    s = opened.settings
-    remaining = s.trials - finished_count(opened.study)
-    objects = [n for n, v in (("sampler", sampler), ("pruner", pruner), ("stop_when", stop_when)) if v is not None]
-    if objects and settings.workers is None:
-        from synthesis.hardware.cores import ExecutionPlan
-
-        plan = ExecutionPlan(1, 1 if opened.device.type == "cpu" else allotment.cores, f"{', '.join(objects)} given as Python objects: this process only")
-    else:
-        plan = execution_plan(opened.device.type, allotment, settings.workers, jobs=remaining)
-    opened.execution = plan
-    if on_ready is not None:
-        on_ready(opened)
-    if plan.workers > 1 and remaining > 0:
-        from galaxy_synth.workers import run_workers
-        from synthesis.search.storage import load_existing_study
-
-        run_workers(s, plan)
-        study = load_existing_study(s.study_name, s.storage_url)
-    else:
-        set_torch_threads(plan.threads)
-        study = run_in_process(opened, stop_when)
-    proxy, _ = find_calibration(s.calibration, s.results_dir)
-    return SynthResult(study, s, write_study_outputs(study, s.study_dir, proxy))
-
-
-def _with_plan(on_ready: Callable[[Any], None] | None, plan: Any) -> Callable[[Any], None] | None:
-    if on_ready is None:
-        return None
-
-    def ready(opened: Any) -> None:
-        opened.execution = plan
-        on_ready(opened)
-
-    return ready
+    run = run_study(settings, strategy_for(settings, sampler, pruner), on_ready=on_ready, stop_when=stop_when,
+                    write_outputs=True)
+    return SynthResult(run.study, run.settings, run.written, run.outcome)
 
 
 def rank(study: str | None = None, results: str | Path = "results", storage: str | None = None,

@@ -294,7 +294,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     result = api.synth(settings, on_ready=announce)
     if settings.strategy == "progressive":
-        from synthesis.search.progressive import summarise
+        from synthesis.search.growth_report import summarise
 
         print(pd.DataFrame(summarise(result.growth)).to_string(index=False))
         print(f"\nstopped: {result.growth.stop_reason}; best: trial {result.growth.best_trial}")

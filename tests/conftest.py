@@ -108,6 +108,6 @@ def tiny_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("gt")
     settings = StudySettings(size=32, synthetic_n=200, max_samples=80, val_subset=40, epochs=1, trials=7,
                              results=str(root), max_params=150_000, progress=False, study="gt", objective="val_acc")
-    run_study(settings)
+    run_study(settings.replace(workers=1))  # one process, as the fixture always ran
     return root, settings.storage_url
 

@@ -26,63 +26,50 @@ Then every parameter tensor gets Gaussian jitter with std = 0.03 × that tensor'
 (:data:`JITTER`; constant tensors such as fresh BatchNorm scales get none), so siblings and
 parents do not stay identical. BatchNorm running statistics are copied, not jittered.
 
-Every candidate is an Optuna trial of the study (``growth`` attr: step, parent trial, width,
-placement), with the same attrs as a TPE trial (spec, train config, history, metrics), so
-``rank``, ``correlate`` and ``export`` treat it like any other. Trained weights are kept per
-trial, so a killed run resumes mid-growth: finished candidates are reused, missing ones trained.
+Growth is a strategy (:class:`ProgressiveGrowth`) that the runner drives like any other
+(:func:`synthesis.search.runner.run_study`): it queues each child as a trial
+(``study.enqueue_trial``), the runner runs it through ``Study.optimize`` with
+:func:`synthesis.search.growth_child.train_child` as the objective, and the stop rule above is
+the strategy's answer to "what next?". Every candidate is an Optuna trial of the study
+(``growth`` attr: step, parent trial, width, placement), with the same attrs as a TPE trial
+(spec, train config, history, metrics), so ``rank``, ``correlate`` and ``export`` treat it like
+any other. Trained weights are kept per trial, so a killed run resumes mid-growth: finished
+candidates are reused, missing ones trained.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
-import time
-import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import optuna
-import pandas as pd
-import torch
 from optuna.trial import TrialState
 
-from galaxy_common.figures import pyplot, save_figure
-from galaxy_common.files import atomic_write_text
 from proxies.composite import CompositeProxy
 from synthesis.data.preparation import TrialData
 from synthesis.errors import GalaxySynthError
-from synthesis.models.builder import (
-    build_model,
-    count_flops,
-    count_params,
-    cpu_images_per_second,
+from synthesis.models.spec import ArchSpec, StageSpec
+from synthesis.search.growth_child import (
+    Candidate,
+    child_key,
+    growth_score,
+    growth_trials,
+    train_child,
+    usable_child,
 )
-from synthesis.models.package import load_model, save_model
-from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
-from synthesis.search.inheritance import JITTER, inherit, jitter_
-from synthesis.search.objective import (
-    record_architecture,
-    record_training,
-    seed_of_trial,
-    trial_value,
-    validation_score,
-    zero_cost_for,
-)
-from synthesis.search.promotion import RungReporter, rung_score
-from synthesis.search.study import prepare_study
+from synthesis.search.growth_report import GrowthResult, GrowthStep, write_growth_report
+from synthesis.search.inheritance import JITTER
+from synthesis.search.strategy import Next, Strategy
+from synthesis.search.study import OpenedStudy
 from synthesis.settings import StudySettings
-from synthesis.training.loop import TrainingDiverged, train_model
 
 log = logging.getLogger(__name__)
 
 
 DEFAULT_WIDTHS = (16, 32, 64)
-
-
-GROWTH_TRAIN = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=64)
 
 
 @dataclass(frozen=True)
@@ -128,179 +115,123 @@ def grow(parent: ArchSpec, width: int) -> tuple[ArchSpec, str] | None:
     return replace(parent, stages=(*parent.stages, StageSpec(1, width))), "new_stage"
 
 
-@dataclass
-class GrowthStep:
-    step: int
-    layer: int  # blocks in the child network
-    k: int  # kernel size of the new block
-    channels: int
-    placement: str
-    score: float  # validation accuracy after the step's epoch (balanced accuracy with --objective balanced_acc)
-    trial: int
-    parent_trial: int | None
-    chosen: bool = False
+class ProgressiveGrowth(Strategy):
+    """Growth as a strategy: each step's children are queued as trials, the runner trains them (weights inherited),
+    and growth ends by its own rule (patience once a grown network beats the seed, ``--max-blocks``, no room)."""
 
+    setting = "progressive"
+    parallel = False  # each step grows from the last one's best child: one sequence of work
 
-@dataclass
-class GrowthResult:
-    steps: list[GrowthStep] = field(default_factory=list)
-    stop_reason: str = ""
-    best_trial: int | None = None
-    promotions: list[dict[str, Any]] = field(default_factory=list)  # --fidelities: children trained on
+    def __init__(self, growth: GrowthSettings | None = None, sampler: optuna.samplers.BaseSampler | None = None,
+                 pruner: optuna.pruners.BasePruner | None = None) -> None:
+        super().__init__(sampler, pruner)
+        self.growth = growth or GrowthSettings()
+        self.outcome = GrowthResult()
 
+    def start(self, opened: OpenedStudy, data: TrialData) -> Callable[[optuna.Trial], float]:
+        from tqdm.auto import tqdm
 
-def _weights_path(settings: StudySettings, trial_number: int) -> Path:
-    return settings.study_dir / "growth" / f"trial{trial_number}.pt"
+        self.settings, self.images, self.data = opened.settings, opened.data, data
+        calibration = opened.attrs.get("calibration")
+        self.proxy = CompositeProxy.from_dict(calibration) if calibration else None
+        _fail_killed_children(opened.study)
+        self.bar = tqdm(desc=f"growth ({'val bal acc' if self.settings.objective == 'balanced_acc' else 'val acc'})",
+                        unit="child", disable=not self.settings.progress, dynamic_ncols=True)
+        self.outcome = GrowthResult()
+        self.step, self.stale = 0, 0
+        self.parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None = None
+        self.best_so_far: optuna.trial.FrozenTrial | None = None
+        self._begin_step(opened.study)
+        return self.train
 
+    def next_trial(self, study: optuna.Study) -> Next:
+        """The step's next child to train (queued), reusing the ones an earlier run trained; STOP once growth ends."""
+        while not self.outcome.stop_reason:
+            if not self.pending:
+                self._end_step(study)
+                continue
+            child = self.pending[0]
+            trained = self.done.get(child.spec.spec_hash())
+            if trained is None:
+                self._queue(study, child)
+                return Next.RUN
+            self.pending.pop(0)
+            self.children.append((trained, child.spec, child.placement))
+        return Next.STOP
 
-def _growth_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if "growth" in t.user_attrs]
+    def train(self, trial: optuna.Trial) -> float:
+        """The objective: train the child this trial was queued as."""
+        child = self.pending[0] if self.pending else None
+        if child is None or child_key(trial) != child.key:  # a trial some earlier run left queued, for another step
+            trial.set_user_attr("prune_reason", "not a child of the current growth step")
+            raise optuna.TrialPruned("not a child of the current growth step")
+        return train_child(trial, self.data, self.settings, self.proxy, self.growth.epochs_per_step, self.growth.jitter, child)
 
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if not self.pending or child_key(trial) != self.pending[0].key:
+            return
+        child = self.pending.pop(0)
+        self.bar.update(1)
+        if usable_child(trial, self.settings):
+            self.children.append((trial, child.spec, child.placement))
 
-def run_candidate(study: optuna.Study, data: TrialData, settings: StudySettings, proxy: CompositeProxy | None,
-                  growth: GrowthSettings, spec: ArchSpec, placement: str, step: int,
-                  parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None) -> optuna.trial.FrozenTrial:
-    """One child as one Optuna trial: inherit + jitter, train ``epochs_per_step``, store metrics and weights."""
-    with warnings.catch_warnings():
-        # Heartbeats belong to study.optimize; this strategy fails a killed child itself on resume.
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-        trial = study.ask()
-    seed = seed_of_trial(settings.sampler_seed, trial.number)
-    torch.manual_seed(seed)
-    model = build_model(spec)
-    origin = {}
-    if parent is not None:
-        parent_trial, parent_spec = parent
-        parent_model, _, _ = load_model(_weights_path(settings, parent_trial.number), parent_spec)
-        origin = inherit(parent_model, parent_spec, model, spec)
-        jitter_(model, growth.jitter, torch.Generator(device="cpu").manual_seed(seed))
-    cfg = GROWTH_TRAIN.replace(loss=settings.loss, label_smoothing=settings.label_smoothing)
-    params, flops = count_params(model), count_flops(model, spec)
-    record_architecture(trial, spec, cfg, params, seed, flops=flops, strategy="progressive",
-                        cpu_images_per_second=cpu_images_per_second(model, spec),
-                        growth={"step": step, "parent_trial": parent[0].number if parent else None,
-                                "width": spec.stages[-1].width, "placement": placement,
-                                "inherited": sum(v != "init" for v in origin.values()),
-                                "fresh": sum(v == "init" for v in origin.values())})
-    model.to(data.device)
-    zc = zero_cost_for(model, data)
-    t0 = time.perf_counter()
-    try:
-        history = train_model(model, data.train, cfg, growth.epochs_per_step, val=data.val, seed=seed,
-                              precision=settings.precision, **data.training_kwargs())
-    except TrainingDiverged as exc:
-        trial.set_user_attr("prune_reason", f"diverged: {exc}")
-        study.tell(trial, state=TrialState.PRUNED)
-        return study.get_trials(deepcopy=False)[trial.number]
-    wall = time.perf_counter() - t0
-    save_model(_weights_path(settings, trial.number), model, spec, data.preprocessing, trial=trial.number)
-    # weights exist before the trial ends: a resumed run can always grow from it
-    metrics = record_training(trial, history, params, flops, zc, wall, proxy, data.num_classes)
-    score = trial_value(metrics, settings.objective, None, data.num_classes)
-    if settings.rungs:
-        return _promote(study, trial, model, cfg, seed, score, history, data, settings)
-    trial.set_user_attr("process_cpu_seconds", time.process_time())
-    study.tell(trial, score)
-    return study.get_trials(deepcopy=False)[trial.number]
+    def close(self) -> None:
+        self.bar.close()
 
+    def write_outputs(self, study: optuna.Study, settings: StudySettings) -> list[Path]:
+        """``growth_report.json`` and ``growth.png``, then the study's tables and plots (children are not rescored)."""
+        from synthesis.search.plots import write_study_outputs
 
-def _promote(study: optuna.Study, trial: optuna.Trial, model: torch.nn.Module, cfg: TrainConfig, seed: int, score: float,
-             history: Any, data: TrialData, settings: StudySettings) -> optuna.trial.FrozenTrial:
-    """The child is the first budget of promotion: reported to the study's successive-halving pruner exactly as a
-    TPE trial is (synthesis.search.promotion); promoted, it trains on from its weights to the next budget."""
-    rungs = settings.rungs
-    reporter = RungReporter(trial, rungs)
-    try:
-        reporter.report(rungs[0], score, history.last)
+        return write_growth_report(self.outcome, settings.study_dir) + write_study_outputs(study, settings.study_dir, None)
 
-        def on_epoch(record) -> None:
-            budget = rungs[0] + record.epoch
-            if budget in rungs:
-                reporter.report(budget, validation_score(record, settings.objective, data.num_classes), record)
+    def _queue(self, study: optuna.Study, child: Candidate) -> None:
+        """The child as the next trial, unless it is queued already (the retry of a child a Ctrl-C interrupted)."""
+        if not any(child_key(t) == child.key for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))):
+            study.enqueue_trial({}, user_attrs=child.queued_attrs())
 
-        train_model(model, data.train, cfg, rungs[-1] - rungs[0], val=data.val, seed=seed + 1, on_epoch_end=on_epoch,
-                    precision=settings.precision, **data.training_kwargs())
-        reporter.finish()
-        state, value = TrialState.COMPLETE, reporter.score
-    except optuna.TrialPruned:
-        state, value = TrialState.PRUNED, None
-    except TrainingDiverged as exc:
-        trial.set_user_attr("prune_reason", f"diverged while promoted: {exc}")
-        state, value = TrialState.PRUNED, None
-    trial.set_user_attr("process_cpu_seconds", time.process_time())
-    study.tell(trial, value, state=state)
-    return study.get_trials(deepcopy=False)[trial.number]
+    def _begin_step(self, study: optuna.Study) -> None:
+        """The step's candidates, and which of them an earlier run of this study already trained."""
+        found = _candidates(self.parent, self.images, self.growth)
+        if not found:
+            return self._stop(study, "no room for another block at this image size")
+        self.pending = [Candidate(spec, placement, self.step, self.parent) for spec, placement in found]
+        parent_number = self.parent[0].number if self.parent else None
+        self.done = {t.user_attrs["spec_hash"]: t for t in growth_trials(study)
+                     if usable_child(t, self.settings) and t.user_attrs["growth"]["step"] == self.step
+                     and t.user_attrs["growth"]["parent_trial"] == parent_number}
+        self.children: list[tuple[optuna.trial.FrozenTrial, ArchSpec, str]] = []
 
-
-def usable_child(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> bool:
-    """A child growth can use: trained through its own epoch (promoted or not, even if promotion diverged)."""
-    return trial.state == TrialState.COMPLETE or bool(settings.rungs and rung_score(trial, settings.rungs[0]) is not None)
-
-
-def growth_score(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> float:
-    """The score growth compares children by: after their own epoch (the first budget when promotion is on)."""
-    return rung_score(trial, settings.rungs[0]) if settings.rungs else float(trial.value)
-
-
-def run_progressive(settings: StudySettings, growth: GrowthSettings | None = None,
-                    on_ready: Callable[[Any], None] | None = None) -> tuple[optuna.Study, GrowthResult, StudySettings]:
-    """Grow until no child beats its parent; resume from whatever the study already holds.
-
-    Children are scored by validation accuracy (``--objective balanced_acc``: balanced accuracy).
-    Returns the study, the growth steps and the settings it ran with.
-    """
-    from tqdm.auto import tqdm
-
-    growth = growth or GrowthSettings.of(settings)  # a bad --growth-widths is one line before any data is loaded
-    opened = prepare_study(settings.replace(strategy="progressive"))
-    settings, study, data = opened.settings, opened.study, opened.data
-    if on_ready is not None:
-        on_ready(opened)
-    trial_data = TrialData.on_device(opened.prepared(), opened.device)
-    proxy = CompositeProxy.from_dict(opened.attrs["calibration"]) if opened.attrs.get("calibration") else None
-    _fail_killed_children(study)
-    bar = tqdm(desc=f"growth ({'val bal acc' if settings.objective == 'balanced_acc' else 'val acc'})", unit="child",
-               disable=not settings.progress, dynamic_ncols=True)
-    result = GrowthResult()
-    parent: tuple[optuna.trial.FrozenTrial, ArchSpec] | None = None
-    step, stale = 0, 0
-    best_so_far: optuna.trial.FrozenTrial | None = None
-    while True:
-        candidates = _candidates(parent, data, growth)
-        if not candidates:
-            result.stop_reason = "no room for another block at this image size"
-            break
-        parent_number = parent[0].number if parent else None
-        children = _step_children(study, trial_data, settings, proxy, growth, candidates, step, parent, bar)
-        if not children:
-            result.stop_reason = f"every child of step {step} diverged"
-            break
-        best = _record_step(result, children, step, parent_number, settings)
-        bar.set_postfix_str(f"step {step}: best {growth_score(best[0], settings):.3f} ({n_blocks(best[1])} blocks)")
-        if best_so_far is None or growth_score(best[0], settings) > growth_score(best_so_far, settings):
-            best_so_far, stale = best[0], 0
-        elif best_so_far.user_attrs["growth"]["step"] == 0:
+    def _end_step(self, study: optuna.Study) -> None:
+        """Every child of the step is in: record it, apply the stop rule, or begin the next step from its best."""
+        result, settings, growth, step = self.outcome, self.settings, self.growth, self.step
+        if not self.children:
+            return self._stop(study, f"every child of step {step} diverged")
+        best = _record_step(result, self.children, step, self.parent[0].number if self.parent else None, settings)
+        self.bar.set_postfix_str(f"step {step}: best {growth_score(best[0], settings):.3f} ({n_blocks(best[1])} blocks)")
+        if self.best_so_far is None or growth_score(best[0], settings) > growth_score(self.best_so_far, settings):
+            self.best_so_far, self.stale = best[0], 0
+        elif self.best_so_far.user_attrs["growth"]["step"] == 0:
             pass  # patience starts once a grown network has won: a one-block network is no result (#21)
         else:
-            stale += 1
-            if stale >= growth.patience:
-                for done_step in result.steps[-len(children):]:
+            self.stale += 1
+            if self.stale >= growth.patience:
+                for done_step in result.steps[-len(self.children):]:
                     done_step.chosen = False  # nothing grows from this step
-                result.stop_reason = (f"step {step} did not improve the score: {stale} step(s) in a row without a better "
-                                      f"network (patience {growth.patience}; best {growth_score(best_so_far, settings):.4f}, "
-                                      f"trial {best_so_far.number})")
-                break
+                return self._stop(study, f"step {step} did not improve the score: {self.stale} step(s) in a row without a "
+                                         f"better network (patience {growth.patience}; best "
+                                         f"{growth_score(self.best_so_far, settings):.4f}, trial {self.best_so_far.number})")
         # Grow on from the step's best child even when it is not the best so far: a block that does not
         # pay at once can pay after the next (one seed's growth used to stop at its one-block network).
-        parent = (best[0], best[1])
-        result.best_trial = best_so_far.number
+        self.parent = (best[0], best[1])
+        result.best_trial = self.best_so_far.number
         if n_blocks(best[1]) >= growth.max_blocks:
-            result.stop_reason = f"reached --max-blocks {growth.max_blocks}"
-            break
-        step += 1
-    bar.close()
-    result.promotions = _promotions(study, settings)
-    return study, result, settings
+            return self._stop(study, f"reached --max-blocks {growth.max_blocks}")
+        self.step += 1
+        self._begin_step(study)
+
+    def _stop(self, study: optuna.Study, reason: str) -> None:
+        self.outcome.stop_reason = reason
+        self.outcome.promotions = _promotions(study, self.settings)
 
 
 def _promotions(study: optuna.Study, settings: StudySettings) -> list[dict[str, Any]]:
@@ -308,7 +239,7 @@ def _promotions(study: optuna.Study, settings: StudySettings) -> list[dict[str, 
     if not settings.rungs:
         return []
     return [{"trial": t.number, "budget": max(map(int, t.user_attrs["rungs"])), "score": float(t.value)}
-            for t in _growth_trials(study) if t.state == TrialState.COMPLETE and t.user_attrs.get("rungs")
+            for t in growth_trials(study) if t.state == TrialState.COMPLETE and t.user_attrs.get("rungs")
             and max(map(int, t.user_attrs["rungs"])) > settings.rungs[0]]
 
 
@@ -330,51 +261,10 @@ def _record_step(result: GrowthResult, children: list, step: int, parent_number:
 
 
 def _fail_killed_children(study: optuna.Study) -> None:
-    """A child left RUNNING was killed mid-training: it is failed and trained again."""
+    """A child left RUNNING was killed mid-training (growth runs in one process): it is failed and trained again."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if "growth" in t.user_attrs or not t.user_attrs:
             study.tell(t.number, state=TrialState.FAIL)
-
-
-def _step_children(study: optuna.Study, data: TrialData, settings: StudySettings, proxy: CompositeProxy | None,
-                   growth: GrowthSettings, candidates: list, step: int, parent: Any, bar: Any) -> list:
-    """The step's children: the ones a killed run already trained (resume), then the rest, trained now."""
-    parent_number = parent[0].number if parent else None
-    done = {t.user_attrs["spec_hash"]: t for t in _growth_trials(study)
-            if usable_child(t, settings) and t.user_attrs["growth"]["step"] == step
-            and t.user_attrs["growth"]["parent_trial"] == parent_number}
-    children = []
-    for spec, placement in candidates:
-        t = done.get(spec.spec_hash())
-        if t is None:
-            t = run_candidate(study, data, settings, proxy, growth, spec, placement, step, parent)
-            bar.update(1)
-        if usable_child(t, settings):
-            children.append((t, spec, placement))
-    return children
-
-
-def write_growth_report(result: GrowthResult, results: Path) -> list[Path]:
-    """``growth_report.json`` (one row per child) and ``growth.png`` (val accuracy vs depth)."""
-    plt = pyplot()
-    rows = [dataclasses.asdict(s) for s in result.steps]
-    body = {"steps": rows, "stop_reason": result.stop_reason, "best_trial": result.best_trial,
-            "promotions": result.promotions}
-    json_path = atomic_write_text(Path(results) / "growth_report.json", json.dumps(body, indent=2))
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    df = pd.DataFrame(rows)
-    if len(df):
-        ax.scatter(df["layer"], df["score"], c="#bbbbbb", s=18, label="candidates")
-        chosen = df[df["chosen"]]
-        ax.plot(chosen["layer"], chosen["score"], "o-", color="#c44e52", label="chosen")
-        for _, r in chosen.iterrows():
-            ax.annotate(f"{r['channels']}ch", (r["layer"], r["score"]), textcoords="offset points", xytext=(4, 6), fontsize=8)
-    ax.set_xlabel("blocks in the network")
-    ax.set_ylabel("validation score after the step's epoch")
-    ax.set_title(f"progressive growth: {result.stop_reason}", fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
-    png = save_figure(fig, Path(results) / "growth.png")
-    return [json_path, png]
 
 
 def parse_widths(text: str | Sequence[int]) -> tuple[int, ...]:
@@ -387,8 +277,3 @@ def parse_widths(text: str | Sequence[int]) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise GalaxySynthError(f"--growth-widths needs positive widths, got {text!r}")
     return widths
-
-
-def summarise(result: GrowthResult) -> list[dict[str, Any]]:
-    return [{"step": s.step, "blocks": s.layer, "channels": s.channels, "placement": s.placement,
-             "score": round(s.score, 4), "trial": s.trial, "chosen": "*" if s.chosen else ""} for s in result.steps]

@@ -1,68 +1,171 @@
-"""Running a study to its target.
+"""The one way a study runs, whatever its strategy: :func:`run_study`.
+
+It opens the study (:func:`synthesis.search.study.prepare_study`, with the strategy's sampler and
+pruner), decides the execution plan once (:func:`execution_for`), then either starts worker
+processes (:func:`synthesis.search.workers.run_workers`, each of which runs this same function as
+one process) or drives the strategy's trials here (:func:`drive_trials`: every trial of every
+strategy goes through Optuna's ``Study.optimize``), and writes the outputs. The strategy
+(:mod:`synthesis.search.strategy`) is picked from the settings by :func:`strategy_for`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import warnings
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
 
-from proxies.guard import COLLAPSE_SHIFT
-from synthesis.choices import objective_info
 from synthesis.data.preparation import TrialData
-from synthesis.search.objective import Objective
-from synthesis.search.settings import TrialSettings
+from synthesis.hardware.cores import ExecutionPlan
 from synthesis.search.storage import masked, retry_callback
+from synthesis.search.strategy import Next, SampledSearch, Strategy
 from synthesis.search.study import OpenedStudy, prepare_study
-from synthesis.search.trials import finished, finished_count
 from synthesis.settings import StudySettings
 
 log = logging.getLogger("galaxy_synth")
 
 
+@dataclass
+class StudyRun:
+    """What :func:`run_study` did: the study, the settings it ran with (no "auto" left), the strategy, the files written."""
+
+    study: optuna.Study
+    settings: StudySettings
+    strategy: Strategy
+    written: list[Path]
+
+    @property
+    def outcome(self) -> Any:
+        """What the strategy found beyond the trials (progressive growth: its steps and why it stopped)."""
+        return self.strategy.outcome
 
 
+def strategy_for(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
+                 pruner: optuna.pruners.BasePruner | None = None) -> Strategy:
+    """The strategy ``settings.strategy`` names; ``sampler`` / ``pruner``: Optuna objects instead of the settings' own."""
+    if settings.strategy == "progressive":
+        from synthesis.search.progressive import GrowthSettings, ProgressiveGrowth
 
-class TrialsBar:
-    """tqdm bar over completed trials (resumes from the stored count); says what its values are."""
+        return ProgressiveGrowth(GrowthSettings.of(settings), sampler, pruner)
+    return SampledSearch(sampler, pruner)
 
-    def __init__(self, target: int, done: int, objective: str, enabled: bool = True) -> None:
-        from tqdm.auto import tqdm
 
-        self.label = objective_info(objective).label
-        self.bar = tqdm(total=target, initial=done, desc=f"trials ({self.label})", unit="trial", disable=not enabled,
-                        dynamic_ncols=True)
+def run_study(settings: StudySettings, strategy: Strategy | None = None, *,
+              on_ready: Callable[[OpenedStudy], None] | None = None, stop_when: Callable[[], bool] | None = None,
+              write_outputs: bool = False) -> StudyRun:
+    """Run (or resume) a study with ``strategy`` (default: :func:`strategy_for` the settings).
 
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if finished(trial):
-            self.bar.update(1)
-        best = None
-        if len(study.directions) == 1:
+    ``on_ready(opened)``: once the study is checked and open, before any training;
+    ``opened.execution`` says how it will run. ``stop_when()``: checked before each trial; True
+    ends the run early (e.g. a CPU-time budget). ``write_outputs``: at the end, the study's tables and
+    plots (and the strategy's own, e.g. the growth report) in its folder, as ``galaxy-synth synth`` does.
+    """
+    from synthesis.hardware.cores import set_torch_threads
+    from synthesis.hardware.device import tune_allocator
+
+    if strategy is None:
+        strategy = strategy_for(settings)  # a bad --growth-widths is one line here, before any data is loaded
+    tune_allocator()
+    opened = prepare_study(settings.replace(strategy=strategy.setting), sampler=strategy.sampler, pruner=strategy.pruner)
+    s = opened.settings
+    plan = opened.execution = execution_for(opened, strategy, stop_when)
+    if on_ready is not None:
+        on_ready(opened)
+    study = opened.study
+    if plan.workers > 1 and (strategy.remaining(study, s) or 0) > 0:
+        from synthesis.search.storage import load_existing_study
+        from synthesis.search.workers import run_workers
+
+        run_workers(s, plan)
+        study = load_existing_study(s.study_name, s.storage_url)
+    else:
+        set_torch_threads(plan.threads)
+        run_in_process(opened, strategy, stop_when)
+    return StudyRun(study, s, strategy, strategy.write_outputs(study, s) if write_outputs else [])
+
+
+def execution_for(opened: OpenedStudy, strategy: Strategy, stop_when: Callable[[], bool] | None = None) -> ExecutionPlan:
+    """How the run spends its cores (:func:`synthesis.hardware.cores.execution_plan`), decided here once.
+
+    A strategy that is one sequence of work gets one process with every allotted core as threads.
+    Otherwise ``settings.workers`` processes, or by default the plan for the trials still to run;
+    but one process where Python objects were given (they do not travel to other processes).
+    """
+    from synthesis.hardware.cores import allotted_cores, execution_plan
+
+    allotment, s, device = allotted_cores(), opened.settings, opened.device.type
+    if not strategy.parallel:
+        return execution_plan(device, allotment, parallel=False)
+    objects = strategy.given_objects() + (["stop_when"] if stop_when is not None else [])
+    if objects and s.workers is None:
+        return ExecutionPlan(1, 1 if device == "cpu" else allotment.cores,
+                             f"{', '.join(objects)} given as Python objects: this process only")
+    return execution_plan(device, allotment, s.workers, jobs=strategy.remaining(opened.study, s))
+
+
+def run_in_process(opened: OpenedStudy, strategy: Strategy, stop_when: Callable[[], bool] | None = None) -> None:
+    """The strategy's trials of an opened study, one after another in this process."""
+    s = opened.settings
+    remaining = strategy.remaining(opened.study, s)
+    if remaining is not None and remaining <= 0:
+        return
+    trial_data = TrialData.on_device(opened.prepared(), opened.device)
+    log.info("study %r on %s: %s", s.study_name, masked(s.storage_url), opened.device)
+    opened.study.sampler = strategy.wrap_sampler(opened.study.sampler)
+    objective = strategy.start(opened, trial_data)
+    try:
+        drive_trials(opened.study, strategy, objective, poll_seconds=s.poll_seconds, stop_when=stop_when)
+    finally:
+        strategy.close()
+
+
+def drive_trials(study: optuna.Study, strategy: Strategy, objective: Callable[[optuna.Trial], Any],
+                 poll_seconds: float = 2.0, stop_when: Callable[[], bool] | None = None) -> None:
+    """Every trial of every strategy: one ``Study.optimize`` trial at a time, while the strategy proposes them.
+
+    Before each: a dead worker's trial is failed and queued again (Optuna's heartbeats), then the
+    strategy says run, wait or stop; after each, ``strategy.after_trial``. Ctrl-C re-queues the
+    interrupted trial (FAIL + a WAITING copy, as for a dead worker). ``stop_when()`` True ends the
+    run before the next trial.
+    """
+    started: list[int] = []
+
+    def remember(trial: optuna.Trial) -> Any:
+        started.append(trial.number)
+        return objective(trial)
+
+    optuna_log = logging.getLogger("optuna.study._optimize")  # where Optuna logs a failed trial
+    noise = _DropInterruptNoise()
+    optuna_log.addFilter(noise)
+    try:
+        while not (stop_when is not None and stop_when()):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a dead worker's trial → FAIL + queued retry
+            proposal = strategy.next_trial(study)
+            if proposal is Next.STOP:
+                return
+            if proposal is Next.WAIT:
+                time.sleep(poll_seconds)
+                continue
             try:
-                best = study.best_value
-            except ValueError:
-                pass
-        if trial.values and trial.user_attrs.get("collapsed"):  # its value is a penalty, not a score
-            last = "collapsed to one class (ranked last)"
-        elif trial.values:
-            last = f"{self.label} {trial.values[0]:.3f}"
-        else:
-            why = str(trial.user_attrs.get("prune_reason", "")).split(":")[0]
-            last = trial.state.name.lower() + (f" ({why})" if why else "")
-        text = f"#{trial.number} {last}"
-        shown = best is not None and best > -COLLAPSE_SHIFT / 2  # a best that is itself a penalty is no best yet
-        self.bar.set_postfix_str(f"{text} | best {self.label} {best:.3f}" if shown else text)
-
-    def close(self) -> None:
-        self.bar.close()
+                study.optimize(remember, n_trials=1, callbacks=[strategy.after_trial], gc_after_trial=False)
+            except KeyboardInterrupt:
+                if started:
+                    requeue_interrupted(study, started[-1])
+                raise
+    finally:
+        optuna_log.removeFilter(noise)
 
 
 class _DropInterruptNoise(logging.Filter):
     """Optuna logs a Ctrl-C as a failed trial with a long traceback and a "Trial N failed with value None."
-    line; the CLI says it in one line (our objective never returns None: that line is only ever a Ctrl-C)."""
+    line; the CLI says it in one line (our objectives never return None: that line is only ever a Ctrl-C)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -79,87 +182,3 @@ def requeue_interrupted(study: optuna.Study, number: int) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry_callback()(study, trial)
-
-
-def optimize_to_target(study: optuna.Study, objective: Callable[[optuna.Trial], Any], target: int,
-                       max_attempts: int, callbacks: Sequence[Callable] = (), poll_seconds: float = 2.0,
-                       stop_when: Callable[[], bool] | None = None) -> None:
-    """Run trials one at a time until the study holds ``target`` finished trials, from any worker.
-
-    Finished: COMPLETE, or stopped at a promotion budget (:func:`finished`). Several processes may
-    run this on one storage. A worker starts a trial only while finished + RUNNING < target; otherwise it waits, because a running trial may still die: its worker's
-    heartbeat goes stale, Optuna fails it and queues a retry (WAITING), which the next free worker
-    picks up. ``max_attempts`` bounds this worker's trials (every trial could be pruned);
-    ``stop_when()`` returning True ends the run before the next trial (e.g. a CPU-time budget).
-    """
-    import time
-
-    attempts = 0
-    started: list[int] = []
-
-    def remember(trial: optuna.Trial) -> Any:
-        started.append(trial.number)
-        return objective(trial)
-
-    optuna_log = logging.getLogger("optuna.study._optimize")  # where Optuna logs a failed trial
-    noise = _DropInterruptNoise()
-    optuna_log.addFilter(noise)
-    try:
-        while attempts < max_attempts and not (stop_when is not None and stop_when()):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)  # a dead worker's trial → FAIL + queued retry
-            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
-            complete = sum(finished(t) for t in trials)
-            if complete >= target:
-                return
-            if complete + sum(t.state == TrialState.RUNNING for t in trials) >= target:
-                time.sleep(poll_seconds)
-                continue
-            try:
-                study.optimize(remember, n_trials=1, callbacks=list(callbacks), gc_after_trial=False)
-            except KeyboardInterrupt:
-                if started:
-                    requeue_interrupted(study, started[-1])
-                raise
-            attempts += 1
-    finally:
-        optuna_log.removeFilter(noise)
-
-
-def run_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
-              pruner: optuna.pruners.BasePruner | None = None,
-              on_ready: Callable[[OpenedStudy], None] | None = None,
-              stop_when: Callable[[], bool] | None = None) -> optuna.Study:
-    """Run (or resume) the study in this process until ``settings.trials`` trials are finished in total.
-
-    ``sampler`` / ``pruner``: any Optuna sampler or pruner instead of the ones the settings name.
-    ``stop_when()``: checked before each trial; True ends the run early (e.g. a time budget).
-    (:func:`galaxy_synth.api.synth` decides between this and parallel worker processes.)
-    """
-    opened = prepare_study(settings, sampler=sampler, pruner=pruner)
-    if on_ready is not None:
-        on_ready(opened)
-    return run_in_process(opened, stop_when)
-
-
-def run_in_process(opened: OpenedStudy, stop_when: Callable[[], bool] | None = None) -> optuna.Study:
-    """Trials of an opened study, one after another in this process, until the target is reached."""
-    from synthesis.hardware.device import tune_allocator
-
-    tune_allocator()
-    s = opened.settings
-    done = finished_count(opened.study)
-    remaining = s.trials - done
-    if remaining <= 0:
-        return opened.study
-    trial_data = TrialData.on_device(opened.prepared(), opened.device)
-    log.info("study %r on %s: %s", s.study_name, masked(s.storage_url), opened.device)
-    bar = TrialsBar(s.trials, done, s.objective, s.progress)
-    try:
-        optimize_to_target(opened.study, Objective(trial_data, TrialSettings.of(s), opened.attrs.get("calibration")), s.trials,
-                           max_attempts=3 * remaining + 10, callbacks=[bar], poll_seconds=s.poll_seconds,
-                           stop_when=stop_when)
-    finally:
-        bar.close()
-    return opened.study

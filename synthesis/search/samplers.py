@@ -1,7 +1,7 @@
 """How the search proposes and stops trials: Optuna samplers and pruners, built from the settings.
 
-Both are plain Optuna objects; :func:`synthesis.runner.run_study` accepts any sampler or pruner a
-library user passes instead of these defaults.
+Both are plain Optuna objects; a strategy (:func:`synthesis.search.runner.strategy_for`) carries any
+sampler or pruner a library user passes instead of these defaults.
 """
 
 from __future__ import annotations

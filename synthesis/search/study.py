@@ -75,7 +75,7 @@ class OpenedStudy:
     device: torch.device
     precision_reason: str = ""
     objective_note: str = ""  # why the objective is not the calibrated composite, when it is not
-    execution: ExecutionPlan | None = None  # how the run spends its cores (set by galaxy_synth.api.synth)
+    execution: ExecutionPlan | None = None  # how the run spends its cores (decided by synthesis.search.runner.run_study)
 
     @property
     def plan(self) -> dict[str, list[int]]:

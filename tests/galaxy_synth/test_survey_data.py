@@ -45,7 +45,7 @@ def test_vote_fractions_train_as_soft_labels_and_report_their_error(tmp_path):
     columns = ",".join(f"vote_{c}" for c in ("elliptical", "spiral_cw", "spiral_acw", "edge_on", "merger"))
     settings = StudySettings(data=str(root), soft_labels=columns, size=16, max_samples=60, val_subset=24, trials=2,
                              epochs=1, results=str(tmp_path / "r"), progress=False, objective="val_acc", max_params=80_000)
-    study = run_study(settings)
+    study = run_study(settings).study
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     attrs = study.user_attrs["galaxy_synth"]
     assert attrs["class_names"] == ["elliptical", "spiral_cw", "spiral_acw", "edge_on", "merger"]

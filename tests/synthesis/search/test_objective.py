@@ -32,14 +32,14 @@ def test_diverging_trial_is_pruned_with_reason_and_study_goes_on(tmp_path, monke
         return real(*args, **kwargs)
 
     monkeypatch.setattr(objective_mod, "train_model", flaky)
-    study = run_study(tiny(tmp_path, trials=2))
+    study = run_study(tiny(tmp_path, trials=2)).study
     diverged = [t for t in study.trials if "diverged" in t.user_attrs.get("prune_reason", "")]
     assert len(diverged) == 1 and diverged[0].state == TrialState.PRUNED
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 2
 
 
 def test_a_sample_over_the_caps_is_shrunk_to_fit_and_trains(tmp_path):
-    study = run_study(tiny(tmp_path, trials=3, max_mflops=2.0, max_params=60_000))
+    study = run_study(tiny(tmp_path, trials=3, max_mflops=2.0, max_params=60_000)).study
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(done) == 3 and not any("--max-" in t.user_attrs.get("prune_reason", "") for t in study.trials)
     shrunk = [t for t in done if "fitted_to_caps" in t.user_attrs]
@@ -54,7 +54,7 @@ def test_a_sample_over_the_caps_is_shrunk_to_fit_and_trains(tmp_path):
 def test_oversize_architectures_are_pruned_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(objective_mod, "train_model", lambda *a, **k: pytest.fail("trained an oversize model"))
     s = tiny(tmp_path, trials=1, max_params=10)
-    study = run_study(s)  # every candidate is over the cap: the run stops after its attempt budget
+    study = run_study(s).study  # every candidate is over the cap: the run stops after its attempt budget
     assert study.trials and all(t.state == TrialState.PRUNED for t in study.trials)
     assert "--max-params" in study.trials[0].user_attrs["prune_reason"]  # even the smallest network is over
     assert "even after shrinking" in study.trials[0].user_attrs["prune_reason"]
@@ -62,5 +62,5 @@ def test_oversize_architectures_are_pruned_before_training(tmp_path, monkeypatch
 
 def test_flops_cap_prunes_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(objective_mod, "train_model", lambda *a, **k: pytest.fail("trained an over-FLOPs model"))
-    study = run_study(tiny(tmp_path, trials=1, max_mflops=0.001, max_params=10**9))
+    study = run_study(tiny(tmp_path, trials=1, max_mflops=0.001, max_params=10**9)).study
     assert study.trials and all(t.state == TrialState.PRUNED and "--max-mflops" in t.user_attrs["prune_reason"] for t in study.trials)

@@ -1,4 +1,7 @@
-"""Progressive growth: inheritance really copies, jitter has the stated scale, the stop rule, resume mid-growth."""
+"""Progressive growth: inheritance really copies, jitter has the stated scale, the stop rule, resume mid-growth.
+
+Growth runs as a strategy of the one runner (synthesis.search.runner.run_study), as ``synth`` runs it.
+"""
 
 import dataclasses
 import json
@@ -11,15 +14,10 @@ from optuna.trial import TrialState
 import synthesis.search.progressive as prog
 from synthesis.models.builder import build_model
 from synthesis.models.spec import StageSpec
-from synthesis.search.progressive import (
-    GrowthSettings,
-    base_spec,
-    grow,
-    inherit,
-    jitter_,
-    run_progressive,
-    write_growth_report,
-)
+from synthesis.search.growth_report import write_growth_report
+from synthesis.search.inheritance import inherit, jitter_
+from synthesis.search.progressive import GrowthSettings, ProgressiveGrowth, base_spec, grow
+from synthesis.search.runner import run_study
 from synthesis.settings import StudySettings
 
 
@@ -85,15 +83,17 @@ def _tiny(tmp_path, study="grow"):
                          strategy="progressive", results=str(tmp_path), study=study, progress=False, precision="fp32")
 
 
-def _scripted(score):
-    """A stand-in for run_candidate: each child a finished trial scored ``score(step, spec)``, nothing trained."""
+def _grow(settings, growth=None):
+    """Growth through the runner: the study, what growth found, the settings it ran with."""
+    run = run_study(settings, ProgressiveGrowth(growth or GrowthSettings.of(settings)))
+    return run.study, run.outcome, run.settings
 
-    def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
-        t = study.ask()
-        t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
-        t.set_user_attr("spec_hash", spec.spec_hash())
-        study.tell(t, score(step, spec))
-        return study.get_trials()[t.number]
+
+def _scripted(score):
+    """A stand-in for train_child: each child's trial scored ``score(step, spec)``, nothing trained."""
+
+    def fake(trial, data, settings, proxy, epochs, jitter, child):
+        return score(child.step, child.spec)
 
     return fake
 
@@ -101,8 +101,8 @@ def _scripted(score):
 def test_stops_at_the_first_step_that_does_not_improve(tmp_path, monkeypatch):
     scripted = {(0, 16): 0.5, (1, 16): 0.6, (1, 32): 0.7, (2, 16): 0.65, (2, 32): 0.69}
 
-    monkeypatch.setattr(prog, "run_candidate", _scripted(lambda step, spec: scripted[(step, spec.stages[-1].width)]))
-    _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=1))
+    monkeypatch.setattr(prog, "train_child", _scripted(lambda step, spec: scripted[(step, spec.stages[-1].width)]))
+    _, result, _ = _grow(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=1))
     assert [(s.step, s.channels, s.chosen) for s in result.steps] == [
         (0, 16, True), (1, 16, False), (1, 32, True), (2, 16, False), (2, 32, False)]
     assert "did not improve" in result.stop_reason and result.best_trial == 2
@@ -115,12 +115,12 @@ def test_patience_grows_past_a_step_that_does_not_improve_and_keeps_the_best(tmp
     # step 2 is worse than step 1; step 3 (grown from step 2's best) beats them all; step 4 and 5 do not.
     scores = {0: 0.5, 1: 0.7, 2: 0.65, 3: 0.8, 4: 0.75, 5: 0.74}
 
-    monkeypatch.setattr(prog, "run_candidate", _scripted(lambda step, spec: scores[step] - 0.01 * (spec.stages[-1].width != 16)))
-    _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=2))
+    monkeypatch.setattr(prog, "train_child", _scripted(lambda step, spec: scores[step] - 0.01 * (spec.stages[-1].width != 16)))
+    _, result, _ = _grow(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=2))
     best = max(result.steps, key=lambda s: s.score)
     assert best.step == 3 and result.best_trial == best.trial  # found after a step that did not improve
     assert max(s.step for s in result.steps) == 5 and "2 step(s) in a row" in result.stop_reason
-    _, first_only, _ = run_progressive(_tiny(tmp_path / "p1", "grow1"), GrowthSettings(widths=(16, 32), patience=1))
+    _, first_only, _ = _grow(_tiny(tmp_path / "p1", "grow1"), GrowthSettings(widths=(16, 32), patience=1))
     assert max(s.step for s in first_only.steps) == 2  # patience 1 stops where the old strategy stopped
 
 
@@ -128,58 +128,60 @@ def test_patience_does_not_end_growth_while_the_seed_network_is_still_the_best(t
     # Steps 1 and 2 fall just short of the seed network (a small validation split); step 3 beats it.
     scores = {0: 0.70, 1: 0.69, 2: 0.68, 3: 0.75, 4: 0.74, 5: 0.73, 6: 0.72}
 
-    monkeypatch.setattr(prog, "run_candidate", _scripted(lambda step, spec: scores[step] - 0.001 * (spec.stages[-1].width != 16)))
-    _, result, _ = run_progressive(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=2))
+    monkeypatch.setattr(prog, "train_child", _scripted(lambda step, spec: scores[step] - 0.001 * (spec.stages[-1].width != 16)))
+    _, result, _ = _grow(_tiny(tmp_path), GrowthSettings(widths=(16, 32), patience=2))
     best = max(result.steps, key=lambda s: s.score)
     assert best.step == 3 and result.best_trial == best.trial  # not the seed network (trial 0)
     assert max(s.step for s in result.steps) == 5 and "2 step(s) in a row" in result.stop_reason
     # Where no grown network ever beats the seed, growth runs to --max-blocks instead of stopping at step 2.
     monkeypatch.setitem(scores, 3, 0.60)
     monkeypatch.setitem(scores, 4, 0.60)
-    _, never, _ = run_progressive(_tiny(tmp_path / "p2", "grow2"), GrowthSettings(widths=(16, 32), patience=2, max_blocks=5))
+    _, never, _ = _grow(_tiny(tmp_path / "p2", "grow2"), GrowthSettings(widths=(16, 32), patience=2, max_blocks=5))
     assert max(s.step for s in never.steps) == 4 and "max-blocks 5" in never.stop_reason and never.best_trial == 0
 
 
 def test_the_seed_network_is_one_block_of_the_smallest_growth_width(tmp_path, monkeypatch):
     seen = []
 
-    def fake(study, data, settings, proxy, growth, spec, placement, step, parent):
-        seen.append((step, spec.stem_width, [s.width for s in spec.stages]))
-        t = study.ask()
-        t.set_user_attr("growth", {"step": step, "parent_trial": parent[0].number if parent else None})
-        study.tell(t, 0.5 + 0.1 * (step == 0))
-        return study.get_trials()[t.number]
+    def fake(trial, data, settings, proxy, epochs, jitter, child):
+        seen.append((child.step, child.spec.stem_width, [s.width for s in child.spec.stages]))
+        return 0.5 + 0.1 * (child.step == 0)
 
-    monkeypatch.setattr(prog, "run_candidate", fake)
-    run_progressive(dataclasses.replace(_tiny(tmp_path), growth_widths="32,8,16", max_blocks=2))
+    monkeypatch.setattr(prog, "train_child", fake)
+    _grow(dataclasses.replace(_tiny(tmp_path), growth_widths="32,8,16", max_blocks=2))
     assert seen[0] == (0, 8, [8]) and {w[-1] for s, _, w in seen if s == 1} == {8, 16, 32}
 
 
-def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tmp_path, monkeypatch):
+class _Killed(BaseException):
+    """Stands for a SIGKILL: Optuna does not catch it, so the child's trial stays RUNNING, as after a real kill."""
+
+
+@pytest.mark.parametrize("interrupt", [_Killed, KeyboardInterrupt], ids=["killed", "ctrl-c"])
+def test_resume_mid_growth_reuses_finished_children_and_redoes_the_killed_one(tmp_path, monkeypatch, interrupt):
     settings = _tiny(tmp_path)
     growth = GrowthSettings(widths=(16, 32), max_blocks=2)
-    real = prog.run_candidate
+    real = prog.train_child
     calls = []
 
     def dies_on_third(*args, **kwargs):
-        calls.append(args[7])
+        calls.append(args[-1])
         if len(calls) == 3:
-            args[0].ask()  # the child's trial exists, then the process "dies" mid-training
-            raise KeyboardInterrupt
+            raise interrupt()  # the child's trial exists, then the process dies (or Ctrl-C) mid-training
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(prog, "run_candidate", dies_on_third)
-    with pytest.raises(KeyboardInterrupt):
-        run_progressive(settings, growth)
-    monkeypatch.setattr(prog, "run_candidate", real)
-    study, result, _ = run_progressive(settings, growth)
+    monkeypatch.setattr(prog, "train_child", dies_on_third)
+    with pytest.raises(interrupt):
+        _grow(settings, growth)
+    monkeypatch.setattr(prog, "train_child", real)
+    study, result, _ = _grow(settings, growth)
     trials = study.get_trials()
-    assert [t.state for t in trials].count(TrialState.FAIL) == 1  # the killed child, marked on resume
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 3  # base + two children: the two finished before the kill were not retrained
-    assert [s.trial for s in result.steps][:2] == [0, 1] and result.steps[0].chosen
+    # killed: failed on resume, then trained again; Ctrl-C: failed and queued again at once, the copy trained on resume
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]  # base + two children: none trained twice
+    assert [s.trial for s in result.steps] == [0, 1, 3] and result.steps[0].chosen
     child = next(t for t in complete if t.user_attrs["growth"]["step"] == 1)
     assert child.user_attrs["growth"]["parent_trial"] == 0 and child.user_attrs["growth"]["inherited"] > 0
+    assert trials[3].user_attrs["growth"]["width"] == trials[2].user_attrs["growth"]["width"] == 32
     for t in complete:  # like any TPE trial: rank / correlate / export read these
         assert {"arch", "train_config", "metrics", "history", "val_acc"} <= set(t.user_attrs)
     assert optuna.load_study(study_name="grow", storage=f"sqlite:///{tmp_path / 'study.db'}").user_attrs[
@@ -193,7 +195,7 @@ def test_grown_children_are_promoted_by_the_same_successive_halving_as_tpe_trial
     from synthesis.search.trials import finished
 
     settings = _tiny(tmp_path, study="promote").replace(objective=None, epochs=1, fidelities="1,2")
-    study, result, resolved = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=4))
+    study, result, resolved = _grow(settings, GrowthSettings(widths=(16, 32), max_blocks=4))
     assert resolved.objective == "val_acc"  # picked by the strategy itself, without --objective
     children = [t for t in study.get_trials() if "growth" in t.user_attrs]
     assert all(finished(t) for t in children) and len(children) >= 4
@@ -207,13 +209,15 @@ def test_grown_children_are_promoted_by_the_same_successive_halving_as_tpe_trial
     assert all(t.user_attrs["rungs"]["2"]["score"] == pytest.approx(t.value) for t in promoted)
     assert promoted, "with these seeds a later child beats the first budget's competition"
     assert metrics_table(study).iloc[0]["trial"] in {t.number for t in promoted}  # the highest budget first
-    again, _, _ = run_progressive(settings, GrowthSettings(widths=(16, 32), max_blocks=4))  # resumed: nothing retrained
+    again, _, _ = _grow(settings, GrowthSettings(widths=(16, 32), max_blocks=4))  # resumed: nothing retrained
     assert len(again.get_trials()) == len(study.get_trials())
 
 
 def test_bad_growth_widths_are_one_line_before_any_data_is_loaded(tmp_path, monkeypatch):
     from synthesis.errors import GalaxySynthError
 
-    monkeypatch.setattr(prog, "prepare_study", lambda *a, **k: pytest.fail("data loaded before the widths were checked"))
+    import synthesis.search.runner as runner
+
+    monkeypatch.setattr(runner, "prepare_study", lambda *a, **k: pytest.fail("data loaded before the widths were checked"))
     with pytest.raises(GalaxySynthError, match="--growth-widths must be comma-separated integers"):
-        run_progressive(dataclasses.replace(_tiny(tmp_path), growth_widths="16,abc"))
+        run_study(dataclasses.replace(_tiny(tmp_path), growth_widths="16,abc"))

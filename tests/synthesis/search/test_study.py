@@ -17,7 +17,7 @@ def states(study):
 
 def test_study_completes_records_and_resumes(tmp_path):
     s = tiny(tmp_path)
-    study = run_study(s)
+    study = run_study(s).study
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3
     t = complete[0]
@@ -30,9 +30,9 @@ def test_study_completes_records_and_resumes(tmp_path):
     attrs = study.user_attrs[STUDY_ATTR]
     assert len(attrs["plan"]["trial_train"]) == 80 and attrs["sampler"]["name"] == "TPESampler"
 
-    again = run_study(s)  # target reached: nothing new
+    again = run_study(s).study  # target reached: nothing new
     assert len(again.trials) == len(study.trials)
-    more = run_study(tiny(tmp_path, trials=4))
+    more = run_study(tiny(tmp_path, trials=4)).study
     assert sum(st == TrialState.COMPLETE for st in states(more)) == 4
     # earlier trials untouched
     assert [t.value for t in more.trials[:3]] == [t.value for t in study.trials[:3]]
@@ -52,9 +52,9 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 
 def test_same_seed_same_parameters_and_metrics(tmp_path):
-    a = run_study(tiny(tmp_path / "a", trials=2))
-    b = run_study(tiny(tmp_path / "b", trials=2))
-    c = run_study(tiny(tmp_path / "c", trials=2, seed=1))
+    a = run_study(tiny(tmp_path / "a", trials=2)).study
+    b = run_study(tiny(tmp_path / "b", trials=2)).study
+    c = run_study(tiny(tmp_path / "c", trials=2, seed=1)).study
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
     assert [t.value for t in a.trials] == [t.value for t in b.trials]
     assert [t.params for t in a.trials] != [t.params for t in c.trials]
@@ -67,7 +67,7 @@ def test_same_seed_same_parameters_and_metrics(tmp_path):
 
 
 def test_loss_choice_reaches_every_trial_and_is_frozen(tmp_path):
-    study = run_study(tiny(tmp_path, trials=1, loss="focal", label_smoothing=0.0))
+    study = run_study(tiny(tmp_path, trials=1, loss="focal", label_smoothing=0.0)).study
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert done[0].user_attrs["train_config"]["loss"] == "focal"
     with pytest.raises(StudyMismatchError, match="loss"):
@@ -81,7 +81,7 @@ def test_loss_choice_reaches_every_trial_and_is_frozen(tmp_path):
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_promotion_gives_the_best_trials_the_larger_budgets_and_ranks_by_budget_reached(tmp_path, schedule):
     s = tiny(tmp_path, trials=10, epochs=1, fidelities="1,2,4", schedule=schedule, objective="val_acc")
-    study = run_study(s)
+    study = run_study(s).study
     from synthesis.search.trials import finished
 
     done = [t for t in study.trials if finished(t)]

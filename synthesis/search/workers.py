@@ -1,12 +1,14 @@
 """Parallel worker processes on one Optuna storage (``synth --workers N``, and the default plan on a CPU).
 
-No scheduler of our own: every worker is the same ``galaxy-synth synth`` command, and the
+No scheduler of our own: every worker is the same ``galaxy-synth synth`` command line, and the
 storage (SQLite with serialised writes, PostgreSQL, or a journal file) is the only thing they
 share. Optuna hands out trials, heartbeats detect a dead worker and re-queue its trial, and
-:func:`synthesis.runner.optimize_to_target` stops every worker at exactly ``--trials`` finished
-trials. A worker's command line is made from the study's resolved settings
-(:func:`synthesis.settings.to_argv`); the storage URL travels in the environment
-(:data:`synthesis.settings.STORAGE_ENV`), never on a command line that ``ps`` shows.
+:class:`synthesis.search.strategy.TrialTarget` stops every worker at exactly ``--trials``
+finished trials. A worker's command line is made from the study's resolved settings
+(:func:`synthesis.command_line.to_argv`); the storage URL travels in the environment
+(:data:`synthesis.settings.STORAGE_ENV`), never on a command line that ``ps`` shows. The runner
+(:func:`synthesis.search.runner.run_study`) decides how many workers; each runs that same function
+as one process.
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ from synthesis.search.storage import open_storage
 from synthesis.settings import STORAGE_ENV, StudySettings
 
 
+# The program every worker runs: the package's command line, started by its module name (a
+# command, not an import: this layer does not import the command line's package).
+WORKER_PROGRAM = ("-m", "galaxy_synth")
+
+
 def worker_command(settings: StudySettings, worker_id: int) -> list[str]:
     """One worker's command line: the study's resolved settings, one process, no bars."""
     argv = to_argv(settings.replace(study=settings.study_name, workers=None, progress=False))
     verbose = ["-v"] if logging.getLogger().isEnabledFor(logging.INFO) else []
-    return [sys.executable, "-m", "galaxy_synth", *verbose, "synth", *argv, "--workers", "1",
-            "--worker-id", str(worker_id)]
+    return [sys.executable, *WORKER_PROGRAM, *verbose, "synth", *argv, "--workers", "1", "--worker-id", str(worker_id)]
 
 
 def worker_environment(settings: StudySettings, plan: ExecutionPlan) -> dict[str, str]:

@@ -12,10 +12,10 @@ import pytest
 from optuna.trial import TrialState
 
 from galaxy_synth.cli import _build_parser
-from galaxy_synth.workers import worker_command, worker_environment
+from synthesis.search.workers import worker_command, worker_environment
 from tests._kill import hold_env, kill_held_trial
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-subset", "40",
         "--max-params", "150000", "--no-progress", "--heartbeat-interval", "1"]
 
