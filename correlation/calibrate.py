@@ -20,13 +20,13 @@ from correlation.fitting import correlation_report, cross_validate, numeric_feat
 from correlation.report import write_report
 from correlation.selection import select_for_ground_truth
 from correlation.transfer import REFIT, choose_candidate, leave_one_group_out, make_candidate, study_groups
-from galaxy_common.statistics import bootstrap_ci, spearman
-from galaxy_common.tables import read_table, write_table
-from proxies.composite import CompositeProxy
-from proxies.domain import domain_of
-from proxies.metrics import METRIC_NAMES
-from proxies.zero_cost import ZERO_COST_NAMES
-from synthesis.errors import DataError, GalaxySynthError
+from galaxy_common import bootstrap_ci, spearman
+from galaxy_common import read_table, write_table
+from proxies import CompositeProxy
+from proxies import domain_of
+from proxies import METRIC_NAMES
+from proxies import ZERO_COST_NAMES
+from synthesis import DataError, GalaxySynthError
 from synthesis.full_training import (
     TARGETS,
     FullTrainingJob,
@@ -40,8 +40,8 @@ from synthesis.full_training import (
     read_ground_truth_tables,
     train_jobs,
 )
-from synthesis.search.ranking import metrics_table
-from synthesis.search.study import OpenedStudy, reopen_study, shipped_calibration
+from synthesis.search import metrics_table
+from synthesis.search import OpenedStudy, reopen_study, shipped_calibration
 
 FEATURES = tuple(METRIC_NAMES) + tuple(ZERO_COST_NAMES)
 MIN_GROUND_TRUTH = 6  # the fewest rows a cross-validated report can be made from

@@ -26,17 +26,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from galaxy_common.statistics import (
-    bootstrap_ci,
-    kendall,
-    mean_spearman_ci,
-    nanmean,
-    spearman,
-    top_k_recall,
-    within_fold_ranks,
-)
-from proxies.composite import CompositeProxy
-from proxies.seed import seed_calibration
+from galaxy_common import bootstrap_ci, kendall, mean_spearman_ci, nanmean, spearman, top_k_recall, within_fold_ranks
+from proxies import CompositeProxy
+from proxies import seed_calibration
 
 SEED_COLUMNS = ("train_loss", "grad_norm_mean", "val_loss", "train_loss_cv", "gap")
 

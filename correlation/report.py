@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 
 from correlation.fitting import CrossValidation
-from galaxy_common.figures import pyplot as _plt
-from galaxy_common.figures import save_figure
-from galaxy_common.files import atomic_write_text
-from galaxy_common.tables import write_table
-from proxies.composite import CompositeProxy
+from galaxy_common import pyplot as _plt
+from galaxy_common import save_figure
+from galaxy_common import atomic_write_text
+from galaxy_common import write_table
+from proxies import CompositeProxy
 
 
 def plot_scatter(cv: CrossValidation, report: dict[str, Any], path: Path) -> None:

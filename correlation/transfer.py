@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from correlation.fitting import strongest_metric
-from galaxy_common.statistics import bootstrap_ci, bootstrap_interval, spearman
-from proxies.composite import CompositeProxy
+from galaxy_common import bootstrap_ci, bootstrap_interval, spearman
+from proxies import CompositeProxy
 from synthesis.full_training import TRIAL_SETTINGS
 
 STURDY = ("train_loss", "train_acc", "tse_ema", "train_loss_drop", "val_loss", "val_acc", "grad_norm_mean", "log_params",

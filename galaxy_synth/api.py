@@ -24,9 +24,9 @@ from typing import Any, Callable, Sequence
 import optuna
 import pandas as pd
 
-from synthesis.errors import GalaxySynthError
-from synthesis.search.storage import existing_storage_url
-from synthesis.settings import StudySettings
+from synthesis import GalaxySynthError
+from synthesis.search import existing_storage_url
+from synthesis import StudySettings
 
 __all__ = ["StudySettings", "SynthResult", "synth", "rank", "calibrate", "calibrate_table", "calibrate_pooled", "export", "load_model",
            "predict", "report", "GalaxySynthError"]
@@ -60,7 +60,7 @@ def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None =
     ``opened_study.execution`` says how it will run. ``stop_when()`` before each trial: True stops
     the run early.
     """
-    from synthesis.search.runner import run_study, strategy_for
+    from synthesis.search import run_study, strategy_for
 
     run = run_study(settings, strategy_for(settings, sampler, pruner), on_ready=on_ready, stop_when=stop_when,
                     write_outputs=True)
@@ -74,15 +74,15 @@ def rank(study: str | None = None, results: str | Path = "results", storage: str
     ``table.attrs`` says which study and calibration: ``study``, ``calibration`` (name), ``calibration_hash``,
     ``calibration_file``.
     """
-    from synthesis.search.ranking import metrics_table
-    from synthesis.search.storage import load_existing_study
-    from synthesis.search.study import find_calibration
+    from synthesis.search import metrics_table
+    from synthesis.search import load_existing_study
+    from synthesis.search import find_calibration
 
     url = existing_storage_url(storage, Path(results))
     proxy, source = find_calibration(calibration, Path(results))
     loaded = load_existing_study(study, url)
-    from synthesis.search.ranking import score_images
-    from synthesis.settings import STUDY_ATTR
+    from synthesis.search import score_images
+    from synthesis import STUDY_ATTR
 
     table = metrics_table(loaded, proxy, by=by)
     ranked_by = table["ranked_by"].iloc[0] if len(table) and "ranked_by" in table else by
@@ -101,7 +101,7 @@ def calibrate(study: str | None = None, results: str | Path = "results", storage
     ``save_ground_truth``: also merge every full-training result of the study into this CSV (e.g.
     a file kept in version control, so the measurements outlive the results folder).
     """
-    from correlation.calibrate import calibrate_study
+    from correlation import calibrate_study
 
     url = existing_storage_url(storage, Path(results), "--storage / --table")
     return calibrate_study(url, study, Path(results), ground_truth, top, full_epochs, target, seed, device, folds,
@@ -113,7 +113,7 @@ def calibrate_pooled(tables: Sequence[str | Path], target: str = "accuracy", res
                      seeds: int = 2, folds: int = 5, repeats: int = 10, seed: int = 0,
                      progress: bool = True) -> tuple[dict[str, Any], list[Path]]:
     """Fit the composite on several studies' ground-truth CSVs, cross-validated by study (transfer)."""
-    from correlation.calibrate import calibrate_tables
+    from correlation import calibrate_tables
 
     return calibrate_tables([Path(t) for t in tables], target, Path(results), seeds, folds, repeats, seed, progress)
 
@@ -121,7 +121,7 @@ def calibrate_pooled(tables: Sequence[str | Path], target: str = "accuracy", res
 def calibrate_table(table: str | Path, target: str, results: str | Path = "results", features: Sequence[str] | None = None,
                     folds: int = 5, repeats: int = 10, seed: int = 0) -> tuple[dict[str, Any], list[Path]]:
     """Fit and report the composite on any CSV of metrics with a target column."""
-    from correlation.calibrate import calibrate_table as _calibrate_table
+    from correlation import calibrate_table as _calibrate_table
 
     return _calibrate_table(Path(table), target, Path(results), list(features) if features else None, folds, repeats, seed)
 

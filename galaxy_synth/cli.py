@@ -47,7 +47,7 @@ the data split is read back from the study. Options left out on a resume take th
 
 def _study_parent() -> argparse.ArgumentParser:
     """Options every command that works on an existing study shares (--storage and --results as synth declares them)."""
-    from synthesis.command_line import add_arguments
+    from synthesis import add_arguments
 
     p = argparse.ArgumentParser(add_help=False)
     add_arguments(p, only=("storage", "results"))
@@ -64,7 +64,7 @@ def _progress_parent() -> argparse.ArgumentParser:
 
 
 def _device_parent() -> argparse.ArgumentParser:
-    from synthesis.command_line import add_arguments
+    from synthesis import add_arguments
 
     p = argparse.ArgumentParser(add_help=False)
     add_arguments(p, only=("device",))
@@ -72,8 +72,8 @@ def _device_parent() -> argparse.ArgumentParser:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from synthesis.choices import RankBy, names
-    from synthesis.command_line import add_arguments
+    from synthesis import RankBy, names
+    from synthesis import add_arguments
 
     RANK_BY = names(RankBy)
     parser = argparse.ArgumentParser(
@@ -185,11 +185,11 @@ def _build_parser() -> argparse.ArgumentParser:
 def cmd_rank(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from galaxy_common.tables import write_table
+    from galaxy_common import write_table
     from galaxy_synth import api
-    from proxies.composite import MissingMetricError
-    from synthesis.errors import GalaxySynthError
-    from synthesis.settings import study_dir
+    from proxies import MissingMetricError
+    from synthesis import GalaxySynthError
+    from synthesis import study_dir
 
     results = Path(args.results)
     try:
@@ -258,8 +258,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from synthesis.command_line import from_args
-    from synthesis.settings import check_ranges
+    from synthesis import from_args
+    from synthesis import check_ranges
 
     settings = from_args(args)
     child = args.worker_id is not None
@@ -273,12 +273,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from galaxy_synth import api
-    from synthesis.search.ranking import summary_rows
-    from synthesis.search.storage import masked
+    from synthesis.search import summary_rows
+    from synthesis.search import masked
 
     def announce(opened) -> None:
-        from synthesis.hardware.cores import allotted_cores
-        from synthesis.search.trials import finished_count
+        from synthesis.hardware import allotted_cores
+        from synthesis.search import finished_count
 
         s = opened.settings
         done = finished_count(opened.study)
@@ -294,7 +294,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     result = api.synth(settings, on_ready=announce)
     if settings.strategy == "progressive":
-        from synthesis.search.growth_report import summarise
+        from synthesis.search import summarise
 
         print(pd.DataFrame(summarise(result.growth)).to_string(index=False))
         print(f"\nstopped: {result.growth.stop_reason}; best: trial {result.growth.best_trial}")
@@ -321,7 +321,7 @@ class UsageError(Exception):
 
 
 def _configure_threads() -> None:
-    from synthesis.hardware.cores import allotted_cores, set_torch_threads
+    from synthesis.hardware import allotted_cores, set_torch_threads
 
     set_torch_threads(allotted_cores().cores)  # the cores this process may use, not the machine's
 
@@ -335,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if not args.verbose:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from synthesis.errors import GalaxySynthError
+    from synthesis import GalaxySynthError
 
     try:
         return args.func(args)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def print_front(df) -> None:
     """The accuracy-against-cost front of the ranking, and its knee."""
-    from synthesis.search.ranking import binomial_se, cost_front, knee_of
+    from synthesis.search import binomial_se, cost_front, knee_of
 
     front = cost_front(df)
     if front.empty:
@@ -85,8 +85,8 @@ def print_correlation(report: dict, target: str) -> None:
 def print_best(study, settings, rows) -> None:
     import pandas as pd
 
-    from synthesis.choices import objective_info
-    from synthesis.settings import STUDY_ATTR
+    from synthesis import objective_info
+    from synthesis import STUDY_ATTR
 
     if not rows:
         return

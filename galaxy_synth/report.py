@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 import optuna
 
-from galaxy_common.figures import pyplot as _plt
-from galaxy_common.figures import save_figure
-from galaxy_common.files import atomic_write_text
-from synthesis.choices import objective_info
-from synthesis.search.plots import plot_anytime, plot_history
-from synthesis.search.ranking import summary_rows
-from synthesis.search.storage import masked
-from synthesis.search.study import reopen_study
-from synthesis.search.trials import completed_trials
+from galaxy_common import pyplot as _plt
+from galaxy_common import save_figure
+from galaxy_common import atomic_write_text
+from synthesis import objective_info
+from synthesis.search import plot_anytime, plot_history
+from synthesis.search import summary_rows
+from synthesis.search import masked
+from synthesis.search import reopen_study
+from synthesis.search import completed_trials
 
 
 def plot_class_balance(names: list[str], counts: list[int], path: Path, mapped: bool = False) -> None:
@@ -117,9 +117,9 @@ img{max-width:520px;border:1px solid #eee}figcaption{font-size:.8em;color:#555}.
 
 def _front_figure(study: optuna.Study, attrs: dict[str, Any], settings: Any, out: Path) -> str:
     """The accuracy-against-inference-cost front of the study's ranking, with its knee."""
-    from synthesis.search.plots import plot_front
-    from synthesis.search.ranking import metrics_table, score_images
-    from synthesis.search.study import find_calibration
+    from synthesis.search import plot_front
+    from synthesis.search import metrics_table, score_images
+    from synthesis.search import find_calibration
 
     proxy, _ = find_calibration(settings.calibration, settings.results_dir)
     table = metrics_table(study, proxy)

@@ -8,8 +8,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthesis.settings import StudySettings
-from synthesis.training.settings import FullTrainingSettings
+from synthesis import StudySettings
+from synthesis.training import FullTrainingSettings
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from galaxy_common.files import atomic_write_text
-from galaxy_common.statistics import spearman, spearman_columns
+from galaxy_common import atomic_write_text
+from galaxy_common import spearman, spearman_columns
 from proxies.transforms import FeatureTransform
 from proxies.trees import fit_trees, inner_cv_trees, predict_trees
 

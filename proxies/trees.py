@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from galaxy_common.statistics import spearman
+from galaxy_common import spearman
 
 TREE_PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10,
                "l2_regularization": 1.0, "early_stopping": False}

@@ -59,3 +59,49 @@ def test_no_module_imports_one_that_imports_it_back():
         if name not in state:
             visit(name, [name])
     assert not cycles, cycles
+
+
+def _package_of(module: str, packages: set[str]) -> str:
+    return module if module in packages else module.rsplit(".", 1)[0]
+
+
+def _packages() -> set[str]:
+    return {".".join(p.relative_to(ROOT).parts[:-1]) for layer in LAYERS for p in (ROOT / layer).rglob("__init__.py")}
+
+
+def _reaches_past_front_doors(path: Path, own: str, modules: set[str], packages: set[str]) -> list[str]:
+    """Imports in ``path`` of another package's modules, or of names its front door does not list."""
+    import importlib
+
+    wrong = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [(a.name, None) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            targets = [(node.module, a.name) for a in node.names]
+        else:
+            continue
+        for target, name in targets:
+            if target in modules and target not in packages and _package_of(target, packages) != own:
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {target}" + (f".{name}" if name else ""))
+            elif target in packages and target != own and name is not None and f"{target}.{name}" not in packages:
+                if name not in importlib.import_module(target).__all__:
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {target}.{name}, not in its __all__")
+    return wrong
+
+
+def test_other_packages_are_reached_only_through_their_front_door():
+    """A package's modules are its own business: other packages import only what its ``__init__`` names."""
+    modules, packages = set(_modules()), _packages()
+    wrong = []
+    for name, path in _modules().items():
+        own = name if path.name == "__init__.py" else _package_of(name, packages)
+        wrong += _reaches_past_front_doors(path, own, modules, packages)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_package_names_its_public_api():
+    import importlib
+
+    unnamed = [p for p in sorted(_packages()) if not getattr(importlib.import_module(p), "__all__", None)]
+    assert not unnamed, unnamed

@@ -12,10 +12,10 @@ from torch import nn
 
 from galaxy_synth.export.folder import example_inputs
 from synthesis.full_training import full_training_config
-from synthesis.models.builder import count_flops, count_params
-from synthesis.models.package import PackagedModel
-from synthesis.models.spec import ArchSpec, model_spec_from_dict
-from synthesis.training.loop import evaluate
+from synthesis.models import count_flops, count_params
+from synthesis.models import PackagedModel
+from synthesis.models import ArchSpec, model_spec_from_dict
+from synthesis.training import evaluate
 
 
 @dataclass

@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from galaxy_synth.export.card_markdown import card_markdown
-from synthesis.data.preprocessing import PreprocessingConfig
-from synthesis.errors import GalaxySynthError
-from synthesis.models.package import PackagedModel, save_model
-from synthesis.models.spec import ArchSpec
-from synthesis.training.temperature import TemperatureCalibration, plot_reliability
+from synthesis.data import PreprocessingConfig
+from synthesis import GalaxySynthError
+from synthesis.models import PackagedModel, save_model
+from synthesis.models import ArchSpec
+from synthesis.training import TemperatureCalibration, plot_reliability
 
 
 def example_inputs(spec: ArchSpec, n: int = 2) -> tuple[torch.Tensor, ...]:

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from galaxy_common.files import atomic_write_text
+from galaxy_common import atomic_write_text
 from galaxy_synth.export.card import Ranking, model_card
 from galaxy_synth.export.folder import register_artifacts, test_predictions, write_model_folder
 from galaxy_synth.predict import training_domain
-from synthesis.errors import GalaxySynthError
+from synthesis import GalaxySynthError
 from synthesis.full_training import (
     FullTrainingJob,
     check_full_epochs,
@@ -27,12 +27,12 @@ from synthesis.full_training import (
     stored_or_trained,
     train_jobs,
 )
-from synthesis.models.package import PackagedModel
-from synthesis.models.spec import ArchSpec, model_spec_from_dict
-from synthesis.search.ranking import metrics_table
-from synthesis.search.study import find_calibration, reopen_study
-from synthesis.training.temperature import TemperatureCalibration, calibrate_network
-from synthesis.training.views import dihedral_views, mirror_permutation
+from synthesis.models import PackagedModel
+from synthesis.models import ArchSpec, model_spec_from_dict
+from synthesis.search import metrics_table
+from synthesis.search import find_calibration, reopen_study
+from synthesis.training import TemperatureCalibration, calibrate_network
+from synthesis.training import dihedral_views, mirror_permutation
 
 
 @dataclass
@@ -119,7 +119,7 @@ def _write_summary(exported: list[ExportedModel], path: Path) -> None:
 
 
 def _knee_trial(table: Any, attrs: dict[str, Any]) -> int | None:
-    from synthesis.search.ranking import cost_front, knee_of, score_images
+    from synthesis.search import cost_front, knee_of, score_images
 
     front = cost_front(table)
     point = knee_of(front, score_images(attrs, table["ranked_by"].iloc[0])) if len(front) else None

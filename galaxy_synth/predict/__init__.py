@@ -12,7 +12,7 @@ The names below load their module on first use: what runs before the weights loa
 card, the rows, the decode task) stays torch-free, and so does importing this package.
 """
 
-from galaxy_common.front_door import lazy_getattr, public_names
+import lazy_loader
 
 _HOMES = {
     "catalogue": ("classify_catalogue", "predict_files", "inference_settings", "CatalogueSummary"),
@@ -24,5 +24,4 @@ _HOMES = {
     "input_domain": ("training_domain", "domain_scores", "image_statistics"),
     "command": ("add_predict_parser", "cmd_predict"),
 }
-__all__ = public_names(_HOMES)
-__getattr__ = lazy_getattr(__name__, _HOMES)
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_HOMES)

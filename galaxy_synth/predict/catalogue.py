@@ -33,14 +33,14 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from galaxy_common.errors import DataError
+from galaxy_common import DataError
 from galaxy_synth.predict.catalogue_rows import CatalogueRows, rows_from_files
 from galaxy_synth.predict.chunk_writers import CsvChunkWriter, ParquetChunkWriter
 from galaxy_synth.predict.input_domain import DOMAIN_SHIFT_WARNING, domain_scores
 from galaxy_synth.predict.model_folder import MODEL_FILES, ModelFolder, read_model_folder
 from galaxy_synth.predict.onnx_engine import FP32_ONLY, NEEDS_RUNTIME
-from synthesis.data.decode import decode_rows
-from synthesis.hardware.cores import cpu_bf16_flags
+from synthesis.data import decode_rows
+from synthesis.hardware import cpu_bf16_flags
 
 log = logging.getLogger("galaxy_synth")
 DEFAULT_CHUNK = 1024
@@ -270,7 +270,7 @@ def _results_in_order(model: ModelFolder, jobs: list[ChunkJob], workers: int | N
         yield from _dask_results(jobs, dask, workers)
         return
     if workers is None:
-        from synthesis.hardware.cores import allotted_cores
+        from synthesis.hardware import allotted_cores
 
         workers = allotted_cores().cores
     workers = max(1, min(workers, len(jobs)))
@@ -378,7 +378,7 @@ def _dask_results(jobs: list[ChunkJob], address: str, workers: int | None) -> It
     Client, LocalCluster = _dask_client_class()
     cluster = None
     if address == "local":
-        from synthesis.hardware.cores import allotted_cores
+        from synthesis.hardware import allotted_cores
 
         n = workers or allotted_cores().cores
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,

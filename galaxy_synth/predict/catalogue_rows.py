@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from galaxy_common.errors import DataError
-from synthesis.data.decode import IMAGE_EXTENSIONS
-from synthesis.data.fits import FITS_EXTENSIONS
+from galaxy_common import DataError
+from synthesis.data import IMAGE_EXTENSIONS
+from synthesis.data import FITS_EXTENSIONS
 
 EXTRAS_FALLBACK = "training-set means (no --extra given)"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from galaxy_common.errors import DataError
+from galaxy_common import DataError
 
 
 class CsvChunkWriter:
@@ -69,7 +69,7 @@ class CsvChunkWriter:
         self._save()
 
     def _save(self) -> None:
-        from galaxy_common.files import atomic_write_text
+        from galaxy_common import atomic_write_text
 
         atomic_write_text(self.journal, json.dumps(self.state))
 

@@ -56,7 +56,7 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from galaxy_common.errors import DataError
+    from galaxy_common import DataError
     from galaxy_synth import api
 
     if bool(args.images) == bool(args.catalogue):

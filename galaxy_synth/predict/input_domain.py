@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from synthesis.data.preprocessing import cached_to_units
+from synthesis.data import cached_to_units
 
 DOMAIN_SHIFT_WARNING = 0.5  # a "medium" effect size: half a training SD on average over a chunk
 
@@ -50,7 +50,7 @@ def _units(loaded: Any, images: np.ndarray) -> np.ndarray:
     mapping = loaded.config.band_mapping
     if not mapping:
         return images
-    from synthesis.data.preprocessing import BandMapping
+    from synthesis.data import BandMapping
 
     return BandMapping.from_dict(mapping).numpy(images)
 

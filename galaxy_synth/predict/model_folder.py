@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from galaxy_common.errors import DataError
-from synthesis.data.preprocessing import ExtraScaler, Normalizer, PreprocessingConfig
-from synthesis.models.spec import ArchSpec, model_spec_from_dict
-from synthesis.training.views import dihedral_views, mirror_permutation
+from galaxy_common import DataError
+from synthesis.data import ExtraScaler, Normalizer, PreprocessingConfig
+from synthesis.models import ArchSpec, model_spec_from_dict
+from synthesis.training import dihedral_views, mirror_permutation
 
 MODEL_FILES = ("model.pt", "arch.json", "card.json")  # what `predict` needs; model.ts/onnx are for other tools
 

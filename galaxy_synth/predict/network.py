@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from galaxy_synth.predict.model_folder import ModelFolder, read_model_folder
-from synthesis.data.decode import decode_image
-from synthesis.data.fits import FitsLayout, decode_fits
-from synthesis.errors import DataError
-from synthesis.hardware.device import autocast
-from synthesis.models.package import PackagedModel, fused_for_inference, load_model
-from synthesis.training.views import view_logits
+from synthesis.data import decode_image
+from synthesis.data import FitsLayout, decode_fits
+from synthesis import DataError
+from synthesis.hardware import autocast
+from synthesis.models import PackagedModel, fused_for_inference, load_model
+from synthesis.training import view_logits
 
 
 @dataclass

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from galaxy_common.errors import DataError
+from galaxy_common import DataError
 from galaxy_synth.predict.model_folder import ModelFolder
-from synthesis.training.views import array_view
+from synthesis.training import array_view
 
 NEEDS_RUNTIME = "--engine onnx needs onnxruntime: pip install 'galaxy-synth[export]'"
 FP32_ONLY = "--engine onnx runs fp32: use --precision fp32, or --engine torch for bf16"

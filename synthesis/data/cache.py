@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthesis.errors import DataError
+from synthesis import DataError
 
 CACHE_VERSION = 1
 
@@ -18,7 +18,7 @@ def write_npy_stream(path: Path, shape: tuple[int, ...], chunks, dtype: np.dtype
 
     ``dtype``: uint8 for 8-bit images, float16 for FITS fluxes (half the bytes of float32; 100k 64 px
     images in 5 bands are 3.9 GiB)."""
-    from galaxy_common.files import atomic_path
+    from galaxy_common import atomic_path
 
     written = 0
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

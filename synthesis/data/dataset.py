@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from galaxy_common.files import atomic_path
+from galaxy_common import atomic_path
 from synthesis.data.cache import (
     CACHE_VERSION,
     open_cache,
@@ -28,8 +28,8 @@ from synthesis.data.fits import (
     storage_scale,
 )
 from synthesis.data.sources import SYNTHETIC_SOURCE, Listing, SourceOptions, listing_for
-from synthesis.errors import DataError
-from synthesis.limits import crop_problem, image_size_problem
+from synthesis import DataError
+from synthesis import crop_problem, image_size_problem
 
 log = logging.getLogger("galaxy_synth")
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from synthesis.errors import DataError
+from synthesis import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")  # what Pillow reads; one list
 
@@ -84,7 +84,7 @@ def decoded_chunks(paths: Sequence, size: int, crop: float, workers: int | None,
     from tqdm.auto import tqdm
 
     if workers is None:
-        from synthesis.hardware.cores import allotted_cores
+        from synthesis.hardware import allotted_cores
 
         workers = allotted_cores().cores  # the cores this process may use, not the machine's
     chunk = 64

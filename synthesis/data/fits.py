@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from galaxy_common.errors import DataError
+from galaxy_common import DataError
 
 FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz")
 BAND_COLUMN_PREFIX = "file_"  # file_g, file_r, file_z: one file per band

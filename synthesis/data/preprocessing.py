@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from synthesis import choices
+from synthesis import BandMapping as BandMappingChoice, names
 
 if TYPE_CHECKING:  # torch only where tensors are made: predict's decode processes and its card reading import this without it
     import torch
 
-BAND_MAPPINGS = choices.names(choices.BandMapping)  # the names; the class below is the fitted map
+BAND_MAPPINGS = names(BandMappingChoice)  # the names; the class below is the fitted map
 
 
 def asinh(v: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from synthesis.data.fits import (
     band_indices,
     is_fits,
 )
-from synthesis.errors import DataError
+from synthesis import DataError
 
 FILE_COLUMNS = ("file", "filename", "image", "path")
 

@@ -9,7 +9,7 @@ travels as self-contained CSV rows (:mod:`.tables`). Calibration (``correlation`
 The names below load their module on first use, so importing the store or the tables alone needs no torch.
 """
 
-from galaxy_common.front_door import lazy_getattr, public_names
+import lazy_loader
 
 _HOMES = {
     "rule": ("stored_or_trained", "full_train", "FullTrainingResult", "check_full_epochs", "full_training_config",
@@ -20,5 +20,4 @@ _HOMES = {
     "tables": ("ground_truth_rows", "merge_ground_truth_csv", "read_ground_truth_tables", "mean_rows_over_seeds",
                "CSV_KEY", "TRIAL_SETTINGS"),
 }
-__all__ = public_names(_HOMES)
-__getattr__ = lazy_getattr(__name__, _HOMES)
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_HOMES)

@@ -20,16 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from synthesis.errors import GalaxySynthError
+from synthesis import GalaxySynthError
 from synthesis.full_training.rule import stored_or_trained
 from synthesis.full_training.store import GroundTruthStore, open_ground_truth
-from synthesis.hardware.cores import (
-    ExecutionPlan,
-    allotted_cores,
-    execution_plan,
-    set_torch_threads,
-)
-from synthesis.search.study import OpenedStudy, reopen_study
+from synthesis.hardware import ExecutionPlan, allotted_cores, execution_plan, set_torch_threads
+from synthesis.search import OpenedStudy, reopen_study
 
 
 @dataclass(frozen=True)

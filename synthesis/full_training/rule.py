@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthesis.data.preparation import PreparedData
+from synthesis.data import PreparedData
 from synthesis.full_training.store import GroundTruthRecord, GroundTruthStore
-from synthesis.models.builder import build_model
-from synthesis.models.package import load_model, save_model
-from synthesis.models.spec import TrainConfig, model_spec_from_dict
-from synthesis.training.loop import evaluate, train_model
+from synthesis.models import build_model
+from synthesis.models import load_model, save_model
+from synthesis.models import TrainConfig, model_spec_from_dict
+from synthesis.training import evaluate, train_model
 
 
 @dataclass
@@ -30,7 +30,7 @@ class FullTrainingResult:
 
 def check_full_epochs(full_epochs: int) -> None:
     """The one range check of a full-training budget (correlate, export): one line before any work."""
-    from synthesis.errors import GalaxySynthError
+    from synthesis import GalaxySynthError
 
     if full_epochs < 1:
         raise GalaxySynthError("--full-epochs must be >= 1")

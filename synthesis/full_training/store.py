@@ -179,7 +179,7 @@ class JournalGroundTruthStore(GroundTruthStore):
 
 def open_ground_truth(storage_url: str) -> GroundTruthStore:
     """The ground-truth store of a study storage: beside the journal file, or a table in the database."""
-    from synthesis.search.storage import journal_path
+    from synthesis.search import journal_path
 
     journal = journal_path(storage_url)
     if journal is not None:

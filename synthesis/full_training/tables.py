@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from synthesis.full_training.store import TARGETS, GroundTruthStore
-from synthesis.settings import dataset_name
+from synthesis import dataset_name
 
 TRIAL_SETTINGS = ("size", "crop", "max_samples", "val_subset", "epochs", "schedule", "warmup", "precision", "loss",
                   "label_smoothing", "seed", "max_mflops", "objective")
@@ -22,7 +22,7 @@ CSV_KEY = ("study", "trial", "full_epochs", "gt_seed")
 def ground_truth_rows(opened: Any, store: GroundTruthStore) -> pd.DataFrame:
     """Every stored full training of a study as self-contained rows: what was trained (spec, optimiser),
     on what (data, split, trial settings), what its trial measured, and what full training scored."""
-    from synthesis.search.ranking import is_trial_collapsed, trial_metrics
+    from synthesis.search import is_trial_collapsed, trial_metrics
 
     study = opened.study
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -57,7 +57,7 @@ def ground_truth_rows(opened: Any, store: GroundTruthStore) -> pd.DataFrame:
 
 def merge_ground_truth_csv(rows: pd.DataFrame, path: Path) -> Path:
     """Add these rows to a ground-truth CSV (rows already there with the same key are replaced)."""
-    from galaxy_common.tables import write_table
+    from galaxy_common import write_table
 
     path = Path(path)
     if path.is_file():
@@ -70,8 +70,8 @@ def merge_ground_truth_csv(rows: pd.DataFrame, path: Path) -> Path:
 
 def read_ground_truth_tables(paths: list[Path]) -> pd.DataFrame:
     """Pool ground-truth CSVs (from ``correlate``'s export); one line naming any file that is not one."""
-    from galaxy_common.tables import read_table
-    from synthesis.errors import DataError
+    from galaxy_common import read_table
+    from synthesis import DataError
 
     frames = []
     for p in map(Path, paths):

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from synthesis.choices import Precision, names  # noqa: E402
-from synthesis.errors import GalaxySynthError
+from synthesis import Precision, names
+from synthesis import GalaxySynthError
 from synthesis.hardware.cores import cpu_bf16_flags  # noqa: F401 — read through this module (tests patch it here)
 
 PRECISIONS = names(Precision)
@@ -121,7 +121,7 @@ def measured_cpu_bf16_speedup(cache_dir: Path | None = None, repeats: int = 9) -
     times = _time_training_steps(repeats)
     speedup = times["ratio"]
     if cache is not None:
-        from galaxy_common.files import atomic_write_text
+        from galaxy_common import atomic_write_text
 
         try:
             atomic_write_text(cache, json.dumps({"speedup": speedup, "seconds": times, "torch": torch.__version__}))

@@ -20,13 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from galaxy_common.files import atomic_path
-from synthesis.data.preprocessing import (
-    ExtraScaler,
-    Normalizer,
-    PreprocessingConfig,
-    asinh,
-)
+from galaxy_common import atomic_path
+from synthesis.data import ExtraScaler, Normalizer, PreprocessingConfig, asinh
 from synthesis.models.builder import build_model
 from synthesis.models.spec import ModelSpec, model_spec_from_dict
 

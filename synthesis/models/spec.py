@@ -14,8 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from synthesis.choices import Schedule, names  # noqa: E402
-from synthesis.errors import GalaxySynthError
+from synthesis import Schedule, names
+from synthesis import GalaxySynthError
 
 SPEC_VERSION = 1
 

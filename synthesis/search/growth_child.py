@@ -18,16 +18,11 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from proxies.composite import CompositeProxy
-from synthesis.data.preparation import TrialData
-from synthesis.models.builder import (
-    build_model,
-    count_flops,
-    count_params,
-    cpu_images_per_second,
-)
-from synthesis.models.package import load_model, save_model
-from synthesis.models.spec import ArchSpec, TrainConfig
+from proxies import CompositeProxy
+from synthesis.data import TrialData
+from synthesis.models import build_model, count_flops, count_params, cpu_images_per_second
+from synthesis.models import load_model, save_model
+from synthesis.models import ArchSpec, TrainConfig
 from synthesis.search.inheritance import inherit, jitter_
 from synthesis.search.objective import (
     record_architecture,
@@ -38,8 +33,8 @@ from synthesis.search.objective import (
     zero_cost_for,
 )
 from synthesis.search.promotion import RungReporter, rung_score
-from synthesis.settings import StudySettings
-from synthesis.training.loop import TrainingDiverged, train_model
+from synthesis import StudySettings
+from synthesis.training import TrainingDiverged, train_model
 
 GROWTH_TRAIN = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=64)
 

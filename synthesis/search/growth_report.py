@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from galaxy_common.figures import pyplot, save_figure
-from galaxy_common.files import atomic_write_text
+from galaxy_common import pyplot, save_figure
+from galaxy_common import atomic_write_text
 
 
 @dataclass

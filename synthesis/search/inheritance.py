@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from synthesis.models.spec import ArchSpec
+from synthesis.models import ArchSpec
 
 JITTER = 0.03  # noise std as a fraction of each inherited tensor's std (the progressive seed's value)
 

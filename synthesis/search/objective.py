@@ -16,24 +16,19 @@ import pandas as pd
 import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from proxies.composite import CompositeProxy
-from proxies.guard import guarded, is_collapsed
-from proxies.metrics import early_training_metrics
-from proxies.zero_cost import zero_cost_scores
-from synthesis.choices import objective_info
-from synthesis.data.preparation import TrialData
-from synthesis.models.builder import build_model, cpu_images_per_second
-from synthesis.models.spec import ArchSpec, TrainConfig
+from proxies import CompositeProxy
+from proxies import guarded, is_collapsed
+from proxies import early_training_metrics
+from proxies import zero_cost_scores
+from synthesis import objective_info
+from synthesis.data import TrialData
+from synthesis.models import build_model, cpu_images_per_second
+from synthesis.models import ArchSpec, TrainConfig
 from synthesis.search.promotion import RungReporter
 from synthesis.search.settings import TrialSettings
 from synthesis.search.space import SearchSpace, fit_to_caps
 from synthesis.search.trials import yield_if_surplus
-from synthesis.training.loop import (
-    EpochRecord,
-    TrainHistory,
-    TrainingDiverged,
-    train_model,
-)
+from synthesis.training import EpochRecord, TrainHistory, TrainingDiverged, train_model
 
 
 def trial_seed(trial: optuna.Trial, base_seed: int) -> int:

@@ -9,12 +9,12 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from galaxy_common.figures import pyplot, save_figure
-from galaxy_common.tables import write_table
-from proxies.composite import CompositeProxy
+from galaxy_common import pyplot, save_figure
+from galaxy_common import write_table
+from proxies import CompositeProxy
 from synthesis.search.ranking import cost_front, knee_of, metrics_table
 from synthesis.search.trials import completed_trials
-from synthesis.settings import STUDY_ATTR
+from synthesis import STUDY_ATTR
 
 
 def plot_history(study: optuna.Study, path: Path) -> Path | None:
@@ -107,7 +107,7 @@ def plot_anytime(study: optuna.Study, path: Path, full_training: dict[int, float
                  cores: int | None = None) -> Path | None:
     """Best value so far against the CPU time the search used (minutes on all cores), with the
     full-training accuracy of the trial that was best at each point where it is known."""
-    from synthesis.hardware.cores import allotted_cores
+    from synthesis.hardware import allotted_cores
 
     timeline = cpu_timeline(study)
     values = [(cpu, t) for cpu, t in timeline if t.values]

@@ -48,10 +48,10 @@ from typing import Any, Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from proxies.composite import CompositeProxy
-from synthesis.data.preparation import TrialData
-from synthesis.errors import GalaxySynthError
-from synthesis.models.spec import ArchSpec, StageSpec
+from proxies import CompositeProxy
+from synthesis.data import TrialData
+from synthesis import GalaxySynthError
+from synthesis.models import ArchSpec, StageSpec
 from synthesis.search.growth_child import (
     Candidate,
     child_key,
@@ -64,7 +64,7 @@ from synthesis.search.growth_report import GrowthResult, GrowthStep, write_growt
 from synthesis.search.inheritance import JITTER
 from synthesis.search.strategy import Next, Strategy
 from synthesis.search.study import OpenedStudy
-from synthesis.settings import StudySettings
+from synthesis import StudySettings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from synthesis.search.trials import yield_if_surplus
-from synthesis.training.loop import EpochRecord
+from synthesis.training import EpochRecord
 
 
 class RungReporter:

@@ -11,19 +11,19 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from proxies.composite import CompositeProxy
-from proxies.guard import guarded, is_collapsed
-from synthesis.choices import RankBy, names, objective_info  # noqa: E402
-from synthesis.errors import GalaxySynthError
-from synthesis.models.spec import TrainConfig, model_spec_from_dict
+from proxies import CompositeProxy
+from proxies import guarded, is_collapsed
+from synthesis import RankBy, names, objective_info
+from synthesis import GalaxySynthError
+from synthesis.models import TrainConfig, model_spec_from_dict
 from synthesis.search.trials import completed_trials, finished
-from synthesis.settings import STUDY_ATTR
+from synthesis import STUDY_ATTR
 
 
 def trial_metrics(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
     """A trial's metrics, recomputed from its stored history with today's definitions (so trials recorded
     before a metric existed have it too); zero-cost scores as measured."""
-    from proxies.metrics import early_training_metrics
+    from proxies import early_training_metrics
 
     stored = dict(trial.user_attrs.get("metrics", {}))
     history = trial.user_attrs.get("history")

@@ -20,12 +20,12 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
-from synthesis.data.preparation import TrialData
-from synthesis.hardware.cores import ExecutionPlan
+from synthesis.data import TrialData
+from synthesis.hardware import ExecutionPlan
 from synthesis.search.storage import masked, retry_callback
 from synthesis.search.strategy import Next, SampledSearch, Strategy
 from synthesis.search.study import OpenedStudy, prepare_study
-from synthesis.settings import StudySettings
+from synthesis import StudySettings
 
 log = logging.getLogger("galaxy_synth")
 
@@ -65,8 +65,8 @@ def run_study(settings: StudySettings, strategy: Strategy | None = None, *,
     ends the run early (e.g. a CPU-time budget). ``write_outputs``: at the end, the study's tables and
     plots (and the strategy's own, e.g. the growth report) in its folder, as ``galaxy-synth synth`` does.
     """
-    from synthesis.hardware.cores import set_torch_threads
-    from synthesis.hardware.device import tune_allocator
+    from synthesis.hardware import set_torch_threads
+    from synthesis.hardware import tune_allocator
 
     if strategy is None:
         strategy = strategy_for(settings)  # a bad --growth-widths is one line here, before any data is loaded
@@ -96,7 +96,7 @@ def execution_for(opened: OpenedStudy, strategy: Strategy, stop_when: Callable[[
     Otherwise ``settings.workers`` processes, or by default the plan for the trials still to run;
     but one process where Python objects were given (they do not travel to other processes).
     """
-    from synthesis.hardware.cores import allotted_cores, execution_plan
+    from synthesis.hardware import allotted_cores, execution_plan
 
     allotment, s, device = allotted_cores(), opened.settings, opened.device.type
     if not strategy.parallel:

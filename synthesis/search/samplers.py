@@ -11,9 +11,9 @@ from typing import Any
 
 import optuna
 
-from synthesis.choices import objective_info
-from synthesis.errors import GalaxySynthError
-from synthesis.settings import PRUNERS, SAMPLERS
+from synthesis import objective_info
+from synthesis import GalaxySynthError
+from synthesis import PRUNERS, SAMPLERS
 
 
 def make_sampler(seed: int, n_existing: int, worker_id: int = 0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from synthesis.settings import StudySettings
+from synthesis import StudySettings
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 import optuna
 
-from synthesis.models.spec import (
-    BLOCK_TYPES,
-    DOWNSAMPLE_MODES,
-    OPTIMIZERS,
-    ArchSpec,
-    StageSpec,
-    TrainConfig,
-)
+from synthesis.models import BLOCK_TYPES, DOWNSAMPLE_MODES, OPTIMIZERS, ArchSpec, StageSpec, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -123,7 +116,7 @@ def fit_to_caps(spec: ArchSpec, max_params: int | None, max_flops: float | None,
     highest resolution); once every stage is at the narrowest width, the deepest stage one block
     shorter; then the stem narrower. Stops when it fits or nothing is left to shrink.
     """
-    from synthesis.models.builder import spec_cost
+    from synthesis.models import spec_cost
 
     params, flops = spec_cost(spec)
     sampled, sampled_params, sampled_flops = spec, params, flops

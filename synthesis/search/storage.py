@@ -28,8 +28,8 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from synthesis.errors import GalaxySynthError
-from synthesis.settings import STORAGE_ENV, default_storage_url
+from synthesis import GalaxySynthError
+from synthesis import STORAGE_ENV, default_storage_url
 
 MAX_RETRY = 3  # a trial whose worker dies is retried at most this often
 

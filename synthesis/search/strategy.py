@@ -23,14 +23,14 @@ from typing import Any, Callable, ClassVar
 import optuna
 from optuna.trial import TrialState
 
-from proxies.guard import COLLAPSE_SHIFT
-from synthesis.choices import objective_info
-from synthesis.data.preparation import TrialData
+from proxies import COLLAPSE_SHIFT
+from synthesis import objective_info
+from synthesis.data import TrialData
 from synthesis.search.objective import Objective
 from synthesis.search.settings import TrialSettings
 from synthesis.search.study import OpenedStudy
 from synthesis.search.trials import finished, finished_count
-from synthesis.settings import StudySettings
+from synthesis import StudySettings
 
 
 class Next(Enum):

@@ -20,14 +20,14 @@ from typing import Any
 import optuna
 import torch
 
-from proxies.composite import CompositeProxy
-from synthesis.choices import objective_info
-from synthesis.data.dataset import GalaxyImages, open_cached
-from synthesis.data.preparation import PreparedData, data_plan, load_study_data
-from synthesis.data.settings import DataSettings
-from synthesis.errors import GalaxySynthError, StudyMismatchError
-from synthesis.hardware.cores import ExecutionPlan
-from synthesis.hardware.device import PrecisionChoice, resolve_device, resolve_precision
+from proxies import CompositeProxy
+from synthesis import objective_info
+from synthesis.data import GalaxyImages, open_cached
+from synthesis.data import PreparedData, data_plan, load_study_data
+from synthesis.data import DataSettings
+from synthesis import GalaxySynthError, StudyMismatchError
+from synthesis.hardware import ExecutionPlan
+from synthesis.hardware import PrecisionChoice, resolve_device, resolve_precision
 from synthesis.search.samplers import make_pruner, make_sampler
 from synthesis.search.settings import SearchSettings
 from synthesis.search.space import SearchSpace
@@ -39,7 +39,7 @@ from synthesis.search.storage import (
     masked,
     open_storage,
 )
-from synthesis.settings import STUDY_ATTR, StudySettings, check_ranges
+from synthesis import STUDY_ATTR, StudySettings, check_ranges
 
 
 def shipped_calibration(name: str = "default.json") -> Path:
@@ -178,7 +178,7 @@ def choose_objective(asked: str | None, proxy: CompositeProxy, source: Path, dom
     falls back to :data:`OUT_OF_DOMAIN_OBJECTIVE`; an explicit ``--objective composite`` is kept,
     with a warning.
     """
-    from proxies.domain import differences
+    from proxies import differences
 
     found = differences(proxy.provenance.get("domain", {}), domain)
     if not found["data"] and not found["settings"]:

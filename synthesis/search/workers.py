@@ -20,11 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from synthesis.command_line import to_argv
-from synthesis.errors import GalaxySynthError
-from synthesis.hardware.cores import ExecutionPlan
+from synthesis import to_argv
+from synthesis import GalaxySynthError
+from synthesis.hardware import ExecutionPlan
 from synthesis.search.storage import open_storage
-from synthesis.settings import STORAGE_ENV, StudySettings
+from synthesis import STORAGE_ENV, StudySettings
 
 
 # The program every worker runs: the package's command line, started by its module name (a

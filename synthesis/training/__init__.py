@@ -1,1 +1,12 @@
 """Stage 3, training: the one loop (trials, promotion, full training, export), its recipe (loss, optimiser, schedule), augmentation and metrics."""
+
+import lazy_loader
+
+# The front door: other packages import these names from here. Loaded on first use, so a light
+# import (a torch-free path, a --help) never pulls in the heavy modules behind it.
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "loop": ["EpochRecord", "TrainHistory", "TrainingDiverged", "evaluate", "train_model"],
+    "settings": ["FullTrainingSettings"],
+    "temperature": ["TemperatureCalibration", "calibrate_network", "plot_reliability"],
+    "views": ["array_view", "dihedral_views", "mirror_permutation", "view_logits"],
+})

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthesis.data.preparation import TensorSplit
-from synthesis.data.preprocessing import Normalizer
-from synthesis.hardware.device import autocast, grad_scaler
-from synthesis.models.spec import TrainConfig
+from synthesis.data import TensorSplit
+from synthesis.data import Normalizer
+from synthesis.hardware import autocast, grad_scaler
+from synthesis.models import TrainConfig
 from synthesis.training.augment import DihedralAugment
 from synthesis.training.metrics import classification_metrics
 from synthesis.training.recipe import (

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthesis.models.spec import TrainConfig
+from synthesis.models import TrainConfig
 
 
 def make_loss(cfg: TrainConfig, train_labels: torch.Tensor, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
