@@ -5,7 +5,7 @@ For each architecture (plain / residual / inverted blocks) and image size, the s
 
 * ``before``: the training loop as it was before this round (per-batch host syncs; kept as the
   test oracle tests/_reference_training.py), fp32, glibc's default allocator settings;
-* ``sync-free fp32``, ``sync-free bf16``: today's loop, glibc tuned (synthesis.device.tune_allocator);
+* ``sync-free fp32``, ``sync-free bf16``: today's loop, glibc tuned (synthesis.hardware.device.tune_allocator);
 * each of those in a fresh subprocess, so glibc's settings and oneDNN's kernel caches start equal.
 
 Also the fp32 and bf16 GEMM peaks of this CPU (2048² matmul), to put the training GFLOP/s

@@ -4,7 +4,7 @@ Reproduces the known trap (parallel SQLite workers + queued WAITING trials, whic
 stale-trial retries arrive) with a cheap objective, for each candidate storage:
 
 * ``sqlite-optuna``: Optuna's RDBStorage on SQLite as it comes (only a busy timeout);
-* ``sqlite-safe``: galaxy-synth's :func:`synthesis.storage.open_storage` (BEGIN IMMEDIATE + WAL);
+* ``sqlite-safe``: galaxy-synth's :func:`synthesis.search.storage.open_storage` (BEGIN IMMEDIATE + WAL);
 * ``journal``: ``JournalStorage(JournalFileBackend(...))``.
 
 Each run enqueues ``--trials`` trials, starts ``--workers`` processes that optimise until that many

@@ -12,7 +12,7 @@ built from the pieces a morphologist looks at, in SDSS-like gri colours:
   mergers are more frequent at high z), so z is informative but never decisive.
 
 Mirror symmetry is exact: flipping a ``spiral_cw`` image left-right gives a ``spiral_acw``
-one, which the augmentation relies on (see ``synthesis.augment``).
+one, which the augmentation relies on (see ``synthesis.training.augment``).
 """
 
 from __future__ import annotations

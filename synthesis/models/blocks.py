@@ -31,7 +31,7 @@ class StridedPointwiseConv(nn.Conv2d):
     stride=s)``. Why not the plain module: torch 2.14.1's CPU (oneDNN 3.12) backward of a 1×1
     stride-2 convolution on channels-last input with fewer than 16 input channels corrupts the heap
     for odd batch sizes, killing the process (``double free or corruption``); a trial's last batch
-    is often odd. ``tests/test_models.py`` reproduces the crash in a subprocess.
+    is often odd. ``tests/synthesis/models/test_blocks.py`` reproduces the crash in a subprocess.
     """
 
     def __init__(self, cin: int, cout: int, stride: int) -> None:

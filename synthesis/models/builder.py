@@ -81,7 +81,7 @@ def spec_cost(spec: ModelSpec) -> tuple[int, int]:
     """(parameters, forward FLOPs per image) of a spec without building it: checking a sampled
     architecture against the caps costs microseconds (a counted forward pass on the meta device took
     a quarter of a second for an inverted-residual network). Equal to :func:`count_params` and
-    :func:`count_flops` of the built model (tests/test_models.py checks it on samples of the space);
+    :func:`count_flops` of the built model (tests/synthesis/models/test_builder.py checks it on samples of the space);
     reference architectures are counted on the meta device."""
     if isinstance(spec, ReferenceSpec):
         model = build_model(spec, "meta")

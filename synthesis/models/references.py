@@ -46,7 +46,7 @@ def _backbone(spec: ReferenceSpec) -> tuple[nn.Module, int, float]:
 
 
 class ReferenceNet(nn.Module):
-    """A torchvision backbone with galaxy-synth's head (same call signature as :class:`synthesis.models.GalaxyNet`)."""
+    """A torchvision backbone with galaxy-synth's head (same call signature as :class:`synthesis.models.builder.GalaxyNet`)."""
 
     def __init__(self, spec: ReferenceSpec) -> None:
         super().__init__()

@@ -160,7 +160,7 @@ REFERENCE_NAMES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 
 @dataclass(frozen=True)
 class ReferenceSpec:
-    """A standard architecture from torchvision's builders (:mod:`synthesis.references`), adapted to small
+    """A standard architecture from torchvision's builders (:mod:`synthesis.models.references`), adapted to small
     images as practitioners do: the architectures a user would otherwise train, put beside the search's."""
 
     reference: str

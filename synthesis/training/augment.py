@@ -3,7 +3,7 @@
 Galaxies have no preferred orientation, so all 8 rotations/reflections are valid views — with
 one exception: a reflection turns a clockwise spiral into an anticlockwise one. Our choice:
 **a flip swaps the labels of mirror-image classes** (found by name, see
-:func:`synthesis.data.find_mirror_pairs`), which keeps flips and doubles the chiral classes'
+:func:`synthesis.data.chirality.find_mirror_pairs`), which keeps flips and doubles the chiral classes'
 effective data. If a chiral class has no partner (e.g. ``spiral_acw`` was dropped), flips are
 turned off and only the 4 rotations are used. Validation and test data are never augmented.
 """
