@@ -55,6 +55,8 @@ STRATEGIES = {
 DATA = {
     "gz1": {"data": str(SHARED / "gz1_dev"), "merge": ["spiral_cw,spiral_acw=spiral"], "drop": ["dont_know"]},
     "rings": {"data": str(SHARED / "gzdecals_rings")},
+    "gz2": {"data": str(SHARED / "gz2_spiral_dev")},  # Galaxy Zoo 2 spiral / non-spiral: ~800 test galaxies
+    "hsc": {"data": str(SHARED / "hsc_gc1_interacting")},  # HSC interacting galaxies, 4 classes, z as an extra input
 }
 REFERENCES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 FULL_EPOCHS = 15
