@@ -159,29 +159,37 @@ def predict(model: Any, images: Sequence[str | Path], extra_csv: str | Path | No
 def classify(model: str | Path, images: Sequence[str | Path] = (), catalogue: str | Path | None = None,
              out: str | Path = "predictions.csv", extra_csv: str | Path | None = None, keep_columns: Sequence[str] = (),
              tta: bool = False, chunk_size: int = 1024, workers: int | None = None, dask: str | None = None,
-             overwrite: bool = False, progress: bool = True, precision: str = "fp32", engine: str = "torch") -> Any:
+             overwrite: bool = False, progress: bool = True, precision: str = "fp32", engine: str = "torch",
+             embeddings: bool = False) -> Any:
     """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.predict.catalogue`).
 
-    ``precision`` (fp32, bf16, auto) and ``engine`` (torch, onnx, auto): :func:`galaxy_synth.predict.catalogue.inference_settings`."""
+    ``out``: a .csv, .parquet or .fits (:mod:`galaxy_synth.predict.output_formats`). ``precision`` (fp32, bf16, auto)
+    and ``engine`` (torch, onnx, auto): :func:`galaxy_synth.predict.catalogue.inference_settings`. ``embeddings``:
+    also each galaxy's pooled features (torch engine; :mod:`galaxy_synth.predict.embeddings`)."""
     from galaxy_synth.predict import (
         classify_catalogue,
+        embedding_engine,
         inference_settings,
+        output_format,
         read_model_folder,
         rows_from_catalogue,
         rows_from_files,
     )
 
+    output_format(out)  # one line before any work: an unknown suffix, or embeddings the engine cannot give
+    engine = embedding_engine(engine) if embeddings else engine
     header = read_model_folder(model)  # the card alone: the weights (and torch) load while decoding starts
     rows = rows_from_catalogue(header, catalogue, keep_columns) if catalogue else rows_from_files(header, images, extra_csv)
     precision, engine = inference_settings(header, precision, engine)
     return classify_catalogue(header, rows, out, tta=tta, precision=precision, engine=engine, chunk_size=chunk_size,
-                              workers=workers, dask=dask, overwrite=overwrite, progress=progress)
+                              workers=workers, dask=dask, overwrite=overwrite, progress=progress, embeddings=embeddings)
 
 
 def read_predictions(out: str | Path) -> pd.DataFrame:
-    """A predict output back as one table (a CSV, or a Parquet folder of parts)."""
-    out = Path(out)
-    return pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
+    """A predict output back as one table (a CSV, a Parquet folder of parts, or a FITS table)."""
+    from galaxy_synth.predict import read_output
+
+    return read_output(out)
 
 
 def report(study: str | None = None, results: str | Path = "results", storage: str | None = None) -> Path:

@@ -55,6 +55,7 @@ class PredictSettings:
     engine: str
     overwrite: bool
     progress: bool
+    embeddings: bool = False
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> PredictSettings:
@@ -62,4 +63,5 @@ class PredictSettings:
         return cls(model=Path(args.model), images=tuple(args.images), catalogue=args.catalogue, extra_csv=args.extra,
                    keep_columns=tuple(c.strip() for c in args.keep_columns.split(",") if c.strip()), out=Path(args.out),
                    tta=args.tta, chunk_size=args.chunk_size, workers=args.workers, dask=args.dask,
-                   precision=args.precision, engine=args.engine, overwrite=args.overwrite, progress=args.progress)
+                   precision=args.precision, engine=args.engine, overwrite=args.overwrite, progress=args.progress,
+                   embeddings=getattr(args, "embeddings", False))

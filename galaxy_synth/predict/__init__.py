@@ -5,8 +5,10 @@ Modules: :mod:`.model_folder` (the card, architecture and preprocessing, read wi
 (the same probabilities from ``model.onnx`` in ONNX Runtime, no torch), :mod:`.catalogue_rows` (what a
 run classifies: paths, carried columns, extra inputs), :mod:`.catalogue` (streaming inference in
 chunks: a decode pool started before the network loads, or Dask; engine and precision; resume),
-:mod:`.chunk_writers` (CSV with a journal, Parquet parts), :mod:`.input_domain` (``domain_z``: how
-unlike the training images) and :mod:`.command` (its command line and printout).
+:mod:`.chunk_writers` (CSV with a journal, Parquet parts), :mod:`.fits_writer` (a FITS table assembled from
+parts), :mod:`.output_formats` (which writer ``-o`` names), :mod:`.embeddings` (``--embeddings``: each galaxy's
+pooled features), :mod:`.input_domain` (``domain_z``: how unlike the training images) and :mod:`.command` (its
+command line and printout).
 
 The names below load their module on first use: what runs before the weights load (the folder's
 card, the rows, the decode task) stays torch-free, and so does importing this package.
@@ -21,6 +23,9 @@ _HOMES = {
     "network": ("load_model_dir", "LoadedModel", "predict_probabilities", "read_inputs"),
     "onnx_engine": ("OnnxModel",),
     "chunk_writers": ("CsvChunkWriter", "ParquetChunkWriter"),
+    "fits_writer": ("FitsChunkWriter", "read_fits_table"),
+    "output_formats": ("output_format", "open_writer", "read_output", "embeddings_path"),
+    "embeddings": ("embedding_engine", "classify_and_embed"),
     "input_domain": ("training_domain", "domain_scores", "image_statistics"),
     "command": ("add_predict_parser", "cmd_predict"),
 }

@@ -7,8 +7,8 @@ per allotted core, or by the workers of a Dask cluster (``dask.distributed``; th
 so memory is bounded by the chunks in flight whatever the catalogue's size. Results are written in
 row order as chunks finish: to one CSV whose journal (``OUT.progress.json``) records the chunks and
 bytes written, so a rerun truncates a half-written chunk and resumes after the last whole one (a
-kill loses at most the chunks in flight, never duplicates a row); or, for ``.parquet``, to one part
-file per chunk in a folder (pyarrow). An unreadable image is a ``status`` on its row, not a crash.
+kill loses at most the chunks in flight, never duplicates a row); or to Parquet or FITS parts
+(:mod:`galaxy_synth.predict.output_formats`). An unreadable image is a ``status`` on its row, not a crash.
 
 Every row also gets ``domain_z`` (:mod:`galaxy_synth.predict.input_domain`): how unlike the training images
 its brightness, contrast, sky, concentration and colours are; the first chunk whose statistics are
@@ -35,10 +35,11 @@ import pandas as pd
 
 from galaxy_common import DataError
 from galaxy_synth.predict.catalogue_rows import CatalogueRows, rows_from_files
-from galaxy_synth.predict.chunk_writers import CsvChunkWriter, ParquetChunkWriter
+from galaxy_synth.predict.embeddings import classify_and_embed
 from galaxy_synth.predict.input_domain import DOMAIN_SHIFT_WARNING, domain_scores
 from galaxy_synth.predict.model_folder import MODEL_FILES, ModelFolder, read_model_folder
 from galaxy_synth.predict.onnx_engine import FP32_ONLY, NEEDS_RUNTIME
+from galaxy_synth.predict.output_formats import open_writer
 from synthesis.data import decode_rows
 from synthesis.hardware import cpu_bf16_flags
 
@@ -62,6 +63,7 @@ class ChunkJob:
     tta: bool
     precision: str = "fp32"
     engine: str = "torch"
+    embeddings: bool = False  # also each row's pooled features (galaxy_synth.predict.embeddings)
 
 
 def _network(model_dir: str, engine: str = "torch") -> Any:
@@ -94,13 +96,13 @@ def _network_version(model_dir: str, engine: str, stamps: tuple) -> Any:
 
 def classify_chunk(job: ChunkJob) -> pd.DataFrame:
     """One task: :func:`classify_rows` with the worker's copy of the model."""
-    return classify_rows(_network(job.model_dir, job.engine), job.paths, job.extras, job.tta, job.precision)
+    return classify_rows(_network(job.model_dir, job.engine), job.paths, job.extras, job.tta, job.precision, job.embeddings)
 
 
 def classify_rows(loaded: Any, paths: Sequence[Sequence[str]], extras: np.ndarray, tta: bool = False,
-                  precision: str = "fp32") -> pd.DataFrame:
+                  precision: str = "fp32", embeddings: bool = False) -> pd.DataFrame:
     """Decode, predict and score rows; a row whose image cannot be read gets its error as ``status``."""
-    return score_decoded(loaded, *decode_rows(_decode_args(loaded, paths)), extras, tta, precision)
+    return score_decoded(loaded, *decode_rows(_decode_args(loaded, paths)), extras, tta, precision, embeddings)
 
 
 def _decode_args(model: ModelFolder, paths: Sequence[Sequence[str]]) -> tuple:
@@ -110,15 +112,13 @@ def _decode_args(model: ModelFolder, paths: Sequence[Sequence[str]]) -> tuple:
 
 
 def score_decoded(network: Any, images: np.ndarray, status: list[str], extras: np.ndarray, tta: bool = False,
-                  precision: str = "fp32") -> pd.DataFrame:
+                  precision: str = "fp32", embeddings: bool = False) -> pd.DataFrame:
     """Predictions for decoded rows (:func:`synthesis.data.decode.decode_rows`): status, class, confidence,
-    calibrated probabilities, domain_z; NaN where the row could not be read."""
+    calibrated probabilities, domain_z (and ``attrs["embeddings"]``); NaN where the row could not be read."""
     inputs = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
     ok = np.array([s == "ok" for s in status], dtype=bool)
     names = network.class_names
-    probs = np.full((len(status), len(names)), np.nan, np.float32)
-    if ok.any():
-        probs[ok] = network.probabilities(inputs[ok], np.asarray(extras)[ok], tta, precision=precision)
+    probs, vectors = classify_and_embed(network, inputs, np.asarray(extras), ok, tta, precision, embeddings)
     filled = np.nan_to_num(probs)
     out = pd.DataFrame({"status": status,
                         "predicted": [names[int(k)] if good else "" for k, good in zip(filled.argmax(1), ok)],
@@ -130,6 +130,7 @@ def score_decoded(network: Any, images: np.ndarray, status: list[str], extras: n
         per_image, shift = domain_scores(network, inputs[ok])
         out.loc[ok, "domain_z"] = per_image
         out.attrs["domain_shift"] = shift  # the chunk's effect size, read by the writer's tally
+    out.attrs["embeddings"] = vectors
     return out
 
 
@@ -188,8 +189,8 @@ class CatalogueSummary:
 
 def classify_catalogue(model_dir: str | Path | ModelFolder, rows: CatalogueRows, out: str | Path, tta: bool = False, precision: str = "fp32",
                        engine: str = "torch", chunk_size: int = DEFAULT_CHUNK, workers: int | None = None, dask: str | None = None,
-                       overwrite: bool = False, progress: bool = True) -> CatalogueSummary:
-    """Classify every row into ``out`` (CSV or Parquet folder), resuming a run of the same model and rows.
+                       overwrite: bool = False, progress: bool = True, embeddings: bool = False) -> CatalogueSummary:
+    """Classify every row into ``out`` (CSV, Parquet folder or FITS), resuming a run of the same model and rows.
 
     ``precision``: "fp32", or "bf16" (autocast; on a CPU with AMX the network 1.1-2.3× faster; probabilities move by
     at most ~0.02 and 0.1% of predicted classes change on gz1 —
@@ -204,12 +205,12 @@ def classify_catalogue(model_dir: str | Path | ModelFolder, rows: CatalogueRows,
         raise DataError(f"cannot write {out}: its folder {out.parent} does not exist or is not writable")
     if dask:
         _dask_client_class()  # one line now if dask.distributed is missing, before the output is touched
-    engine_tag = "" if engine == "torch" else f"|{engine}"  # outputs of runs before engines existed still resume
+    engine_tag = ("" if engine == "torch" else f"|{engine}") + ("|embeddings" if embeddings else "")  # older outputs still resume
     signature = hashlib.sha256(f"{rows.signature()}|{_model_signature(model)}|{tta}|{precision}|{chunk_size}{engine_tag}".encode()).hexdigest()[:16]
-    writer = (ParquetChunkWriter if out.suffix == ".parquet" else CsvChunkWriter)(out, signature, overwrite)
+    writer = open_writer(out, signature, overwrite, model, embeddings)
     starts = list(range(0, len(rows), chunk_size))
     todo = [ChunkJob(i, str(model.folder.resolve()), tuple(rows.paths[s:s + chunk_size]), rows.extras[s:s + chunk_size], tta,
-                     precision, engine)
+                     precision, engine, embeddings)
             for i, s in enumerate(starts) if i >= writer.chunks_done]
     resumed = len(starts) - len(todo)
     state = {"failed": 0, "counts": {}, "warning": None, "written": 0}
@@ -224,11 +225,11 @@ def classify_catalogue(model_dir: str | Path | ModelFolder, rows: CatalogueRows,
             for job, table in chain(first, results):
                 start = starts[job.index]
                 carried = rows.carried.iloc[start:start + len(job.paths)].reset_index(drop=True)
-                shift = table.attrs.get("domain_shift")
+                shift, vectors = table.attrs.get("domain_shift"), table.attrs.get("embeddings")
                 table = pd.concat([carried, table], axis=1)
                 if rows.extras_note:
                     table["extra_inputs"] = rows.extras_note
-                writer.append(table)
+                writer.append(table, vectors)
                 _tally(state, table, shift)
                 bar.update(len(table))
         finally:
@@ -296,7 +297,7 @@ def _results_in_order(model: ModelFolder, jobs: list[ChunkJob], workers: int | N
         with _one_thread(jobs[0].engine):
             network = _network(jobs[0].model_dir, jobs[0].engine)
             for job, (images, status) in decoded:
-                yield job, score_decoded(network, images, status, job.extras, job.tta, job.precision)
+                yield job, score_decoded(network, images, status, job.extras, job.tta, job.precision, job.embeddings)
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Where predict's rows go, a chunk at a time: one CSV with a journal, or a folder of Parquet parts.
+"""Where predict's rows go, a chunk at a time: one CSV with a journal, or a folder of Parquet parts
+(a FITS table: :mod:`galaxy_synth.predict.fits_writer`).
 
 Both resume: a rerun of the same run (same model, rows and options: the signature) goes on after
 the last whole chunk; another run's output is never silently mixed in or overwritten.
@@ -10,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from galaxy_common import DataError
@@ -53,7 +55,9 @@ class CsvChunkWriter:
     def complete(self) -> bool:
         return bool(self.state.get("complete"))
 
-    def append(self, table: pd.DataFrame) -> None:
+    def append(self, table: pd.DataFrame, embeddings: np.ndarray | None = None) -> None:
+        if embeddings is not None:
+            raise ValueError("a CSV keeps its embeddings beside it (galaxy_synth.predict.embeddings.WithEmbeddingFile)")
         self._open()
         with open(self.path, "ab") as f:
             f.write(table.to_csv(index=False, header=self.state["bytes"] == 0).encode())
@@ -110,14 +114,27 @@ class ParquetChunkWriter:
     def chunks_done(self) -> int:
         return self._next
 
-    def append(self, table: pd.DataFrame) -> None:
+    def append(self, table: pd.DataFrame, embeddings: np.ndarray | None = None) -> None:
+        """One part; ``embeddings`` [rows, width] go in as an ``embedding`` column (a fixed-size list of float16)."""
         self._open()
         part = self.path / f"part-{self._next:06d}.parquet"
         tmp = self.path / f".{part.name}.tmp"  # hidden: readers of the folder skip it until it is whole
-        table.to_parquet(tmp, index=False)
+        if embeddings is None:
+            table.to_parquet(tmp, index=False)
+        else:
+            _write_with_embeddings(tmp, table, embeddings)
         os.replace(tmp, part)
         self._next += 1
 
     def finish(self) -> None:
         self._open()
         (self.path / "_complete").write_text("")
+
+
+def _write_with_embeddings(path: Path, table: pd.DataFrame, embeddings: np.ndarray) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float16)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float16()), vectors.shape[1])
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False).append_column("embedding", column), path)

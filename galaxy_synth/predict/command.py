@@ -14,9 +14,11 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
                                     "cluster; rows are written chunk by chunk, so a rerun of the same command resumes "
                                     "where a killed one stopped. Output: the catalogue's id/file (and --keep-columns), "
                                     "status, predicted class, confidence, one calibrated probability per class, and "
-                                    "domain_z (how unlike the training images each image is, in training SDs).",
+                                    "domain_z (how unlike the training images each image is, in training SDs), as "
+                                    "CSV, Parquet or FITS (by -o's suffix); with --embeddings, each galaxy's embedding.",
                         epilog="examples:\n  galaxy-synth predict --model results/studies/galaxy-synth/models/rank1 --tta new_images/ -o preds.csv"
                                "\n  galaxy-synth predict --model rank1 --catalogue survey.csv --keep-columns ra,dec -o survey_preds.parquet"
+                               "\n  galaxy-synth predict --model rank1 --catalogue survey.csv --keep-columns ra,dec --embeddings -o survey.fits"
                                "\n  galaxy-synth predict --model rank1 --catalogue survey.csv --dask tcp://scheduler:8786 -o preds.csv",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     pr.add_argument("images", nargs="*", metavar="IMAGE", help="image files and/or folders (searched recursively)")
@@ -32,7 +34,13 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
                     help="average over 4 rotations × mirror flip (mirror-image classes swapped on flips), calibrated "
                          "with the temperature fitted for the average")
     pr.add_argument("-o", "--out", default="predictions.csv", metavar="OUT",
-                    help="output: a .csv, or a .parquet folder of one part per chunk (needs pyarrow) (default: predictions.csv)")
+                    help="output, by its suffix: a .csv; a .parquet folder of one part per chunk (needs pyarrow); or a "
+                         ".fits binary table with units, descriptions and the model in its header (needs astropy: the "
+                         "fits extra) (default: predictions.csv)")
+    pr.add_argument("--embeddings", action="store_true",
+                    help="also store each galaxy's embedding (the network's pooled features before its classifier, "
+                         "float16): an 'embedding' column in Parquet, OUT.embeddings.npy beside a CSV or FITS (rows in "
+                         "the table's order); needs the torch engine")
     pr.add_argument("--chunk-size", type=int, default=1024, metavar="N",
                     help="images per chunk: the unit of work, of memory and of what a kill can lose (default: 1024)")
     pr.add_argument("--workers", type=int, default=None, metavar="N",
@@ -67,7 +75,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     summary = api.classify(args.model, args.images, catalogue=args.catalogue, out=args.out, extra_csv=args.extra,
                            keep_columns=keep, tta=args.tta, chunk_size=args.chunk_size, workers=args.workers,
                            dask=args.dask, overwrite=args.overwrite, progress=args.progress,
-                           precision=args.precision, engine=args.engine)
+                           precision=args.precision, engine=args.engine, embeddings=args.embeddings)
     if summary.extras_note:
         print(f"galaxy-synth: note: no --extra given: {', '.join(summary.extra_names)} set to the training-set means "
               f"for every image (column extra_inputs)", file=sys.stderr)
