@@ -1,4 +1,4 @@
-"""Kill a study process in the middle of a trial, deterministically.
+"""Kill a study process in the middle of a trial, or a predict run inside a chunk, deterministically.
 
 The process under test runs with ``GALAXY_SYNTH_TEST_HOLD=DIR:N`` and ``tests/_hooks`` first on its
 ``PYTHONPATH``: that folder's ``sitecustomize.py`` (test code, nothing of it in the product) makes the
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,3 +38,31 @@ def kill_held_trial(folder: Path, timeout: float = 240, alive=lambda: True) -> i
                 return int(markers[0].stem[len("trial"):])
         time.sleep(0.1)
     raise AssertionError("no trial was held for killing (did every trial get pruned, or the process exit?)")
+
+
+def blocking_catalogue(catalogue: Path, work: Path, row: int) -> tuple[Path, Path]:
+    """A copy of ``catalogue`` (links) whose image ``row`` is a named pipe: opening it blocks, so a run can be killed
+    exactly inside that row's chunk. Returns the CSV and the pipe (unlink it and link the image to go on)."""
+    import pandas as pd
+
+    cat = pd.read_csv(catalogue / "cat.csv")
+    (work / "img").mkdir(parents=True)
+    for f in cat["file"]:
+        (work / f).symlink_to(catalogue / f)
+    pipe = work / cat.loc[row, "file"]
+    pipe.unlink()
+    os.mkfifo(pipe)
+    cat.to_csv(work / "cat.csv", index=False)
+    return work / "cat.csv", pipe
+
+
+def kill_when(argv: list[str], ready, timeout: float = 120) -> None:
+    """Start ``python -m galaxy_synth ARGV``, wait until ``ready()`` (then a moment: it is blocked), kill -9 it."""
+    proc = subprocess.Popen([sys.executable, "-m", "galaxy_synth", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready() and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -104,7 +104,7 @@ def test_ground_truth_weights_are_saved_from_the_cpu(cpu_data, tmp_path, meta_de
 
 
 def test_the_whole_pipeline_with_a_meta_default_device(tmp_path, meta_default):
-    """synth (TPE and progressive), export (full training, TorchScript, ONNX, latency), predict with TTA."""
+    """synth (TPE and progressive), export (full training, TorchScript, ONNX, latency), predict with TTA and embeddings."""
     from galaxy_synth.cli import main
 
     tiny = ["--results", str(tmp_path), "--no-progress", "--device", "cpu"]
@@ -121,5 +121,5 @@ def test_the_whole_pipeline_with_a_meta_default_device(tmp_path, meta_default):
     (tmp_path / "extra.csv").write_text("file,z,z_err\na.png,0.1,0.01\n")
     out = tmp_path / "pred.csv"
     assert main(["predict", "--model", str(tmp_path / "studies" / "tpe" / "models" / "rank1"), "--tta", "--extra", str(tmp_path / "extra.csv"),
-                 "-o", str(out), str(images)]) == 0
-    assert out.is_file()
+                 "--embeddings", "-o", str(out), str(images)]) == 0
+    assert out.is_file() and np.load(tmp_path / "pred.csv.embeddings.npy").shape[0] == 1

@@ -62,7 +62,7 @@ def classify_and_embed(network: Any, inputs: np.ndarray, extras: np.ndarray, ok:
         probs[ok] = network.probabilities(inputs[ok], extras[ok], tta, precision=precision)
         return probs, None
     captured: list[Any] = []
-    handle = _head(network).register_forward_pre_hook(lambda _module, args: captured.append(args[0].float()))
+    handle = _head(network).register_forward_pre_hook(lambda _module, args: captured.append(args[0].float().cpu()))
     try:
         probs[ok] = network.probabilities(inputs[ok], extras[ok], tta, precision=precision)
     finally:

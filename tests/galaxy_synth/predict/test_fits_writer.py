@@ -11,7 +11,7 @@ import pytest
 from galaxy_common.errors import DataError
 from galaxy_synth.cli import main
 from galaxy_synth.predict.fits_writer import FitsChunkWriter, column_meta
-from tests.galaxy_synth.predict.conftest import blocking_catalogue, kill_when
+from tests._kill import blocking_catalogue, kill_when
 
 fits = pytest.importorskip("astropy.io.fits", reason="FITS output needs astropy (the fits extra; in the dev extra)")
 Table = pytest.importorskip("astropy.table").Table
