@@ -284,5 +284,8 @@ def read_fits_table(path: str | Path) -> pd.DataFrame:
     """A FITS predict output as a DataFrame (strings as str), as :func:`pandas.read_csv` gives the CSV output."""
     from astropy.table import Table
 
-    table = Table.read(path, format="fits", character_as_bytes=False)
+    table = Table.read(path, format="fits")
+    for name in table.colnames:
+        if table[name].dtype.kind == "S":  # text is stored as UTF-8 (a path may not be ASCII)
+            table[name] = np.char.decode(np.asarray(table[name]), "utf-8")
     return table.to_pandas()

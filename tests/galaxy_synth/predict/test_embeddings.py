@@ -78,8 +78,13 @@ def test_a_csv_and_its_embedding_file_resume_chunk_for_chunk(tmp_path):
     assert pd.read_csv(out)["id"].tolist() == [f"g{i}" for i in range(6)]
 
 
-def test_a_dask_run_stores_the_same_embeddings(exported_study, catalogue, tmp_path):
+def test_a_dask_run_writes_the_same_fits_table_and_embeddings(exported_study, catalogue, tmp_path):
     pytest.importorskip("distributed", reason="the Dask run needs dask.distributed (the dask extra; in the dev extra)")
+    pytest.importorskip("astropy", reason="FITS output needs astropy (the fits extra; in the dev extra)")
+    from galaxy_synth.api import read_predictions
+
     assert _run(exported_study, catalogue, tmp_path / "one.csv", "--embeddings") == 0
-    assert _run(exported_study, catalogue, tmp_path / "dask.csv", "--embeddings", "--dask", "local", "--workers", "2") == 0
-    assert np.array_equal(np.load(tmp_path / "one.csv.embeddings.npy"), np.load(tmp_path / "dask.csv.embeddings.npy"))
+    assert _run(exported_study, catalogue, tmp_path / "dask.fits", "--embeddings", "--dask", "local", "--workers", "2") == 0
+    assert np.array_equal(np.load(tmp_path / "one.csv.embeddings.npy"), np.load(tmp_path / "dask.fits.embeddings.npy"))
+    one, dask = pd.read_csv(tmp_path / "one.csv"), read_predictions(tmp_path / "dask.fits")
+    assert dask["id"].tolist() == one["id"].tolist() and np.allclose(dask["p_merger"], one["p_merger"])

@@ -10,7 +10,7 @@ import pytest
 
 from galaxy_common.errors import DataError
 from galaxy_synth.cli import main
-from galaxy_synth.predict.fits_writer import FitsChunkWriter, column_meta
+from galaxy_synth.predict.fits_writer import FitsChunkWriter, column_meta, read_fits_table
 from tests._kill import blocking_catalogue, kill_when
 
 fits = pytest.importorskip("astropy.io.fits", reason="FITS output needs astropy (the fits extra; in the dev extra)")
@@ -60,6 +60,13 @@ def test_a_foreign_fits_file_is_never_overwritten_without_overwrite(tmp_path):
     replacing.append(_chunk(0))
     replacing.finish()
     assert len(Table.read(foreign)) == 3
+
+
+def test_text_that_is_not_ascii_comes_back_as_written(tmp_path):
+    w = FitsChunkWriter(tmp_path / "p.fits", "sig")
+    w.append(pd.DataFrame({"file": ["galáxia.png", "b.png"], "p_a": np.array([0.1, 0.2], np.float32)}))
+    w.finish()
+    assert read_fits_table(tmp_path / "p.fits")["file"].tolist() == ["galáxia.png", "b.png"]
 
 
 def test_without_astropy_fits_output_is_one_line_naming_the_extra(tmp_path, monkeypatch):
