@@ -87,14 +87,15 @@ class EmbeddingFile:
         self.parts = out.with_name(out.name + ".embeddings.parts")
         self.signature = signature
         marker = self.parts / "_signature"
+        ours = marker.is_file() and marker.read_text() == signature  # parts of this run (perhaps killed before a row)
         resuming = chunks_done > 0 and not complete
-        if resuming and (not marker.is_file() or marker.read_text() != signature):
+        if resuming and not ours:
             raise DataError(f"{self.parts} is missing or holds another run: pass --overwrite or choose another -o")
         if resuming and not all((self.parts / _part_name(i)).is_file() for i in range(chunks_done)):
             raise DataError(f"{self.parts} lacks chunks the table has: pass --overwrite or choose another -o")
-        if chunks_done == 0 and not complete and not overwrite and (self.path.exists() or self.parts.exists()):
-            raise DataError(f"{self.path} exists and is not this run's: pass --overwrite or choose another -o")
         self._fresh = chunks_done == 0 and not complete
+        if self._fresh and not overwrite and (self.path.exists() or (self.parts.exists() and not ours)):
+            raise DataError(f"{self.path} exists and is not this run's: pass --overwrite or choose another -o")
         self._opened = False
 
     def _open(self) -> None:

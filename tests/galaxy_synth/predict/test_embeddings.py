@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from galaxy_common.errors import DataError
 from galaxy_synth.cli import main
 from galaxy_synth.predict.chunk_writers import CsvChunkWriter
 from galaxy_synth.predict.embeddings import WithEmbeddingFile
@@ -67,8 +68,10 @@ def test_a_csv_and_its_embedding_file_resume_chunk_for_chunk(tmp_path):
     chunk = [pd.DataFrame({"id": [f"g{i}" for i in range(s, s + 2)]}) for s in (0, 2, 4)]
     rows = [np.full((2, 3), s, np.float16) for s in range(3)]
     w = WithEmbeddingFile(CsvChunkWriter(out, "sig"), out, "sig", overwrite=False)
+    w.embeddings.append(0, rows[0])  # killed after the first chunk's embeddings, before its rows
+    w = WithEmbeddingFile(CsvChunkWriter(out, "sig"), out, "sig", overwrite=False)
     w.append(chunk[0], rows[0])
-    w.embeddings.append(1, rows[1])  # killed after chunk 1's embeddings, before its rows
+    w.embeddings.append(1, rows[1])  # and again after chunk 1's
     again = WithEmbeddingFile(CsvChunkWriter(out, "sig"), out, "sig", overwrite=False)
     assert again.chunks_done == 1
     again.append(chunk[1], rows[1])
@@ -76,6 +79,10 @@ def test_a_csv_and_its_embedding_file_resume_chunk_for_chunk(tmp_path):
     again.finish()
     assert np.array_equal(np.load(tmp_path / "p.csv.embeddings.npy"), np.concatenate(rows))
     assert pd.read_csv(out)["id"].tolist() == [f"g{i}" for i in range(6)]
+    out.unlink()
+    (tmp_path / "p.csv.progress.json").unlink()
+    with pytest.raises(DataError, match="not this run's"):  # embeddings left without their table are not overwritten
+        WithEmbeddingFile(CsvChunkWriter(out, "other"), out, "other", overwrite=False)
 
 
 def test_a_dask_run_writes_the_same_fits_table_and_embeddings(exported_study, catalogue, tmp_path):
