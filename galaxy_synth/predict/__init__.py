@@ -6,7 +6,8 @@ Modules: :mod:`.model_folder` (the card, architecture and preprocessing, read wi
 run classifies: paths, carried columns, extra inputs), :mod:`.catalogue` (streaming inference in
 chunks: a decode pool started before the network loads, or Dask; engine and precision; resume),
 :mod:`.chunk_writers` (CSV with a journal, Parquet parts), :mod:`.input_domain` (``domain_z``: how
-unlike the training images) and :mod:`.command` (its command line and printout).
+unlike the training images), :mod:`.settings` (:class:`PredictSettings`: one run's request) and :mod:`.command`
+(its command line, the run a request starts, and its printout).
 
 The names below load their module on first use: what runs before the weights load (the folder's
 card, the rows, the decode task) stays torch-free, and so does importing this package.
@@ -22,6 +23,7 @@ _HOMES = {
     "onnx_engine": ("OnnxModel",),
     "chunk_writers": ("CsvChunkWriter", "ParquetChunkWriter"),
     "input_domain": ("training_domain", "domain_scores", "image_statistics"),
-    "command": ("add_predict_parser", "cmd_predict"),
+    "command": ("add_predict_parser", "cmd_predict", "run_predict"),
+    "settings": ("PredictSettings",),
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_HOMES)
