@@ -138,15 +138,17 @@ def search_facts(study) -> dict:
 
 def full_result(store, name: str, number: int, attrs: dict, opened, prep) -> dict:
     """The 2-seed mean of a model's full training (trained now where not stored), and its cost."""
+    from dataclasses import replace
+
     import numpy as np
 
-    from synthesis.full_training import stored_or_trained
+    from synthesis.full_training import FullTrainingSettings, stored_or_trained
     from synthesis.models.builder import spec_cost
     from synthesis.models.spec import model_spec_from_dict
 
-    records = [stored_or_trained(store, name, number, attrs, prep, FULL_EPOCHS, s, opened.device,
-                                 opened.settings.study_dir / "ground_truth", opened.settings.precision)[0]
-               for s in TRAINING_SEEDS]
+    training = replace(FullTrainingSettings.of(opened.settings, FULL_EPOCHS), study_name=name, seeds=TRAINING_SEEDS,
+                       progress=False)
+    records = [stored_or_trained(store, training, job, attrs, prep)[0] for job in training.jobs([number])]
     spec = model_spec_from_dict(attrs["arch"])
     params, flops = spec_cost(spec)
     return {"trial": number, "architecture": spec.describe(), "params": params, "mflops": flops / 1e6,

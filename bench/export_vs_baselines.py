@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 import torch
 
-from galaxy_synth.export import export_top
-from synthesis.full_training import open_ground_truth, stored_or_trained
+from galaxy_synth.export import ExportSettings, export_top
+from synthesis.full_training import FullTrainingJob, FullTrainingSettings, open_ground_truth, stored_or_trained
 from synthesis.models.builder import count_params
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.search.storage import load_existing_study
@@ -63,8 +64,8 @@ def main() -> None:
     results = Path(args.results)
     storage = default_storage_url(results)
     t0 = time.time()
-    exported = export_top(storage, args.study, results, top=3, full_epochs=args.full_epochs, seed=args.seed,
-                          progress=False)
+    exported = export_top(ExportSettings(storage, args.study, results, top=3, full_epochs=args.full_epochs, seed=args.seed,
+                                         progress=False))
 
     opened = reopen_study(storage, args.study, results, progress=False)
     study, attrs, data, plan, prep = opened.study, opened.attrs, opened.data, opened.plan, opened.prepared()
@@ -73,13 +74,13 @@ def main() -> None:
         raise SystemExit("the random-search study has another test split: create it with the same data and --seed")
     test_idx = np.array(plan["test"])
     test = prep.split("test", torch.device("cpu"))
-    store, device = open_ground_truth(storage), opened.device
+    store, training = open_ground_truth(storage), FullTrainingSettings.of(opened.settings, args.full_epochs, args.seed)
     loss = attrs["settings"].get("loss", "ce")
 
     def full(study_name: str, trial) -> dict:
-        rec, net, trained = stored_or_trained(store, study_name, trial.number, trial.user_attrs, prep, args.full_epochs,
-                                              args.seed, device, results / "ground_truth" / study_name,
-                                              opened.settings.precision, need_model=True)
+        under = replace(training, study_name=study_name, weights_dir=results / "ground_truth" / study_name)
+        rec, net, trained = stored_or_trained(store, under, FullTrainingJob(trial.number, args.seed), trial.user_attrs,
+                                              prep, need_model=True)
         origin = "trained now" if trained else f"reused ({rec.weights_path})"
         r = evaluate(net.cpu(), test, prep.normalizer, len(data.class_names))
         return {"accuracy": r.accuracy, "balanced_accuracy": r.balanced_accuracy, "macro_f1": r.macro_f1,

@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +25,7 @@ import numpy as np
 from _common import fastest_ground_truth
 from scipy import stats
 
-from synthesis.full_training import stored_or_trained
-from synthesis.hardware.device import resolve_device
+from synthesis.full_training import FullTrainingJob, FullTrainingSettings, stored_or_trained
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -44,13 +44,12 @@ def main() -> None:
     prep, attrs = opened.prepared(), opened.attrs
     if len(gt) < 4:
         raise SystemExit(f"only {len(gt)} ground-truth rows with seed {args.seed}: too few to rank")
-    device = resolve_device("auto")
+    training = replace(FullTrainingSettings.of(opened.settings, args.full_epochs, args.other_seed), progress=False)
     rows = []
     for _, first in gt.iterrows():
         number = int(first["trial_number"])
-        rec, _, _ = stored_or_trained(store, args.study, number, trials[number].user_attrs, prep, args.full_epochs,
-                                      args.other_seed, device, opened.settings.study_dir / "ground_truth",
-                                      opened.settings.precision)
+        rec, _, _ = stored_or_trained(store, training, FullTrainingJob(number, args.other_seed),
+                                      trials[number].user_attrs, prep)
         rows.append({"trial": number, **{f"{m}_seed{args.seed}": float(first[m]) for m in METRICS},
                      **{f"{m}_seed{args.other_seed}": getattr(rec, m) for m in METRICS},
                      "seconds": round(rec.wall_seconds)})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,8 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import pandas as pd
 from _common import fastest_ground_truth
 
-from synthesis.full_training import stored_or_trained
-from synthesis.hardware.device import resolve_device
+from synthesis.full_training import FullTrainingJob, FullTrainingSettings, stored_or_trained
 from synthesis.models.spec import TrainConfig
 
 LOSSES = ("ce", "weighted_ce", "focal")
@@ -37,16 +37,15 @@ def main() -> None:
     results = Path(args.results)
     opened, store, gt, trials = fastest_ground_truth(results, args.study, args.full_epochs, args.seed, args.archs)
     prep, attrs = opened.prepared(), opened.attrs
-    device = resolve_device("auto")
+    training = replace(FullTrainingSettings.of(opened.settings, args.full_epochs, args.seed), progress=False)
     rows = []
     for number in gt["trial_number"].astype(int):
         base = trials[number].user_attrs
         for loss in LOSSES:
             name = args.study if loss == attrs["settings"].get("loss", "ce") else f"{args.study}-loss-{loss}"
             cfg = TrainConfig.from_dict(base["train_config"]).replace(loss=loss)
-            rec, _, _ = stored_or_trained(store, name, number, {**base, "train_config": cfg.to_dict()}, prep,
-                                          args.full_epochs, args.seed, device, opened.settings.study_dir / "ground_truth" / name,
-                                          opened.settings.precision)
+            rec, _, _ = stored_or_trained(store, replace(training, study_name=name, weights_dir=training.weights_dir / name),
+                                          FullTrainingJob(number, args.seed), {**base, "train_config": cfg.to_dict()}, prep)
             rows.append({"trial": number, "loss": loss, "accuracy": rec.accuracy,
                          "balanced_accuracy": rec.balanced_accuracy, "macro_f1": rec.macro_f1,
                          "seconds": round(rec.wall_seconds)})

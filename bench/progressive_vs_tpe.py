@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import optuna
 from optuna.trial import TrialState
 
-from synthesis.full_training import open_ground_truth, stored_or_trained
+from synthesis.full_training import FullTrainingJob, FullTrainingSettings, open_ground_truth, stored_or_trained
 from synthesis.models.spec import ArchSpec
 from synthesis.search.storage import load_existing_study
 from synthesis.search.study import reopen_study
@@ -79,13 +80,13 @@ def main() -> None:
         spent += trial_seconds(t)
         within.append(t)
 
-    store, device = open_ground_truth(storage), opened.device
+    store, training = open_ground_truth(storage), FullTrainingSettings.of(opened.settings, args.full_epochs, args.seed)
 
     def scored(study_name: str, trials: list[optuna.trial.FrozenTrial]) -> list[dict]:
         rows = []
+        under = replace(training, study_name=study_name, weights_dir=results / "ground_truth" / study_name)
         for t in trials:
-            rec, _, _ = stored_or_trained(store, study_name, t.number, t.user_attrs, prep, args.full_epochs, args.seed,
-                                          device, results / "ground_truth" / study_name, opened.settings.precision)
+            rec, _, _ = stored_or_trained(store, under, FullTrainingJob(t.number, args.seed), t.user_attrs, prep)
             rows.append({"trial": t.number, "study_value": t.value,
                          "architecture": ArchSpec.from_dict(t.user_attrs["arch"]).describe(),
                          "accuracy": rec.accuracy, "balanced_accuracy": rec.balanced_accuracy, "macro_f1": rec.macro_f1,

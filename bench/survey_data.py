@@ -85,6 +85,11 @@ def decode_cpu_per_thousand(work: Path, size: int, n: int) -> dict[str, float]:
     return out
 
 
+def ground_truth_url(work: Path) -> str:
+    """The resumable store of every arm's full trainings."""
+    return f"sqlite:///{work / 'ground_truth.db'}"
+
+
 def arm_settings(work: Path, arm: str, size: int):
     from synthesis.settings import StudySettings
 
@@ -104,7 +109,7 @@ def fixed_architecture(prep, size: int) -> dict:
 
 
 def run_arm(work: Path, arm: str, size: int, epochs: int, seeds: list[int], votes: np.ndarray, store) -> list[dict]:
-    from synthesis.full_training import stored_or_trained
+    from synthesis.full_training import FullTrainingSettings, stored_or_trained
     from synthesis.data.preparation import PreparedData, data_plan, load_study_data
     from synthesis.data.settings import DataSettings
     from synthesis.models.builder import spec_cost
@@ -121,12 +126,14 @@ def run_arm(work: Path, arm: str, size: int, epochs: int, seeds: list[int], vote
     test = prep.split("test", device)
     order = [VOTE_COLUMNS.index(f"vote_{name}") for name in prep.class_names]  # the arm's class order
     test.soft = torch.from_numpy(votes[np.asarray(plan["test"])][:, order])  # every arm scored against the same votes
+    training = FullTrainingSettings(study_name=f"survey-{arm}", storage_url=ground_truth_url(work),
+                                    results_dir=work / "results", weights_dir=work / "weights", precision="fp32",
+                                    device="cpu", epochs=epochs, seeds=tuple(seeds), progress=False)
     rows = []
-    for seed in seeds:
-        record, model, _ = stored_or_trained(store, f"survey-{arm}", 0, attrs, prep, epochs, seed, device,
-                                             work / "weights", need_model=True)
+    for job in training.jobs([0]):
+        record, model, _ = stored_or_trained(store, training, job, attrs, prep, need_model=True)
         result = evaluate(model, test, prep.normalizer, prep.num_classes)
-        rows.append({"arm": arm, "seed": seed, "channels": prep.in_channels, "accuracy": result.accuracy,
+        rows.append({"arm": arm, "seed": job.seed, "channels": prep.in_channels, "accuracy": result.accuracy,
                      "balanced_accuracy": result.balanced_accuracy, "macro_f1": result.macro_f1,
                      "fraction_mae": result.fraction_mae, "test_loss": result.loss,
                      "full_train_seconds": record.wall_seconds, "params": params, "mflops": flops / 1e6,
@@ -189,7 +196,7 @@ def main() -> None:
     print(json.dumps({"decode_cpu_seconds_per_1000": decode}), flush=True)
     from synthesis.full_training import open_ground_truth
 
-    store = open_ground_truth(f"sqlite:///{work / 'ground_truth.db'}")
+    store = open_ground_truth(ground_truth_url(work))
     votes = pd.read_csv(work / "fits" / "labels.csv")[list(VOTE_COLUMNS)].to_numpy(np.float32)
     rows = pd.DataFrame([r for arm in args.arms for r in run_arm(work, arm, args.size, args.epochs, args.seeds, votes, store)])
     csv = ROOT / "bench" / "ground_truth" / "survey-procedural.csv"

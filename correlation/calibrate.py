@@ -29,7 +29,7 @@ from proxies import ZERO_COST_NAMES
 from synthesis import DataError, GalaxySynthError
 from synthesis.full_training import (
     TARGETS,
-    FullTrainingJob,
+    FullTrainingSettings,
     GroundTruthStore,
     check_full_epochs,
     fill_arch_keys,
@@ -98,19 +98,15 @@ def frozen_proxy(opened: OpenedStudy) -> CompositeProxy:
     return CompositeProxy.from_dict(frozen) if frozen else CompositeProxy.load(shipped_calibration())
 
 
-def measure_ground_truth(opened: OpenedStudy, chosen: list[int], full_epochs: int, seed_list: list[int],
-                         progress: bool = True) -> GroundTruthStore:
+def measure_ground_truth(opened: OpenedStudy, training: FullTrainingSettings, chosen: list[int]) -> GroundTruthStore:
     """Full-train every chosen trial with every seed (seed-major, resumable: stored ones are reused),
     several at once where the allotted cores allow (:mod:`synthesis.full_training.pool`)."""
-    store = open_ground_truth(opened.settings.storage_url)
-    name = opened.study.study_name
+    store = open_ground_truth(training.storage_url)
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
-    prep = opened.prepared()
-    fill_arch_keys(store, name, trials, prep, opened.settings.precision)
-    # seed-major order: a first pass over every architecture comes before any repeat
-    jobs = [FullTrainingJob(n, full_epochs, s) for s in seed_list for n in chosen]
-    todo = [j for j in jobs if store.get(name, j.trial, j.epochs, j.seed) is None]
-    train_jobs(opened, store, todo, len(jobs), progress, "ground truth")
+    fill_arch_keys(store, training.study_name, trials, opened.prepared(), training.precision)
+    jobs = training.jobs(chosen)
+    todo = [j for j in jobs if store.get(training.study_name, j.trial, training.epochs, j.seed) is None]
+    train_jobs(opened, training, store, todo, len(jobs), "ground truth")
     return store
 
 
@@ -167,8 +163,9 @@ def calibrate_study(storage: str, study_name: str | None, results: Path, ground_
     if len(table) < MIN_GROUND_TRUTH:
         raise GalaxySynthError(f"study {name!r} has {len(table)} completed trials; need at least {MIN_GROUND_TRUTH} to calibrate")
     chosen = select_for_ground_truth(table.set_index("trial")["proxy_score"], ground_truth, top)
-    seed_list = list(range(seed, seed + seeds))
-    store = measure_ground_truth(opened, chosen, full_epochs, seed_list, progress)
+    training = FullTrainingSettings.of(opened.settings, full_epochs, seed, seeds)
+    seed_list = list(training.seeds)
+    store = measure_ground_truth(opened, training, chosen)
 
     # every architecture with all requested seeds (including ones export trained beyond the selection)
     gt = mean_over_seeds(store, name, full_epochs, seed_list)

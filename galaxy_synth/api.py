@@ -134,11 +134,11 @@ def export(study: str | None = None, results: str | Path = "results", storage: s
     ``by``: "objective" (what the study optimised), "proxy", "val_acc" or "balanced_acc". ``knee``: also
     the front's knee (the cheapest trial within one binomial SE of the best), as ``models/knee/``.
     """
-    from galaxy_synth.export import export_top
+    from galaxy_synth.export import ExportSettings, export_top
 
-    url = existing_storage_url(storage, Path(results))
-    return export_top(url, study, Path(results), top, full_epochs, seed, device, calibration, progress=progress, by=by,
-                      knee=knee)
+    return export_top(ExportSettings(existing_storage_url(storage, Path(results)), study, Path(results), top=top, by=by,
+                                     knee=knee, calibration=calibration, full_epochs=full_epochs, seed=seed,
+                                     device=device, progress=progress))
 
 
 def load_model(folder: str | Path) -> Any:
@@ -161,28 +161,18 @@ def classify(model: str | Path, images: Sequence[str | Path] = (), catalogue: st
              tta: bool = False, chunk_size: int = 1024, workers: int | None = None, dask: str | None = None,
              overwrite: bool = False, progress: bool = True, precision: str = "fp32", engine: str = "torch",
              embeddings: bool = False) -> Any:
-    """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.predict.catalogue`).
+    """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.predict.catalogue`),
+    as ``galaxy-synth predict`` does (:func:`galaxy_synth.predict.command.run_predict`).
 
     ``out``: a .csv, .parquet or .fits (:mod:`galaxy_synth.predict.output_formats`). ``precision`` (fp32, bf16, auto)
     and ``engine`` (torch, onnx, auto): :func:`galaxy_synth.predict.catalogue.inference_settings`. ``embeddings``:
     also each galaxy's pooled features (torch engine; :mod:`galaxy_synth.predict.embeddings`)."""
-    from galaxy_synth.predict import (
-        classify_catalogue,
-        embedding_engine,
-        inference_settings,
-        output_format,
-        read_model_folder,
-        rows_from_catalogue,
-        rows_from_files,
-    )
+    from galaxy_synth.predict import PredictSettings, run_predict
 
-    output_format(out)  # one line before any work: an unknown suffix, or embeddings the engine cannot give
-    engine = embedding_engine(engine) if embeddings else engine
-    header = read_model_folder(model)  # the card alone: the weights (and torch) load while decoding starts
-    rows = rows_from_catalogue(header, catalogue, keep_columns) if catalogue else rows_from_files(header, images, extra_csv)
-    precision, engine = inference_settings(header, precision, engine)
-    return classify_catalogue(header, rows, out, tta=tta, precision=precision, engine=engine, chunk_size=chunk_size,
-                              workers=workers, dask=dask, overwrite=overwrite, progress=progress, embeddings=embeddings)
+    return run_predict(PredictSettings(model=Path(model), images=tuple(images), catalogue=catalogue, extra_csv=extra_csv,
+                                       keep_columns=tuple(keep_columns), out=Path(out), tta=tta, chunk_size=chunk_size,
+                                       workers=workers, dask=dask, precision=precision, engine=engine,
+                                       overwrite=overwrite, progress=progress, embeddings=embeddings))
 
 
 def read_predictions(out: str | Path) -> pd.DataFrame:

@@ -94,10 +94,14 @@ def test_progressive_inheritance_and_jitter(cpu_data, meta_default):
 
 def test_ground_truth_weights_are_saved_from_the_cpu(cpu_data, tmp_path, meta_default):
     from synthesis.full_training.rule import full_train
+    from synthesis.full_training.settings import FullTrainingJob, FullTrainingSettings
 
     _, _, d = cpu_data
     attrs = {"arch": spec_for(d).to_dict(), "train_config": TrainConfig(optimizer="sgd").to_dict()}
-    result = full_train("s", 0, attrs, d, 1, 0, CPU, tmp_path / "gt", progress=False)
+    settings = FullTrainingSettings(study_name="s", storage_url=f"sqlite:///{tmp_path / 'study.db'}", results_dir=tmp_path,
+                                    weights_dir=tmp_path / "gt", precision="fp32", device="cpu", epochs=1, seeds=(0,),
+                                    progress=False)
+    result = full_train(settings, FullTrainingJob(0, 0), attrs, d)
     assert 0 <= result.record.accuracy <= 1
     payload = torch.load(result.record.weights_path, map_location="cpu", weights_only=True)
     assert all(v.device == CPU for v in payload["state_dict"].values())

@@ -17,14 +17,16 @@ the card lists any, and returns calibrated logits: divided by the temperature fi
 split (:mod:`synthesis.training.temperature`), so that their softmax is a probability that means what
 it says; the card gives the expected calibration error before and after, ``reliability.png`` the diagram.
 
-Modules: :mod:`.top` (ranking, full training, one folder per model), :mod:`.card` (``card.json``),
-:mod:`.card_markdown` (``card.md``), :mod:`.folder` (the folder's files, written whole or not at all).
+Modules: :mod:`.settings` (:class:`ExportSettings`: one request), :mod:`.top` (ranking, full training, one folder
+per model), :mod:`.card` (``card.json``), :mod:`.card_markdown` (``card.md``), :mod:`.folder` (the folder's files,
+written whole or not at all).
 """
 
 from galaxy_synth.export.card import cpu_latency_ms, model_card
 from galaxy_synth.export.card_markdown import card_markdown, usage_snippet
 from galaxy_synth.export.folder import test_predictions, write_model_folder, write_onnx
+from galaxy_synth.export.settings import ExportSettings
 from galaxy_synth.export.top import ExportedModel, export_top
 
-__all__ = ["export_top", "ExportedModel", "model_card", "cpu_latency_ms", "card_markdown", "usage_snippet",
-           "write_model_folder", "write_onnx", "test_predictions"]
+__all__ = ["export_top", "ExportSettings", "ExportedModel", "model_card", "cpu_latency_ms", "card_markdown",
+           "usage_snippet", "write_model_folder", "write_onnx", "test_predictions"]

@@ -18,10 +18,10 @@ from torch import nn
 from galaxy_common import atomic_write_text
 from galaxy_synth.export.card import Ranking, model_card
 from galaxy_synth.export.folder import register_artifacts, test_predictions, write_model_folder
+from galaxy_synth.export.settings import ExportSettings
 from galaxy_synth.predict import training_domain
 from synthesis import GalaxySynthError
 from synthesis.full_training import (
-    FullTrainingJob,
     check_full_epochs,
     open_ground_truth,
     stored_or_trained,
@@ -45,59 +45,59 @@ class ExportedModel:
     card: dict[str, Any]
 
 
-def export_top(storage: str, study_name: str | None, results: Path, top: int = 3, full_epochs: int = 30, seed: int = 0,
-               device: str = "auto", calibration: str | None = None, progress: bool = True,
-               by: str = "objective", knee: bool = False) -> list[ExportedModel]:
+def export_top(settings: ExportSettings) -> list[ExportedModel]:
     """Fully train (or reuse) and package the study's ``top`` best trials into ``<study folder>/models/rank{i}/``.
 
     ``by``: what ranks them (see :func:`synthesis.search.ranking.metrics_table`): the study's objective, the
     current calibration's proxy, validation accuracy or balanced accuracy. ``knee``: also the front's knee.
     """
-    if top < 1:
+    if settings.top < 1:
         raise GalaxySynthError("--top must be >= 1")
-    check_full_epochs(full_epochs)
-    opened = reopen_study(storage, study_name, results, progress, device)
+    check_full_epochs(settings.full_epochs)
+    opened = reopen_study(settings.storage_url, settings.study, settings.results_dir, settings.progress, settings.device)
+    training = settings.full_training(opened.settings)
     name = opened.study.study_name
-    proxy, source = find_calibration(calibration, results)
-    table = metrics_table(opened.study, proxy, by=by)
+    proxy, source = find_calibration(settings.calibration, settings.results_dir)
+    table = metrics_table(opened.study, proxy, by=settings.by)
     table = table[table["finished"]]
     if table.empty:
         raise GalaxySynthError(f"study {name!r} has no completed trials to export")
-    chosen = [int(n) for n in table["trial"].head(top)]
-    knee_trial = _knee_trial(table, opened.attrs) if knee else None
+    chosen = [int(n) for n in table["trial"].head(settings.top)]
+    knee_trial = _knee_trial(table, opened.attrs) if settings.knee else None
     if knee_trial is not None and knee_trial not in chosen:
         chosen.append(knee_trial)  # packaged as models/knee/ beside the top ones
     ranking = Ranking(dict(zip(table["trial"].astype(int), table["proxy_score"])),
-                       dict(zip(table["trial"].astype(int), table["rank_score"])), proxy, source, by)
-    store = open_ground_truth(opened.settings.storage_url)
-    missing = [FullTrainingJob(n, full_epochs, seed) for n in chosen if not _weights_stored(store.get(name, n, full_epochs, seed))]
-    trained = {r["trial"] for r in train_jobs(opened, store, missing, len(chosen), progress, "full training") if r["trained_now"]}
+                      dict(zip(table["trial"].astype(int), table["rank_score"])), proxy, source, settings.by)
+    store = open_ground_truth(training.storage_url)
+    missing = [j for j in training.jobs(chosen) if not _weights_stored(store.get(name, j.trial, training.epochs, j.seed))]
+    trained = {r["trial"] for r in train_jobs(opened, training, store, missing, len(chosen), "full training")
+               if r["trained_now"]}
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     prep = opened.prepared()
     test = prep.split("test", torch.device("cpu"))
     val = prep.split("val", torch.device("cpu"))  # where the temperature is fitted (trials never score on all of it)
     domain = training_domain(prep)
     exported = []
-    for rank, number in enumerate(chosen, start=1):
-        record, net, trained_now = stored_or_trained(store, name, number, trials[number].user_attrs, prep, full_epochs, seed,
-                                                     opened.device, opened.settings.study_dir / "ground_truth",
-                                                     opened.settings.precision, progress=progress, need_model=True)
+    for rank, job in enumerate(training.jobs(chosen), start=1):  # one seed: one job per trial, in rank order
+        number = job.trial
+        record, net, trained_now = stored_or_trained(store, training, job, trials[number].user_attrs, prep,
+                                                     need_model=True)
         origin = "trained by galaxy-synth export" if trained_now or number in trained else \
             f"reused from an earlier full training by correlate or export ({record.weights_path})"
         net = net.cpu().eval()
         spec = model_spec_from_dict(trials[number].user_attrs["arch"])
         calibration, packaged = _calibrated_package(net, spec, prep, val, test)
         card = model_card(opened, prep, trials[number], net, packaged, test, rank, ranking,
-                          {"full_epochs": full_epochs, "seed": seed, "weights": origin})
+                          {"full_epochs": training.epochs, "seed": job.seed, "weights": origin})
         card["probability_calibration"] = calibration.to_dict()
         card["input"]["domain"] = domain  # what predict compares each image with (domain_z)
         card["knee"] = number == knee_trial  # the cheapest trial within one SE of the best (export --knee)
-        folder = opened.settings.study_dir / "models" / ("knee" if rank > top else f"rank{rank}")
+        folder = opened.settings.study_dir / "models" / ("knee" if rank > settings.top else f"rank{rank}")
         card["onnx"] = write_model_folder(folder, net, packaged, spec, card, prep.preprocessing,
-                                     test_predictions(opened, prep, calibration.test_probabilities), calibration)
+                                          test_predictions(opened, prep, calibration.test_probabilities), calibration)
         exported.append(ExportedModel(rank, number, folder, card))
-        register_artifacts(opened.study, rank, number, folder, results)
-    _write_summary(exported, opened.settings.study_dir / f"top{top}_models.json")
+        register_artifacts(opened.study, rank, number, folder, settings.results_dir)
+    _write_summary(exported, opened.settings.study_dir / f"top{settings.top}_models.json")
     return exported
 
 

@@ -7,8 +7,9 @@ run classifies: paths, carried columns, extra inputs), :mod:`.catalogue` (stream
 chunks: a decode pool started before the network loads, or Dask; engine and precision; resume),
 :mod:`.chunk_writers` (CSV with a journal, Parquet parts), :mod:`.fits_writer` (a FITS table assembled from
 parts), :mod:`.output_formats` (which writer ``-o`` names), :mod:`.embeddings` (``--embeddings``: each galaxy's
-pooled features), :mod:`.input_domain` (``domain_z``: how unlike the training images) and :mod:`.command` (its
-command line and printout).
+pooled features), :mod:`.input_domain` (``domain_z``: how unlike the training images), :mod:`.settings`
+(:class:`PredictSettings`: one run's request) and :mod:`.command` (its command line, the run a request starts, and
+its printout).
 
 The names below load their module on first use: what runs before the weights load (the folder's
 card, the rows, the decode task) stays torch-free, and so does importing this package.
@@ -27,6 +28,7 @@ _HOMES = {
     "output_formats": ("output_format", "open_writer", "read_output", "embeddings_path"),
     "embeddings": ("embedding_engine", "classify_and_embed"),
     "input_domain": ("training_domain", "domain_scores", "image_statistics"),
-    "command": ("add_predict_parser", "cmd_predict"),
+    "command": ("add_predict_parser", "cmd_predict", "run_predict"),
+    "settings": ("PredictSettings",),
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_HOMES)

@@ -40,11 +40,11 @@ from galaxy_synth.predict.input_domain import DOMAIN_SHIFT_WARNING, domain_score
 from galaxy_synth.predict.model_folder import MODEL_FILES, ModelFolder, read_model_folder
 from galaxy_synth.predict.onnx_engine import FP32_ONLY, NEEDS_RUNTIME
 from galaxy_synth.predict.output_formats import open_writer
+from galaxy_synth.predict.settings import PredictSettings
 from synthesis.data import decode_rows
 from synthesis.hardware import cpu_bf16_flags
 
 log = logging.getLogger("galaxy_synth")
-DEFAULT_CHUNK = 1024
 HEAVY_MODEL_FLOPS = 200e6  # above this (FLOPs per image) the network, not decoding, is the cost: run it in every worker
 DECODED_AHEAD_BYTES = 64 << 20  # decoded chunks waiting for the network: enough to cover torch's import and the model's load
 
@@ -187,40 +187,36 @@ class CatalogueSummary:
     extra_names: tuple[str, ...] = ()
 
 
-def classify_catalogue(model_dir: str | Path | ModelFolder, rows: CatalogueRows, out: str | Path, tta: bool = False, precision: str = "fp32",
-                       engine: str = "torch", chunk_size: int = DEFAULT_CHUNK, workers: int | None = None, dask: str | None = None,
-                       overwrite: bool = False, progress: bool = True, embeddings: bool = False) -> CatalogueSummary:
-    """Classify every row into ``out`` (CSV, Parquet folder or FITS), resuming a run of the same model and rows.
+def classify_catalogue(model: ModelFolder, rows: CatalogueRows, settings: PredictSettings) -> CatalogueSummary:
+    """Classify every row into ``settings.out`` (CSV, Parquet folder or FITS), resuming a run of the same model and rows.
 
-    ``precision``: "fp32", or "bf16" (autocast; on a CPU with AMX the network 1.1-2.3× faster; probabilities move by
-    at most ~0.02 and 0.1% of predicted classes change on gz1 —
-    docs/BENCHMARKS.md §20). ``engine``: "torch" or "onnx" (:func:`inference_settings` chooses both). Nothing is
-    written until the weights have loaded and the first chunk is classified."""
-    # one line now if the folder is broken, not in every worker
-    model = model_dir if isinstance(model_dir, ModelFolder) else read_model_folder(model_dir)
-    out = Path(out)
+    ``settings.precision``: "fp32", or "bf16" (autocast; on a CPU with AMX the network 1.1-2.3× faster; probabilities
+    move by at most ~0.02 and 0.1% of predicted classes change on gz1 — docs/BENCHMARKS.md §20).
+    ``settings.engine``: "torch" or "onnx" (:func:`inference_settings` chooses both). Nothing is written until the
+    weights have loaded and the first chunk is classified."""
+    out, chunk_size, tta, precision, engine = Path(settings.out), settings.chunk_size, settings.tta, settings.precision, settings.engine
     if chunk_size < 1:
         raise DataError("--chunk-size must be >= 1")
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise DataError(f"cannot write {out}: its folder {out.parent} does not exist or is not writable")
-    if dask:
+    if settings.dask:
         _dask_client_class()  # one line now if dask.distributed is missing, before the output is touched
-    engine_tag = ("" if engine == "torch" else f"|{engine}") + ("|embeddings" if embeddings else "")  # older outputs still resume
+    engine_tag = ("" if engine == "torch" else f"|{engine}") + ("|embeddings" if settings.embeddings else "")  # older outputs still resume
     signature = hashlib.sha256(f"{rows.signature()}|{_model_signature(model)}|{tta}|{precision}|{chunk_size}{engine_tag}".encode()).hexdigest()[:16]
-    writer = open_writer(out, signature, overwrite, model, embeddings)
+    writer = open_writer(out, signature, settings.overwrite, model, settings.embeddings)
     starts = list(range(0, len(rows), chunk_size))
     todo = [ChunkJob(i, str(model.folder.resolve()), tuple(rows.paths[s:s + chunk_size]), rows.extras[s:s + chunk_size], tta,
-                     precision, engine, embeddings)
+                     precision, engine, settings.embeddings)
             for i, s in enumerate(starts) if i >= writer.chunks_done]
     resumed = len(starts) - len(todo)
     state = {"failed": 0, "counts": {}, "warning": None, "written": 0}
     if not writer.complete:
         from tqdm.auto import tqdm
 
-        results = _results_in_order(model, todo, workers, dask)
+        results = _results_in_order(model, todo, settings.workers, settings.dask)
         first = list(islice(results, 1))  # the weights load before this returns: a broken model.pt prints no bar
         bar = tqdm(total=len(rows), initial=min(len(rows), resumed * chunk_size), desc="classifying", unit="img",
-                   unit_scale=True, disable=not progress)
+                   unit_scale=True, disable=not settings.progress)
         try:
             for job, table in chain(first, results):
                 start = starts[job.index]

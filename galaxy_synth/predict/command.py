@@ -1,9 +1,17 @@
-"""``galaxy-synth predict``: its command line and what it prints (the work is in :mod:`galaxy_synth.predict.catalogue`)."""
+"""``galaxy-synth predict``: its command line, the run one request starts (:func:`run_predict`, also what
+:func:`galaxy_synth.api.classify` runs) and what it prints (the work is in :mod:`galaxy_synth.predict.catalogue`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from galaxy_synth.predict.settings import PredictSettings
+
+if TYPE_CHECKING:
+    from galaxy_synth.predict.catalogue import CatalogueSummary
 
 
 def add_predict_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,19 +71,35 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
     pr.set_defaults(func=cmd_predict)
 
 
+def run_predict(settings: PredictSettings) -> CatalogueSummary:
+    """One run: the folder's card read alone (the weights, and torch, load while decoding starts), the rows, the
+    engine and precision chosen for them, then the catalogue streamed through the model."""
+    # imported here: the command line's parser loads this module, and ``--help`` needs none of them
+    from galaxy_synth.predict.catalogue import classify_catalogue, inference_settings
+    from galaxy_synth.predict.catalogue_rows import rows_from_catalogue, rows_from_files
+    from galaxy_synth.predict.embeddings import embedding_engine
+    from galaxy_synth.predict.model_folder import read_model_folder
+    from galaxy_synth.predict.output_formats import output_format
+
+    output_format(settings.out)  # one line before any work: an unknown suffix, or embeddings the engine cannot give
+    if settings.embeddings:
+        settings = replace(settings, engine=embedding_engine(settings.engine))
+    model = read_model_folder(settings.model)
+    rows = (rows_from_catalogue(model, settings.catalogue, settings.keep_columns) if settings.catalogue
+            else rows_from_files(model, settings.images, settings.extra_csv))
+    precision, engine = inference_settings(model, settings.precision, settings.engine)
+    return classify_catalogue(model, rows, replace(settings, precision=precision, engine=engine))
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from galaxy_common import DataError
-    from galaxy_synth import api
 
-    if bool(args.images) == bool(args.catalogue):
+    settings = PredictSettings.of(args)
+    if bool(settings.images) == bool(settings.catalogue):
         raise DataError("give IMAGEs (files or folders) or --catalogue CSV, one of the two")
     if args.threshold is not None and not 0 < args.threshold <= 1:
         raise DataError("--threshold must be a probability in (0, 1]")
-    keep = [c.strip() for c in args.keep_columns.split(",") if c.strip()]
-    summary = api.classify(args.model, args.images, catalogue=args.catalogue, out=args.out, extra_csv=args.extra,
-                           keep_columns=keep, tta=args.tta, chunk_size=args.chunk_size, workers=args.workers,
-                           dask=args.dask, overwrite=args.overwrite, progress=args.progress,
-                           precision=args.precision, engine=args.engine, embeddings=args.embeddings)
+    summary = run_predict(settings)
     if summary.extras_note:
         print(f"galaxy-synth: note: no --extra given: {', '.join(summary.extra_names)} set to the training-set means "
               f"for every image (column extra_inputs)", file=sys.stderr)
@@ -87,8 +111,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     resumed = f" (resumed after {summary.resumed_chunks} chunk(s) written before)" if summary.resumed_chunks else ""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items(), key=lambda kv: -kv[1]))
     failed = f"; {summary.failed} unreadable (status column)" if summary.failed else ""
-    print(f"{summary.written_now} image(s){' with TTA' if args.tta else ''}{resumed}: {counts}{failed}; wrote {summary.out}")
+    print(f"{summary.written_now} image(s){' with TTA' if settings.tta else ''}{resumed}: {counts}{failed}; wrote {summary.out}")
     if args.threshold is not None:
+        from galaxy_synth import api
+
         table = api.read_predictions(summary.out)
         probs = table.filter(like="p_")
         print(f"p >= {args.threshold:g}: " + ", ".join(f"{c[2:]} {int((probs[c] >= args.threshold).sum())}" for c in probs.columns))

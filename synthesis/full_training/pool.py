@@ -16,34 +16,15 @@ import multiprocessing
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from synthesis import GalaxySynthError
 from synthesis.full_training.rule import stored_or_trained
+from synthesis.full_training.settings import FullTrainingJob, FullTrainingSettings
 from synthesis.full_training.store import GroundTruthStore, open_ground_truth
 from synthesis.hardware import ExecutionPlan, allotted_cores, execution_plan, set_torch_threads
 from synthesis.search import OpenedStudy, reopen_study
-
-
-@dataclass(frozen=True)
-class FullTrainingJob:
-    """One full training: a trial's architecture, an epoch budget and a seed."""
-
-    trial: int
-    epochs: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class StudyAddress:
-    """How another process reopens the study (the URL travels in memory, never on a command line)."""
-
-    storage: str
-    study: str
-    results: str
-    device: str
 
 
 def full_training_plan(device_type: str, jobs: int) -> ExecutionPlan:
@@ -59,17 +40,22 @@ def _start_worker(threads: int) -> None:
     set_torch_threads(threads)
 
 
-def _train(address: StudyAddress, job: FullTrainingJob) -> dict[str, Any]:
-    key = (address.storage, address.study)
+def _train(settings: FullTrainingSettings, job: FullTrainingJob) -> dict[str, Any]:
+    """One job in a pool process; ``settings`` say where to reopen the study (its URL travels pickled, in memory,
+    never on a command line)."""
+    key = (settings.storage_url, settings.study_name)
     if key not in _OPENED:  # one reopen per process, however many models it trains
-        opened = reopen_study(address.storage, address.study, Path(address.results), progress=False,
-                              device=address.device)
+        opened = reopen_study(settings.storage_url, settings.study_name, settings.results_dir, progress=False,
+                              device=settings.device)
         trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
-        _OPENED[key] = (opened, opened.prepared(), trials, open_ground_truth(address.storage))
-    opened, prep, trials, store = _OPENED[key]
-    record, _, trained = stored_or_trained(store, address.study, job.trial, trials[job.trial].user_attrs, prep, job.epochs,
-                                           job.seed, opened.device, opened.settings.study_dir / "ground_truth",
-                                           opened.settings.precision)
+        _OPENED[key] = (opened.prepared(), trials, open_ground_truth(settings.storage_url))
+    prep, trials, store = _OPENED[key]
+    # no per-epoch bars from the pool's processes: the parent's bar counts their models
+    record, _, trained = stored_or_trained(store, replace(settings, progress=False), job, trials[job.trial].user_attrs, prep)
+    return _summary(job, record, trained)
+
+
+def _summary(job: FullTrainingJob, record: Any, trained: bool) -> dict[str, Any]:
     return {"trial": job.trial, "seed": job.seed, "accuracy": record.accuracy, "wall_seconds": record.wall_seconds,
             "trained_now": trained}
 
@@ -84,7 +70,7 @@ def _quiet_resource_tracker() -> None:
         sys.warnoptions.append(rule)
 
 
-def train_all(address: StudyAddress, jobs: Sequence[FullTrainingJob], plan: ExecutionPlan,
+def train_all(settings: FullTrainingSettings, jobs: Sequence[FullTrainingJob], plan: ExecutionPlan,
               run_here: Callable[[FullTrainingJob], dict[str, Any]],
               on_done: Callable[[dict[str, Any]], None] = lambda result: None) -> None:
     """Run every job: in this process (``run_here``) for a one-process plan, else in a pool of ``plan.workers``.
@@ -102,7 +88,7 @@ def train_all(address: StudyAddress, jobs: Sequence[FullTrainingJob], plan: Exec
     finished = 0
     with ProcessPoolExecutor(plan.workers, mp_context=context, initializer=_start_worker,
                              initargs=(plan.threads,)) as pool:
-        pending = {pool.submit(_train, address, job) for job in jobs}
+        pending = {pool.submit(_train, settings, job) for job in jobs}
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -119,25 +105,22 @@ def train_all(address: StudyAddress, jobs: Sequence[FullTrainingJob], plan: Exec
             raise
 
 
-def train_jobs(opened: OpenedStudy, store: GroundTruthStore, todo: list[FullTrainingJob], total: int, progress: bool,
-               desc: str) -> list[dict[str, Any]]:
-    """Train (or reuse) every job, with a bar over the ``total`` models of which ``todo`` are left; one
-    result per job (``trial``, ``seed``, ``accuracy``, ``wall_seconds``, ``trained_now``)."""
+def train_jobs(opened: OpenedStudy, settings: FullTrainingSettings, store: GroundTruthStore, todo: list[FullTrainingJob],
+               total: int, desc: str) -> list[dict[str, Any]]:
+    """Train (or reuse) every job of the study ``opened`` under ``settings``, with a bar over the ``total`` models
+    of which ``todo`` are left; one result per job (``trial``, ``seed``, ``accuracy``, ``wall_seconds``,
+    ``trained_now``)."""
     from tqdm.auto import tqdm
 
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     prep = opened.prepared()
-    s = opened.settings
     plan = full_training_plan(opened.device.type, len(todo))
     bar = tqdm(total=total, initial=total - len(todo), desc=f"{desc} ({plan.workers} at once)" if plan.workers > 1 else desc,
-               unit="model", disable=not progress)
+               unit="model", disable=not settings.progress)
 
     def here(job: FullTrainingJob) -> dict[str, Any]:
-        record, _, trained = stored_or_trained(store, s.study_name, job.trial, trials[job.trial].user_attrs, prep, job.epochs,
-                                               job.seed, opened.device, s.study_dir / "ground_truth", s.precision,
-                                               progress=progress)
-        return {"trial": job.trial, "seed": job.seed, "accuracy": record.accuracy, "wall_seconds": record.wall_seconds,
-                "trained_now": trained}
+        record, _, trained = stored_or_trained(store, settings, job, trials[job.trial].user_attrs, prep)
+        return _summary(job, record, trained)
 
     results: list[dict[str, Any]] = []
 
@@ -146,9 +129,8 @@ def train_jobs(opened: OpenedStudy, store: GroundTruthStore, todo: list[FullTrai
         bar.update(1)
         bar.set_postfix_str(f"trial {result['trial']}: acc {result['accuracy']:.3f} in {result['wall_seconds']:.0f} s")
 
-    address = StudyAddress(s.storage_url, s.study_name, str(s.results_dir), str(opened.device))
     try:
-        train_all(address, todo, plan, here, done)
+        train_all(settings, todo, plan, here, done)
     finally:
         bar.close()
     return results

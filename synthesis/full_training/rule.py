@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from synthesis.data import PreparedData
+from synthesis.full_training.settings import FullTrainingJob, FullTrainingSettings
 from synthesis.full_training.store import GroundTruthRecord, GroundTruthStore
+from synthesis.hardware import resolve_device
 from synthesis.models import build_model
 from synthesis.models import load_model, save_model
 from synthesis.models import TrainConfig, model_spec_from_dict
@@ -57,24 +59,27 @@ def _digest(indices: list[int]) -> str:
     return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def full_train(study_name: str, trial_number: int, user_attrs: dict[str, Any], prep: PreparedData, epochs: int, seed: int,
-               device: torch.device, weights_dir: Path, progress: bool = True, precision: str = "fp32") -> FullTrainingResult:
+def full_train(settings: FullTrainingSettings, job: FullTrainingJob, user_attrs: dict[str, Any],
+               prep: PreparedData) -> FullTrainingResult:
     """Train one trial's architecture with the full budget and score it on the test split."""
     spec = model_spec_from_dict(user_attrs["arch"])
     cfg = full_training_config(user_attrs)
+    device = resolve_device(settings.device)
+    epochs, seed, precision = settings.epochs, job.seed, settings.precision
     train = prep.split("train", device)
     test = prep.split("test", device)
     torch.manual_seed(seed)
     model = build_model(spec)
     t0 = time.perf_counter()
-    train_model(model, train, cfg, epochs, seed=seed, progress=progress, progress_desc=f"full training trial {trial_number}",
-                precision=precision, **prep.training_kwargs())
+    train_model(model, train, cfg, epochs, seed=seed, progress=settings.progress,
+                progress_desc=f"full training trial {job.trial}", precision=precision, **prep.training_kwargs())
     wall = time.perf_counter() - t0
     result = evaluate(model, test, prep.normalizer, prep.num_classes, precision=precision)
-    weights = Path(weights_dir) / f"trial{trial_number}_e{epochs}_s{seed}.pt"
-    save_model(weights, model, spec, prep.preprocessing, study=study_name, trial=trial_number, epochs=epochs, seed=seed)
+    weights = Path(settings.weights_dir) / f"trial{job.trial}_e{epochs}_s{seed}.pt"
+    save_model(weights, model, spec, prep.preprocessing, study=settings.study_name, trial=job.trial, epochs=epochs,
+               seed=seed)
     record = GroundTruthRecord(
-        study_name=study_name, trial_number=trial_number, spec_hash=spec.spec_hash(), epochs=epochs, seed=seed,
+        study_name=settings.study_name, trial_number=job.trial, spec_hash=spec.spec_hash(), epochs=epochs, seed=seed,
         accuracy=result.accuracy, balanced_accuracy=result.balanced_accuracy, macro_f1=result.macro_f1,
         test_loss=result.loss, confusion_json=json.dumps(result.confusion), wall_seconds=wall, device=str(device),
         weights_path=str(weights), created=datetime.now(timezone.utc),
@@ -88,30 +93,30 @@ def load_weights(record: GroundTruthRecord) -> torch.nn.Module:
     return load_model(record.weights_path)[0]
 
 
-def stored_or_trained(store: GroundTruthStore, study_name: str, trial_number: int, user_attrs: dict[str, Any],
-                      prep: PreparedData, epochs: int, seed: int, device: torch.device, weights_dir: Path,
-                      precision: str = "fp32", progress: bool = False,
+def stored_or_trained(store: GroundTruthStore, settings: FullTrainingSettings, job: FullTrainingJob,
+                      user_attrs: dict[str, Any], prep: PreparedData,
                       need_model: bool = False) -> tuple[GroundTruthRecord, torch.nn.Module | None, bool]:
-    """The full-training result for this key: ``(record, model or None, trained_now)``.
+    """The full-training result of this job under ``settings`` (study, budget, precision): ``(record, model or
+    None, trained_now)``.
 
     Reused when stored for this study and trial, or for the same architecture, configuration, data
     and seed in another study of the database (then recorded for this trial too); with
     ``need_model``, only where its weights file still exists. Otherwise trained now and stored at
     once, so a kill loses at most the model in training.
     """
-    record = store.get(study_name, trial_number, epochs, seed)
+    name, epochs = settings.study_name, settings.epochs
+    record = store.get(name, job.trial, epochs, job.seed)
     if record is None:
-        twin = store.same_training(architecture_key(user_attrs, prep, precision), epochs, seed)
+        twin = store.same_training(architecture_key(user_attrs, prep, settings.precision), epochs, job.seed)
         if twin is not None and (not need_model or Path(twin.weights_path).is_file()):
             record = GroundTruthRecord(**{**{c: v for c, v in twin.as_row().items() if c != "id"},
-                                          "study_name": study_name, "trial_number": trial_number})
+                                          "study_name": name, "trial_number": job.trial})
             store.put(record)
     if record is not None and not need_model:
         return record, None, False
     if record is not None and Path(record.weights_path).is_file():
         return record, load_weights(record), False
-    result = full_train(study_name, trial_number, user_attrs, prep, epochs, seed, device, weights_dir,
-                        progress=progress, precision=precision)
+    result = full_train(settings, job, user_attrs, prep)
     store.put(result.record)
     return result.record, result.model.cpu(), True
 

@@ -6,7 +6,6 @@ import lazy_loader
 # import (a torch-free path, a --help) never pulls in the heavy modules behind it.
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "loop": ["EpochRecord", "TrainHistory", "TrainingDiverged", "evaluate", "train_model"],
-    "settings": ["FullTrainingSettings"],
     "temperature": ["TemperatureCalibration", "calibrate_network", "plot_reliability"],
     "views": ["array_view", "dihedral_views", "mirror_permutation", "view_logits"],
 })

@@ -10,9 +10,9 @@ def test_several_seeds_train_each_architecture_per_seed_and_fit_on_the_mean(tiny
     calibrate_tiny(root, url)  # seed 0 for all six (reused if an earlier test made them)
     real = rule_mod.full_train
     trained = []
-    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: trained.append((a[1], a[5])) or real(*a, **k))
+    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: trained.append(a[1]) or real(*a, **k))  # (settings, job, ...)
     report, _ = calibrate_tiny(root, url, seeds=2)
-    assert len(trained) == 6 and {s for _, s in trained} == {1}  # only the new seed was trained
+    assert len(trained) == 6 and {job.seed for job in trained} == {1}  # only the new seed was trained
     assert report["ground_truth_seeds"] == [0, 1] and report["n_rows"] == 6
     gt = open_ground_truth(url).table("gt", 1)
     for row in report["ground_truth"]:

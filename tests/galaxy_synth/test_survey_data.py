@@ -58,8 +58,12 @@ def test_vote_fractions_train_as_soft_labels_and_report_their_error(tmp_path):
     opened = reopen_study(settings.storage_url, "votes", tmp_path / "r", progress=False)
     assert np.array_equal(opened.data.labels, plurality) and opened.data.soft.shape == (120, 5)
     # the ground truth keeps the vote-fraction error too
-    from synthesis.full_training.rule import full_train
+    from dataclasses import replace
 
-    record = full_train("votes", done[0].number, done[0].user_attrs, opened.prepared(), 1, 0, torch.device("cpu"),
-                        tmp_path / "w", progress=False).record
+    from synthesis.full_training.rule import full_train
+    from synthesis.full_training.settings import FullTrainingJob, FullTrainingSettings
+
+    training = replace(FullTrainingSettings.of(opened.settings, epochs=1), weights_dir=tmp_path / "w", device="cpu",
+                       progress=False)
+    record = full_train(training, FullTrainingJob(done[0].number, 0), done[0].user_attrs, opened.prepared()).record
     assert record.fraction_mae is not None and 0 < record.fraction_mae < 0.5

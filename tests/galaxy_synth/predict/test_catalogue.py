@@ -168,17 +168,20 @@ def test_catalogue_rows_resolve_paths_against_the_csv_and_take_extras_from_it(ex
 
 
 def test_a_catalogue_run_reads_the_folder_builds_rows_and_decodes_without_importing_torch(exported_study, catalogue):
-    """What runs before the weights load — the card, the rows, the precision, the decode workers' task — imports no
-    torch (seconds of start-up), so decoding fills the cores while the network loads."""
+    """What runs before the weights load — the run's settings, the card, the rows, the precision, the decode workers'
+    task — imports no torch (seconds of start-up), so decoding fills the cores while the network loads."""
     script = f"""
 import sys
+from galaxy_synth.predict import PredictSettings
 from galaxy_synth.predict.catalogue import _decode_args, inference_settings
 from galaxy_synth.predict.catalogue_rows import rows_from_catalogue
 from galaxy_synth.predict.model_folder import read_model_folder
 from synthesis.data.decode import decode_rows
-model = read_model_folder({str(_model(exported_study))!r})
-rows = rows_from_catalogue(model, {str(catalogue / "cat.csv")!r}, ["ra"])
-inference_settings(model)
+settings = PredictSettings({str(_model(exported_study))!r}, catalogue={str(catalogue / "cat.csv")!r}, keep_columns=("ra",),
+                           precision="auto", engine="auto")  # as the command line asks
+model = read_model_folder(settings.model)
+rows = rows_from_catalogue(model, settings.catalogue, settings.keep_columns)
+inference_settings(model, settings.precision, settings.engine)
 images, status = decode_rows(_decode_args(model, rows.paths[:3]))
 assert status == ["ok"] * 3 and images.shape[0] == 3
 print("torch" in sys.modules)

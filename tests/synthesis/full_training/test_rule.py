@@ -18,7 +18,7 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
     def dies_on_third(*args, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt  # the process is stopped while training the third model
-        calls.append(args[1])  # full_train(study_name, trial_number, ...)
+        calls.append(args[1].trial)  # full_train(settings, job, ...)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(rule_mod, "full_train", dies_on_third)
@@ -28,7 +28,7 @@ def test_ground_truth_resumes_after_an_interruption_and_is_reused(tiny_study, mo
     assert sorted(store.table("gt")["trial_number"]) == sorted(calls)  # both finished models were stored
 
     again = []
-    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: again.append(a[1]) or real(*a, **k))
+    monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: again.append(a[1].trial) or real(*a, **k))
     report, written = calibrate_tiny(root, url)
     assert len(again) == 4 and not set(again) & set(calls)  # only the missing four were trained
     assert report["n_rows"] == 6 and report["protocol"]["kind"] == "leave-one-out"
@@ -67,7 +67,10 @@ def test_full_trained_weights_load_safely_and_reproduce_the_stored_accuracy(tiny
 
 
 def test_another_study_reuses_a_full_training_of_the_same_architecture(tiny_study, monkeypatch):
+    from dataclasses import replace
+
     from synthesis.full_training.rule import stored_or_trained
+    from synthesis.full_training.settings import FullTrainingJob, FullTrainingSettings
     from synthesis.search.study import reopen_study
 
     root, url = tiny_study
@@ -77,6 +80,8 @@ def test_another_study_reuses_a_full_training_of_the_same_architecture(tiny_stud
     row = store.table("gt").iloc[0]
     trial = next(t for t in opened.study.get_trials() if t.number == int(row["trial_number"]))
     monkeypatch.setattr(rule_mod, "full_train", lambda *a, **k: pytest.fail("trained again"))
-    record, _, trained = stored_or_trained(store, "another-study", 7, trial.user_attrs, opened.prepared(), int(row["epochs"]),
-                                           int(row["seed"]), opened.device, root / "gt2", opened.settings.precision)
+    training = replace(FullTrainingSettings.of(opened.settings, int(row["epochs"])), study_name="another-study",
+                       weights_dir=root / "gt2")
+    record, _, trained = stored_or_trained(store, training, FullTrainingJob(7, int(row["seed"])), trial.user_attrs,
+                                           opened.prepared())
     assert not trained and record.accuracy == pytest.approx(row["accuracy"]) and record.study_name == "another-study"
