@@ -59,7 +59,7 @@ class LiftingConv(nn.Conv2d):
                          device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
             conv.weight.copy_(weight)
-        return conv
+        return conv.train(self.training)
 
 
 class GroupConv(LiftingConv):
