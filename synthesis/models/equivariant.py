@@ -45,6 +45,9 @@ class LiftingConv(nn.Conv2d):
         super().__init__(cin, cout // group.order, kernel, padding=kernel // 2, bias=False)
         self.group, self.out_fields = group, cout // group.order
 
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, free filters of {self.group.name}: {self.out_fields * self.group.order} out channels"
+
     def expanded_weight(self) -> torch.Tensor:
         """[cout, cin, k, k]: output channel ``f·|G| + g`` is free filter ``f`` under element ``g``."""
         copies = [transform(self.weight, self.group, g) for g in range(self.group.order)]
