@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from synthesis.models.blocks import BLOCKS, InvertedResidualBlock, _conv_bn_relu
-from synthesis.models.equivariant import GroupPool, lifting_stem
+from synthesis.models.equivariant import GroupPool, lifting_stem, plain_convolutions
 from synthesis.models.spec import ArchSpec, ModelSpec, ReferenceSpec, group_of
 
 
@@ -184,7 +184,7 @@ def cpu_images_per_second(model: nn.Module, spec: ModelSpec, batch: int = 64, bu
     import time
 
     threads = torch.get_num_threads()
-    net = copy.deepcopy(model).to("cpu").eval()
+    net = plain_convolutions(copy.deepcopy(model).to("cpu").eval())  # an equivariant network as predict runs it
     x = torch.zeros(batch, spec.in_channels, spec.image_size, spec.image_size, device="cpu").contiguous(
         memory_format=torch.channels_last)
     extra = (torch.zeros(batch, spec.n_extra, device="cpu"),) if spec.n_extra else ()
