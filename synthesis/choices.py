@@ -37,6 +37,24 @@ class Strategy(StrEnum):
     PROGRESSIVE = "progressive"
 
 
+class Equivariance(StrEnum):
+    """``--equivariant``: which group-equivariant blocks the search space offers beside the ordinary ones."""
+
+    OFF = "off"
+    ROTATIONS = "rotations"  # c4: quarter turns
+    AUTO = "auto"  # c4, and d4 (quarter turns and mirror flips) where the data have no mirror-image classes
+
+
+class Block(StrEnum):
+    """The block types of a network (synthesis.models.spec: BLOCK_TYPES and EQUIVARIANT_BLOCKS)."""
+
+    PLAIN = "plain"
+    RESIDUAL = "residual"
+    INVERTED = "inverted"
+    C4 = "c4"
+    D4 = "d4"
+
+
 class Loss(StrEnum):
     CE = "ce"
     WEIGHTED_CE = "weighted_ce"

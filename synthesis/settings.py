@@ -27,6 +27,8 @@ from typing import Any
 
 from synthesis.choices import (
     BandMapping,
+    Block,
+    Equivariance,
     Loss,
     Objective,
     Precision,
@@ -49,6 +51,7 @@ from synthesis.errors import GalaxySynthError
 
 OBJECTIVES, SAMPLERS, PRUNERS, STRATEGIES = names(Objective), names(Sampler), names(Pruner), names(Strategy)
 LOSSES, PRECISIONS, SCHEDULES, BAND_MAPPINGS = names(Loss), names(Precision), names(Schedule), names(BandMapping)
+EQUIVARIANCES, BLOCKS = names(Equivariance), names(Block)
 
 MIN_IMAGE_SIZE = 8  # 2-4 downsampling stages need at least this many pixels
 
@@ -180,6 +183,12 @@ class StudySettings:
                                        problem="{flag} must be >= {low} (0 = no cap)",
                                        help="prune architectures above this many forward MFLOPs per image before training; "
                                             "0 = no cap (default: 40 on a CPU, no cap on a GPU)")
+    equivariant: str = setting("off", frozen=True, choices=EQUIVARIANCES, legacy="off",
+                               help="group-equivariant networks in the search space, beside plain/residual/inverted: "
+                                    "off; rotations = also c4 blocks (group convolutions over quarter turns, invariant to "
+                                    "them after group pooling); auto = c4, and d4 (quarter turns and mirror flips) where "
+                                    "the data have no mirror-image classes such as spiral_cw/spiral_acw: a d4 network "
+                                    "cannot tell a spiral from its mirror image (default: off)")
     pruner: str = setting("auto", choices=PRUNERS,
                           help="auto = median pruning when --epochs >= 4, none for 2-epoch trials (default: auto)")
     objective: str | None = setting(None, frozen=True, choices=OBJECTIVES,
@@ -205,6 +214,10 @@ class StudySettings:
                                  "--trials, writes growth_report.json and growth.png")
     growth_widths: str = setting("16,32,64", metavar="W,W,...", help="progressive: widths tried for each new block; the "
                                  "seed network is one block of the smallest (default: 16,32,64)")
+    growth_block: str = setting("plain", choices=BLOCKS,
+                                help="progressive: the grown network's block type: plain, residual, inverted, or the "
+                                     "equivariant c4 / d4 (--growth-widths then count channels, multiples of 4 / 8; d4 "
+                                     "is refused where the data have mirror-image classes) (default: plain)")
     max_blocks: int = setting(8, bounds=at_least(1), help="progressive: largest network, in blocks (default: 8)")
     growth_patience: int = setting(2, bounds=at_least(1), help="progressive: steps in a row without a better network before growth stops, "
                                            "counted once a grown network beats the one-block seed (default: 2)")

@@ -44,7 +44,7 @@ def spec_for(d, block="residual", downsample="stride") -> ArchSpec:
                     downsample=downsample, stem_width=8, image_size=16, n_extra=d.n_extra)
 
 
-@pytest.mark.parametrize("block", ["plain", "residual", "inverted"])
+@pytest.mark.parametrize("block", ["plain", "residual", "inverted", "c4", "d4"])
 def test_zero_cost_scores_and_flops(cpu_data, meta_default, block):
     from synthesis.search.objective import Objective
     from synthesis.search.settings import TrialSettings
@@ -77,12 +77,13 @@ def test_normalisation_augmentation_training_and_evaluation(cpu_data, meta_defau
     assert res.probabilities.shape == (len(d.val), len(d.class_names))
 
 
-def test_progressive_inheritance_and_jitter(cpu_data, meta_default):
+@pytest.mark.parametrize("block", ["plain", "c4"])
+def test_progressive_inheritance_and_jitter(cpu_data, meta_default, block):
     from synthesis.search.inheritance import inherit, jitter_
     from synthesis.search.progressive import GrowthSettings, base_spec, grow
 
     data, _, d = cpu_data
-    parent_spec = base_spec(len(d.class_names), d.image_size, d.n_extra, GrowthSettings())
+    parent_spec = base_spec(len(d.class_names), d.image_size, d.n_extra, GrowthSettings(block=block))
     child_spec, _ = grow(parent_spec, 32)
     parent, child = build_model(parent_spec), build_model(child_spec)
     origin = inherit(parent, parent_spec, child, child_spec)
@@ -90,6 +91,20 @@ def test_progressive_inheritance_and_jitter(cpu_data, meta_default):
     before = child.stem[0].weight.clone()
     jitter_(child, 0.03, torch.Generator(device="cpu").manual_seed(1))
     assert not torch.equal(before, child.stem[0].weight)
+
+
+@pytest.mark.parametrize("block", ["c4", "d4"])
+def test_an_equivariant_network_trains_and_exports_with_a_meta_default_device(cpu_data, meta_default, block):
+    from synthesis.models.equivariant import plain_convolutions
+    from synthesis.training.loop import train_model
+
+    _, _, d = cpu_data
+    model = build_model(spec_for(d, block))  # its filter banks are built on the weights' device at every step
+    hist = train_model(model, d.train, TrainConfig(optimizer="sgd"), 1, normalizer=d.normalizer,
+                       num_classes=len(d.class_names), val=d.val, mirror_pairs=d.mirror_pairs)
+    assert np.isfinite(hist.last.val_loss)
+    plain = plain_convolutions(model.eval())
+    assert all(t.device == CPU for t in plain.state_dict().values())
 
 
 def test_ground_truth_weights_are_saved_from_the_cpu(cpu_data, tmp_path, meta_default):

@@ -23,7 +23,7 @@ from torch import nn
 from galaxy_synth.export.card_markdown import card_markdown
 from synthesis.data import PreprocessingConfig
 from synthesis import GalaxySynthError
-from synthesis.models import PackagedModel, save_model
+from synthesis.models import PackagedModel, plain_convolutions, save_model
 from synthesis.models import ArchSpec
 from synthesis.training import TemperatureCalibration, plot_reliability
 
@@ -60,6 +60,32 @@ def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, An
     return {"written": True, "verified": True, "max_abs_diff_vs_torch": err, "checked_batch": 4}
 
 
+def plain_packaged(packaged: PackagedModel, spec: ArchSpec) -> PackagedModel:
+    """The packaged model as ``model.ts`` and ``model.onnx`` hold it: an equivariant network's group convolutions
+    as the plain convolutions (and batch norms) they compute, checked to give the trained module's logits; any
+    other model as it is."""
+    plain = plain_convolutions(packaged)
+    if plain is packaged:
+        return packaged
+    inputs = example_inputs(spec, n=4)
+    with torch.inference_mode():
+        err = float((plain(*inputs) - packaged(*inputs)).abs().max())
+    if err > 1e-4:
+        raise GalaxySynthError(f"the plain-convolution form of this equivariant network disagrees with it "
+                               f"(max |Δlogit| {err:.2g})")
+    return plain
+
+
+def write_network_files(folder: Path, packaged: PackagedModel, spec: ArchSpec) -> dict[str, Any]:
+    """``model.ts`` (TorchScript) and ``model.onnx`` of the packaged model, made of plain modules; the ONNX note."""
+    packaged = plain_packaged(packaged, spec)
+    with warnings.catch_warnings(), torch.device("cpu"):
+        warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still what plain torch loads
+        traced = torch.jit.trace(packaged, example_inputs(spec))
+    traced.save(str(folder / "model.ts"))
+    return write_onnx(packaged, spec, folder / "model.onnx")
+
+
 def test_predictions(opened: Any, prep: Any, probabilities: np.ndarray) -> pd.DataFrame:
     """One row per test galaxy with the catalogue's columns (id, and --keep-columns such as ra, dec), the true
     class, the prediction and every probability: joined back to the catalogue by id."""
@@ -87,11 +113,7 @@ def write_model_folder(folder: Path, net: nn.Module, packaged: PackagedModel, sp
     try:
         save_model(tmp / "model.pt", net, spec, preprocessing, rank=card["rank"], study=card["study"], trial=card["trial"])
         (tmp / "arch.json").write_text(json.dumps(spec.to_dict(), indent=2))
-        with warnings.catch_warnings(), torch.device("cpu"):
-            warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still what plain torch loads
-            traced = torch.jit.trace(packaged, example_inputs(spec))
-        traced.save(str(tmp / "model.ts"))
-        onnx_info = write_onnx(packaged, spec, tmp / "model.onnx")
+        onnx_info = write_network_files(tmp, packaged, spec)
         card = {**card, "onnx": onnx_info}
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
         (tmp / "card.md").write_text(card_markdown(card))

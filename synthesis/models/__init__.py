@@ -5,15 +5,19 @@ import lazy_loader
 # The front door: other packages import these names from here. Loaded on first use, so a light
 # import (a torch-free path, a --help) never pulls in the heavy modules behind it.
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "equivariant": ["plain_convolutions"],
     "builder": ["build_model", "count_flops", "count_params", "cpu_images_per_second", "spec_cost"],
     "package": ["PackagedModel", "fused_for_inference", "load_model", "save_model"],
     "spec": [
         "ArchSpec",
         "BLOCK_TYPES",
         "DOWNSAMPLE_MODES",
+        "EQUIVARIANT_BLOCKS",
         "OPTIMIZERS",
         "StageSpec",
+        "SymmetryGroup",
         "TrainConfig",
+        "group_of",
         "model_spec_from_dict",
     ],
 })

@@ -1,10 +1,13 @@
-"""The three block types of the search space (plain, residual, inverted residual) and their parts.
+"""The block types of the search space (plain, residual, inverted residual; the equivariant c4 and d4 of
+:mod:`synthesis.models.equivariant`) and their parts.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from synthesis.models.equivariant import C4Block, D4Block
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -83,4 +86,6 @@ BLOCKS: dict[str, type[nn.Module]] = {
     "plain": PlainBlock,
     "residual": ResidualBlock,
     "inverted": InvertedResidualBlock,
+    "c4": C4Block,
+    "d4": D4Block,
 }

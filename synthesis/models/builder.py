@@ -9,16 +9,24 @@ import torch
 from torch import nn
 
 from synthesis.models.blocks import BLOCKS, InvertedResidualBlock, _conv_bn_relu
-from synthesis.models.spec import ArchSpec, ModelSpec, ReferenceSpec
+from synthesis.models.equivariant import GroupPool, lifting_stem, plain_convolutions
+from synthesis.models.spec import ArchSpec, ModelSpec, ReferenceSpec, group_of
 
 
 class GalaxyNet(nn.Module):
-    """Stem → stages → global average pool (+ extra-input MLP) → dropout → linear."""
+    """Stem → stages → global average pool (+ extra-input MLP) → dropout → linear.
+
+    With an equivariant block type the stem lifts the image to group fields and the pool ends with a
+    group pool (:mod:`synthesis.models.equivariant`): the features, so the outputs, ignore quarter turns."""
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.n_extra = spec.n_extra
-        self.stem = _conv_bn_relu(spec.in_channels, spec.stem_width, spec.stem_kernel)
+        group = group_of(spec.block)
+        if group is None:
+            self.stem = _conv_bn_relu(spec.in_channels, spec.stem_width, spec.stem_kernel)
+        else:
+            self.stem = lifting_stem(spec.in_channels, spec.stem_width, spec.stem_kernel, group)
         block_cls = BLOCKS[spec.block]
         stages: list[nn.Module] = []
         cin = spec.stem_width
@@ -32,9 +40,12 @@ class GalaxyNet(nn.Module):
                 cin = stage.width
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.extra_mlp: nn.Module = nn.Identity()
+        self.pool: nn.Module = nn.AdaptiveAvgPool2d(1)
         features = cin
+        if group is not None:
+            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), GroupPool(group))
+            features = cin // group.order
+        self.extra_mlp: nn.Module = nn.Identity()
         if spec.n_extra > 0:
             self.extra_mlp = nn.Sequential(
                 nn.Linear(spec.n_extra, spec.extra_hidden),
@@ -86,7 +97,8 @@ def spec_cost(spec: ModelSpec) -> tuple[int, int]:
     if isinstance(spec, ReferenceSpec):
         model = build_model(spec, "meta")
         return count_params(model), count_flops(model, spec)
-    cost = _Cost()
+    group = group_of(spec.block)
+    cost = _Cost(group.order if group else 1)
     size = spec.image_size
     cost.conv(spec.in_channels, spec.stem_width, spec.stem_kernel, size)
     cin = spec.stem_width
@@ -96,20 +108,9 @@ def spec_cost(spec: ModelSpec) -> tuple[int, int]:
             if i == 0 and spec.downsample == "maxpool":
                 size //= 2
             out = -(-size // stride)
-            if spec.block == "plain":
-                cost.conv(cin, stage.width, 3, out)
-            elif spec.block == "residual":
-                cost.conv(cin, stage.width, 3, out)
-                cost.conv(stage.width, stage.width, 3, out)
-                if stride != 1 or cin != stage.width:
-                    cost.conv(cin, stage.width, 1, out)
-            else:
-                hidden = cin * InvertedResidualBlock.expansion
-                cost.conv(cin, hidden, 1, size)
-                cost.conv(hidden, hidden, 3, out, groups=hidden)
-                cost.conv(hidden, stage.width, 1, out)
+            _block_cost(cost, spec.block, cin, stage.width, stride, size, out)
             size, cin = out, stage.width
-    features = cin
+    features = cin // cost.order
     if spec.n_extra > 0:
         cost.linear(spec.n_extra, spec.extra_hidden)
         cost.linear(spec.extra_hidden, spec.extra_hidden)
@@ -118,17 +119,36 @@ def spec_cost(spec: ModelSpec) -> tuple[int, int]:
     return cost.params, cost.flops
 
 
+def _block_cost(cost: _Cost, block: str, cin: int, cout: int, stride: int, size: int, out: int) -> None:
+    """One block of ``cin`` → ``cout`` channels from a ``size``² map to an ``out``² one."""
+    if block == "plain":
+        cost.conv(cin, cout, 3, out)
+    elif block == "inverted":
+        hidden = cin * InvertedResidualBlock.expansion
+        cost.conv(cin, hidden, 1, size)
+        cost.conv(hidden, hidden, 3, out, groups=hidden)
+        cost.conv(hidden, cout, 1, out)
+    else:  # residual, and the equivariant residual blocks (their stride is a pool before the convolutions)
+        cost.conv(cin, cout, 3, out)
+        cost.conv(cout, cout, 3, out)
+        if stride != 1 or cin != cout:
+            cost.conv(cin, cout, 1, out)
+
+
 class _Cost:
     """Parameters and FLOPs as torch's FlopCounterMode counts them: 2 per multiply-add of convolutions and
-    linear layers; BatchNorm has 2 parameters per channel, bias-free convolutions none."""
+    linear layers; BatchNorm has 2 parameters per channel, bias-free convolutions none. In a network of group
+    convolutions (``order`` = |G| > 1) the FLOPs are those of the expanded plain convolution, the parameters
+    |G| times fewer (one free filter and one batch-norm scale and shift per field of |G| channels)."""
 
-    def __init__(self) -> None:
+    def __init__(self, order: int = 1) -> None:
         self.params = 0
         self.flops = 0
+        self.order = order
 
     def conv(self, cin: int, cout: int, kernel: int, out_size: int, groups: int = 1) -> None:
         weights = cout * (cin // groups) * kernel * kernel
-        self.params += weights + 2 * cout  # + BatchNorm
+        self.params += (weights + 2 * cout) // self.order  # + BatchNorm
         self.flops += 2 * weights * out_size * out_size
 
     def linear(self, fin: int, fout: int) -> None:
@@ -164,7 +184,7 @@ def cpu_images_per_second(model: nn.Module, spec: ModelSpec, batch: int = 64, bu
     import time
 
     threads = torch.get_num_threads()
-    net = copy.deepcopy(model).to("cpu").eval()
+    net = plain_convolutions(copy.deepcopy(model).to("cpu").eval())  # an equivariant network as predict runs it
     x = torch.zeros(batch, spec.in_channels, spec.image_size, spec.image_size, device="cpu").contiguous(
         memory_format=torch.channels_last)
     extra = (torch.zeros(batch, spec.n_extra, device="cpu"),) if spec.n_extra else ()

@@ -23,6 +23,7 @@ from torch import nn
 from galaxy_common import atomic_path
 from synthesis.data import ExtraScaler, Normalizer, PreprocessingConfig, asinh
 from synthesis.models.builder import build_model
+from synthesis.models.equivariant import plain_convolutions
 from synthesis.models.spec import ModelSpec, model_spec_from_dict
 
 WEIGHTS_FORMAT = "galaxy-synth-model/1"
@@ -102,13 +103,15 @@ def fused_for_inference(model: PackagedModel) -> PackagedModel:
 
     The same function up to float rounding (logits within 1e-5, tested), with no batch-norm pass: 1.2-1.5× faster
     small networks on the CPU (docs/BENCHMARKS.md §20). Networks torch.fx cannot trace are returned
-    as they are (a copy), so this never fails where the plain model runs.
+    as they are (a copy), so this never fails where the plain model runs. Group convolutions become the plain
+    convolutions they compute first (:func:`synthesis.models.equivariant.plain_convolutions`), then fold alike.
     """
     import copy
 
     from torch.fx.experimental.optimization import fuse
 
     fast = copy.deepcopy(model).eval()  # fuse folds running statistics: only right in eval mode
+    fast.net = plain_convolutions(fast.net)
     try:
         fast.net = fuse(fast.net)
     except Exception:  # noqa: BLE001 — tracing fails in many ways on custom control flow; the unfused copy is right

@@ -20,7 +20,45 @@ from synthesis import GalaxySynthError
 SPEC_VERSION = 1
 
 
-BLOCK_TYPES = ("plain", "residual", "inverted")
+BLOCK_TYPES = ("plain", "residual", "inverted")  # what the search samples by default
+
+
+@dataclass(frozen=True)
+class SymmetryGroup:
+    """Quarter turns of the image plane (C4), with mirror flips too (D4): what an equivariant network's
+    features transform under. Element ``g = 4·m + r`` is the map "flip left-right ``m`` times, then turn
+    ``r`` quarter turns anticlockwise", as :func:`synthesis.training.views.view_of` turns an image."""
+
+    name: str
+    reflections: bool
+
+    @property
+    def order(self) -> int:
+        return 8 if self.reflections else 4
+
+    @staticmethod
+    def element(g: int) -> tuple[int, bool]:
+        """(quarter turns, mirrored) of element ``g``."""
+        return g % 4, g >= 4
+
+    def multiply(self, g: int, h: int) -> int:
+        """The element of ``g ∘ h`` (apply h, then g): R^a F^m R^b F^n = R^(a ± b) F^(m + n), as F R = R⁻¹ F."""
+        (a, m), (b, n) = self.element(g), self.element(h)
+        return (a - b if m else a + b) % 4 + 4 * (m != n)
+
+    def inverse(self, g: int) -> int:
+        turns, mirrored = self.element(g)
+        return g if mirrored else (-turns) % 4  # a reflection undoes itself
+
+
+EQUIVARIANT_BLOCKS = {"c4": SymmetryGroup("C4", reflections=False), "d4": SymmetryGroup("D4", reflections=True)}
+"""Residual blocks of group convolutions, invariant after the network's group pooling: to quarter turns (c4), and to
+quarter turns and mirror flips (d4: blind to a spiral's winding sense, so only for data without mirror-image classes)."""
+
+
+def group_of(block: str) -> SymmetryGroup | None:
+    """The symmetry group of an equivariant block type, None for an ordinary one."""
+    return EQUIVARIANT_BLOCKS.get(block)
 
 
 DOWNSAMPLE_MODES = ("maxpool", "stride")
@@ -69,8 +107,12 @@ class ArchSpec:
             problems.append(f"num_classes={self.num_classes} (need >= 2)")
         if not self.stages:
             problems.append("no stages")
-        if self.block not in BLOCK_TYPES:
-            problems.append(f"block={self.block!r} (choose from {BLOCK_TYPES})")
+        if self.block not in BLOCK_TYPES + tuple(EQUIVARIANT_BLOCKS):
+            problems.append(f"block={self.block!r} (choose from {BLOCK_TYPES + tuple(EQUIVARIANT_BLOCKS)})")
+        group = group_of(self.block)
+        if group and any(w % group.order for w in (self.stem_width, *(s.width for s in self.stages))):
+            problems.append(f"a {self.block} network's widths count channels, {group.order} per field of {group.name}: "
+                            f"every width must be a multiple of {group.order}")
         if self.downsample not in DOWNSAMPLE_MODES:
             problems.append(f"downsample={self.downsample!r} (choose from {DOWNSAMPLE_MODES})")
         if self.stem_kernel not in (3, 5, 7):

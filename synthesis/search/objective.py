@@ -26,7 +26,7 @@ from synthesis.models import build_model, cpu_images_per_second
 from synthesis.models import ArchSpec, TrainConfig
 from synthesis.search.promotion import RungReporter
 from synthesis.search.settings import TrialSettings
-from synthesis.search.space import SearchSpace, fit_to_caps
+from synthesis.search.space import fit_to_caps, refuse_mirror_blind, space_for
 from synthesis.search.trials import yield_if_surplus
 from synthesis.training import EpochRecord, TrainHistory, TrainingDiverged, train_model
 
@@ -100,7 +100,7 @@ class Objective:
         self.data = trial_data
         self.settings = settings
         self.proxy = CompositeProxy.from_dict(calibration) if calibration else None
-        self.space = SearchSpace()
+        self.space = space_for(settings.equivariant, trial_data.mirror_pairs, trial_data.allow_flips)
 
     def zero_cost(self, model: torch.nn.Module) -> dict[str, float]:
         return zero_cost_for(model, self.data)
@@ -113,6 +113,7 @@ class Objective:
         max_flops = s.max_flops
         fitted = fit_to_caps(spec, s.max_params, max_flops, self.space.widths, self.space.stem_widths)
         spec = fitted.spec
+        refuse_mirror_blind(spec, d.mirror_pairs, d.allow_flips, d.class_names)  # never offered there: a guard
         seed = trial_seed(trial, s.seed)
         torch.manual_seed(seed)
         model = build_model(spec)

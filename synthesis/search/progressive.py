@@ -9,7 +9,9 @@ on a small validation split one or two steps of children can all fall just short
 seed network is never the model a user wants. Training is reused across steps instead of
 restarting every candidate from scratch.
 
-Where the new block goes: a width equal to the last stage's width deepens that stage (same
+Every block is of ``--growth-block`` (plain by default; c4 or d4 grow a group-equivariant network, whose
+group convolutions' free filters are inherited like any other tensor; d4 is refused where the data have
+mirror-image classes). Where the new block goes: a width equal to the last stage's width deepens that stage (same
 resolution); any other width opens a new stage (downsampled by 2, so the image size caps the
 number of stages).
 
@@ -51,7 +53,7 @@ from optuna.trial import TrialState
 from proxies import CompositeProxy
 from synthesis.data import TrialData
 from synthesis import GalaxySynthError
-from synthesis.models import ArchSpec, StageSpec
+from synthesis.models import ArchSpec, StageSpec, group_of
 from synthesis.search.growth_child import (
     Candidate,
     child_key,
@@ -62,6 +64,7 @@ from synthesis.search.growth_child import (
 )
 from synthesis.search.growth_report import GrowthResult, GrowthStep, write_growth_report
 from synthesis.search.inheritance import JITTER
+from synthesis.search.space import refuse_mirror_blind
 from synthesis.search.strategy import Next, Strategy
 from synthesis.search.study import OpenedStudy
 from synthesis import StudySettings
@@ -84,9 +87,16 @@ class GrowthSettings:
 
     @classmethod
     def of(cls, settings: StudySettings) -> "GrowthSettings":
-        """The study's --growth-widths/--max-blocks/--growth-patience; the seed network takes the smallest width."""
+        """The study's --growth-widths/--growth-block/--max-blocks/--growth-patience; the seed network takes the
+        smallest width."""
         widths = parse_widths(settings.growth_widths)
-        return cls(widths=widths, start_width=min(widths), max_blocks=settings.max_blocks, patience=settings.growth_patience)
+        group = group_of(settings.growth_block)
+        if group is not None and any(w % group.order for w in widths):
+            raise GalaxySynthError(f"--growth-block {settings.growth_block} counts widths in channels, {group.order} per "
+                                   f"field of {group.name}: --growth-widths {settings.growth_widths} must be multiples "
+                                   f"of {group.order}")
+        return cls(widths=widths, start_width=min(widths), block=settings.growth_block, max_blocks=settings.max_blocks,
+                   patience=settings.growth_patience)
 
 
 def n_blocks(spec: ArchSpec) -> int:
@@ -192,6 +202,8 @@ class ProgressiveGrowth(Strategy):
     def _begin_step(self, study: optuna.Study) -> None:
         """The step's candidates, and which of them an earlier run of this study already trained."""
         found = _candidates(self.parent, self.images, self.growth)
+        for spec, _ in found:
+            refuse_mirror_blind(spec, self.data.mirror_pairs, self.data.allow_flips, self.data.class_names)
         if not found:
             return self._stop(study, "no room for another block at this image size")
         self.pending = [Candidate(spec, placement, self.step, self.parent) for spec, placement in found]

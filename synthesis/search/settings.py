@@ -41,7 +41,8 @@ class SearchSettings:
 class TrialSettings:
     """One trial: its training recipe beyond the sampled optimiser (loss, smoothing, schedule, warm-up, precision),
     its budgets (``--epochs`` or the promotion rungs), the size caps, the seed its initialisation derives from,
-    the objective it is scored by and the study's target (a trial over the target yields)."""
+    the objective it is scored by, the study's target (a trial over the target yields) and the equivariant
+    blocks its space offers."""
 
     trials: int | None
     epochs: int
@@ -56,13 +57,15 @@ class TrialSettings:
     objective: str | None
     seed: int  # --seed: each trial's initialisation is seed_of_trial(seed, number)
     progress: bool
+    equivariant: str = "off"  # which equivariant blocks the space offers (synthesis.search.space.space_for)
 
     @classmethod
     def of(cls, settings: StudySettings) -> TrialSettings:
         return cls(trials=settings.trials, epochs=settings.epochs, rungs=_rungs(settings), loss=settings.loss,
                    label_smoothing=settings.label_smoothing, schedule=settings.schedule, warmup=settings.warmup,
                    precision=settings.precision, max_params=settings.max_params, max_mflops=settings.max_mflops,
-                   objective=settings.objective, seed=settings.seed, progress=settings.progress)
+                   objective=settings.objective, seed=settings.seed, progress=settings.progress,
+                   equivariant=settings.equivariant)
 
     @property
     def max_flops(self) -> float | None:

@@ -8,10 +8,12 @@ Parameter names are stable (stored in every study): ``n_stages``, ``depth_s{i}``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Sequence
 
 import optuna
 
-from synthesis.models import BLOCK_TYPES, DOWNSAMPLE_MODES, OPTIMIZERS, ArchSpec, StageSpec, TrainConfig
+from synthesis import Equivariance, GalaxySynthError
+from synthesis.models import BLOCK_TYPES, DOWNSAMPLE_MODES, OPTIMIZERS, ArchSpec, StageSpec, TrainConfig, group_of
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,34 @@ class SearchSpace:
             batch_size=trial.suggest_categorical("batch_size", self.batch_sizes),
         )
         return spec, train
+
+
+def reflections_allowed(mirror_pairs: Sequence[tuple[int, int]], allow_flips: bool) -> bool:
+    """Whether a network may be blind to mirror flips: not where a flip turns one class into another (mirror-image
+    pairs such as spiral_cw/spiral_acw), nor where a chiral class has no partner (flips are off altogether)."""
+    return not mirror_pairs and allow_flips
+
+
+def space_for(equivariant: str, mirror_pairs: Sequence[tuple[int, int]], allow_flips: bool) -> SearchSpace:
+    """The search space of a study's ``--equivariant`` and its data (synthesis.data.chirality.mirror_policy):
+    off, the ordinary blocks alone (the default space); rotations, c4 too; auto, c4 and, where
+    :func:`reflections_allowed`, d4."""
+    if equivariant == Equivariance.OFF:
+        return SearchSpace()
+    reflect = equivariant == Equivariance.AUTO and reflections_allowed(mirror_pairs, allow_flips)
+    return SearchSpace(blocks=BLOCK_TYPES + (("c4", "d4") if reflect else ("c4",)))
+
+
+def refuse_mirror_blind(spec: ArchSpec, mirror_pairs: Sequence[tuple[int, int]], allow_flips: bool,
+                        class_names: Sequence[str] = ()) -> None:
+    """Raise where a reflection-invariant network (d4) would meet data whose mirror images are other classes: it
+    gives an image and its mirror image the same outputs, so it cannot tell a clockwise spiral from an
+    anticlockwise one."""
+    group = group_of(spec.block)
+    if group is not None and group.reflections and not reflections_allowed(mirror_pairs, allow_flips):
+        pairs = ", ".join(f"{class_names[a]}/{class_names[b]}" for a, b in mirror_pairs) if class_names else ""
+        raise GalaxySynthError(f"a {spec.block} network is blind to mirror flips and these data have mirror-image "
+                               f"(or unpaired chiral) classes{' (' + pairs + ')' if pairs else ''}: use c4 (rotations only)")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from synthesis.hardware import ExecutionPlan
 from synthesis.hardware import PrecisionChoice, resolve_device, resolve_precision
 from synthesis.search.samplers import make_pruner, make_sampler
 from synthesis.search.settings import SearchSettings
-from synthesis.search.space import SearchSpace
+from synthesis.search.space import space_for
 from synthesis.search.storage import (
     check_storage,
     find_study,
@@ -262,13 +262,15 @@ def new_study_attrs(settings: StudySettings, data: GalaxyImages, sampler_info: d
     """Everything a new study freezes: the experiment every later run and worker checks itself against."""
     data_settings = DataSettings.of(settings)
     plan = data_plan(data, data_settings)
+    prepared = PreparedData.from_plan(data, plan, band_mapping=data_settings.band_mapping)
+    space = space_for(settings.equivariant, prepared.mirror_pairs, prepared.allow_flips)  # what its trials sample
     return {
         "settings": settings.frozen(), "fingerprint": data.fingerprint, "class_names": list(data.class_names),
         "extra_names": list(data.extra_names), "image_size": data.size, "crop": data.crop, "n_images": len(data),
         "cache_file": Path(data.cache_file).name if data.cache_file else None, "plan": plan,
-        "preprocessing": PreparedData.from_plan(data, plan, band_mapping=data_settings.band_mapping).statistics(),
+        "preprocessing": prepared.statistics(),
         "sampler": sampler_info, "pruner": pruner_name, "objective": settings.objective, "objective_note": objective_note,
-        "directions": directions, "calibration": calibration, "search_space": SearchSpace().to_dict(),
+        "directions": directions, "calibration": calibration, "search_space": space.to_dict(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__, "optuna": optuna.__version__,
     }
 

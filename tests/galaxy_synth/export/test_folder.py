@@ -67,3 +67,35 @@ def test_the_packaged_model_applies_the_temperature_fitted_on_validation(exporte
         assert torch.allclose(scripted(*inputs), raw / calibration["temperature"], atol=1e-5)
     tests = pd.read_csv(exported_study / "studies/exp/models/rank1/test_predictions.csv")
     assert len(tests) == card["test"]["n_images"] and np.allclose(tests.filter(like="p_").sum(axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("block", ["c4", "d4"])
+def test_an_equivariant_network_exports_as_plain_convolutions_that_ignore_quarter_turns(block, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from galaxy_synth.export.folder import write_network_files
+    from synthesis.data import ExtraScaler, Normalizer
+    from synthesis.models import ArchSpec, PackagedModel, StageSpec, build_model
+
+    torch.manual_seed(0)
+    spec = ArchSpec(num_classes=4, stages=(StageSpec(1, 8), StageSpec(1, 16)), block=block, stem_width=8, image_size=16,
+                    n_extra=2, downsample="stride")
+    net = build_model(spec).eval()
+    for m in net.modules():  # trained-looking field batch norms
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_var.uniform_(0.5, 1.5)
+            m.running_mean.normal_(0, 0.3)
+    packaged = PackagedModel(net, Normalizer((0.1, 0.2, 0.3), (0.2, 0.3, 0.4)), ExtraScaler([0.5] * 2, [0.1] * 2), 2,
+                             temperature=1.3).eval()
+    assert write_network_files(tmp_path, packaged, spec)["verified"] is True
+    traced = torch.jit.load(str(tmp_path / "model.ts"))
+    graph = str(traced.inlined_graph)
+    assert "aten::_convolution" in graph and "rot90" not in graph and "flip" not in graph  # plain convolutions
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    images, extra = example_inputs(spec, n=5)
+    with torch.no_grad():
+        trained = packaged(images, extra).softmax(1)  # the training module, group convolutions and all
+        for turns in range(4):
+            turned = torch.rot90(images, turns, dims=(-2, -1))
+            script = traced(turned, extra).softmax(1)
+            onnx = torch.from_numpy(session.run(None, {"images": turned.numpy(), "extra": extra.numpy()})[0]).softmax(1)
+            assert (script - trained).abs().max() < 1e-4 and (onnx - trained).abs().max() < 1e-4

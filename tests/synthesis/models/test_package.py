@@ -94,3 +94,30 @@ def test_a_network_fx_cannot_trace_is_returned_unfused_and_still_right():
     x = torch.rand(2, 3, 8, 8)
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), packaged(x))
+
+
+@pytest.mark.parametrize("block", ["c4", "d4"])
+def test_an_equivariant_network_runs_in_predict_as_folded_plain_convolutions_and_ignores_quarter_turns(block):
+    from synthesis.models.equivariant import LiftingConv
+
+    torch.manual_seed(0)
+    spec = ArchSpec(num_classes=3, stages=(StageSpec(1, 8), StageSpec(2, 16)), block=block, stem_width=8, image_size=16,
+                    n_extra=2, downsample="stride")
+    g = torch.Generator().manual_seed(1)
+    net = build_model(spec)
+    for m in net.modules():  # trained-looking field batch norms
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    packaged = PackagedModel(net.eval(), Normalizer((0.1, 0.2, 0.3), (0.2, 0.3, 0.4)), ExtraScaler([0.5] * 2, [0.1] * 2), 2,
+                             temperature=1.3).eval()
+    fast = fused_for_inference(packaged)
+    assert not any(isinstance(m, (LiftingConv, torch.nn.BatchNorm3d, torch.nn.BatchNorm2d)) for m in fast.modules())
+    x, extra = torch.rand(4, 3, 16, 16), torch.rand(4, 2)
+    with torch.inference_mode():
+        probabilities = packaged(x, extra).softmax(1)
+        torch.testing.assert_close(fast(x, extra).softmax(1), probabilities, atol=1e-5, rtol=0)
+        for turns in (1, 2, 3):  # the packaged model (normalisation, temperature) as a whole ignores quarter turns
+            turned = torch.rot90(x, turns, dims=(-2, -1))
+            assert (fast(turned, extra).softmax(1) - probabilities).abs().max() < 1e-4
+            assert (packaged(turned, extra).softmax(1) - probabilities).abs().max() < 1e-4

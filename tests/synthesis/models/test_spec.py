@@ -74,3 +74,11 @@ def test_train_config_validates():
     assert TrainConfig(optimizer="sgd").replace(lr=0.1).lr == 0.1
     with pytest.raises(GalaxySynthError):
         TrainConfig(optimizer="lbfgs")
+
+
+def test_the_block_names_users_choose_are_the_specs_block_types():
+    from synthesis.choices import Block, names
+    from synthesis.models.spec import BLOCK_TYPES, EQUIVARIANT_BLOCKS
+
+    assert names(Block) == BLOCK_TYPES + tuple(EQUIVARIANT_BLOCKS)
+    assert BLOCK_TYPES == ("plain", "residual", "inverted")  # the default space: equivariant blocks only when asked

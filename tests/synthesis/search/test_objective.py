@@ -64,3 +64,24 @@ def test_flops_cap_prunes_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(objective_mod, "train_model", lambda *a, **k: pytest.fail("trained an over-FLOPs model"))
     study = run_study(tiny(tmp_path, trials=1, max_mflops=0.001, max_params=10**9)).study
     assert study.trials and all(t.state == TrialState.PRUNED and "--max-mflops" in t.user_attrs["prune_reason"] for t in study.trials)
+
+
+def test_with_equivariant_auto_on_spirals_of_both_senses_trials_sample_c4_but_never_d4(tmp_path, monkeypatch):
+    import dataclasses
+
+    real = objective_mod.space_for
+    offered = []
+
+    def equivariant_only(equivariant, mirror_pairs, allow_flips):
+        space = real(equivariant, mirror_pairs, allow_flips)  # the rule, fed the study's data by the objective
+        offered.append(space.blocks)
+        return dataclasses.replace(space, blocks=tuple(b for b in space.blocks if b in ("c4", "d4")))
+
+    monkeypatch.setattr(objective_mod, "space_for", equivariant_only)
+    run = run_study(tiny(tmp_path, trials=2, equivariant="auto"))
+    assert offered == [("plain", "residual", "inverted", "c4")]  # the embedded set has spiral_cw and spiral_acw
+    study = run.study
+    assert study.user_attrs["galaxy_synth"]["search_space"]["blocks"] == ["plain", "residual", "inverted", "c4"]
+    trained = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(trained) == 2 and all(t.user_attrs["arch"]["block"] == "c4" for t in trained)
+    assert all(t.user_attrs["flops"] > 0 and t.user_attrs["metrics"]["zc_snip"] > 0 for t in trained)

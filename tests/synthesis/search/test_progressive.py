@@ -221,3 +221,41 @@ def test_bad_growth_widths_are_one_line_before_any_data_is_loaded(tmp_path, monk
     monkeypatch.setattr(runner, "prepare_study", lambda *a, **k: pytest.fail("data loaded before the widths were checked"))
     with pytest.raises(GalaxySynthError, match="--growth-widths must be comma-separated integers"):
         run_study(dataclasses.replace(_tiny(tmp_path), growth_widths="16,abc"))
+
+
+def test_growth_adds_equivariant_blocks_inheriting_the_parents_group_filters():
+    growth = GrowthSettings(block="c4")
+    parent_spec = base_spec(4, 32, 2, growth)
+    parent = _trained_like(parent_spec)
+    for width, placement in ((16, "deepen"), (32, "new_stage")):
+        child_spec, where = grow(parent_spec, width)
+        assert where == placement and child_spec.block == "c4"
+        child = build_model(child_spec)
+        origin = inherit(parent, parent_spec, child, child_spec)
+        assert all(origin[n] == "parent" for n in parent.state_dict() if not n.startswith("classifier"))
+        if placement == "deepen":  # the new block starts as a copy of the one before it: nothing fresh
+            assert set(origin.values()) == {"parent", "previous block"}
+            child.eval()
+            x = torch.rand(3, 3, 32, 32)
+            assert torch.equal(child.stages[0][:2](child.stem(x)), parent.stages[0][:2](parent.stem(x)))
+            with torch.no_grad():  # the grown network still ignores quarter turns (its random weights make huge logits)
+                torch.testing.assert_close(child(torch.rot90(x, 1, (-2, -1)), torch.ones(3, 2)), child(x, torch.ones(3, 2)),
+                                           atol=1e-5, rtol=1e-5)
+
+
+def test_growth_block_c4_grows_c4_children_and_d4_is_refused_where_spirals_have_mirror_images(tmp_path, monkeypatch):
+    from synthesis.errors import GalaxySynthError
+
+    seen = []
+
+    def fake(trial, data, settings, proxy, epochs, jitter, child):
+        seen.append(child.spec.block)
+        return 0.5 + 0.1 * child.step
+
+    monkeypatch.setattr(prog, "train_child", fake)
+    _grow(dataclasses.replace(_tiny(tmp_path), growth_block="c4", growth_widths="16,32", max_blocks=2))
+    assert seen and set(seen) == {"c4"}
+    with pytest.raises(GalaxySynthError, match="multiples of 8"):
+        GrowthSettings.of(dataclasses.replace(_tiny(tmp_path), growth_block="d4", growth_widths="12,24"))
+    with pytest.raises(GalaxySynthError, match="spiral_cw/spiral_acw"):  # the embedded set's spirals of both senses
+        _grow(dataclasses.replace(_tiny(tmp_path / "d4"), growth_block="d4", study="d4"))

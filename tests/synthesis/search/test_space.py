@@ -67,3 +67,34 @@ def test_fit_to_caps_shrinks_the_widest_stage_first_and_stops_when_it_fits():
     assert fit.spec.block == big.block and [s.depth for s in fit.spec.stages] == [4, 4, 4]
     small = fit_to_caps(fit.spec, 5_000_000, 40e6)
     assert not small.changed and small.spec == fit.spec  # already under the caps: untouched
+
+
+def _sampled_blocks(space, n=120):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=5))
+    return {space.suggest(study.ask(), 4, 32, 0)[0].block for _ in range(n)}
+
+
+def test_equivariant_off_is_the_default_space_and_rotations_adds_c4():
+    from synthesis.search.space import space_for
+
+    assert space_for("off", [], True) == SearchSpace()
+    assert space_for("rotations", [], True).blocks == ("plain", "residual", "inverted", "c4")
+    assert _sampled_blocks(space_for("rotations", [], True)) == {"plain", "residual", "inverted", "c4"}
+
+
+@pytest.mark.parametrize("pairs, flips", [([(1, 2)], True), ([], False)], ids=["mirror pairs", "unpaired chiral class"])
+def test_with_mirror_image_classes_the_space_never_samples_a_mirror_blind_network(pairs, flips):
+    from synthesis.errors import GalaxySynthError
+    from synthesis.models.spec import StageSpec
+    from synthesis.search.space import refuse_mirror_blind, space_for
+
+    assert _sampled_blocks(space_for("auto", [], True)) == {"plain", "residual", "inverted", "c4", "d4"}
+    chiral = space_for("auto", pairs, flips)
+    assert "d4" not in chiral.blocks and _sampled_blocks(chiral) == {"plain", "residual", "inverted", "c4"}
+    d4 = ArchSpec(num_classes=4, stages=(StageSpec(1, 16),), block="d4", stem_width=8)
+    with pytest.raises(GalaxySynthError, match="blind to mirror flips.*spiral_cw/spiral_acw"):
+        refuse_mirror_blind(d4, [(1, 2)], True, ("elliptical", "spiral_cw", "spiral_acw", "edge_on"))
+    with pytest.raises(GalaxySynthError, match="use c4"):
+        refuse_mirror_blind(d4, pairs, flips)
+    refuse_mirror_blind(d4, [], True)  # no mirror-image classes: allowed
+    refuse_mirror_blind(ArchSpec(num_classes=4, stages=(StageSpec(1, 16),), block="c4", stem_width=8), pairs, flips)
