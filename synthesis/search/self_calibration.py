@@ -1,0 +1,168 @@
+"""Which scorer a rung should use, judged on the study's own evidence (no Optuna here: rows in, a choice out).
+
+The evidence of a rung is every trial that went on past it: its signals at that rung (the metrics
+of the epochs so far) and a label, its result at the highest rung it reached (see
+:mod:`synthesis.search.scorer_versions`). Three candidates rank those trials:
+
+* ``prior``: what the rung is scored by without evidence (the study's frozen calibration at the
+  first rung, validation accuracy above it): the score the study started with;
+* ``sturdy``: one signal that ranked well on every data set measured, ``train_loss`` (lower is better);
+* ``fit``: a :class:`proxies.CompositeProxy` fitted on the evidence, judged out of fold.
+
+The prior stands until the evidence says otherwise: below :data:`MIN_EVIDENCE` trials it is kept
+unjudged; above, ``sturdy`` replaces it only where the bootstrap interval of ρ(sturdy) − ρ(prior)
+lies above zero, and ``fit`` replaces the incumbent only where the interval of its out-of-fold ρ
+minus the incumbent's lies above zero. Prior and sturdy are not fitted on the evidence, so their ρ
+on it is honest as it stands; the fit's is out of fold (leave-one-out up to :data:`LOO_MAX_ROWS`
+rows, 5 folds above).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from galaxy_common import bootstrap_interval, spearman
+from proxies import METRIC_NAMES, ZERO_COST_NAMES, CompositeProxy, guarded
+
+MIN_EVIDENCE = 8  # fewer trials past a rung than this: the prior stands, unjudged
+LOO_MAX_ROWS = 20  # leave-one-out up to this many rows, 5 folds above (a refit's cost stays well under a second)
+BOOTSTRAP_RESAMPLES = 500
+STURDY_SIGNAL = "train_loss"  # lower is better; the strongest uncalibrated signal across data sets (BENCHMARKS §21)
+CANDIDATES = ("prior", "sturdy", "fit")
+
+
+@dataclass
+class Evidence:
+    """One rung's evidence: a row of signals per trial, its label (higher is better) and its prior score."""
+
+    trials: list[int]
+    signals: pd.DataFrame
+    labels: np.ndarray
+    prior: np.ndarray  # the prior's score of each row (already guarded against collapse)
+    collapsed: np.ndarray  # bool per row
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+
+@dataclass
+class RungChoice:
+    """Which candidate scores a rung, and why: what a scorer version stores per rung."""
+
+    chosen: str = "prior"
+    why: str = "no evidence yet"
+    evidence: int = 0
+    trials: list[int] = field(default_factory=list)
+    rho: dict[str, float] = field(default_factory=dict)  # each candidate's ρ with the labels (the fit's out of fold)
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # "sturdy-prior", "fit-<incumbent>": 95% bootstrap
+    proxy: dict[str, Any] | None = None  # the fitted proxy (to_dict) when the fit is chosen
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RungChoice:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def summary(self) -> str:
+        """One phrase, e.g. ``fit (ρ 0.71; prior 0.42, Δ +0.29 [+0.08, +0.50], 12 trials)``."""
+        if not self.rho:
+            return f"{self.chosen} ({self.why})"
+        rho = self.rho.get(self.chosen)
+        key = next((k for k in self.intervals if k.startswith(self.chosen + "-")), None) or next(iter(self.intervals), None)
+        delta = (f", {key.replace('-', ' − ')} [{self.intervals[key][0]:+.2f}, {self.intervals[key][1]:+.2f}]"
+                 if key else "")
+        return f"{self.chosen} (ρ {_show(rho)} on {self.evidence} promoted trials{delta})"
+
+
+def score_with(kind: str, signals: pd.DataFrame, prior: np.ndarray, collapsed: np.ndarray,
+               proxy: CompositeProxy | None = None) -> np.ndarray:
+    """The scores one candidate gives rows of signals (collapsed models below every learned one)."""
+    if kind == "prior":
+        return np.asarray(prior, dtype=float)
+    if kind == "sturdy":
+        raw = -pd.to_numeric(signals[STURDY_SIGNAL], errors="coerce").to_numpy(dtype=float)
+    elif kind == "fit" and proxy is not None:
+        raw = proxy.predict(signals)
+    else:
+        raise ValueError(f"unknown scorer {kind!r}")
+    return np.array([guarded(float(s), bool(c)) for s, c in zip(raw, collapsed)])
+
+
+def fit_features(signals: pd.DataFrame) -> list[str]:
+    """The signal columns a fit may use: every known metric and zero-cost score present."""
+    return [c for c in (*METRIC_NAMES, *ZERO_COST_NAMES) if c in signals.columns]
+
+
+def fit_proxy(signals: pd.DataFrame, labels: np.ndarray, seed: int = 0) -> CompositeProxy:
+    return CompositeProxy(features=fit_features(signals), name="in-study", learner="linear",
+                          random_state=seed).fit(signals, labels)
+
+
+def out_of_fold(evidence: Evidence, seed: int = 0) -> np.ndarray:
+    """The fit's score of each evidence row by a fit that never saw it (NaN where a fold cannot fit)."""
+    n = len(evidence)
+    folds = np.arange(n) if n <= LOO_MAX_ROWS else np.random.default_rng(seed).permutation(n) % 5
+    pred = np.full(n, np.nan)
+    for f in np.unique(folds):
+        test, train = folds == f, folds != f
+        try:
+            proxy = fit_proxy(evidence.signals[train], evidence.labels[train], seed)
+        except ValueError:  # too few finite rows or no usable metric in this fold
+            continue
+        pred[test] = score_with("fit", evidence.signals[test], evidence.prior[test], evidence.collapsed[test], proxy)
+    return pred
+
+
+def rho_difference_interval(better: np.ndarray, incumbent: np.ndarray, labels: np.ndarray,
+                            seed: int = 0) -> list[float]:
+    """95% bootstrap interval (trials resampled, paired) of ρ(better, labels) − ρ(incumbent, labels)."""
+    def difference(rows: np.ndarray) -> float:
+        return spearman(better[rows], labels[rows]) - spearman(incumbent[rows], labels[rows])
+
+    return bootstrap_interval(difference, len(labels), n_resamples=BOOTSTRAP_RESAMPLES, seed=seed)
+
+
+def choose_rung_scorer(evidence: Evidence, min_evidence: int = MIN_EVIDENCE, seed: int = 0) -> RungChoice:
+    """Prior, sturdy signal or in-study fit for one rung, by rank agreement with its evidence (see the module)."""
+    n = len(evidence)
+    choice = RungChoice(evidence=n, trials=list(evidence.trials))
+    if n < min_evidence:
+        choice.why = f"thin evidence: {n} promoted trials < {min_evidence}"
+        return choice
+    y = evidence.labels
+    scores = {"prior": evidence.prior,
+              "sturdy": score_with("sturdy", evidence.signals, evidence.prior, evidence.collapsed),
+              "fit": out_of_fold(evidence, seed)}
+    choice.rho = {k: _finite(spearman(v, y)) for k, v in scores.items()}
+    sturdy_gain = rho_difference_interval(scores["sturdy"], scores["prior"], y, seed)
+    choice.intervals["sturdy-prior"] = sturdy_gain
+    incumbent = "sturdy" if _above_zero(sturdy_gain) else "prior"
+    fit_gain = rho_difference_interval(scores["fit"], scores[incumbent], y, seed)
+    choice.intervals[f"fit-{incumbent}"] = fit_gain
+    if _above_zero(fit_gain):
+        choice.chosen = "fit"
+        choice.proxy = fit_proxy(evidence.signals, y, seed).to_dict()
+        choice.why = f"the in-study fit ranks the promoted trials better than {incumbent} (interval above zero)"
+    elif incumbent == "sturdy":
+        choice.chosen = "sturdy"
+        choice.why = f"{STURDY_SIGNAL} ranks the promoted trials better than the prior (interval above zero); the fit does not beat it"
+    else:
+        choice.why = "neither the sturdy signal nor the in-study fit ranks measurably better than the prior"
+    return choice
+
+
+def _above_zero(interval: list[float]) -> bool:
+    return bool(np.isfinite(interval[0]) and interval[0] > 0)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None  # JSON (study attrs) has no NaN
+
+
+def _show(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
