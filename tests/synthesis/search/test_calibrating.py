@@ -1,0 +1,46 @@
+"""--strategy calibrating end to end on a tiny study: promotion, rung signals, scorer versions, resume."""
+
+import optuna
+
+from synthesis.search.calibrating import CalibratingSearch
+from synthesis.search.rescoring import RescoringPruner, RescoringSampler
+from synthesis.search.runner import run_study, strategy_for
+from synthesis.search.scorer_versions import CURRENT_KEY, SIGNALS_ATTR, highest_budget, stored_versions
+from synthesis.search.trials import finished
+from synthesis.settings import StudySettings
+from tests.helpers import tiny
+
+
+def test_promotion_is_on_by_default_and_a_resumed_study_keeps_its_own():
+    assert StudySettings(strategy="calibrating", epochs=2).resolve("cpu").fidelities == "2,6,18"
+    assert StudySettings(strategy="calibrating", epochs=2).resolve("cpu", {"fidelities": "2,4,8"}).fidelities == "2,4,8"
+    assert StudySettings(strategy="calibrating", epochs=2, fidelities="2,4").resolve("cpu").fidelities == "2,4"
+    assert StudySettings(epochs=2).resolve("cpu").fidelities is None  # the other strategies: unchanged
+
+
+def test_a_tiny_calibrating_study_records_signals_and_versions_and_resumes(tmp_path):
+    settings = tiny(tmp_path, strategy="calibrating", fidelities="1,2", trials=5, workers=1)
+    strategy = strategy_for(settings)
+    assert isinstance(strategy, CalibratingSearch)
+    run = run_study(settings, strategy)
+    study = run.study
+    assert isinstance(study.sampler, RescoringSampler) and isinstance(study.pruner, RescoringPruner)
+    assert isinstance(study.pruner.inner, optuna.pruners.SuccessiveHalvingPruner)
+    done = [t for t in study.get_trials() if finished(t)]
+    assert len(done) == 5
+    for t in done:  # every rung it reached: its signals, and the version that scored it
+        assert set(t.user_attrs[SIGNALS_ATTR]) == set(t.user_attrs["rungs"])
+        assert t.user_attrs["scorer_version"] == max(s["scorer_version"] for s in t.user_attrs[SIGNALS_ATTR].values())
+    promoted = sorted(t.number for t in done if highest_budget(t) == 2)
+    versions = stored_versions(study)
+    if promoted:  # a refit after each promoted trial that finished, the last fitted on all of them
+        assert study.user_attrs[CURRENT_KEY] == versions[-1]["version"] == len(versions)
+        assert versions[-1]["fitted_on"] == promoted and versions[-1]["rungs"]["1"]["chosen"] == "prior"
+        assert "thin evidence" in versions[-1]["rungs"]["1"]["why"]
+        assert [v.number for v in run.outcome] == [v["version"] for v in versions]
+    else:
+        assert versions == []
+    resumed = run_study(settings.replace(trials=6), CalibratingSearch())
+    assert len([t for t in resumed.study.get_trials() if finished(t)]) == 6
+    if promoted:  # the resumed run went on with the study's version
+        assert resumed.outcome[0].number == versions[-1]["version"]
