@@ -8,6 +8,8 @@ thread, until its CPU budget is spent; at least 4 search seeds each):
 * ``tpe-promotion`` TPE, default objective, promotion by successive halving (--fidelities 2,6,18)
 * ``progressive``   progressive growth (children inherit their parent's weights; it ends by itself)
 * ``progressive-narrow`` the same from a one-block network of width 8 (``--growth-widths 8,16,32``): the cheap end
+* ``tpe-calibrating`` TPE with promotion (2,6,18) whose scorer the study refits on its own promoted trials
+  (``--strategy calibrating``, issue #36)
 
 and the reference architectures (torchvision's ResNet-18, MobileNetV3-small, EfficientNet-B0 with
 the small-image stem), no search: their own full training is their cost.
@@ -51,10 +53,13 @@ STRATEGIES = {
     "tpe-promotion": {"fidelities": "2,6,18"},
     "progressive": {"strategy": "progressive"},
     "progressive-narrow": {"strategy": "progressive", "growth_widths": "8,16,32"},
+    "tpe-calibrating": {"strategy": "calibrating", "fidelities": "2,6,18"},
 }
 DATA = {
     "gz1": {"data": str(SHARED / "gz1_dev"), "merge": ["spiral_cw,spiral_acw=spiral"], "drop": ["dont_know"]},
     "rings": {"data": str(SHARED / "gzdecals_rings")},
+    "gz2_spiral_dev": {"data": str(SHARED / "gz2_spiral_dev")},  # spiral / not spiral (24% spirals)
+    "hsc_gc1_interacting": {"data": str(SHARED / "hsc_gc1_interacting")},  # 4 classes of HSC interacting galaxies
 }
 REFERENCES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 FULL_EPOCHS = 15
@@ -301,7 +306,9 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
 
 def paired_comparisons(rows: list[dict], budgets: list[float], seeds: list[int]) -> list[dict]:
     return [c for b in budgets for m in ("accuracy", "balanced_accuracy")
-            for a, other in (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"))
+            for a, other in (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"),
+                             ("tpe-calibrating", "random"), ("tpe-calibrating", "tpe-default"),
+                             ("tpe-calibrating", "tpe-promotion"))
             if (c := paired(rows, a, other, m, b, seeds)) is not None]
 
 
@@ -346,7 +353,7 @@ def cheaper_than_references(rows: list[dict]) -> list[dict]:
 
 
 COLOURS = {"tpe-default": "C0", "random": "C1", "tpe-promotion": "C2", "progressive": "C4", "progressive-narrow": "C9",
-           "resnet18": "C3", "mobilenet_v3_small": "C5", "efficientnet_b0": "C6"}
+           "tpe-calibrating": "C8", "resnet18": "C3", "mobilenet_v3_small": "C5", "efficientnet_b0": "C6"}
 
 
 def plot(summary: dict, path: Path) -> None:
