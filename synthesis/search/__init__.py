@@ -19,7 +19,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
         "trial_metrics",
     ],
     "runner": ["run_study", "strategy_for"],
-    "scorer_versions": ["stored_versions"],
+    "scorer_versions": ["current_scorer_line", "stored_versions", "version_rows"],
     "storage": ["existing_storage_url", "journal_path", "load_existing_study", "masked"],
     "study": ["OpenedStudy", "find_calibration", "reopen_study", "shipped_calibration"],
     "trials": ["completed_trials", "finished_count"],

@@ -108,6 +108,25 @@ def stored_versions(study: optuna.Study) -> list[dict[str, Any]]:
     return sorted(found, key=lambda v: v["version"])
 
 
+def current_scorer_line(study: optuna.Study) -> str | None:
+    """One line on a self-calibrating study's current scorer (None for a study without versions)."""
+    if study.user_attrs.get(CURRENT_KEY) is None:
+        return None
+    return current_version(study).describe()
+
+
+def version_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per stored version and rung: what was chosen, on how many promoted trials, each candidate's ρ, why."""
+    rows = []
+    for v in stored_versions(study):
+        for budget, c in sorted(v["rungs"].items(), key=lambda kv: int(kv[0])):
+            rho = c.get("rho") or {}
+            rows.append({"version": v["version"], "rung": int(budget), "chosen": c["chosen"], "evidence": c["evidence"],
+                         **{f"rho_{k}": None if rho.get(k) is None else round(rho[k], 3) for k in ("prior", "sturdy", "fit")},
+                         "why": c["why"]})
+    return rows
+
+
 def rung_metrics(trial: optuna.trial.FrozenTrial, budget: int) -> dict[str, float] | None:
     """A trial's signals at one rung (None where it never reached it, or did not record them)."""
     reached = (trial.user_attrs.get(SIGNALS_ATTR) or {}).get(str(budget))

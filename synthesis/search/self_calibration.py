@@ -70,14 +70,13 @@ class RungChoice:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def summary(self) -> str:
-        """One phrase, e.g. ``fit (ρ 0.71; prior 0.42, Δ +0.29 [+0.08, +0.50], 12 trials)``."""
-        if not self.rho:
+        """One phrase: the candidate chosen, its ρ with the evidence, the interval that decided, why."""
+        if self.rho.get(self.chosen) is None:
             return f"{self.chosen} ({self.why})"
-        rho = self.rho.get(self.chosen)
         key = next((k for k in self.intervals if k.startswith(self.chosen + "-")), None) or next(iter(self.intervals), None)
-        delta = (f", {key.replace('-', ' − ')} [{self.intervals[key][0]:+.2f}, {self.intervals[key][1]:+.2f}]"
+        delta = (f", ρ {key.replace('-', ' − ')} [{self.intervals[key][0]:+.2f}, {self.intervals[key][1]:+.2f}]"
                  if key else "")
-        return f"{self.chosen} (ρ {_show(rho)} on {self.evidence} promoted trials{delta})"
+        return f"{self.chosen} (ρ {_show(self.rho[self.chosen])} with the results of {self.evidence} promoted trials{delta}; {self.why})"
 
 
 def score_with(kind: str, signals: pd.DataFrame, prior: np.ndarray, collapsed: np.ndarray,
@@ -152,10 +151,13 @@ def choose_rung_scorer(evidence: Evidence, min_evidence: int = MIN_EVIDENCE, see
     """Prior, sturdy signal or in-study fit for one rung, by rank agreement with its evidence (see the module)."""
     n = len(evidence)
     choice = RungChoice(evidence=n, trials=list(evidence.trials))
-    if n < min_evidence:
+    y = evidence.labels
+    if n < min_evidence:  # how well the fixed candidates rank so far, for the console; no choice yet
+        if n >= 3:
+            sturdy = score_with("sturdy", evidence.signals, evidence.prior, evidence.collapsed)
+            choice.rho = {"prior": _finite(spearman(evidence.prior, y)), "sturdy": _finite(spearman(sturdy, y))}
         choice.why = f"thin evidence: {n} promoted trials < {min_evidence}"
         return choice
-    y = evidence.labels
     scores = {"prior": evidence.prior,
               "sturdy": score_with("sturdy", evidence.signals, evidence.prior, evidence.collapsed),
               "fit": out_of_fold(evidence, seed)}

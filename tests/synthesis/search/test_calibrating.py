@@ -5,7 +5,14 @@ import optuna
 from synthesis.search.calibrating import CalibratingSearch
 from synthesis.search.rescoring import RescoringPruner, RescoringSampler
 from synthesis.search.runner import run_study, strategy_for
-from synthesis.search.scorer_versions import CURRENT_KEY, SIGNALS_ATTR, highest_budget, stored_versions
+from synthesis.search.scorer_versions import (
+    CURRENT_KEY,
+    SIGNALS_ATTR,
+    current_scorer_line,
+    highest_budget,
+    stored_versions,
+    version_rows,
+)
 from synthesis.search.trials import finished
 from synthesis.settings import StudySettings
 from tests.helpers import tiny
@@ -38,8 +45,10 @@ def test_a_tiny_calibrating_study_records_signals_and_versions_and_resumes(tmp_p
         assert versions[-1]["fitted_on"] == promoted and versions[-1]["rungs"]["1"]["chosen"] == "prior"
         assert "thin evidence" in versions[-1]["rungs"]["1"]["why"]
         assert [v.number for v in run.outcome] == [v["version"] for v in versions]
+        assert current_scorer_line(study).startswith(f"scorer v{len(versions)} ({len(promoted)} promoted trials)")
+        assert [r["version"] for r in version_rows(study)] == [v["version"] for v in versions]
     else:
-        assert versions == []
+        assert versions == [] and current_scorer_line(study) is None
     resumed = run_study(settings.replace(trials=6), CalibratingSearch())
     assert len([t for t in resumed.study.get_trials() if finished(t)]) == 6
     if promoted:  # the resumed run went on with the study's version

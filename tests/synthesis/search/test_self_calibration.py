@@ -25,7 +25,8 @@ def _evidence(n: int, *, informative: str, seed: int = 0) -> Evidence:
 def test_thin_evidence_keeps_the_prior_unjudged():
     choice = choose_rung_scorer(_evidence(MIN_EVIDENCE - 1, informative="tse"))
     assert choice.chosen == "prior" and "thin evidence" in choice.why
-    assert choice.rho == {} and choice.proxy is None and choice.evidence == MIN_EVIDENCE - 1
+    assert "fit" not in choice.rho and choice.proxy is None and choice.evidence == MIN_EVIDENCE - 1
+    assert choice.intervals == {} and "thin evidence" in choice.summary()
 
 
 def test_a_fit_that_clearly_ranks_better_is_chosen_with_its_interval():
