@@ -382,6 +382,13 @@ def _progressive_scores_by_validation(s: StudySettings) -> list[str]:
     return []
 
 
+def _calibrating_scores_one_objective(s: StudySettings) -> list[str]:
+    if s.strategy == "calibrating" and s.objective in OBJECTIVES and objective_info(s.objective).multi:
+        return ["--strategy calibrating learns from promotion, which cannot promote multi-objective trials: "
+                "--objective multi does not apply"]
+    return []
+
+
 def _parsed_or_none(fidelities: str | None) -> list[int] | None:
     try:
         return parse_fidelities(fidelities) if fidelities is not None else None
@@ -389,4 +396,4 @@ def _parsed_or_none(fidelities: str | None) -> list[int] | None:
         return None
 
 
-BETWEEN_FIELDS = (_fidelities_fit_the_trials, _progressive_scores_by_validation)  # rules no one field can declare
+BETWEEN_FIELDS = (_fidelities_fit_the_trials, _progressive_scores_by_validation, _calibrating_scores_one_objective)  # rules no one field can declare

@@ -10,7 +10,8 @@ Evidence (:func:`rung_evidence`): a trial that finished (or stopped at a rung) a
 rung above ``r`` has, at ``r``, its signals (``rung_signals`` user attr, written by
 :class:`synthesis.search.calibrating.CalibratingObjective`) and a label: minus its validation
 log-loss at the highest rung it reached — a lower-variance measure than the accuracy of a few
-hundred validation images, and the nearest the study has to full training. The last rung is scored
+hundred validation images, and the nearest the study has to full training (a model collapsed to
+one class there ranks below every one that learned). The last rung is scored
 as today (there is nothing above it to learn from).
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from proxies import CompositeProxy, is_collapsed
+from proxies import CompositeProxy, guarded, is_collapsed
 from synthesis.search.self_calibration import Evidence, RungChoice, choose_rung_scorer, score_with
 from synthesis.search.trials import finished
 
@@ -138,11 +139,15 @@ def highest_budget(trial: optuna.trial.FrozenTrial) -> int | None:
     return max(reached) if reached else None
 
 
-def label_of(trial: optuna.trial.FrozenTrial) -> float:
-    """Minus the validation log-loss at the highest rung the trial reached (NaN if unknown)."""
+def label_of(trial: optuna.trial.FrozenTrial, num_classes: int) -> float:
+    """Minus the validation log-loss at the highest rung the trial reached (NaN if unknown); a model that
+    collapsed to one class there below every one that learned (:func:`proxies.guarded`)."""
     top = highest_budget(trial)
-    value = (rung_metrics(trial, top) or {}).get(LABEL) if top is not None else None
-    return -float(value) if value is not None and math.isfinite(float(value)) else float("nan")
+    metrics = rung_metrics(trial, top) if top is not None else None
+    value = (metrics or {}).get(LABEL)
+    if value is None or not math.isfinite(float(value)):
+        return float("nan")
+    return guarded(-float(value), is_collapsed(metrics, num_classes))
 
 
 def rung_evidence(trials: list[optuna.trial.FrozenTrial], rungs: list[int], rung: int, prior: PriorScore,
@@ -153,7 +158,7 @@ def rung_evidence(trials: list[optuna.trial.FrozenTrial], rungs: list[int], rung
     for t in trials:
         top = highest_budget(t)
         metrics = rung_metrics(t, budget)
-        label = label_of(t)
+        label = label_of(t, num_classes)
         if finished(t) and top is not None and top > budget and metrics is not None and math.isfinite(label):
             rows.append(metrics)
             numbers.append(t.number)

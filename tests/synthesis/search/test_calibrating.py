@@ -1,6 +1,7 @@
 """--strategy calibrating end to end on a tiny study: promotion, rung signals, scorer versions, resume."""
 
 import optuna
+import pytest
 
 from synthesis.search.calibrating import CalibratingSearch
 from synthesis.search.rescoring import RescoringPruner, RescoringSampler
@@ -14,7 +15,8 @@ from synthesis.search.scorer_versions import (
     version_rows,
 )
 from synthesis.search.trials import finished
-from synthesis.settings import StudySettings
+from synthesis import GalaxySynthError
+from synthesis.settings import StudySettings, check_ranges
 from tests.helpers import tiny
 
 
@@ -23,6 +25,8 @@ def test_promotion_is_on_by_default_and_a_resumed_study_keeps_its_own():
     assert StudySettings(strategy="calibrating", epochs=2).resolve("cpu", {"fidelities": "2,4,8"}).fidelities == "2,4,8"
     assert StudySettings(strategy="calibrating", epochs=2, fidelities="2,4").resolve("cpu").fidelities == "2,4"
     assert StudySettings(epochs=2).resolve("cpu").fidelities is None  # the other strategies: unchanged
+    with pytest.raises(GalaxySynthError, match="--strategy calibrating learns from promotion"):
+        check_ranges(StudySettings(strategy="calibrating", objective="multi"))
 
 
 def test_a_tiny_calibrating_study_records_signals_and_versions_and_resumes(tmp_path):

@@ -48,9 +48,12 @@ def test_evidence_is_the_trials_that_went_on_labelled_at_their_highest_rung():
         t.number = number
     first = rung_evidence(trials, RUNGS, 0, prior, num_classes=2)
     assert first.trials == [1, 2]  # trial 0 stopped at the first rung: no label above it
-    assert first.labels[1] == -trials[2].user_attrs[SIGNALS_ATTR]["18"]["metrics"]["val_loss"] == label_of(trials[2])
+    assert first.labels[1] == -trials[2].user_attrs[SIGNALS_ATTR]["18"]["metrics"]["val_loss"] == label_of(trials[2], 2)
     assert rung_evidence(trials, RUNGS, 1, prior, num_classes=2).trials == [2]
-    assert math.isnan(label_of(create_trial(state=TrialState.COMPLETE, value=1.0)))
+    assert math.isnan(label_of(create_trial(state=TrialState.COMPLETE, value=1.0), 2))
+    collapsed = _trial(3, [2, 6])
+    collapsed.user_attrs[SIGNALS_ATTR]["6"]["metrics"]["val_predicted_classes"] = 1.0
+    assert label_of(collapsed, 2) < -5  # predicts one class at its highest rung: below every model that learned
 
 
 def test_refit_makes_a_new_version_only_when_the_evidence_grew():
