@@ -111,6 +111,8 @@ class CalibratingSearch(SampledSearch):
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         super().after_trial(study, trial)
         self.refit(study)
+        bar = self.bar.bar
+        bar.set_postfix_str(f"{bar.postfix} | scorer v{self.rescorer.version.number}", refresh=False)
 
     def refit(self, study: optuna.Study) -> ScorerVersion | None:
         """A new scorer version when promoted trials finished since the current one; None when nothing changed."""
