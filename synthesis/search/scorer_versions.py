@@ -150,33 +150,31 @@ def label_of(trial: optuna.trial.FrozenTrial, num_classes: int) -> float:
     return guarded(-float(value), is_collapsed(metrics, num_classes))
 
 
+def evidence_trials(trials: list[optuna.trial.FrozenTrial], budget: int) -> list[optuna.trial.FrozenTrial]:
+    """The trials that are evidence at ``budget``: finished, reached a higher rung, signals there and a finite label."""
+    return [t for t in trials if finished(t) and (highest_budget(t) or 0) > budget and rung_metrics(t, budget) is not None
+            and math.isfinite(label_of(t, 2))]  # (the class count only moves a finite label, never makes it NaN)
+
+
 def rung_evidence(trials: list[optuna.trial.FrozenTrial], rungs: list[int], rung: int, prior: PriorScore,
                   num_classes: int) -> Evidence:
-    """The evidence of rung index ``rung``: finished trials that reached a higher rung, with a finite label."""
-    budget = rungs[rung]
-    rows, numbers, labels = [], [], []
-    for t in trials:
-        top = highest_budget(t)
-        metrics = rung_metrics(t, budget)
-        label = label_of(t, num_classes)
-        if finished(t) and top is not None and top > budget and metrics is not None and math.isfinite(label):
-            rows.append(metrics)
-            numbers.append(t.number)
-            labels.append(label)
-    signals = pd.DataFrame(rows)
-    collapsed = np.array([is_collapsed(m, num_classes) for m in rows], dtype=bool)
-    prior_scores = np.array([prior(rung, m) for m in rows], dtype=float)
-    return Evidence(numbers, signals, np.asarray(labels, dtype=float), prior_scores, collapsed)
+    """The evidence of rung index ``rung``: its signals, label and prior score of every :func:`evidence_trials`."""
+    chosen = evidence_trials(trials, rungs[rung])
+    rows = [rung_metrics(t, rungs[rung]) for t in chosen]
+    return Evidence([t.number for t in chosen], pd.DataFrame(rows),
+                    np.array([label_of(t, num_classes) for t in chosen], dtype=float),
+                    np.array([prior(rung, m) for m in rows], dtype=float),
+                    np.array([is_collapsed(m, num_classes) for m in rows], dtype=bool))
 
 
 def refit(trials: list[optuna.trial.FrozenTrial], rungs: list[int], current: ScorerVersion, prior: PriorScore,
           num_classes: int, seed: int = 0) -> ScorerVersion | None:
     """A new version fitted on the finished trials, or None when the evidence is the current version's."""
-    evidence = {r: rung_evidence(trials, rungs, r, prior, num_classes) for r in range(len(rungs) - 1)}
-    fitted_on = sorted({n for e in evidence.values() for n in e.trials})
+    fitted_on = sorted({t.number for budget in rungs[:-1] for t in evidence_trials(trials, budget)})
     if fitted_on == sorted(current.fitted_on):
-        return None
-    choices = {str(rungs[r]): choose_rung_scorer(e, seed=seed) for r, e in evidence.items()}
+        return None  # checked before any scoring or fitting: this runs after every trial
+    choices = {str(rungs[r]): choose_rung_scorer(rung_evidence(trials, rungs, r, prior, num_classes), seed=seed)
+               for r in range(len(rungs) - 1)}
     return ScorerVersion(current.number + 1, choices, fitted_on, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
