@@ -57,3 +57,23 @@ def test_a_tiny_calibrating_study_records_signals_and_versions_and_resumes(tmp_p
     assert len([t for t in resumed.study.get_trials() if finished(t)]) == 6
     if promoted:  # the resumed run went on with the study's version
         assert resumed.outcome[0].number == versions[-1]["version"]
+
+
+def test_trials_are_scored_by_the_version_current_in_the_storage(tmp_path):
+    """A version another worker stored (rung 1 scored by train_loss) is what the next trials report and are promoted by."""
+    from proxies import guarded, is_collapsed
+    from synthesis import STUDY_ATTR
+    from synthesis.search.scorer_versions import ScorerVersion, evidence_trials, store_version
+    from synthesis.search.self_calibration import RungChoice
+
+    settings = tiny(tmp_path, strategy="calibrating", fidelities="1,2", trials=2, workers=1)
+    study = run_study(settings).study
+    evidence = sorted(t.number for t in evidence_trials(study.get_trials(), 1))
+    store_version(study, ScorerVersion(7, {"1": RungChoice(chosen="sturdy", why="test")}, evidence))
+    resumed = run_study(settings.replace(trials=4), CalibratingSearch()).study
+    scored = [t for t in resumed.get_trials() if t.user_attrs.get("scorer_version") == 7]
+    classes = len(resumed.user_attrs[STUDY_ATTR]["class_names"])
+    assert scored, "no trial was scored by the stored version"
+    for t in scored:
+        metrics = t.user_attrs[SIGNALS_ATTR]["1"]["metrics"]
+        assert t.intermediate_values[1] == guarded(-metrics["train_loss"], is_collapsed(metrics, classes))
