@@ -49,7 +49,7 @@ class SynthResult:
 def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
           pruner: optuna.pruners.BasePruner | None = None, on_ready: Callable[[Any], None] | None = None,
           stop_when: Callable[[], bool] | None = None) -> SynthResult:
-    """Run or resume a study (``settings.strategy`` "tpe" or "progressive") and write its tables and plots.
+    """Run or resume a study (``settings.strategy`` "tpe", "progressive" or "calibrating") and write its tables and plots.
 
     :func:`synthesis.search.runner.run_study` runs it, as it runs every study: as ``settings.workers``
     processes on its storage (default: the execution plan of

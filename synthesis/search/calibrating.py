@@ -20,14 +20,18 @@ The last rung is scored as today: there is nothing above it to learn from.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
 
+from galaxy_common import atomic_write_text
 from proxies import CompositeProxy, early_training_metrics
+from synthesis import StudySettings
 from synthesis.data import TrialData
 from synthesis.search.objective import Objective, record_training
 from synthesis.search.promotion import RungReporter
@@ -39,6 +43,7 @@ from synthesis.search.scorer_versions import (
     prior_scorer,
     refit,
     store_version,
+    stored_versions,
 )
 from synthesis.search.settings import TrialSettings
 from synthesis.search.strategy import SampledSearch
@@ -125,6 +130,14 @@ class CalibratingSearch(SampledSearch):
         self.versions.append(new)
         self.say(new.describe())
         return new
+
+    def write_outputs(self, study: optuna.Study, settings: StudySettings) -> list[Path]:
+        """The study's tables and plots, and ``scorer_versions.json``: every version it froze, per rung what was chosen and why."""
+        written = super().write_outputs(study, settings)
+        versions = stored_versions(study)
+        if versions:
+            written.append(atomic_write_text(settings.study_dir / "scorer_versions.json", json.dumps(versions, indent=2)))
+        return written
 
     def say(self, line: str) -> None:
         """A line on the console above the progress bar (in the log when the bar is off)."""

@@ -1,5 +1,7 @@
 """--strategy calibrating end to end on a tiny study: promotion, rung signals, scorer versions, resume."""
 
+import json
+
 import optuna
 import pytest
 
@@ -33,7 +35,7 @@ def test_a_tiny_calibrating_study_records_signals_and_versions_and_resumes(tmp_p
     settings = tiny(tmp_path, strategy="calibrating", fidelities="1,2", trials=5, workers=1)
     strategy = strategy_for(settings)
     assert isinstance(strategy, CalibratingSearch)
-    run = run_study(settings, strategy)
+    run = run_study(settings, strategy, write_outputs=True)
     study = run.study
     assert isinstance(study.sampler, RescoringSampler) and isinstance(study.pruner, RescoringPruner)
     assert isinstance(study.pruner.inner, optuna.pruners.SuccessiveHalvingPruner)
@@ -51,6 +53,8 @@ def test_a_tiny_calibrating_study_records_signals_and_versions_and_resumes(tmp_p
         assert [v.number for v in run.outcome] == [v["version"] for v in versions]
         assert current_scorer_line(study).startswith(f"scorer v{len(versions)} ({len(promoted)} promoted trials)")
         assert [r["version"] for r in version_rows(study)] == [v["version"] for v in versions]
+        written = settings.study_dir / "scorer_versions.json"
+        assert written in run.written and json.loads(written.read_text()) == versions
     else:
         assert versions == [] and current_scorer_line(study) is None
     resumed = run_study(settings.replace(trials=6), CalibratingSearch())
