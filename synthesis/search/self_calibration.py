@@ -59,7 +59,7 @@ class RungChoice:
     evidence: int = 0
     trials: list[int] = field(default_factory=list)
     rho: dict[str, float] = field(default_factory=dict)  # each candidate's ρ with the labels (the fit's out of fold)
-    intervals: dict[str, list[float]] = field(default_factory=dict)  # "sturdy-prior", "fit-<incumbent>": 95% bootstrap
+    intervals: dict[str, list[float | None]] = field(default_factory=dict)  # "sturdy-prior", "fit-<incumbent>": 95% bootstrap
     proxy: dict[str, Any] | None = None  # the fitted proxy (to_dict) when the fit is chosen
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,9 +74,8 @@ class RungChoice:
         if self.rho.get(self.chosen) is None:
             return f"{self.chosen} ({self.why})"
         key = next((k for k in self.intervals if k.startswith(self.chosen + "-")), None) or next(iter(self.intervals), None)
-        delta = (f", ρ {key.replace('-', ' − ')} [{self.intervals[key][0]:+.2f}, {self.intervals[key][1]:+.2f}]"
-                 if key else "")
-        return f"{self.chosen} (ρ {_show(self.rho[self.chosen])} with the results of {self.evidence} promoted trials{delta}; {self.why})"
+        delta = f", ρ {key.replace('-', ' − ')} [{_show(self.intervals[key][0])}, {_show(self.intervals[key][1])}]" if key else ""
+        return f"{self.chosen} (ρ {self.rho[self.chosen]:.2f} with the results of {self.evidence} promoted trials{delta}; {self.why})"
 
 
 def score_with(kind: str, signals: pd.DataFrame, prior: np.ndarray, collapsed: np.ndarray,
@@ -162,10 +161,10 @@ def choose_rung_scorer(evidence: Evidence, min_evidence: int = MIN_EVIDENCE, see
               "sturdy": score_with("sturdy", evidence.signals, evidence.prior, evidence.collapsed),
               "fit": out_of_fold(evidence, seed)}
     choice.rho = {k: _finite(spearman(v, y)) for k, v in scores.items()}
-    sturdy_gain = rho_difference_interval(scores["sturdy"], scores["prior"], y, seed)
+    sturdy_gain = [_finite(v) for v in rho_difference_interval(scores["sturdy"], scores["prior"], y, seed)]
     choice.intervals["sturdy-prior"] = sturdy_gain
     incumbent = "sturdy" if _above_zero(sturdy_gain) else "prior"
-    fit_gain = rho_difference_interval(scores["fit"], scores[incumbent], y, seed)
+    fit_gain = [_finite(v) for v in rho_difference_interval(scores["fit"], scores[incumbent], y, seed)]
     choice.intervals[f"fit-{incumbent}"] = fit_gain
     if _above_zero(fit_gain):
         choice.chosen = "fit"
@@ -179,8 +178,8 @@ def choose_rung_scorer(evidence: Evidence, min_evidence: int = MIN_EVIDENCE, see
     return choice
 
 
-def _above_zero(interval: list[float]) -> bool:
-    return bool(np.isfinite(interval[0]) and interval[0] > 0)
+def _above_zero(interval: list[float | None]) -> bool:
+    return interval[0] is not None and interval[0] > 0
 
 
 def _finite(value: float) -> float | None:
@@ -188,4 +187,4 @@ def _finite(value: float) -> float | None:
 
 
 def _show(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+    return "n/a" if value is None else f"{value:+.2f}"
