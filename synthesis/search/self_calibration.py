@@ -73,7 +73,7 @@ class RungChoice:
         """One phrase: the candidate chosen, its ρ with the evidence, the interval that decided, why."""
         if self.rho.get(self.chosen) is None:
             return f"{self.chosen} ({self.why})"
-        key = next((k for k in self.intervals if k.startswith(self.chosen + "-")), None) or next(iter(self.intervals), None)
+        key = next((k for k in self.intervals if k.startswith(self.chosen + "-")), None) or next(reversed(self.intervals), None)
         delta = f", ρ {key.replace('-', ' − ')} [{_show(self.intervals[key][0])}, {_show(self.intervals[key][1])}]" if key else ""
         return f"{self.chosen} (ρ {self.rho[self.chosen]:.2f} with the results of {self.evidence} promoted trials{delta}; {self.why})"
 
