@@ -7,7 +7,8 @@ of the epochs so far) and a label, its result at the highest rung it reached (se
 * ``prior``: what the rung is scored by without evidence (the study's frozen calibration at the
   first rung, validation accuracy above it): the score the study started with;
 * ``sturdy``: one signal that ranked well on every data set measured, ``train_loss`` (lower is better);
-* ``fit``: a :class:`proxies.CompositeProxy` fitted on the evidence, judged out of fold.
+* ``fit``: a :class:`proxies.CompositeProxy` fitted on the evidence (the signals and the prior's
+  score, so that it may keep the prior and correct it), judged out of fold.
 
 The prior stands until the evidence says otherwise: below :data:`MIN_EVIDENCE` trials it is kept
 unjudged; above, ``sturdy`` replaces it only where the bootstrap interval of ρ(sturdy) − ρ(prior)
@@ -32,6 +33,7 @@ from proxies import METRIC_NAMES, ZERO_COST_NAMES, CompositeProxy, guarded
 MIN_EVIDENCE = 8  # fewer trials past a rung than this: the prior stands, unjudged
 LOO_MAX_ROWS = 12  # leave-one-out up to this many rows, 5 folds above (a refit stays cheap beside a trial)
 BOOTSTRAP_RESAMPLES = 1000
+PRIOR_FEATURE = "prior_score"  # the prior's score, a column the fit may keep (its way of shrinking toward it)
 STURDY_SIGNAL = "train_loss"  # lower is better; the strongest uncalibrated signal across data sets (BENCHMARKS §21)
 CANDIDATES = ("prior", "sturdy", "fit")
 
@@ -86,20 +88,26 @@ def score_with(kind: str, signals: pd.DataFrame, prior: np.ndarray, collapsed: n
     if kind == "sturdy":
         raw = -pd.to_numeric(signals[STURDY_SIGNAL], errors="coerce").to_numpy(dtype=float)
     elif kind == "fit" and proxy is not None:
-        raw = proxy.predict(signals)
+        raw = proxy.predict(with_prior(signals, prior))
     else:
         raise ValueError(f"unknown scorer {kind!r}")
     return np.array([guarded(float(s), bool(c)) for s, c in zip(raw, collapsed)])
 
 
+def with_prior(signals: pd.DataFrame, prior: np.ndarray) -> pd.DataFrame:
+    """The signals and, as one more column, the prior's score: a fit may keep the prior and correct it."""
+    return signals.assign(**{PRIOR_FEATURE: np.asarray(prior, dtype=float)})
+
+
 def fit_features(signals: pd.DataFrame) -> list[str]:
-    """The signal columns a fit may use: every known metric and zero-cost score present."""
-    return [c for c in (*METRIC_NAMES, *ZERO_COST_NAMES) if c in signals.columns]
+    """The columns a fit may use: every known metric and zero-cost score present, and the prior's score."""
+    return [c for c in (*METRIC_NAMES, *ZERO_COST_NAMES, PRIOR_FEATURE) if c in signals.columns]
 
 
-def fit_proxy(signals: pd.DataFrame, labels: np.ndarray, seed: int = 0) -> CompositeProxy:
-    return CompositeProxy(features=fit_features(signals), name="in-study", learner="linear",
-                          random_state=seed).fit(signals, labels)
+def fit_proxy(signals: pd.DataFrame, prior: np.ndarray, labels: np.ndarray, seed: int = 0) -> CompositeProxy:
+    table = with_prior(signals, prior)
+    return CompositeProxy(features=fit_features(table), name="in-study", learner="linear",
+                          random_state=seed).fit(table, labels)
 
 
 def out_of_fold(evidence: Evidence, seed: int = 0) -> np.ndarray:
@@ -110,7 +118,7 @@ def out_of_fold(evidence: Evidence, seed: int = 0) -> np.ndarray:
     for f in np.unique(folds):
         test, train = folds == f, folds != f
         try:
-            proxy = fit_proxy(evidence.signals[train], evidence.labels[train], seed)
+            proxy = fit_proxy(evidence.signals[train], evidence.prior[train], evidence.labels[train], seed)
         except ValueError:  # too few finite rows or no usable metric in this fold
             continue
         pred[test] = score_with("fit", evidence.signals[test], evidence.prior[test], evidence.collapsed[test], proxy)
@@ -168,7 +176,7 @@ def choose_rung_scorer(evidence: Evidence, min_evidence: int = MIN_EVIDENCE, see
     choice.intervals[f"fit-{incumbent}"] = fit_gain
     if _above_zero(fit_gain):
         choice.chosen = "fit"
-        choice.proxy = fit_proxy(evidence.signals, y, seed).to_dict()
+        choice.proxy = fit_proxy(evidence.signals, evidence.prior, y, seed).to_dict()
         choice.why = f"the in-study fit ranks the promoted trials better than {incumbent} (interval above zero)"
     elif incumbent == "sturdy":
         choice.chosen = "sturdy"
