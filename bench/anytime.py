@@ -58,13 +58,19 @@ STRATEGIES = {
 DATA = {
     "gz1": {"data": str(SHARED / "gz1_dev"), "merge": ["spiral_cw,spiral_acw=spiral"], "drop": ["dont_know"]},
     "rings": {"data": str(SHARED / "gzdecals_rings")},
-    "gz2_spiral_dev": {"data": str(SHARED / "gz2_spiral_dev")},  # spiral / not spiral (24% spirals)
-    "hsc_gc1_interacting": {"data": str(SHARED / "hsc_gc1_interacting")},  # 4 classes of HSC interacting galaxies
+    "gz2": {"data": str(SHARED / "gz2_spiral_dev")},  # Galaxy Zoo 2 spiral / non-spiral: ~800 test galaxies
+    "hsc": {"data": str(SHARED / "hsc_gc1_interacting")},  # HSC interacting galaxies, 4 classes, z as an extra input
 }
+DATA_FOLDERS = {Path(v["data"]).name: k for k, v in DATA.items()}  # --data also takes a folder's name, e.g. gz2_spiral_dev
 REFERENCES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 FULL_EPOCHS = 15
 TRAINING_SEEDS = (0, 1)
 MACHINE_CORES = os.cpu_count() or 1  # the budget's unit: minutes on this machine's cores (not the search's one thread)
+
+
+def data_key(name: str) -> str:
+    """A --data value: a key of DATA, or the name of its folder in ../shared/data (gz2_spiral_dev → gz2)."""
+    return DATA_FOLDERS.get(name, name)
 
 
 def study_name(dataset: str, strategy: str, seed: int, tag: str = "") -> str:
@@ -419,7 +425,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="the searches, --jobs at a time, one thread each (resumable)")
-    r.add_argument("--data", nargs="+", default=["gz1"], choices=list(DATA))
+    r.add_argument("--data", nargs="+", default=["gz1"], choices=list(DATA), type=data_key)
     r.add_argument("--minutes", type=float, default=15)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     r.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
@@ -434,7 +440,7 @@ def main() -> None:
     one.add_argument("results")
     one.add_argument("--tag", default="")
     e = sub.add_parser("evaluate", help="full trainings of the picks and references, regret, plots")
-    e.add_argument("--data", default="gz1", choices=list(DATA))
+    e.add_argument("--data", default="gz1", choices=list(DATA), type=data_key)
     e.add_argument("--budgets", type=float, nargs="+", default=[5, 15])
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     e.add_argument("--results", default="../runs/anytime")

@@ -53,7 +53,9 @@ def test_the_anytime_benchmark_has_a_calibrating_arm_and_the_four_data_sets():
     spec = importlib.util.spec_from_file_location("anytime", ROOT / "bench" / "anytime.py")
     anytime = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(anytime)
-    assert {"gz1", "rings", "gz2_spiral_dev", "hsc_gc1_interacting"} <= set(anytime.DATA)
+    assert {"gz1", "rings", "gz2", "hsc"} <= set(anytime.DATA)
+    for folder, key in {"gz2_spiral_dev": "gz2", "hsc_gc1_interacting": "hsc", "gz1_dev": "gz1", "gz2": "gz2"}.items():
+        assert anytime.data_key(folder) == key  # --data takes the key or the shared folder's name
     for dataset in anytime.DATA:
         settings = anytime.settings_for(dataset, "tpe-calibrating", 0, "/tmp/unused")
         check_ranges(settings)
