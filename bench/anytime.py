@@ -8,6 +8,8 @@ thread, until its CPU budget is spent; at least 4 search seeds each):
 * ``tpe-promotion`` TPE, default objective, promotion by successive halving (--fidelities 2,6,18)
 * ``progressive``   progressive growth (children inherit their parent's weights; it ends by itself)
 * ``progressive-narrow`` the same from a one-block network of width 8 (``--growth-widths 8,16,32``): the cheap end
+* ``tpe-calibrating`` TPE with promotion (2,6,18) whose scorer the study refits on its own promoted trials
+  (``--strategy calibrating``, issue #36)
 
 and the reference architectures (torchvision's ResNet-18, MobileNetV3-small, EfficientNet-B0 with
 the small-image stem), no search: their own full training is their cost.
@@ -51,6 +53,7 @@ STRATEGIES = {
     "tpe-promotion": {"fidelities": "2,6,18"},
     "progressive": {"strategy": "progressive"},
     "progressive-narrow": {"strategy": "progressive", "growth_widths": "8,16,32"},
+    "tpe-calibrating": {"strategy": "calibrating", "fidelities": "2,6,18"},
 }
 DATA = {
     "gz1": {"data": str(SHARED / "gz1_dev"), "merge": ["spiral_cw,spiral_acw=spiral"], "drop": ["dont_know"]},
@@ -58,10 +61,16 @@ DATA = {
     "gz2": {"data": str(SHARED / "gz2_spiral_dev")},  # Galaxy Zoo 2 spiral / non-spiral: ~800 test galaxies
     "hsc": {"data": str(SHARED / "hsc_gc1_interacting")},  # HSC interacting galaxies, 4 classes, z as an extra input
 }
+DATA_FOLDERS = {Path(v["data"]).name: k for k, v in DATA.items()}  # --data also takes a folder's name, e.g. gz2_spiral_dev
 REFERENCES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 FULL_EPOCHS = 15
 TRAINING_SEEDS = (0, 1)
 MACHINE_CORES = os.cpu_count() or 1  # the budget's unit: minutes on this machine's cores (not the search's one thread)
+
+
+def data_key(name: str) -> str:
+    """A --data value: a key of DATA, or the name of its folder in ../shared/data (gz2_spiral_dev → gz2)."""
+    return DATA_FOLDERS.get(name, name)
 
 
 def study_name(dataset: str, strategy: str, seed: int, tag: str = "") -> str:
@@ -305,7 +314,9 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
 
 def paired_comparisons(rows: list[dict], budgets: list[float], seeds: list[int]) -> list[dict]:
     return [c for b in budgets for m in ("accuracy", "balanced_accuracy")
-            for a, other in (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"))
+            for a, other in (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"),
+                             ("tpe-calibrating", "random"), ("tpe-calibrating", "tpe-default"),
+                             ("tpe-calibrating", "tpe-promotion"))
             if (c := paired(rows, a, other, m, b, seeds)) is not None]
 
 
@@ -350,7 +361,7 @@ def cheaper_than_references(rows: list[dict]) -> list[dict]:
 
 
 COLOURS = {"tpe-default": "C0", "random": "C1", "tpe-promotion": "C2", "progressive": "C4", "progressive-narrow": "C9",
-           "resnet18": "C3", "mobilenet_v3_small": "C5", "efficientnet_b0": "C6"}
+           "tpe-calibrating": "C8", "resnet18": "C3", "mobilenet_v3_small": "C5", "efficientnet_b0": "C6"}
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -416,7 +427,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="the searches, --jobs at a time, one thread each (resumable)")
-    r.add_argument("--data", nargs="+", default=["gz1"], choices=list(DATA))
+    r.add_argument("--data", nargs="+", default=["gz1"], choices=list(DATA), type=data_key)
     r.add_argument("--minutes", type=float, default=15)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     r.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
@@ -431,7 +442,7 @@ def main() -> None:
     one.add_argument("results")
     one.add_argument("--tag", default="")
     e = sub.add_parser("evaluate", help="full trainings of the picks and references, regret, plots")
-    e.add_argument("--data", default="gz1", choices=list(DATA))
+    e.add_argument("--data", default="gz1", choices=list(DATA), type=data_key)
     e.add_argument("--budgets", type=float, nargs="+", default=[5, 15])
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     e.add_argument("--results", default="../runs/anytime")

@@ -49,7 +49,7 @@ class SynthResult:
 def synth(settings: StudySettings, sampler: optuna.samplers.BaseSampler | None = None,
           pruner: optuna.pruners.BasePruner | None = None, on_ready: Callable[[Any], None] | None = None,
           stop_when: Callable[[], bool] | None = None) -> SynthResult:
-    """Run or resume a study (``settings.strategy`` "tpe" or "progressive") and write its tables and plots.
+    """Run or resume a study (``settings.strategy`` "tpe", "progressive" or "calibrating") and write its tables and plots.
 
     :func:`synthesis.search.runner.run_study` runs it, as it runs every study: as ``settings.workers``
     processes on its storage (default: the execution plan of
@@ -72,7 +72,7 @@ def rank(study: str | None = None, results: str | Path = "results", storage: str
     """Every trial with every metric, rescored with the current calibration, best first.
 
     ``table.attrs`` says which study and calibration: ``study``, ``calibration`` (name), ``calibration_hash``,
-    ``calibration_file``.
+    ``calibration_file``; ``scorer``: a self-calibrating study's current scorer version in one line (else None).
     """
     from synthesis.search import metrics_table
     from synthesis.search import load_existing_study
@@ -86,9 +86,12 @@ def rank(study: str | None = None, results: str | Path = "results", storage: str
 
     table = metrics_table(loaded, proxy, by=by)
     ranked_by = table["ranked_by"].iloc[0] if len(table) and "ranked_by" in table else by
+    from synthesis.search import current_scorer_line
+
     table.attrs.update(study=loaded.study_name, calibration=proxy.name, calibration_hash=proxy.calibration_hash,
                        calibration_file=str(source),
-                       score_images=score_images(loaded.user_attrs.get(STUDY_ATTR, {}), ranked_by))
+                       score_images=score_images(loaded.user_attrs.get(STUDY_ATTR, {}), ranked_by),
+                       scorer=current_scorer_line(loaded))  # a self-calibrating study's scorer version (else None)
     return table
 
 

@@ -204,6 +204,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     print(f"{len(done)} finished trials of study {name!r}, ranked by {done['ranked_by'].iloc[0] if len(done) else '-'} "
           f"(proxy = calibration {df.attrs['calibration']!r}, {df.attrs['calibration_hash']}, from "
           f"{df.attrs['calibration_file']}):")
+    if df.attrs.get("scorer"):  # --strategy calibrating: what scored its trials during the search
+        print(df.attrs["scorer"])
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(done[[c for c in cols if c in done.columns]].head(args.top).to_string(index=False))
         print_front(df)

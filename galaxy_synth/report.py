@@ -189,7 +189,18 @@ def _search_section(opened: Any, storage: str, out: Path) -> str:
     best = summary_rows(study, top=10)
     best_table = ("<h3>Best trials</h3><p class='note'>by the value the search optimised; full-training accuracy comes "
                   "with <code>galaxy-synth correlate</code> or <code>export</code></p>" + _table(best)) if best else ""
-    return "<h2>Search</h2>" + summary + figs + best_table
+    return "<h2>Search</h2>" + summary + figs + best_table + _scorer_section(study)
+
+
+def _scorer_section(study: optuna.Study) -> str:
+    """A self-calibrating study's scorer versions: which candidate each rung chose, on what evidence, and why."""
+    from synthesis.search import current_scorer_line, version_rows
+
+    line = current_scorer_line(study)
+    if line is None:
+        return ""
+    return (f"<h3>In-study scorer</h3><p>{html.escape(line)}</p><p class='note'>Every version, per rung: ρ of each "
+            f"candidate with the promoted trials' results (the fit's out of fold).</p>" + _table(version_rows(study)))
 
 
 def _ranker_row(name: str, r: dict[str, Any], ci: list[float]) -> dict[str, Any]:

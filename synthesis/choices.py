@@ -35,6 +35,7 @@ class Pruner(StrEnum):
 class Strategy(StrEnum):
     TPE = "tpe"
     PROGRESSIVE = "progressive"
+    CALIBRATING = "calibrating"
 
 
 class Equivariance(StrEnum):

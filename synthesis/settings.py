@@ -211,7 +211,10 @@ class StudySettings:
                             help="tpe: each trial samples a whole architecture (default). progressive: grow one network "
                                  "block by block, each child inheriting its parent's trained weights (+3%% jitter), one "
                                  "epoch per child, keep the best, stop when validation accuracy stops improving; ignores "
-                                 "--trials, writes growth_report.json and growth.png")
+                                 "--trials, writes growth_report.json and growth.png. calibrating: tpe with promotion "
+                                 "(--fidelities, default E,3E,9E) whose scorer the study refits on its own promoted "
+                                 "trials, each rung by its own signals, and TPE and promotion see every trial "
+                                 "rescored by the current version (experimental)")
     growth_widths: str = setting("16,32,64", metavar="W,W,...", help="progressive: widths tried for each new block; the "
                                  "seed network is one block of the smallest (default: 16,32,64)")
     growth_block: str = setting("plain", choices=BLOCKS,
@@ -309,6 +312,9 @@ class StudySettings:
             changes["objective"] = stored["objective"]
         elif self.objective is None and self.strategy == "progressive":
             changes["objective"] = "val_acc"
+        if self.strategy == "calibrating" and self.fidelities is None:  # promotion is its evidence: on by default
+            changes["fidelities"] = (stored.get("fidelities") if stored is not None else None) or \
+                f"{self.epochs},{3 * self.epochs},{9 * self.epochs}"
         return self.replace(**changes)
 
     def domain_facts(self) -> dict[str, Any]:
@@ -389,6 +395,13 @@ def _progressive_scores_by_validation(s: StudySettings) -> list[str]:
     return []
 
 
+def _calibrating_scores_one_objective(s: StudySettings) -> list[str]:
+    if s.strategy == "calibrating" and s.objective in OBJECTIVES and objective_info(s.objective).multi:
+        return ["--strategy calibrating learns from promotion, which cannot promote multi-objective trials: "
+                "--objective multi does not apply"]
+    return []
+
+
 def _parsed_or_none(fidelities: str | None) -> list[int] | None:
     try:
         return parse_fidelities(fidelities) if fidelities is not None else None
@@ -396,4 +409,4 @@ def _parsed_or_none(fidelities: str | None) -> list[int] | None:
         return None
 
 
-BETWEEN_FIELDS = (_fidelities_fit_the_trials, _progressive_scores_by_validation)  # rules no one field can declare
+BETWEEN_FIELDS = (_fidelities_fit_the_trials, _progressive_scores_by_validation, _calibrating_scores_one_objective)  # rules no one field can declare

@@ -42,3 +42,25 @@ def test_the_default_calibration_records_its_leave_one_study_out_figures_without
     assert recorded["this_calibration"] == {"mean_spearman": 0.5} and recorded["per_held_out_set"][0]["regret_at_1_ci95"] == [0.0, 0.03]
     assert recorded["every_scorer_mean"] == {"train_loss alone": {"mean_spearman": 0.6}}
     assert {k: v for k, v in after.items() if k != "provenance"} == {k: v for k, v in before.items() if k != "provenance"}
+
+
+def test_the_anytime_benchmark_has_a_calibrating_arm_and_the_four_data_sets():
+    import importlib.util
+
+    from synthesis.search import CalibratingSearch, strategy_for
+    from synthesis.settings import check_ranges
+
+    spec = importlib.util.spec_from_file_location("anytime", ROOT / "bench" / "anytime.py")
+    anytime = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(anytime)
+    assert {"gz1", "rings", "gz2", "hsc"} <= set(anytime.DATA)
+    for folder, key in {"gz2_spiral_dev": "gz2", "hsc_gc1_interacting": "hsc", "gz1_dev": "gz1", "gz2": "gz2"}.items():
+        assert anytime.data_key(folder) == key  # --data takes the key or the shared folder's name
+    for dataset in anytime.DATA:
+        settings = anytime.settings_for(dataset, "tpe-calibrating", 0, "/tmp/unused")
+        check_ranges(settings)
+        assert settings.study == f"anytime-{dataset}-tpe-calibrating-s0" and settings.fidelities == "2,6,18"
+        assert isinstance(strategy_for(settings), CalibratingSearch)
+        assert Path(settings.data).parent == anytime.SHARED
+        if anytime.SHARED.is_dir():  # a checkout beside the shared data sets (not a worktree elsewhere)
+            assert (Path(settings.data) / "labels.csv").is_file(), settings.data

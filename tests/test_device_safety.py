@@ -59,6 +59,16 @@ def test_zero_cost_scores_and_flops(cpu_data, meta_default, block):
     assert count_flops(model, spec) > 0
 
 
+def test_a_calibrating_search_with_a_meta_default_device(tmp_path, meta_default):
+    """synth --strategy calibrating: every rung's signals, rescoring and refits made without a stray tensor."""
+    from galaxy_synth.cli import main
+
+    tiny = ["--results", str(tmp_path), "--no-progress", "--device", "cpu"]
+    data = ["--size", "16", "--synthetic-n", "120", "--max-samples", "40", "--val-subset", "20"]
+    assert main(["synth", "--strategy", "calibrating", "--epochs", "1", "--fidelities", "1,2", "--trials", "4",
+                 "--study", "cal", *data, *tiny]) == 0
+
+
 def test_normalisation_augmentation_training_and_evaluation(cpu_data, meta_default):
     from synthesis.training.augment import DihedralAugment
     from synthesis.training.loop import evaluate, train_model

@@ -5,6 +5,7 @@ import lazy_loader
 # The front door: other packages import these names from here. Loaded on first use, so a light
 # import (a torch-free path, a --help) never pulls in the heavy modules behind it.
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "calibrating": ["CalibratingSearch"],
     "growth_report": ["summarise"],
     "plots": ["plot_anytime", "plot_front", "plot_history"],
     "ranking": [
@@ -18,6 +19,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
         "trial_metrics",
     ],
     "runner": ["run_study", "strategy_for"],
+    "scorer_versions": ["current_scorer_line", "stored_versions", "version_rows"],
     "storage": ["existing_storage_url", "journal_path", "load_existing_study", "masked"],
     "study": ["OpenedStudy", "find_calibration", "reopen_study", "shipped_calibration"],
     "trials": ["completed_trials", "finished_count"],

@@ -52,6 +52,10 @@ def strategy_for(settings: StudySettings, sampler: optuna.samplers.BaseSampler |
         from synthesis.search.progressive import GrowthSettings, ProgressiveGrowth
 
         return ProgressiveGrowth(GrowthSettings.of(settings), sampler, pruner)
+    if settings.strategy == "calibrating":
+        from synthesis.search.calibrating import CalibratingSearch
+
+        return CalibratingSearch(sampler, pruner)
     return SampledSearch(sampler, pruner)
 
 
