@@ -9,7 +9,7 @@ import pandas as pd
 
 from synthesis.full_training import GroundTruthStore, open_ground_truth
 from synthesis.search.study import OpenedStudy, reopen_study
-from synthesis.settings import default_storage_url
+from synthesis.locations import default_storage_url
 
 
 def fastest_ground_truth(results: Path, study_name: str, epochs: int, seed: int, archs: int

@@ -34,7 +34,8 @@ from synthesis.models.builder import count_params
 from synthesis.models.spec import ArchSpec, StageSpec, TrainConfig
 from synthesis.search.storage import load_existing_study
 from synthesis.search.study import reopen_study
-from synthesis.settings import STUDY_ATTR, default_storage_url
+from synthesis.locations import default_storage_url
+from synthesis.settings import STUDY_ATTR
 from synthesis.training.loop import evaluate
 
 BASELINE_STUDY = "baseline-resnet18"

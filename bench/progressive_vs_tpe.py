@@ -37,7 +37,8 @@ from synthesis.full_training import FullTrainingJob, FullTrainingSettings, open_
 from synthesis.models.spec import ArchSpec
 from synthesis.search.storage import load_existing_study
 from synthesis.search.study import reopen_study
-from synthesis.settings import STUDY_ATTR, default_storage_url
+from synthesis.locations import default_storage_url
+from synthesis.settings import STUDY_ATTR
 
 
 def trial_seconds(t: optuna.trial.FrozenTrial) -> float:

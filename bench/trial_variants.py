@@ -39,7 +39,8 @@ from synthesis.models.spec import ArchSpec, TrainConfig
 from synthesis.search.ranking import metrics_table
 from synthesis.search.runner import run_study
 from synthesis.search.space import SearchSpace
-from synthesis.settings import StudySettings, dataset_name
+from synthesis.settings import StudySettings
+from synthesis.locations import dataset_name
 
 GT_COLUMNS = ("dataset", "data_path", "data_fingerprint", "merge", "drop", "n_train", "n_test", "arch_json",
               "train_config_json", "spec_hash", "strategy", "full_epochs", "gt_seed", "full_schedule", "gt_precision",

@@ -16,8 +16,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
         "STUDY_ATTR",
         "StudySettings",
         "check_ranges",
-        "dataset_name",
-        "default_storage_url",
-        "study_dir",
     ],
+    "locations": ["DEFAULT_STUDY", "dataset_name", "default_storage_url", "default_study_name", "study_dir"],
 })

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from synthesis.declarations import (
     setting,
 )
 from synthesis.errors import GalaxySynthError
+from synthesis.locations import dataset_name, default_storage_url, default_study_name, study_dir
 
 OBJECTIVES, SAMPLERS, PRUNERS, STRATEGIES = names(Objective), names(Sampler), names(Pruner), names(Strategy)
 LOSSES, PRECISIONS, SCHEDULES, BAND_MAPPINGS = names(Loss), names(Precision), names(Schedule), names(BandMapping)
@@ -55,7 +55,6 @@ EQUIVARIANCES, BLOCKS = names(Equivariance), names(Block)
 
 MIN_IMAGE_SIZE = 8  # 2-4 downsampling stages need at least this many pixels
 
-DEFAULT_STUDY = "galaxy-synth"
 
 
 STORAGE_ENV = "GALAXY_SYNTH_STORAGE"  # the storage URL, for workers and for users who keep passwords off `ps`
@@ -335,30 +334,6 @@ class StudySettings:
 def device_defaults(device_type: str) -> dict[str, Any]:
     """What "auto" settings (declared ``auto=``) become on a ``device_type`` of a new study."""
     return {f.name: auto_default(f, device_type) for f in dataclasses.fields(StudySettings) if f.metadata["auto"] is not None}
-
-
-def dataset_name(data: str | None) -> str:
-    """A data set's name wherever it lies: 'embedded' for the generated set, else the folder's (or file's) name."""
-    if not data or data == "synthetic":
-        return "embedded"
-    return Path(data.rstrip("/\\")).stem or "embedded"
-
-
-def default_study_name(data: str | None) -> str:
-    """'galaxy-synth' for the embedded set, else the data folder's (or file's) name."""
-    if not data or data == "synthetic":
-        return DEFAULT_STUDY
-    name = Path(data.rstrip("/\\")).stem or DEFAULT_STUDY
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-
-
-def default_storage_url(results: Path) -> str:
-    """The SQLite study database inside the results folder."""
-    return f"sqlite:///{(Path(results) / 'study.db').as_posix()}"
-
-
-def study_dir(results: Path, study_name: str) -> Path:
-    return Path(results) / "studies" / re.sub(r"[^A-Za-z0-9_.-]+", "-", study_name)
 
 
 def _show(value: Any, name: str) -> str:
