@@ -6,5 +6,5 @@ import lazy_loader
 # import (a torch-free path, a --help) never pulls in the heavy modules behind it.
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "cores": ["ExecutionPlan", "allotted_cores", "cpu_bf16_flags", "execution_plan", "set_torch_threads"],
-    "device": ["PrecisionChoice", "autocast", "grad_scaler", "resolve_device", "resolve_precision", "tune_allocator"],
+    "device": ["PrecisionChoice", "autocast", "grad_scaler", "machine_key", "resolve_device", "resolve_precision", "tune_allocator"],
 })

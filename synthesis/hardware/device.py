@@ -111,7 +111,7 @@ def resolve_precision(requested: str, device: torch.device, cache_dir: Path | No
 
 def measured_cpu_bf16_speedup(cache_dir: Path | None = None, repeats: int = 9) -> float:
     """fp32 time / bf16 time of a small convolutional training step on this CPU (cached)."""
-    key = hashlib.sha256(f"{platform.processor()}|{_cpu_model()}|{torch.__version__}|1 thread".encode()).hexdigest()[:16]
+    key = machine_key("1 thread")
     cache = Path(cache_dir) / f"precision-{key}.json" if cache_dir else None
     if cache is not None and cache.is_file():
         try:
@@ -128,6 +128,12 @@ def measured_cpu_bf16_speedup(cache_dir: Path | None = None, repeats: int = 9) -
         except OSError:
             pass  # a cache we cannot write costs a second per run, nothing more
     return speedup
+
+
+def machine_key(what: str) -> str:
+    """A short id of this processor and torch version, and of ``what`` is measured on them: the name of a per-machine
+    cache file of measurements (a cache copied to another machine, or kept across a torch upgrade, is not read)."""
+    return hashlib.sha256(f"{platform.processor()}|{_cpu_model()}|{torch.__version__}|{what}".encode()).hexdigest()[:16]
 
 
 def _cpu_model() -> str:
