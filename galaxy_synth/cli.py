@@ -200,14 +200,16 @@ def cmd_rank(args: argparse.Namespace) -> int:
     out = write_table(df, study_dir(results, name) / "trials_proxy_metrics.csv")
     done = df[df["finished"]]
     cols = ["trial", "rank_score", "rung_reached", "proxy_score", "objective", "val_acc", "val_balanced_acc", "train_loss",
-            "grad_norm_mean", "zc_synflow", "zc_naswot", "params_count", "collapsed"]
+            "grad_norm_mean", "zc_synflow", "zc_naswot", "params_count", "flops",
+            "predicted_ms_per_image", "predicted_ms_per_image_at_batch", "collapsed"]
     print(f"{len(done)} finished trials of study {name!r}, ranked by {done['ranked_by'].iloc[0] if len(done) else '-'} "
           f"(proxy = calibration {df.attrs['calibration']!r}, {df.attrs['calibration_hash']}, from "
           f"{df.attrs['calibration_file']}):")
     if df.attrs.get("scorer"):  # --strategy calibrating: what scored its trials during the search
         print(df.attrs["scorer"])
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
-        print(done[[c for c in cols if c in done.columns]].head(args.top).to_string(index=False))
+        shown = [c for c in cols if c in done.columns and (done[c].notna().any() or not c.startswith("predicted"))]
+        print(done[shown].head(args.top).to_string(index=False))
         print_front(df)
     print(f"\nwrote {out} (every trial, every metric)")
     return 0

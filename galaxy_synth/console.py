@@ -6,17 +6,20 @@ from __future__ import annotations
 
 def print_front(df) -> None:
     """The accuracy-against-cost front of the ranking, and its knee."""
-    from synthesis.search import binomial_se, cost_front, knee_of
+    from synthesis.search import binomial_se, cost_column, cost_front, knee_of
 
     front = cost_front(df)
     if front.empty:
         return
     n = df.attrs.get("score_images", 1)
     knee = knee_of(front, n)
-    shown = front.assign(mflops=front["flops"] / 1e6)[["trial", "rank_score", "mflops", "params_count",
-                                                        "cpu_images_per_second"]]
+    shown = front.assign(mflops=front["flops"] / 1e6)
+    columns = ["trial", "rank_score", "mflops", "predicted_ms_per_image", "predicted_ms_per_image_at_batch",
+               "params_count", "cpu_images_per_second"]
+    shown = shown[[c for c in columns if c in shown and (shown[c].notna().any() or c == "mflops")]]
+    cost = "forward FLOPs" if cost_column(df) == "flops" else "predicted time per image (one CPU thread, batch 256)"
     best = float(front["rank_score"].max())
-    print(f"\ncost front ({len(front)} trials no other beats on both {df['ranked_by'].iloc[0]} and forward FLOPs; "
+    print(f"\ncost front ({len(front)} trials no other beats on both {df['ranked_by'].iloc[0]} and {cost}; "
           f"knee = the cheapest within one binomial SE ({binomial_se(best, n):.3f} on {n} images) of the best: "
           f"trial {int(knee['trial'])}, export it with --knee):")
     print(shown.to_string(index=False))

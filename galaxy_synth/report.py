@@ -118,7 +118,7 @@ img{max-width:520px;border:1px solid #eee}figcaption{font-size:.8em;color:#555}.
 def _front_figure(study: optuna.Study, attrs: dict[str, Any], settings: Any, out: Path) -> str:
     """The accuracy-against-inference-cost front of the study's ranking, with its knee."""
     from synthesis.search import plot_front
-    from synthesis.search import metrics_table, score_images
+    from synthesis.search import cost_column, metrics_table, score_images
     from synthesis.search import find_calibration
 
     proxy, _ = find_calibration(settings.calibration, settings.results_dir)
@@ -128,7 +128,8 @@ def _front_figure(study: optuna.Study, attrs: dict[str, Any], settings: Any, out
     n = score_images(attrs, table["ranked_by"].iloc[0])
     if plot_front(table, out / "front.png", n) is None:
         return ""
-    return _img("front.png", "each trial's score against its forward FLOPs: the front, and its knee "
+    cost = "forward FLOPs" if cost_column(table) == "flops" else "predicted time per image on one CPU thread"
+    return _img("front.png", f"each trial's score against its {cost}: the front, and its knee "
                              "(galaxy-synth export --knee packages it)")
 
 

@@ -56,6 +56,13 @@ class Block(StrEnum):
     D4 = "d4"
 
 
+class Cost(StrEnum):
+    """``--cost``: what the cost front, its knee and ``--objective multi``'s second objective count."""
+
+    TIME = "time"  # predicted ms per image on one CPU thread (synthesis.models.latency)
+    FLOPS = "flops"  # forward FLOPs per image (the cost axis of studies made before --cost)
+
+
 class Loss(StrEnum):
     CE = "ce"
     WEIGHTED_CE = "weighted_ce"

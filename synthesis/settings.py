@@ -27,6 +27,7 @@ from typing import Any
 from synthesis.choices import (
     BandMapping,
     Block,
+    Cost,
     Equivariance,
     Loss,
     Objective,
@@ -51,7 +52,7 @@ from synthesis.locations import dataset_name, default_storage_url, default_study
 
 OBJECTIVES, SAMPLERS, PRUNERS, STRATEGIES = names(Objective), names(Sampler), names(Pruner), names(Strategy)
 LOSSES, PRECISIONS, SCHEDULES, BAND_MAPPINGS = names(Loss), names(Precision), names(Schedule), names(BandMapping)
-EQUIVARIANCES, BLOCKS = names(Equivariance), names(Block)
+EQUIVARIANCES, BLOCKS, COSTS = names(Equivariance), names(Block), names(Cost)
 
 MIN_IMAGE_SIZE = 8  # 2-4 downsampling stages need at least this many pixels
 
@@ -182,6 +183,10 @@ class StudySettings:
                                        problem="{flag} must be >= {low} (0 = no cap)",
                                        help="prune architectures above this many forward MFLOPs per image before training; "
                                             "0 = no cap (default: 40 on a CPU, no cap on a GPU)")
+    cost: str | None = setting(None, frozen=True, choices=COSTS, auto={"cpu": "time", "gpu": "time"}, legacy="flops",
+                               help="the cost axis of the front, its knee (export --knee), rank's table and --objective multi: "
+                                    "time = predicted ms per image of a catalogue batch on one CPU thread, from operators timed "
+                                    "once per machine; flops = forward FLOPs (default: time; flops for studies made before it)")
     equivariant: str = setting("off", frozen=True, choices=EQUIVARIANCES, legacy="off",
                                help="group-equivariant networks in the search space, beside plain/residual/inverted: "
                                     "off; rotations = also c4 blocks (group convolutions over quarter turns, invariant to "

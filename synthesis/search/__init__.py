@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "plots": ["plot_anytime", "plot_front", "plot_history"],
     "ranking": [
         "binomial_se",
+        "cost_column",
         "cost_front",
         "is_trial_collapsed",
         "knee_of",

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from proxies import CompositeProxy
 from synthesis.data import TrialData
-from synthesis.models import build_model, count_flops, count_params, cpu_images_per_second
+from synthesis.models import LatencyTable, build_model, count_flops, count_params, cpu_images_per_second
 from synthesis.models import load_model, save_model
 from synthesis.models import ArchSpec, TrainConfig
 from synthesis.search.inheritance import inherit, jitter_
@@ -107,6 +107,7 @@ def train_child(trial: optuna.Trial, data: TrialData, settings: StudySettings, p
     params, flops = count_params(model), count_flops(model, spec)
     record_architecture(trial, spec, cfg, params, seed, flops=flops, strategy="progressive",
                         cpu_images_per_second=cpu_images_per_second(model, spec),
+                        **LatencyTable(settings.results_dir / "cache").predictions(spec),
                         growth={"step": child.step, "parent_trial": child.parent_trial,
                                 "width": spec.stages[-1].width, "placement": child.placement,
                                 "inherited": sum(v != "init" for v in origin.values()),

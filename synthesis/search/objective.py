@@ -20,11 +20,12 @@ from proxies import CompositeProxy
 from proxies import guarded, is_collapsed
 from proxies import early_training_metrics
 from proxies import zero_cost_scores
-from synthesis import objective_info
+from synthesis import Cost, objective_info
 from synthesis.data import TrialData
-from synthesis.models import build_model, cpu_images_per_second
+from synthesis.models import LatencyTable, build_model, cpu_images_per_second
 from synthesis.models import ArchSpec, TrainConfig
 from synthesis.search.promotion import RungReporter
+from synthesis.search.ranking import COST_COLUMNS
 from synthesis.search.settings import TrialSettings
 from synthesis.search.space import fit_to_caps, refuse_mirror_blind, space_for
 from synthesis.search.trials import yield_if_surplus
@@ -101,6 +102,7 @@ class Objective:
         self.settings = settings
         self.proxy = CompositeProxy.from_dict(calibration) if calibration else None
         self.space = space_for(settings.equivariant, trial_data.mirror_pairs, trial_data.allow_flips)
+        self.latency = LatencyTable(settings.latency_cache)  # this machine's operator times, one CPU thread
 
     def zero_cost(self, model: torch.nn.Module) -> dict[str, float]:
         return zero_cost_for(model, self.data)
@@ -126,10 +128,15 @@ class Objective:
             trial.set_user_attr("prune_reason", f"{reason} even after shrinking to {spec.describe()}")
             raise optuna.TrialPruned(reason)
         trial.set_user_attr("cpu_images_per_second", cpu_images_per_second(model, spec))
+        predicted = self.latency.predictions(spec)
+        for key, value in predicted.items():
+            trial.set_user_attr(key, value)
+        # --objective multi's second objective, minimised: the predicted time with --cost time, else the parameters
+        cost = predicted[COST_COLUMNS[Cost.TIME]] if s.cost == Cost.TIME else float(params)
         model.to(d.device)
         zc = self.zero_cost(model)
         try:
-            value = self._train_and_score(trial, model, spec, train_cfg, seed, params, flops, zc)
+            value = self._train_and_score(trial, model, spec, train_cfg, seed, params, flops, zc, cost)
             yield_if_surplus(trial, s.trials)
             return value
         except TrainingDiverged as exc:
@@ -143,7 +150,7 @@ class Objective:
             trial.set_user_attr("process_cpu_seconds", time.process_time())
 
     def _train_and_score(self, trial: optuna.Trial, model: torch.nn.Module, spec: ArchSpec, train_cfg: TrainConfig,
-                         seed: int, params: int, flops: int, zc: dict[str, float]) -> float | tuple[float, float]:
+                         seed: int, params: int, flops: int, zc: dict[str, float], cost: float) -> float | tuple[float, float]:
         d, s = self.data, self.settings
         multi = objective_info(s.objective).multi
         rungs = list(s.rungs) if s.rungs else None
@@ -165,7 +172,7 @@ class Objective:
             if not math.isfinite(score):
                 trial.set_user_attr("prune_reason", "score is not finite")
                 raise optuna.TrialPruned("score is not finite")
-            return (score, float(params)) if multi else score
+            return (score, cost) if multi else score
         return self._promote(trial, model, spec, train_cfg, seed, params, flops, zc, rungs, train)
 
     def _promote(self, trial: optuna.Trial, model: torch.nn.Module, spec: ArchSpec, train_cfg: TrainConfig, seed: int,

@@ -12,7 +12,7 @@ import pandas as pd
 from galaxy_common import pyplot, save_figure
 from galaxy_common import write_table
 from proxies import CompositeProxy
-from synthesis.search.ranking import cost_front, knee_of, metrics_table
+from synthesis.search.ranking import cost_column, cost_front, knee_of, metrics_table
 from synthesis.search.trials import completed_trials
 from synthesis import STUDY_ATTR
 
@@ -48,25 +48,28 @@ def plot_history(study: optuna.Study, path: Path) -> Path | None:
 
 
 def plot_front(table: pd.DataFrame, path: Path, n_images: int, references: pd.DataFrame | None = None) -> Path | None:
-    """Score against forward MFLOPs of every finished trial, the front, its knee; fully trained models and the
-    reference architectures (test accuracy) where known."""
+    """Score against the study's cost (forward MFLOPs, or predicted ms per image) of every finished trial, the front,
+    its knee; fully trained models and the reference architectures (test accuracy, placed by MFLOPs) where known."""
     front = cost_front(table)
     if front.empty:
         return None
+    cost = cost_column(table)
+    scale, label = (1e6, "forward MFLOPs per image (log)") if cost == "flops" else \
+        (1.0, "predicted ms per image, one CPU thread, batch 256 (log)")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ok = table["finished"] & ~table["collapsed"].astype(bool) & pd.to_numeric(table["flops"], errors="coerce").gt(0)
-    ax.scatter(table.loc[ok, "flops"] / 1e6, table.loc[ok, "rank_score"], s=14, alpha=0.45, label="trial (its score)")
-    ax.step(front["flops"] / 1e6, front["rank_score"], where="post", color="C3", label="front")
+    ok = table["finished"] & ~table["collapsed"].astype(bool) & pd.to_numeric(table[cost], errors="coerce").gt(0)
+    ax.scatter(table.loc[ok, cost] / scale, table.loc[ok, "rank_score"], s=14, alpha=0.45, label="trial (its score)")
+    ax.step(front[cost] / scale, front["rank_score"], where="post", color="C3", label="front")
     knee = knee_of(front, n_images)
     if knee is not None:
-        ax.scatter([knee["flops"] / 1e6], [knee["rank_score"]], s=120, facecolor="none", edgecolor="k", lw=1.5,
+        ax.scatter([knee[cost] / scale], [knee["rank_score"]], s=120, facecolor="none", edgecolor="k", lw=1.5,
                    label=f"knee: trial {int(knee['trial'])} (cheapest within 1 SE of the best)")
-    if references is not None and len(references):
+    if references is not None and len(references) and cost == "flops":
         for _, r in references.iterrows():
             ax.scatter([r["mflops"]], [r["accuracy"]], marker="*", s=180, edgecolor="k", label=f"{r['name']} (test accuracy)")
     ax.set_xscale("log")
-    ax.set_xlabel("forward MFLOPs per image (log)")
+    ax.set_xlabel(label)
     ax.set_ylabel(f"score: {table['ranked_by'].iloc[0]}")
     ax.set_title("accuracy against inference cost", fontsize=10)
     ax.grid(alpha=0.3, which="both")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from proxies import CompositeProxy
 from proxies import guarded, is_collapsed
-from synthesis import RankBy, names, objective_info
+from synthesis import Cost, RankBy, StudySettings, names, objective_info
 from synthesis import GalaxySynthError
 from synthesis.models import TrainConfig, model_spec_from_dict
 from synthesis.search.trials import completed_trials, finished
@@ -41,6 +41,16 @@ def is_trial_collapsed(trial: optuna.trial.FrozenTrial, metrics: dict[str, float
 RANK_BY = names(RankBy)
 
 
+# The trial column each --cost ranks the front by: with time, the catalogue-batch figure (predict's use) on one thread.
+COST_COLUMNS = {Cost.TIME: "predicted_ms_per_image_at_batch", Cost.FLOPS: "flops"}
+PREDICTED_TIMES = ("predicted_ms_per_image", "predicted_ms_per_image_at_batch")
+
+
+def study_cost(attrs: dict[str, Any]) -> str:
+    """A study's ``--cost``; ``flops`` for a study made before the option (its front was of FLOPs)."""
+    return StudySettings.stored_frozen(attrs.get("settings", {})).get("cost") or Cost.FLOPS
+
+
 def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: str = "objective") -> pd.DataFrame:
     """One tidy row per trial: number, state, params, spec, every metric, proxy score (rescored), best first.
 
@@ -60,7 +70,8 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: 
                                "objective": t.values[0] if t.values else None,
                                "spec_hash": t.user_attrs.get("spec_hash"), "params_count": t.user_attrs.get("params"),
                                "flops": t.user_attrs.get("flops"), "cpu_images_per_second": t.user_attrs.get("cpu_images_per_second"),
-                               "prune_reason": t.user_attrs.get("prune_reason")}
+                               "prune_reason": t.user_attrs.get("prune_reason"),
+                               **{k: t.user_attrs.get(k) for k in PREDICTED_TIMES}}
         row.update({f"param_{k}": v for k, v in t.params.items()})
         row.update(metrics)
         row["collapsed"] = is_trial_collapsed(t, metrics, num_classes)
@@ -91,15 +102,23 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: 
     df["rank_score"] = [guarded(v, c) if by != "proxy" and pd.notna(v) else v
                         for v, c in zip(df[source], df["collapsed"])]
     df["ranked_by"] = by
+    df["cost_by"] = COST_COLUMNS[Cost(study_cost(study.user_attrs.get(STUDY_ATTR, {})))]
     df["on_front"] = df["trial"].isin(cost_front(df)["trial"])
     return rank_order(df)
 
 
-def cost_front(table: pd.DataFrame, score: str = "rank_score", cost: str = "flops") -> pd.DataFrame:
+def cost_column(table: pd.DataFrame) -> str:
+    """The column a ranking's cost is in: the study's ``--cost`` (``cost_by``, set by :func:`metrics_table`), else FLOPs."""
+    return str(table["cost_by"].iloc[0]) if "cost_by" in table and len(table) else "flops"
+
+
+def cost_front(table: pd.DataFrame, score: str = "rank_score", cost: str | None = None) -> pd.DataFrame:
     """The trials no other beats on both score (higher) and cost (lower): the accuracy-against-inference-cost front.
 
-    Finished, learned (not collapsed) trials with a finite score and a known cost, cheapest first.
+    Finished, learned (not collapsed) trials with a finite score and a known cost, cheapest first. ``cost``: the
+    column (default :func:`cost_column`: the study's ``--cost``, predicted time or FLOPs).
     """
+    cost = cost or cost_column(table)
     if table.empty or score not in table or cost not in table:
         return table.iloc[0:0]
     ok = table["finished"] & ~table["collapsed"].astype(bool) & pd.to_numeric(table[score], errors="coerce").notna() \
@@ -118,10 +137,11 @@ def binomial_se(p: float, n: int) -> float:
     return float(np.sqrt(max(p * (1 - p), 0.0) / max(n, 1)))
 
 
-def knee_of(front: pd.DataFrame, n_images: int, score: str = "rank_score", cost: str = "flops") -> pd.Series | None:
+def knee_of(front: pd.DataFrame, n_images: int, score: str = "rank_score", cost: str | None = None) -> pd.Series | None:
     """The cheapest trial of the front within one binomial SE of the front's best score (on ``n_images``)."""
     if front.empty:
         return None
+    cost = cost or cost_column(front)
     best = float(front[score].max())
     within = front[front[score].astype(float) >= best - binomial_se(best, n_images)]
     return within.sort_values(cost, kind="stable").iloc[0]

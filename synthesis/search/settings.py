@@ -42,7 +42,7 @@ class TrialSettings:
     """One trial: its training recipe beyond the sampled optimiser (loss, smoothing, schedule, warm-up, precision),
     its budgets (``--epochs`` or the promotion rungs), the size caps, the seed its initialisation derives from,
     the objective it is scored by, the study's target (a trial over the target yields) and the equivariant
-    blocks its space offers."""
+    blocks its space offers, the cost it is measured by (``--cost``) and where operator times are kept."""
 
     trials: int | None
     epochs: int
@@ -58,6 +58,8 @@ class TrialSettings:
     seed: int  # --seed: each trial's initialisation is seed_of_trial(seed, number)
     progress: bool
     equivariant: str = "off"  # which equivariant blocks the space offers (synthesis.search.space.space_for)
+    cost: str = "flops"  # --cost: with "time", --objective multi minimises the predicted time, not the parameters
+    latency_cache: str | None = None  # the folder of the per-machine operator-time table (synthesis.models.LatencyTable)
 
     @classmethod
     def of(cls, settings: StudySettings) -> TrialSettings:
@@ -65,7 +67,8 @@ class TrialSettings:
                    label_smoothing=settings.label_smoothing, schedule=settings.schedule, warmup=settings.warmup,
                    precision=settings.precision, max_params=settings.max_params, max_mflops=settings.max_mflops,
                    objective=settings.objective, seed=settings.seed, progress=settings.progress,
-                   equivariant=settings.equivariant)
+                   equivariant=settings.equivariant, cost=settings.cost or "flops",
+                   latency_cache=str(settings.results_dir / "cache"))
 
     @property
     def max_flops(self) -> float | None:

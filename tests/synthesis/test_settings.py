@@ -38,6 +38,18 @@ def test_hardware_defaults_fill_only_what_was_left_to_auto():
     assert StudySettings().resolve("cpu", {"size": 48, "max_mflops": 10.0}).size == 48  # a resume keeps the study's
 
 
+def test_a_new_study_costs_time_and_one_made_before_cost_keeps_flops():
+    assert StudySettings().resolve("cpu").cost == "time"  # a new study
+    old = StudySettings(size=32, max_mflops=40.0, trials=20).resolve("cpu").frozen()
+    del old["cost"]  # what a study made before --cost stored
+    resumed = StudySettings().resolve("cpu", old)
+    assert resumed.cost == "flops" and resumed.differences(old) == []  # its front stays of FLOPs; resuming is allowed
+    assert StudySettings.from_attrs({"settings": old}).cost == "flops"
+    assert StudySettings(cost="time").resolve("cpu", old).differences(old) == ["cost: study has 'flops', now 'time'"]
+    with pytest.raises(GalaxySynthError, match="--cost 'watts'"):
+        check_ranges(StudySettings(cost="watts"))
+
+
 def test_the_search_seed_and_the_storage_from_the_environment(monkeypatch):
     assert StudySettings(seed=3).sampler_seed == 3 and StudySettings(seed=3, search_seed=9).sampler_seed == 9
     monkeypatch.setenv("GALAXY_SYNTH_STORAGE", "journal:/tmp/x.journal")
