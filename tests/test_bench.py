@@ -1,5 +1,6 @@
 """Every benchmark script starts (its --help) from the installed package: no sys.path patching, no stale imports."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,18 @@ def test_the_anytime_benchmark_has_a_calibrating_arm_and_the_four_data_sets():
         assert Path(settings.data).parent == anytime.SHARED
         if anytime.SHARED.is_dir():  # a checkout beside the shared data sets (not a worktree elsewhere)
             assert (Path(settings.data) / "labels.csv").is_file(), settings.data
+
+
+def test_the_latency_model_check_runs_quick(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("latency_model", ROOT / "bench" / "latency_model.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--quick", "--out", str(tmp_path)])
+    assert len(report["rows"]) == 4 and (tmp_path / "latency_model.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "latency_model.json").read_text())["summary"].keys() == {"batch 1", "batch 8"}
+    for row in report["rows"]:
+        assert row["predicted_ms_b1"] > 0 and row["measured_ms_b8"] > 0
+    assert all(-1 <= s["spearman_predicted_vs_measured"] <= 1 and s["median_abs_pct_error"] >= 0
+               for s in report["summary"].values())
