@@ -111,7 +111,8 @@ def time_operator(op: Operator, batch: int, device: torch.device, budget_seconds
                   min_repeats: int = 3, max_repeats: int = 25) -> float:
     """Median seconds of one forward pass of ``op`` on ``batch`` inputs: one warm-up pass (it builds oneDNN's
     kernels), then at least ``min_repeats`` passes and more until ``budget_seconds`` is spent."""
-    module = plain_convolutions(op.build().eval()).to(device=device, memory_format=torch.channels_last)
+    with torch.device(device):  # an explicit device, never the process's default (tests/test_device_safety.py)
+        module = plain_convolutions(op.build().eval()).to(memory_format=torch.channels_last)
     x = torch.zeros(batch, op.channels, op.size, op.size, device=device).contiguous(memory_format=torch.channels_last)
     extra = (torch.zeros(batch, op.n_extra, device=device),) if op.n_extra else ()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -7,7 +7,8 @@ from tests.helpers import each_field_changed
 SEARCH_FIELDS = {"strategy", "sampler", "pruner", "objective", "epochs", "fidelities", "trials", "seed", "search_seed",
                  "worker_id", "poll_seconds", "progress"}
 TRIAL_FIELDS = {"trials", "epochs", "fidelities", "loss", "label_smoothing", "schedule", "warmup", "precision",
-                "max_params", "max_mflops", "objective", "seed", "progress", "equivariant"}
+                "max_params", "max_mflops", "objective", "seed", "progress", "equivariant",
+                "cost", "results"}  # results: the folder of the cache of operator times (synthesis.models.LatencyTable)
 
 
 def _follows(stage, base):
