@@ -187,6 +187,9 @@ class StudySettings:
                                help="the cost axis of the front, its knee (export --knee), rank's table and --objective multi: "
                                     "time = predicted ms per image of a catalogue batch on one CPU thread, from operators timed "
                                     "once per machine; flops = forward FLOPs (default: time; flops for studies made before it)")
+    max_ms: float | None = setting(None, frozen=True, legacy=None, bounds=at_least(0.0), problem="{flag} must be >= {low} (0 = no cap)",
+                                   help="shrink architectures above this predicted time per image (ms, a batch of 256 on one "
+                                        "CPU thread, --cost time's measure) before training, as --max-mflops does; 0 = no cap (default: none)")
     equivariant: str = setting("off", frozen=True, choices=EQUIVARIANCES, legacy="off",
                                help="group-equivariant networks in the search space, beside plain/residual/inverted: "
                                     "off; rotations = also c4 blocks (group convolutions over quarter turns, invariant to "

@@ -22,12 +22,12 @@ from proxies import early_training_metrics
 from proxies import zero_cost_scores
 from synthesis import Cost, objective_info
 from synthesis.data import TrialData
-from synthesis.models import LatencyTable, build_model, cpu_images_per_second
+from synthesis.models import CATALOGUE_BATCH, LatencyTable, build_model, cpu_images_per_second
 from synthesis.models import ArchSpec, TrainConfig
 from synthesis.search.promotion import RungReporter
 from synthesis.search.ranking import COST_COLUMNS
 from synthesis.search.settings import TrialSettings
-from synthesis.search.space import fit_to_caps, refuse_mirror_blind, space_for
+from synthesis.search.space import CapFit, fit_to_caps, refuse_mirror_blind, space_for
 from synthesis.search.trials import yield_if_surplus
 from synthesis.training import EpochRecord, TrainHistory, TrainingDiverged, train_model
 
@@ -63,6 +63,15 @@ def zero_cost_for(model: torch.nn.Module, data: TrialData) -> dict[str, float]:
         return m(inp, extra[: inp.shape[0]].to(device=inp.device, dtype=inp.dtype)) if data.n_extra else m(inp)
 
     return zero_cost_scores(model, x, y, forward)
+
+
+def over_cap(fitted: CapFit, s: TrialSettings) -> str:
+    """Which cap a network is over, in words."""
+    if s.max_params and fitted.params > s.max_params:
+        return f"params {fitted.params} > --max-params {s.max_params}"
+    if s.max_flops and fitted.flops > s.max_flops:
+        return f"{fitted.flops / 1e6:.0f} MFLOPs > --max-mflops {s.max_mflops:g}"
+    return f"predicted {fitted.ms:.3g} ms per image > --max-ms {s.max_ms:g}"
 
 
 def record_architecture(trial: optuna.Trial, spec: ArchSpec, train_cfg: TrainConfig, params: int, seed: int,
@@ -113,7 +122,8 @@ class Objective:
         spec, train_cfg = self.space.suggest(trial, d.num_classes, d.image_size, d.n_extra, d.in_channels)
         train_cfg = train_cfg.replace(loss=s.loss, label_smoothing=s.label_smoothing, schedule=s.schedule, warmup=s.warmup)
         max_flops = s.max_flops
-        fitted = fit_to_caps(spec, s.max_params, max_flops, self.space.widths, self.space.stem_widths)
+        fitted = fit_to_caps(spec, s.max_params, max_flops, self.space.widths, self.space.stem_widths, max_ms=s.max_ms,
+                             predict_ms=lambda sp: self.latency.predict(sp, CATALOGUE_BATCH))
         spec = fitted.spec
         refuse_mirror_blind(spec, d.mirror_pairs, d.allow_flips, d.class_names)  # never offered there: a guard
         seed = trial_seed(trial, s.seed)
@@ -122,9 +132,8 @@ class Objective:
         params, flops = fitted.params, fitted.flops
         record_architecture(trial, spec, train_cfg, params, seed, flops=flops,
                             **({"fitted_to_caps": fitted.to_dict()} if fitted.changed else {}))
-        if not fitted.fits(s.max_params, max_flops):  # even the smallest version is over a cap (a cap below any net)
-            reason = (f"params {params} > --max-params {s.max_params}" if s.max_params and params > s.max_params
-                      else f"{flops / 1e6:.0f} MFLOPs > --max-mflops {s.max_mflops:g}")
+        if not fitted.fits(s.max_params, max_flops, s.max_ms):  # even the smallest version is over a cap (a cap below any net)
+            reason = over_cap(fitted, s)
             trial.set_user_attr("prune_reason", f"{reason} even after shrinking to {spec.describe()}")
             raise optuna.TrialPruned(reason)
         trial.set_user_attr("cpu_images_per_second", cpu_images_per_second(model, spec))

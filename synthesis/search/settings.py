@@ -59,6 +59,7 @@ class TrialSettings:
     progress: bool
     equivariant: str = "off"  # which equivariant blocks the space offers (synthesis.search.space.space_for)
     cost: str = "flops"  # --cost: with "time", --objective multi minimises the predicted time, not the parameters
+    max_ms: float | None = None  # --max-ms: the cap on predicted ms per image (a catalogue batch, one CPU thread)
     latency_cache: str | None = None  # the folder of the per-machine operator-time table (synthesis.models.LatencyTable)
 
     @classmethod
@@ -67,7 +68,7 @@ class TrialSettings:
                    label_smoothing=settings.label_smoothing, schedule=settings.schedule, warmup=settings.warmup,
                    precision=settings.precision, max_params=settings.max_params, max_mflops=settings.max_mflops,
                    objective=settings.objective, seed=settings.seed, progress=settings.progress,
-                   equivariant=settings.equivariant, cost=settings.cost or "flops",
+                   equivariant=settings.equivariant, cost=settings.cost or "flops", max_ms=settings.max_ms,
                    latency_cache=str(settings.results_dir / "cache"))
 
     @property

@@ -8,7 +8,7 @@ Parameter names are stable (stored in every study): ``n_stages``, ``depth_s{i}``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import optuna
 
@@ -120,13 +120,15 @@ class CapFit:
     sampled_params: int
     sampled_flops: int
     steps: list[str]
+    ms: float | None = None  # predicted ms per image, where a time cap asked for it
 
     @property
     def changed(self) -> bool:
         return bool(self.steps)
 
-    def fits(self, max_params: int | None, max_flops: float | None) -> bool:
-        return (not max_params or self.params <= max_params) and (not max_flops or self.flops <= max_flops)
+    def fits(self, max_params: int | None, max_flops: float | None, max_ms: float | None = None) -> bool:
+        return (not max_params or self.params <= max_params) and (not max_flops or self.flops <= max_flops) \
+            and (not max_ms or self.ms is None or self.ms <= max_ms)
 
     def to_dict(self) -> dict:
         return {"sampled": self.sampled.describe(), "sampled_params": self.sampled_params,
@@ -135,8 +137,10 @@ class CapFit:
 
 def fit_to_caps(spec: ArchSpec, max_params: int | None, max_flops: float | None,
                 widths: tuple[int, ...] = SearchSpace.widths, stem_widths: tuple[int, ...] = SearchSpace.stem_widths,
-                max_steps: int = 64) -> CapFit:
-    """Shrink an architecture that exceeds ``--max-params`` / ``--max-mflops`` until it fits, deterministically.
+                max_steps: int = 64, max_ms: float | None = None,
+                predict_ms: Callable[[ArchSpec], float] | None = None) -> CapFit:
+    """Shrink an architecture that exceeds ``--max-params`` / ``--max-mflops`` / ``--max-ms`` (its ``predict_ms``,
+    the latency table's prediction) until it fits, deterministically.
 
     Why not prune it: a pruned trial tells TPE its region is bad (Optuna issue #2969), so a cap
     would teach the sampler that large is bad, while inside the cap larger networks rank better
@@ -151,9 +155,11 @@ def fit_to_caps(spec: ArchSpec, max_params: int | None, max_flops: float | None,
     params, flops = spec_cost(spec)
     sampled, sampled_params, sampled_flops = spec, params, flops
     steps: list[str] = []
+    timed = bool(max_ms and predict_ms)
 
     def over() -> bool:
-        return bool((max_params and params > max_params) or (max_flops and flops > max_flops))
+        return bool((max_params and params > max_params) or (max_flops and flops > max_flops)
+                    or (timed and predict_ms(spec) > max_ms))
 
     while over() and len(steps) < max_steps:
         stages = list(spec.stages)
@@ -176,7 +182,7 @@ def fit_to_caps(spec: ArchSpec, max_params: int | None, max_flops: float | None,
         spec = replace(spec, stages=tuple(stages))
         steps.append(step)
         params, flops = spec_cost(spec)
-    return CapFit(spec, params, flops, sampled, sampled_params, sampled_flops, steps)
+    return CapFit(spec, params, flops, sampled, sampled_params, sampled_flops, steps, predict_ms(spec) if timed else None)
 
 
 def _below(value: int, choices: tuple[int, ...]) -> int | None:

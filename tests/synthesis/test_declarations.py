@@ -98,6 +98,7 @@ def test_auto_defaults_are_declared_per_device():
     ({"max_blocks": 0}, "--max-blocks must be >= 1"),
     ({"growth_patience": 0}, "--growth-patience must be >= 1"),
     ({"workers": 0}, "--workers must be >= 1"),
+    ({"max_ms": -1.0}, "--max-ms must be >= 0 (0 = no cap)"),
     ({"precision": "fp8"}, "--precision 'fp8': choose from auto, fp32, bf16, fp16"),
     ({"fidelities": "2"}, "--fidelities '2': at least two increasing epoch counts, e.g. 2,6,18"),
     ({"fidelities": "1,2,4"}, "--fidelities 1,2,4 must start at the trial budget --epochs 2"),
@@ -114,4 +115,4 @@ def test_each_rule_says_what_it_always_said_in_one_line(values, message):
 def test_every_range_is_declared_beside_its_field():
     ranged = {f.name for f in FIELDS if _rule(f) and _rule(f).bounds}
     assert ranged == {"size", "crop", "max_samples", "val_subset", "workers", "trials", "epochs", "label_smoothing",
-                      "warmup", "max_mflops", "max_blocks", "growth_patience"}
+                      "warmup", "max_mflops", "max_ms", "max_blocks", "growth_patience"}

@@ -8,7 +8,7 @@ SEARCH_FIELDS = {"strategy", "sampler", "pruner", "objective", "epochs", "fideli
                  "worker_id", "poll_seconds", "progress"}
 TRIAL_FIELDS = {"trials", "epochs", "fidelities", "loss", "label_smoothing", "schedule", "warmup", "precision",
                 "max_params", "max_mflops", "objective", "seed", "progress", "equivariant",
-                "cost", "results"}  # results: the folder of the cache of operator times (synthesis.models.LatencyTable)
+                "cost", "max_ms", "results"}  # results: the folder of the cache of operator times (synthesis.models.LatencyTable)
 
 
 def _follows(stage, base):

@@ -69,6 +69,27 @@ def test_fit_to_caps_shrinks_the_widest_stage_first_and_stops_when_it_fits():
     assert not small.changed and small.spec == fit.spec  # already under the caps: untouched
 
 
+def test_fit_to_caps_shrinks_a_network_predicted_too_slow():
+    from synthesis.models import LatencyTable
+    from synthesis.models.spec import StageSpec
+    from synthesis.search.objective import over_cap
+    from synthesis.search.settings import TrialSettings
+    from synthesis.search.space import fit_to_caps
+    from synthesis.settings import StudySettings
+
+    table = LatencyTable(None, timer=lambda op, batch, device: 1e-4 * batch * (2 if op.key.startswith("inverted") else 1))
+    big = ArchSpec(num_classes=4, stages=(StageSpec(2, 64), StageSpec(2, 64)), block="inverted", image_size=32)
+    before = table.predict(big, 256)  # 8 operators of 0.1 ms, 4 of them inverted blocks at 0.2 ms: 1.2 ms
+    at_cap = fit_to_caps(big, None, None, max_ms=before, predict_ms=lambda spec: table.predict(spec, 256))
+    assert at_cap.ms == before and not at_cap.changed
+    fit = fit_to_caps(big, None, None, max_ms=1.1, predict_ms=lambda spec: table.predict(spec, 256))
+    assert fit.ms == pytest.approx(1.0) and fit.fits(None, None, 1.1) and fit.steps[-1] == "stage 0 depth 2→1"
+    assert not fit.fits(None, None, 0.9) and fit.fits(None, None, None)
+    never = fit_to_caps(big, None, None, max_ms=0.01, predict_ms=lambda spec: table.predict(spec, 256))
+    assert not never.fits(None, None, 0.01)
+    assert over_cap(never, TrialSettings.of(StudySettings(max_ms=0.01))).startswith("predicted 0.8 ms per image > --max-ms")
+
+
 def _sampled_blocks(space, n=120):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=5))
     return {space.suggest(study.ask(), 4, 32, 0)[0].block for _ in range(n)}
