@@ -85,3 +85,11 @@ def test_with_equivariant_auto_on_spirals_of_both_senses_trials_sample_c4_but_ne
     trained = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(trained) == 2 and all(t.user_attrs["arch"]["block"] == "c4" for t in trained)
     assert all(t.user_attrs["flops"] > 0 and t.user_attrs["metrics"]["zc_snip"] > 0 for t in trained)
+
+
+def test_a_time_cap_prunes_what_no_shrinking_brings_under_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(objective_mod, "train_model", lambda *a, **k: pytest.fail("trained a network over --max-ms"))
+    study = run_study(tiny(tmp_path, trials=1, max_ms=1e-6)).study  # no network takes a nanosecond per image
+    assert study.trials and all(t.state == TrialState.PRUNED for t in study.trials)
+    assert "> --max-ms 1e-06 even after shrinking" in study.trials[0].user_attrs["prune_reason"]
+    assert any((tmp_path / "results" / "cache").glob("latency-*.json"))  # the operators it timed are kept for the next run
