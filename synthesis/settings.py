@@ -205,7 +205,8 @@ class StudySettings:
                                          "validation accuracy / balanced accuracy after --epochs (progressive growth uses "
                                          "val_acc unless given balanced_acc); train_acc = the trial's final-epoch training "
                                          "accuracy, the strongest uncalibrated signal measured; multi = composite and, as a "
-                                         "second objective to minimise, the parameter count (Pareto front, no pruning)")
+                                         "second objective to minimise, the predicted time (--cost time) or the parameter "
+                                         "count (--cost flops) (Pareto front, no pruning)")
     calibration: str | None = setting(None, metavar="FILE",
                                       help="proxy calibration JSON for a NEW study (default: RESULTS/proxy_weights.json if "
                                            "'galaxy-synth correlate' promoted one, else the shipped default); a resumed "
