@@ -179,6 +179,9 @@ def summary_rows(study: optuna.Study, top: int = 5) -> list[dict[str, Any]]:
             "val_acc": round(t.user_attrs.get("val_acc", float("nan")), 4),
             "val_bal_acc": round(t.user_attrs.get("val_balanced_acc", float("nan")), 4),
             "params": t.user_attrs["params"],
+            **({"mflops": round(t.user_attrs["flops"] / 1e6, 2)} if t.user_attrs.get("flops") else {}),
+            **({"ms_per_image": round(t.user_attrs[COST_COLUMNS[Cost.TIME]], 4)}  # predicted: batch 256, one CPU thread
+               if t.user_attrs.get(COST_COLUMNS[Cost.TIME]) else {}),
             "arch": spec.describe(),
             "optimizer": f"{cfg.optimizer} lr={cfg.lr:.1e} bs={cfg.batch_size}",
             "seconds": round(t.user_attrs.get("wall_seconds", float("nan")), 1),

@@ -21,7 +21,8 @@ def test_study_completes_records_and_resumes(tmp_path):
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3
     t = complete[0]
-    for key in ("arch", "spec_hash", "train_config", "params", "flops", "history", "val_acc", "val_balanced_acc", "wall_seconds"):
+    for key in ("arch", "spec_hash", "train_config", "params", "flops", "history", "val_acc", "val_balanced_acc", "wall_seconds",
+                "predicted_ms_per_image", "predicted_ms_per_image_at_batch"):
         assert key in t.user_attrs
     from proxies.guard import guarded
 
@@ -40,7 +41,8 @@ def test_study_completes_records_and_resumes(tmp_path):
     write_table(metrics_table(more), tmp_path / "trials.csv")
     plot_history(more, tmp_path / "history.png")
     assert (tmp_path / "history.png").stat().st_size > 1000
-    assert len(summary_rows(more, top=2)) == 2
+    rows = summary_rows(more, top=2)
+    assert len(rows) == 2 and all(r["mflops"] > 0 and r["ms_per_image"] > 0 for r in rows)  # both costs shown
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
