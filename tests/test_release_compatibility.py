@@ -50,6 +50,7 @@ def test_rank_lists_the_three_trials_with_their_stored_metrics(release):
     expected = pd.read_csv(release / "expected" / "rank.csv")
     assert table.attrs["study"] == STUDY and len(table) == len(expected) == 3 and table["finished"].all()
     assert set(RANK_COLUMNS) <= set(table.columns)
+    assert set(table["cost_by"]) == {"flops"}  # made before --cost: its front and knee stay of FLOPs
     by_trial = table.set_index("trial").loc[expected["trial"]]
     for column in ("objective", "val_acc", "val_balanced_acc", "params_count"):  # as the trials stored them
         assert np.allclose(by_trial[column], expected[column], rtol=1e-6), column
