@@ -95,7 +95,9 @@ def print_best(study, settings, rows) -> None:
         return
     attrs = study.user_attrs[STUDY_ATTR]
     calibration = (attrs.get("calibration") or {}).get("name")
-    info = objective_info(attrs["objective"])
-    what = f"{info.words}, calibration {calibration!r}" if info.calibrated else f"{info.words} after {settings.epochs} epochs"
+    from synthesis.search import objective_words
+
+    info, words = objective_info(attrs["objective"]), objective_words(attrs)
+    what = f"{words}, calibration {calibration!r}" if info.calibrated else f"{words} after {settings.epochs} epochs"
     print(f"\nbest trials (objective: {what}):")
     print(pd.DataFrame(rows).to_string(index=False))

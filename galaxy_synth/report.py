@@ -23,9 +23,8 @@ import optuna
 from galaxy_common import pyplot as _plt
 from galaxy_common import save_figure
 from galaxy_common import atomic_write_text
-from synthesis import objective_info
 from synthesis.search import plot_anytime, plot_history
-from synthesis.search import summary_rows
+from synthesis.search import objective_words, summary_rows
 from synthesis.search import masked
 from synthesis.search import reopen_study
 from synthesis.search import completed_trials
@@ -171,7 +170,7 @@ def _search_section(opened: Any, storage: str, out: Path) -> str:
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     plot_history(study, out / "history.png")
     summary = (f"<p>{states.count('COMPLETE')} completed, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed "
-               f"trials; the search maximised the {objective_info(attrs.get('objective')).words} (calibration "
+               f"trials; the search maximised the {objective_words(attrs)} (calibration "
                f"<code>{html.escape(str((attrs.get('calibration') or {}).get('name')))}</code>), "
                f"{attrs.get('settings', {}).get('epochs', 2)} epochs per trial.</p>")
     figs = _img("history.png", "optimisation history")

@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
         "is_trial_collapsed",
         "knee_of",
         "metrics_table",
+        "objective_words",
         "score_images",
         "summary_rows",
         "trial_metrics",

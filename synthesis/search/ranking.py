@@ -51,6 +51,14 @@ def study_cost(attrs: dict[str, Any]) -> str:
     return StudySettings.stored_frozen(attrs.get("settings", {})).get("cost") or Cost.FLOPS
 
 
+def objective_words(attrs: dict[str, Any]) -> str:
+    """What a study's search maximised, in words: ``--objective multi`` minimised the predicted time with ``--cost time``."""
+    info = objective_info(attrs.get("objective"))
+    if info.multi and study_cost(attrs) == Cost.TIME:
+        return "composite proxy score and predicted time per image"
+    return info.words
+
+
 def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: str = "objective") -> pd.DataFrame:
     """One tidy row per trial: number, state, params, spec, every metric, proxy score (rescored), best first.
 

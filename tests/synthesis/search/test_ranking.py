@@ -9,6 +9,7 @@ TINY = ["--size", "32", "--synthetic-n", "200", "--max-samples", "80", "--val-su
 def test_multi_objective_gives_a_pareto_front(tmp_path, capsys, cost, second):
     results = tmp_path / "r"
     assert main(["synth", "--results", str(results), "--trials", "2", "--objective", "multi", "--cost", cost, *TINY]) == 0
+    assert ("objective: composite proxy score and predicted time per image" in capsys.readouterr().out) == (cost == "time")
     import optuna
 
     study = optuna.load_study(study_name="galaxy-synth", storage=f"sqlite:///{results / 'study.db'}")
