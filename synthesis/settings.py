@@ -183,10 +183,11 @@ class StudySettings:
                                        problem="{flag} must be >= {low} (0 = no cap)",
                                        help="prune architectures above this many forward MFLOPs per image before training; "
                                             "0 = no cap (default: 40 on a CPU, no cap on a GPU)")
-    cost: str | None = setting(None, frozen=True, choices=COSTS, auto={"cpu": "time", "gpu": "time"}, legacy="flops",
+    # "auto": a resume keeps the study's own cost; a new study gets flops until the time model is checked
+    cost: str | None = setting(None, frozen=True, choices=COSTS, auto={"cpu": "flops", "gpu": "flops"}, legacy="flops",
                                help="the cost axis of the front, its knee (export --knee), rank's table and --objective multi: "
                                     "time = predicted ms per image of a catalogue batch on one CPU thread, from operators timed "
-                                    "once per machine; flops = forward FLOPs (default: time; flops for studies made before it)")
+                                    "once per machine (recorded on every trial only then); flops = forward FLOPs (default: flops, until the time model's check against measured networks is in docs/BENCHMARKS.md)")
     max_ms: float | None = setting(None, frozen=True, legacy=None, bounds=at_least(0.0), problem="{flag} must be >= {low} (0 = no cap)",
                                    help="shrink architectures above this predicted time per image (ms, a batch of 256 on one "
                                         "CPU thread, --cost time's measure) before training, as --max-mflops does; 0 = no cap (default: none)")

@@ -107,7 +107,8 @@ def train_child(trial: optuna.Trial, data: TrialData, settings: StudySettings, p
     params, flops = count_params(model), count_flops(model, spec)
     record_architecture(trial, spec, cfg, params, seed, flops=flops, strategy="progressive",
                         cpu_images_per_second=cpu_images_per_second(model, spec),
-                        **LatencyTable(settings.results_dir / "cache").predictions(spec),
+                        **(LatencyTable(settings.results_dir / "cache").predictions(spec)
+                           if settings.cost == "time" or settings.max_ms else {}),
                         growth={"step": child.step, "parent_trial": child.parent_trial,
                                 "width": spec.stages[-1].width, "placement": child.placement,
                                 "inherited": sum(v != "init" for v in origin.values()),

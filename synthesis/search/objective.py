@@ -137,7 +137,8 @@ class Objective:
             trial.set_user_attr("prune_reason", f"{reason} even after shrinking to {spec.describe()}")
             raise optuna.TrialPruned(reason)
         trial.set_user_attr("cpu_images_per_second", cpu_images_per_second(model, spec))
-        predicted = self.latency.predictions(spec)
+        # operators are timed on first sight (seconds early in a study): only where the time is used
+        predicted = self.latency.predictions(spec) if s.cost == Cost.TIME or s.max_ms else {}
         for key, value in predicted.items():
             trial.set_user_attr(key, value)
         # --objective multi's second objective, minimised: the predicted time with --cost time, else the parameters

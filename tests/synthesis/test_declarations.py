@@ -79,10 +79,10 @@ def test_the_command_line_and_the_validator_read_the_same_choices(f):
 
 def test_auto_defaults_are_declared_per_device():
     autos = {f.name for f in FIELDS if f.metadata["auto"]}
-    assert autos == {"size", "max_mflops", "trials", "cost"}  # cost: time for a new study, a resumed one's own
+    assert autos == {"size", "max_mflops", "trials", "cost"}  # cost: flops for a new study, a resumed one's own
     assert all(getattr(StudySettings(), name) is None for name in autos)  # "auto" until resolved
-    assert device_defaults("cpu") == {"size": 32, "max_mflops": 40.0, "trials": 20, "cost": "time"}
-    assert device_defaults("cuda") == device_defaults("mps") == {"size": 64, "max_mflops": 0.0, "trials": 20, "cost": "time"}
+    assert device_defaults("cpu") == {"size": 32, "max_mflops": 40.0, "trials": 20, "cost": "flops"}
+    assert device_defaults("cuda") == device_defaults("mps") == {"size": 64, "max_mflops": 0.0, "trials": 20, "cost": "flops"}
 
 
 @pytest.mark.parametrize("values, message", [

@@ -38,8 +38,11 @@ def test_hardware_defaults_fill_only_what_was_left_to_auto():
     assert StudySettings().resolve("cpu", {"size": 48, "max_mflops": 10.0}).size == 48  # a resume keeps the study's
 
 
-def test_a_new_study_costs_time_and_one_made_before_cost_keeps_flops():
-    assert StudySettings().resolve("cpu").cost == "time"  # a new study
+def test_a_new_study_costs_flops_unless_asked_and_one_made_before_cost_keeps_flops():
+    assert StudySettings().resolve("cpu").cost == "flops"  # a new study: time only when asked, until it is checked
+    assert StudySettings(cost="time").resolve("cpu").cost == "time"
+    made_with_time = StudySettings(cost="time").resolve("cpu").frozen()
+    assert StudySettings().resolve("cpu", made_with_time).cost == "time"  # a resume without --cost keeps the study's
     old = StudySettings(size=32, max_mflops=40.0, trials=20).resolve("cpu").frozen()
     del old["cost"]  # what a study made before --cost stored
     resumed = StudySettings().resolve("cpu", old)
