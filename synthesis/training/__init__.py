@@ -7,5 +7,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "loop": ["EpochRecord", "TrainHistory", "TrainingDiverged", "evaluate", "train_model"],
     "temperature": ["TemperatureCalibration", "calibrate_network", "plot_reliability"],
+    "uncertainty": ["Selection", "entropy_threshold", "greedy_selection", "log_loss", "mutual_information",
+                    "predictive_entropy", "risk_coverage"],
     "views": ["array_view", "dihedral_views", "mirror_permutation", "view_logits"],
 })
