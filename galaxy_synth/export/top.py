@@ -17,6 +17,7 @@ from torch import nn
 
 from galaxy_common import atomic_write_text
 from galaxy_synth.export.card import Ranking, model_card
+from galaxy_synth.export.ensemble import ensemble_candidates, export_ensemble
 from galaxy_synth.export.folder import register_artifacts, test_predictions, write_model_folder
 from galaxy_synth.export.settings import ExportSettings
 from galaxy_synth.predict import training_domain
@@ -51,8 +52,8 @@ def export_top(settings: ExportSettings) -> list[ExportedModel]:
     ``by``: what ranks them (see :func:`synthesis.search.ranking.metrics_table`): the study's objective, the
     current calibration's proxy, validation accuracy or balanced accuracy. ``knee``: also the front's knee.
     """
-    if settings.top < 1:
-        raise GalaxySynthError("--top must be >= 1")
+    if settings.top < 1 or settings.ensemble < 0 or settings.ensemble_members < 1:
+        raise GalaxySynthError("--top, --ensemble and --ensemble-members must be >= 1")
     check_full_epochs(settings.full_epochs)
     opened = reopen_study(settings.storage_url, settings.study, settings.results_dir, settings.progress, settings.device)
     training = settings.full_training(opened.settings)
@@ -66,11 +67,13 @@ def export_top(settings: ExportSettings) -> list[ExportedModel]:
     knee_trial = _knee_trial(table, opened.attrs) if settings.knee else None
     if knee_trial is not None and knee_trial not in chosen:
         chosen.append(knee_trial)  # packaged as models/knee/ beside the top ones
-    ranking = Ranking(dict(zip(table["trial"].astype(int), table["proxy_score"])),
-                      dict(zip(table["trial"].astype(int), table["rank_score"])), proxy, source, settings.by)
+    ranking = Ranking(*(dict(zip(table["trial"].astype(int), table[c])) for c in ("proxy_score", "rank_score")),
+                      proxy, source, settings.by)
     store = open_ground_truth(training.storage_url)
-    missing = [j for j in training.jobs(chosen) if not _weights_stored(store.get(name, j.trial, training.epochs, j.seed))]
-    trained = {r["trial"] for r in train_jobs(opened, training, store, missing, len(chosen), "full training")
+    candidates = [int(n) for n in table["trial"].head(settings.ensemble)]  # the ensemble's (--ensemble K)
+    to_train = chosen + [n for n in candidates if n not in chosen]
+    missing = [j for j in training.jobs(to_train) if not _weights_stored(store.get(name, j.trial, training.epochs, j.seed))]
+    trained = {r["trial"] for r in train_jobs(opened, training, store, missing, len(to_train), "full training")
                if r["trained_now"]}
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     prep = opened.prepared()
@@ -98,6 +101,10 @@ def export_top(settings: ExportSettings) -> list[ExportedModel]:
         exported.append(ExportedModel(rank, number, folder, card))
         register_artifacts(opened.study, rank, number, folder, settings.results_dir)
     _write_summary(exported, opened.settings.study_dir / f"top{settings.top}_models.json")
+    if candidates:  # rank 0: the ensemble (its card's rank says so); not in the summary of the top ones
+        folder, card = export_ensemble(opened, prep, ensemble_candidates(opened, prep, training, store, trials, candidates,
+                                       val, test), val, test, domain, settings.ensemble_members, settings.target_error)
+        exported.append(ExportedModel(0, card["trial"][0], folder, card))
     return exported
 
 

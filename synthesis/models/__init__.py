@@ -7,6 +7,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "equivariant": ["plain_convolutions"],
     "builder": ["build_model", "count_flops", "count_params", "cpu_images_per_second", "spec_cost"],
+    "ensemble": ["ENSEMBLE_FORMAT", "EnsembleModel", "WithMemberProbabilities", "load_ensemble", "save_ensemble"],
     "package": ["PackagedModel", "fused_for_inference", "load_model", "save_model"],
     "spec": [
         "ArchSpec",
