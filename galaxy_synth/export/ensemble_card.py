@@ -32,8 +32,9 @@ def selective_classification(val_probabilities: np.ndarray, val_labels: np.ndarr
     keep = np.unique(np.linspace(0, len(order) - 1, min(points, len(order))).round().astype(int))
     threshold = entropy_threshold(entropy, correct, target_error)
     kept = entropy <= threshold
-    return {"method": "predictive entropy <= threshold, chosen on the validation split for the target error",
-            "target_error": target_error, "entropy_threshold": threshold,
+    return {"method": "predictive entropy <= threshold, chosen on the validation split for the target error "
+                      "(null: not even the most certain galaxies meet it; none is flagged reliable)",
+            "target_error": target_error, "entropy_threshold": threshold if np.isfinite(threshold) else None,
             "validation_coverage": float(kept.mean()), "validation_error": float((~correct[kept]).mean()) if kept.any() else None,
             "validation_curve": {"entropy": entropy[order][keep].tolist(), "error": error[keep].tolist()}}
 
@@ -90,7 +91,7 @@ Greedy ensemble selection (Caruana et al. 2004) on the validation split's log-lo
 
 The weighted mean of the members' calibrated probabilities, its log divided by the temperature {card['probability_calibration']['temperature']:.3f} fitted on the validation split.
 `galaxy-synth predict` adds `predictive_entropy`, `mutual_information` (the members' disagreement) and `reliable`:
-entropy ≤ {s['entropy_threshold']:.4f}, chosen on the validation split for a {s['target_error']:.0%} error rate
+entropy ≤ {s['entropy_threshold'] if s['entropy_threshold'] is not None else '(none: no galaxy)'}, chosen on the validation split for a {s['target_error']:.0%} error rate
 (validation coverage {s['validation_coverage']:.1%}; change it with `--target-error`).
 Risk–coverage (`risk_coverage.png`): AURC {', '.join(f'{k} {v["aurc"]:.4f}' for k, v in rc.items())}.
 

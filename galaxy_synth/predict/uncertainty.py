@@ -50,8 +50,8 @@ def reliability_threshold(model: Any, target_error: float | None) -> float | Non
     """The entropy threshold for the ``reliable`` column: the card's (export's target) or, for ``target_error``,
     read off the card's validation curve; None where the card has none and no target is asked for."""
     selective = model.card.get("selective")
-    if target_error is None:
-        return float(selective["entropy_threshold"]) if selective else None
+    if target_error is None:  # the card's; null where no threshold met export's target: nothing is reliable
+        return None if not selective else float(selective["entropy_threshold"] if selective["entropy_threshold"] is not None else "-inf")
     if not 0.0 <= target_error <= 1.0:
         raise DataError("--target-error must lie in [0, 1]")
     if not selective:
