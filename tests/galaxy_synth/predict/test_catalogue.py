@@ -36,6 +36,7 @@ def test_chunked_output_equals_the_whole_catalogue_in_memory(exported_study, cat
     want = predict_probabilities(loaded, images, cat[["z", "z_err"]].to_numpy(np.float32))
     assert np.allclose(df[[f"p_{c}" for c in loaded.class_names]].to_numpy(), want, atol=1e-5)
     assert (df["status"] == "ok").all() and df["domain_z"].notna().all()
+    assert df["predictive_entropy"].notna().all() and "reliable" in df and "mutual_information" not in df
     assert json.loads((tmp_path / "p.csv.progress.json").read_text())["complete"] is True
 
 
