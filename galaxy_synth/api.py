@@ -136,7 +136,7 @@ def export(study: str | None = None, results: str | Path = "results", storage: s
     """Fully train (or reuse) and package the ``top`` best trials; returns one ``ExportedModel`` each.
 
     ``ensemble`` K > 0: also ``models/ensemble/``, greedy ensemble selection from the top K (up to
-    ``ensemble_members`` picks), its reliability flag chosen for ``target_error``; last in the list, rank 0.
+    ``ensemble_members`` picks), last in the list, rank 0. ``target_error``: every card's reliability threshold.
 
     ``by``: "objective" (what the study optimised), "proxy", "val_acc" or "balanced_acc". ``knee``: also
     the front's knee (the cheapest trial within one binomial SE of the best), as ``models/knee/``.

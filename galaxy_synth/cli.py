@@ -175,8 +175,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "averaging the members' calibrated probabilities, with uncertainty for predict")
     e.add_argument("--ensemble-members", type=int, default=5, metavar="M",
                    help="greedy selection's picks at most, with replacement (default: 5)")
-    e.add_argument("--target-error", type=float, default=0.05,
-                   help="the ensemble's reliability flag: the entropy threshold whose kept validation galaxies have "
+    e.add_argument("--target-error", type=float, default=0.05, metavar="RATE",
+                   help="each model's reliability flag (predict's 'reliable' column): the entropy threshold whose kept validation galaxies have "
                         "at most this error rate (default: 0.05; predict --target-error changes it)")
     e.set_defaults(func=cmd_export)
 
