@@ -94,3 +94,34 @@ def test_predict_runs_the_ensemble_with_uncertainty(ensemble_study, tmp_path, en
     _, members = loaded.probabilities_with_members(x, extras)
     weights = np.array([m["weight"] for m in loaded.card["ensemble"]["members"]])
     assert table["mutual_information"].to_numpy() == pytest.approx(mutual_information(members, weights), abs=1e-4)
+
+
+@pytest.mark.parametrize("tta", [False, True], ids=["plain", "tta"])
+def test_both_engines_give_the_ensemble_the_same_probabilities_and_members(ensemble_study, tta):
+    from galaxy_synth.predict.model_folder import read_model_folder
+    from galaxy_synth.predict.onnx_engine import OnnxModel
+
+    loaded = load_model_dir(ensemble_study / "ensemble")
+    onnx = OnnxModel.load(read_model_folder(ensemble_study / "ensemble"))
+    rng = np.random.default_rng(3)
+    x = rng.random((6, loaded.spec.image_size, loaded.spec.image_size, loaded.spec.in_channels), dtype=np.float32)
+    extras = np.tile(np.asarray(loaded.card["extra_inputs"]["mean"], np.float32), (6, 1))
+    probs, members = loaded.probabilities_with_members(x, extras, tta)
+    onnx_probs, onnx_members = onnx.probabilities_with_members(x, extras, tta)
+    assert probs == pytest.approx(onnx_probs, abs=1e-5) and members == pytest.approx(onnx_members, abs=1e-5)
+    assert probs.sum(1) == pytest.approx(1.0, abs=1e-5) and members.shape == (len(loaded.model.members), 6, probs.shape[1])
+    if not tta:  # a single view: the softmax of model.ts's calibrated logits
+        with torch.inference_mode():
+            logits = loaded.model(torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(extras))
+        assert probs == pytest.approx(torch.softmax(logits, 1).numpy(), abs=1e-5)
+
+
+def test_members_with_different_inputs_are_refused():
+    from galaxy_synth.export.ensemble import check_shared_inputs
+    from synthesis import GalaxySynthError
+    from synthesis.models import ArchSpec, StageSpec
+
+    small = ArchSpec(num_classes=3, stages=(StageSpec(1, 8),), image_size=16)
+    check_shared_inputs([small, ArchSpec(num_classes=3, stages=(StageSpec(2, 12),), image_size=16)])  # same inputs
+    with pytest.raises(GalaxySynthError, match="different inputs"):
+        check_shared_inputs([small, ArchSpec(num_classes=3, stages=(StageSpec(1, 8),), image_size=32)])
