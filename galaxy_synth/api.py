@@ -131,8 +131,12 @@ def calibrate_table(table: str | Path, target: str, results: str | Path = "resul
 
 def export(study: str | None = None, results: str | Path = "results", storage: str | None = None, *, top: int = 3,
            full_epochs: int = 30, seed: int = 0, device: str = "auto", calibration: str | None = None,
-           progress: bool = True, by: str = "objective", knee: bool = False) -> list[Any]:
+           progress: bool = True, by: str = "objective", knee: bool = False, ensemble: int = 0,
+           ensemble_members: int = 5, target_error: float = 0.05) -> list[Any]:
     """Fully train (or reuse) and package the ``top`` best trials; returns one ``ExportedModel`` each.
+
+    ``ensemble`` K > 0: also ``models/ensemble/``, greedy ensemble selection from the top K (up to
+    ``ensemble_members`` picks), last in the list, rank 0. ``target_error``: every card's reliability threshold.
 
     ``by``: "objective" (what the study optimised), "proxy", "val_acc" or "balanced_acc". ``knee``: also
     the front's knee (the cheapest trial within one binomial SE of the best), as ``models/knee/``.
@@ -141,7 +145,8 @@ def export(study: str | None = None, results: str | Path = "results", storage: s
 
     return export_top(ExportSettings(existing_storage_url(storage, Path(results)), study, Path(results), top=top, by=by,
                                      knee=knee, calibration=calibration, full_epochs=full_epochs, seed=seed,
-                                     device=device, progress=progress))
+                                     device=device, progress=progress, ensemble=ensemble,
+                                     ensemble_members=ensemble_members, target_error=target_error))
 
 
 def load_model(folder: str | Path) -> Any:
@@ -163,19 +168,21 @@ def classify(model: str | Path, images: Sequence[str | Path] = (), catalogue: st
              out: str | Path = "predictions.csv", extra_csv: str | Path | None = None, keep_columns: Sequence[str] = (),
              tta: bool = False, chunk_size: int = 1024, workers: int | None = None, dask: str | None = None,
              overwrite: bool = False, progress: bool = True, precision: str = "fp32", engine: str = "torch",
-             embeddings: bool = False) -> Any:
+             embeddings: bool = False, target_error: float | None = None) -> Any:
     """Stream images or a catalogue through an exported model into ``out`` (resumable; see :mod:`galaxy_synth.predict.catalogue`),
     as ``galaxy-synth predict`` does (:func:`galaxy_synth.predict.command.run_predict`).
 
     ``out``: a .csv, .parquet or .fits (:mod:`galaxy_synth.predict.output_formats`). ``precision`` (fp32, bf16, auto)
     and ``engine`` (torch, onnx, auto): :func:`galaxy_synth.predict.catalogue.inference_settings`. ``embeddings``:
-    also each galaxy's pooled features (torch engine; :mod:`galaxy_synth.predict.embeddings`)."""
+    also each galaxy's pooled features (torch engine; :mod:`galaxy_synth.predict.embeddings`). ``target_error``: the
+    ``reliable`` column's target error rate (default: the card's threshold; :mod:`galaxy_synth.predict.uncertainty`)."""
     from galaxy_synth.predict import PredictSettings, run_predict
 
     return run_predict(PredictSettings(model=Path(model), images=tuple(images), catalogue=catalogue, extra_csv=extra_csv,
                                        keep_columns=tuple(keep_columns), out=Path(out), tta=tta, chunk_size=chunk_size,
                                        workers=workers, dask=dask, precision=precision, engine=engine,
-                                       overwrite=overwrite, progress=progress, embeddings=embeddings))
+                                       overwrite=overwrite, progress=progress, embeddings=embeddings,
+                                       target_error=target_error))
 
 
 def read_predictions(out: str | Path) -> pd.DataFrame:

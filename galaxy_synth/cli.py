@@ -154,8 +154,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                    "--full-epochs and --seed) or train them now with the same loop, and write "
                                    "models/rank{1..N}/ (model.pt state dict, arch.json, model.ts TorchScript, "
                                    "model.onnx when onnx is installed, card.json, card.md) and top{N}_models.json "
-                                   "into the study's folder.",
-                       epilog="example:\n  galaxy-synth export --top 3 --full-epochs 30",
+                                   "into the study's folder; with --ensemble, models/ensemble/ too.",
+                       epilog="example:\n  galaxy-synth export --top 3 --full-epochs 30\n  galaxy-synth export --ensemble 5",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("--top", type=int, default=3, help="how many models (default: 3)")
     e.add_argument("--full-epochs", type=int, default=30, help="epochs of full training (default: 30, as correlate)")
@@ -169,6 +169,15 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--knee", action="store_true",
                    help="also package the knee of the accuracy-against-FLOPs front (the cheapest trial within one "
                         "binomial SE of the best score) as models/knee/, when it is not already in the top")
+    e.add_argument("--ensemble", type=int, nargs="?", const=5, default=0, metavar="K",
+                   help="also write models/ensemble/: greedy ensemble selection (Caruana et al. 2004) on validation "
+                        "log-loss from the top K fully trained trials (K default: 5), one TorchScript/ONNX model "
+                        "averaging the members' calibrated probabilities, with uncertainty for predict")
+    e.add_argument("--ensemble-members", type=int, default=5, metavar="M",
+                   help="greedy selection's picks at most, with replacement (default: 5)")
+    e.add_argument("--target-error", type=float, default=0.05, metavar="RATE",
+                   help="each model's reliability flag (predict's 'reliable' column): the entropy threshold whose kept validation galaxies have "
+                        "at most this error rate (default: 0.05; predict --target-error changes it)")
     e.set_defaults(func=cmd_export)
 
     add_predict_parser(sub)
@@ -242,8 +251,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     _configure_threads()
     exported = api.export(args.study, args.results, args.storage, top=args.top, full_epochs=args.full_epochs,
                           seed=args.seed, device=args.device, calibration=args.calibration, progress=not args.no_progress,
-                          by=args.by, knee=args.knee)
+                          by=args.by, knee=args.knee, ensemble=args.ensemble, ensemble_members=args.ensemble_members,
+                          target_error=args.target_error)
     for e in exported:
+        if e.card["rank"] == "ensemble":
+            t = e.card["test"]
+            print(f"ensemble: trials {e.card['trial']}  test acc {t['accuracy']:.3f}  balanced {t['balanced_accuracy']:.3f}  "
+                  f"log-loss {t['log_loss']:.3f}  ECE {t['ece']:.3f}  → {e.folder}")
+            continue
         t = e.card["test"]
         print(f"{'knee' if e.card.get('knee') and e.rank > args.top else f'rank {e.rank}'}: trial {e.trial} {e.card['architecture']}  test acc {t['accuracy']:.3f}  "
               f"balanced {t['balanced_accuracy']:.3f}  macro-F1 {t['macro_f1']:.3f}  "

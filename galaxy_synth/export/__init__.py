@@ -19,14 +19,17 @@ it says; the card gives the expected calibration error before and after, ``relia
 
 Modules: :mod:`.settings` (:class:`ExportSettings`: one request), :mod:`.top` (ranking, full training, one folder
 per model), :mod:`.card` (``card.json``), :mod:`.card_markdown` (``card.md``), :mod:`.folder` (the folder's files,
-written whole or not at all).
+written whole or not at all), :mod:`.ensemble` (``--ensemble``: greedy ensemble selection into ``models/ensemble/``),
+:mod:`.ensemble_card` (its metrics, reliability threshold and risk–coverage), :mod:`.ensemble_folder` (its files:
+one TorchScript / ONNX network averaging the members, with their probabilities).
 """
 
 from galaxy_synth.export.card import cpu_latency_ms, model_card
 from galaxy_synth.export.card_markdown import card_markdown, usage_snippet
+from galaxy_synth.export.ensemble import export_ensemble
 from galaxy_synth.export.folder import test_predictions, write_model_folder, write_onnx
 from galaxy_synth.export.settings import ExportSettings
 from galaxy_synth.export.top import ExportedModel, export_top
 
 __all__ = ["export_top", "ExportSettings", "ExportedModel", "model_card", "cpu_latency_ms", "card_markdown",
-           "usage_snippet", "write_model_folder", "write_onnx", "test_predictions"]
+           "usage_snippet", "write_model_folder", "write_onnx", "test_predictions", "export_ensemble"]

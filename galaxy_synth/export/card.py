@@ -32,23 +32,13 @@ class Ranking:
 def model_card(opened: Any, prep: Any, trial: Any, net: nn.Module, packaged: PackagedModel, test: Any, rank: int,
                ranking: Ranking, training: dict[str, Any]) -> dict[str, Any]:
     """Everything a user needs to trust and run one exported model, measured here on the test split."""
-    data, attrs, number = opened.data, opened.attrs, trial.number
+    attrs, number = opened.attrs, trial.number
     spec = model_spec_from_dict(trial.user_attrs["arch"])
     result = evaluate(net, test, prep.normalizer, prep.num_classes)  # measured here
     rank_score = ranking.rank_scores.get(number)
     return {
         "rank": rank, "study": opened.study.study_name, "trial": number, "spec_hash": spec.spec_hash(),
-        "architecture": spec.describe(), "class_names": list(data.class_names),
-        "input": {"size": spec.image_size, "channels": "".join(prep.preprocessing.channels), "crop_fraction": data.crop,
-                  "channels_list": list(prep.preprocessing.channels),
-                  "what": "RGB in [0, 1], centre-cropped and resized as the card says" if prep.normalizer.mapping is None
-                  else f"raw fluxes in bands {', '.join(prep.preprocessing.channels)}, cropped and resized as the card says",
-                  "preprocessing": prep.preprocessing.describe_input(), "normalisation": prep.normalizer.to_dict(),
-                  "config": prep.preprocessing.to_dict()},
-        "extra_inputs": {"names": list(data.extra_names), "mean": prep.extra_scaler.mean, "std": prep.extra_scaler.std,
-                         "note": "raw values; the packaged model standardises them" if data.extra_names else "none"},
-        "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in prep.mirror_pairs],
-        "flips_allowed": prep.allow_flips,
+        "architecture": spec.describe(), **input_fields(opened, prep, spec),
         "params": count_params(net), "flops_per_image": count_flops(net, spec), "cpu_latency": cpu_latency_ms(packaged, spec),
         "test": {"n_images": len(test), "accuracy": result.accuracy, "balanced_accuracy": result.balanced_accuracy,
                  "macro_f1": result.macro_f1, "loss": result.loss, "confusion": result.confusion,
@@ -63,6 +53,24 @@ def model_card(opened: Any, prep: Any, trial: Any, net: nn.Module, packaged: Pac
                  "merge": opened.settings.merge, "drop": opened.settings.drop, "n_images": attrs.get("n_images"),
                  "split": {k: len(v) for k, v in opened.plan.items() if k in ("train", "val", "test")}},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
+    }
+
+
+def input_fields(opened: Any, prep: Any, spec: ArchSpec) -> dict[str, Any]:
+    """What a card says about the network's inputs and classes (every model of a study shares them)."""
+    data = opened.data
+    return {
+        "class_names": list(data.class_names),
+        "input": {"size": spec.image_size, "channels": "".join(prep.preprocessing.channels), "crop_fraction": data.crop,
+                  "channels_list": list(prep.preprocessing.channels),
+                  "what": "RGB in [0, 1], centre-cropped and resized as the card says" if prep.normalizer.mapping is None
+                  else f"raw fluxes in bands {', '.join(prep.preprocessing.channels)}, cropped and resized as the card says",
+                  "preprocessing": prep.preprocessing.describe_input(), "normalisation": prep.normalizer.to_dict(),
+                  "config": prep.preprocessing.to_dict()},
+        "extra_inputs": {"names": list(data.extra_names), "mean": prep.extra_scaler.mean, "std": prep.extra_scaler.std,
+                         "note": "raw values; the packaged model standardises them" if data.extra_names else "none"},
+        "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in prep.mirror_pairs],
+        "flips_allowed": prep.allow_flips,
     }
 
 

@@ -34,6 +34,16 @@ def _calibration_line(card: dict[str, Any]) -> str:
             f"{c['temperature_tta']:.3f}) {c['ece_tta_before']:.3f} → {c['ece_tta_after']:.3f}. `reliability.png`: the diagram.")
 
 
+def _selective_line(card: dict[str, Any]) -> str:
+    s = card.get("selective")
+    if not s:
+        return ""
+    threshold = f"≤ {s['entropy_threshold']:.4f}" if s["entropy_threshold"] is not None else "(none met it)"
+    return (f"\n\n`galaxy-synth predict` adds `predictive_entropy` and `reliable`: entropy {threshold}, chosen on the "
+            f"validation split for a {s['target_error']:.0%} error rate (validation coverage {s['validation_coverage']:.1%}; "
+            "`--target-error` picks another).")
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     t, names = card["test"], card["class_names"]
     header = "| true \\ predicted | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
@@ -54,7 +64,7 @@ def card_markdown(card: dict[str, Any]) -> str:
 {header}{rows}
 ## Probabilities
 
-{_calibration_line(card)}
+{_calibration_line(card)}{_selective_line(card)}
 
 ## Input
 

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from scipy.special import softmax
 from torch import nn
 
 from galaxy_common import atomic_write_text
 from galaxy_synth.export.card import Ranking, model_card
+from galaxy_synth.export.ensemble import ensemble_candidates, export_ensemble
+from galaxy_synth.export.ensemble_card import selective_classification
 from galaxy_synth.export.folder import register_artifacts, test_predictions, write_model_folder
 from galaxy_synth.export.settings import ExportSettings
 from galaxy_synth.predict import training_domain
@@ -31,7 +34,7 @@ from synthesis.models import PackagedModel
 from synthesis.models import ArchSpec, model_spec_from_dict
 from synthesis.search import metrics_table
 from synthesis.search import find_calibration, reopen_study
-from synthesis.training import TemperatureCalibration, calibrate_network
+from synthesis.training import TemperatureCalibration, calibrate_network, split_view_logits
 from synthesis.training import dihedral_views, mirror_permutation
 
 
@@ -51,8 +54,8 @@ def export_top(settings: ExportSettings) -> list[ExportedModel]:
     ``by``: what ranks them (see :func:`synthesis.search.ranking.metrics_table`): the study's objective, the
     current calibration's proxy, validation accuracy or balanced accuracy. ``knee``: also the front's knee.
     """
-    if settings.top < 1:
-        raise GalaxySynthError("--top must be >= 1")
+    if settings.top < 1 or settings.ensemble < 0 or settings.ensemble_members < 1:
+        raise GalaxySynthError("--top, --ensemble and --ensemble-members must be >= 1")
     check_full_epochs(settings.full_epochs)
     opened = reopen_study(settings.storage_url, settings.study, settings.results_dir, settings.progress, settings.device)
     training = settings.full_training(opened.settings)
@@ -66,11 +69,13 @@ def export_top(settings: ExportSettings) -> list[ExportedModel]:
     knee_trial = _knee_trial(table, opened.attrs) if settings.knee else None
     if knee_trial is not None and knee_trial not in chosen:
         chosen.append(knee_trial)  # packaged as models/knee/ beside the top ones
-    ranking = Ranking(dict(zip(table["trial"].astype(int), table["proxy_score"])),
-                      dict(zip(table["trial"].astype(int), table["rank_score"])), proxy, source, settings.by)
+    ranking = Ranking(*(dict(zip(table["trial"].astype(int), table[c])) for c in ("proxy_score", "rank_score")),
+                      proxy, source, settings.by)
     store = open_ground_truth(training.storage_url)
-    missing = [j for j in training.jobs(chosen) if not _weights_stored(store.get(name, j.trial, training.epochs, j.seed))]
-    trained = {r["trial"] for r in train_jobs(opened, training, store, missing, len(chosen), "full training")
+    candidates = [int(n) for n in table["trial"].head(settings.ensemble)]  # the ensemble's (--ensemble K)
+    to_train = chosen + [n for n in candidates if n not in chosen]
+    missing = [j for j in training.jobs(to_train) if not _weights_stored(store.get(name, j.trial, training.epochs, j.seed))]
+    trained = {r["trial"] for r in train_jobs(opened, training, store, missing, len(to_train), "full training")
                if r["trained_now"]}
     trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
     prep = opened.prepared()
@@ -86,10 +91,10 @@ def export_top(settings: ExportSettings) -> list[ExportedModel]:
             f"reused from an earlier full training by correlate or export ({record.weights_path})"
         net = net.cpu().eval()
         spec = model_spec_from_dict(trials[number].user_attrs["arch"])
-        calibration, packaged = _calibrated_package(net, spec, prep, val, test)
+        calibration, packaged, selective = _calibrated_package(net, spec, prep, val, test, settings.target_error)
         card = model_card(opened, prep, trials[number], net, packaged, test, rank, ranking,
                           {"full_epochs": training.epochs, "seed": job.seed, "weights": origin})
-        card["probability_calibration"] = calibration.to_dict()
+        card["probability_calibration"], card["selective"] = calibration.to_dict(), selective  # predict's `reliable`
         card["input"]["domain"] = domain  # what predict compares each image with (domain_z)
         card["knee"] = number == knee_trial  # the cheapest trial within one SE of the best (export --knee)
         folder = opened.settings.study_dir / "models" / ("knee" if rank > settings.top else f"rank{rank}")
@@ -98,15 +103,23 @@ def export_top(settings: ExportSettings) -> list[ExportedModel]:
         exported.append(ExportedModel(rank, number, folder, card))
         register_artifacts(opened.study, rank, number, folder, settings.results_dir)
     _write_summary(exported, opened.settings.study_dir / f"top{settings.top}_models.json")
+    if candidates:  # rank 0: the ensemble (its card's rank says so); not in the summary of the top ones
+        folder, card = export_ensemble(opened, prep, ensemble_candidates(opened, prep, training, store, trials, candidates,
+                                       val, test), val, test, domain, settings.ensemble_members, settings.target_error)
+        exported.append(ExportedModel(0, card["trial"][0], folder, card))
     return exported
 
 
-def _calibrated_package(net: nn.Module, spec: ArchSpec, prep: Any, val: Any, test: Any
-                        ) -> tuple[TemperatureCalibration, PackagedModel]:
-    """The temperature fitted on ``val`` (and measured on ``test``), and the packaged model that applies it."""
-    calibration = calibrate_network(net, prep.normalizer, val, test, dihedral_views(prep.allow_flips),
-                                    mirror_permutation(prep.class_names, prep.preprocessing.mirror_pairs))
-    return calibration, PackagedModel(net, prep.normalizer, prep.extra_scaler, spec.n_extra, calibration.temperature).eval()
+def _calibrated_package(net: nn.Module, spec: ArchSpec, prep: Any, val: Any, test: Any, target_error: float
+                        ) -> tuple[TemperatureCalibration, PackagedModel, dict[str, Any]]:
+    """The temperature fitted on ``val`` (and measured on ``test``), the packaged model that applies it, and the
+    reliability threshold for ``target_error`` chosen on ``val``'s calibrated probabilities."""
+    perm = mirror_permutation(prep.class_names, prep.preprocessing.mirror_pairs)
+    calibration = calibrate_network(net, prep.normalizer, val, test, dihedral_views(prep.allow_flips), perm)
+    val_probabilities = softmax(split_view_logits(net, prep.normalizer, val, [(0, False)], perm)[0] / calibration.temperature, axis=1)
+    selective = selective_classification(val_probabilities, val.y.cpu().numpy(), target_error)
+    return (calibration, PackagedModel(net, prep.normalizer, prep.extra_scaler, spec.n_extra, calibration.temperature).eval(),
+            selective)
 
 
 def _write_summary(exported: list[ExportedModel], path: Path) -> None:

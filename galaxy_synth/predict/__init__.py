@@ -7,7 +7,8 @@ run classifies: paths, carried columns, extra inputs), :mod:`.catalogue` (stream
 chunks: a decode pool started before the network loads, or Dask; engine and precision; resume),
 :mod:`.chunk_writers` (CSV with a journal, Parquet parts), :mod:`.fits_writer` (a FITS table assembled from
 parts), :mod:`.output_formats` (which writer ``-o`` names), :mod:`.embeddings` (``--embeddings``: each galaxy's
-pooled features), :mod:`.input_domain` (``domain_z``: how unlike the training images), :mod:`.settings`
+pooled features), :mod:`.uncertainty` (``predictive_entropy``, an ensemble's ``mutual_information``, ``reliable``
+against the card's threshold or ``--target-error``), :mod:`.input_domain` (``domain_z``: how unlike the training images), :mod:`.settings`
 (:class:`PredictSettings`: one run's request) and :mod:`.command` (its command line, the run a request starts, and
 its printout).
 
@@ -27,6 +28,7 @@ _HOMES = {
     "fits_writer": ("FitsChunkWriter", "read_fits_table"),
     "output_formats": ("output_format", "open_writer", "read_output", "embeddings_path"),
     "embeddings": ("embedding_engine", "classify_and_embed"),
+    "uncertainty": ("reliability_threshold", "combine_member_views", "uncertainty_columns", "add_reliable"),
     "input_domain": ("training_domain", "domain_scores", "image_statistics"),
     "command": ("add_predict_parser", "cmd_predict", "run_predict"),
     "settings": ("PredictSettings",),

@@ -35,7 +35,7 @@ import pandas as pd
 
 from galaxy_common import DataError
 from galaxy_synth.predict.catalogue_rows import CatalogueRows, rows_from_files
-from galaxy_synth.predict.embeddings import classify_and_embed
+from galaxy_synth.predict.uncertainty import add_reliable, add_uncertainty, classify_with_members, reliability_threshold
 from galaxy_synth.predict.input_domain import DOMAIN_SHIFT_WARNING, domain_scores
 from galaxy_synth.predict.model_folder import MODEL_FILES, ModelFolder, read_model_folder
 from galaxy_synth.predict.onnx_engine import FP32_ONLY, NEEDS_RUNTIME
@@ -114,17 +114,18 @@ def _decode_args(model: ModelFolder, paths: Sequence[Sequence[str]]) -> tuple:
 def score_decoded(network: Any, images: np.ndarray, status: list[str], extras: np.ndarray, tta: bool = False,
                   precision: str = "fp32", embeddings: bool = False) -> pd.DataFrame:
     """Predictions for decoded rows (:func:`synthesis.data.decode.decode_rows`): status, class, confidence,
-    calibrated probabilities, domain_z (and ``attrs["embeddings"]``); NaN where the row could not be read."""
+    calibrated probabilities, uncertainty, domain_z (and ``attrs["embeddings"]``); NaN where the row could not be read."""
     inputs = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
     ok = np.array([s == "ok" for s in status], dtype=bool)
     names = network.class_names
-    probs, vectors = classify_and_embed(network, inputs, np.asarray(extras), ok, tta, precision, embeddings)
+    probs, vectors, members = classify_with_members(network, inputs, np.asarray(extras), ok, tta, precision, embeddings)
     filled = np.nan_to_num(probs)
     out = pd.DataFrame({"status": status,
                         "predicted": [names[int(k)] if good else "" for k, good in zip(filled.argmax(1), ok)],
                         "confidence": np.where(ok, filled.max(axis=1), np.nan)})
     for k, name in enumerate(names):
         out[f"p_{name}"] = probs[:, k]
+    add_uncertainty(out, network, probs, members)  # predictive_entropy (and an ensemble's mutual_information)
     out["domain_z"] = np.nan
     if ok.any():
         per_image, shift = domain_scores(network, inputs[ok])
@@ -137,10 +138,11 @@ def score_decoded(network: Any, images: np.ndarray, status: list[str], extras: n
 def predict_files(loaded: Any, files: Sequence[str | Path], extras_csv: str | Path | None = None,
                   tta: bool = False) -> pd.DataFrame:
     """One row per image file, in memory (the Python API; ``galaxy-synth predict`` streams instead): the file,
-    status, predicted class, confidence, every calibrated class probability, domain_z. A model trained with extra
+    status, predicted class, confidence, every calibrated class probability, the uncertainty columns, domain_z. A model trained with extra
     inputs (z, z_err) and no ``extras_csv`` gets the training-set means; the ``extra_inputs`` column says so."""
     rows = rows_from_files(loaded, files, extras_csv)
-    table = pd.concat([rows.carried, classify_rows(loaded, rows.paths, rows.extras, tta)], axis=1)
+    table = add_reliable(pd.concat([rows.carried, classify_rows(loaded, rows.paths, rows.extras, tta)], axis=1),
+                         reliability_threshold(loaded, None))
     if rows.extras_note:
         table["extra_inputs"] = rows.extras_note
     return table
@@ -201,7 +203,9 @@ def classify_catalogue(model: ModelFolder, rows: CatalogueRows, settings: Predic
         raise DataError(f"cannot write {out}: its folder {out.parent} does not exist or is not writable")
     if settings.dask:
         _dask_client_class()  # one line now if dask.distributed is missing, before the output is touched
-    engine_tag = ("" if engine == "torch" else f"|{engine}") + ("|embeddings" if settings.embeddings else "")  # older outputs still resume
+    threshold = reliability_threshold(model, settings.target_error)  # the `reliable` column's (None: no such column)
+    # the uncertainty columns are new: an output begun before them is refused (another run), never mixed
+    engine_tag = ("" if engine == "torch" else f"|{engine}") + ("|embeddings" if settings.embeddings else "") + f"|uncertainty:{threshold}"
     signature = hashlib.sha256(f"{rows.signature()}|{_model_signature(model)}|{tta}|{precision}|{chunk_size}{engine_tag}".encode()).hexdigest()[:16]
     writer = open_writer(out, signature, settings.overwrite, model, settings.embeddings)
     starts = list(range(0, len(rows), chunk_size))
@@ -225,7 +229,7 @@ def classify_catalogue(model: ModelFolder, rows: CatalogueRows, settings: Predic
                 table = pd.concat([carried, table], axis=1)
                 if rows.extras_note:
                     table["extra_inputs"] = rows.extras_note
-                writer.append(table, vectors)
+                writer.append(add_reliable(table, threshold), vectors)
                 _tally(state, table, shift)
                 bar.update(len(table))
         finally:

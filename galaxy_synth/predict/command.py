@@ -49,6 +49,11 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
                     help="also store each galaxy's embedding (the network's pooled features before its classifier, "
                          "float16): an 'embedding' column in Parquet, OUT.embeddings.npy beside a CSV or FITS (rows in "
                          "the table's order); needs the torch engine")
+    pr.add_argument("--target-error", type=float, default=None, metavar="RATE",
+                    help="the 'reliable' column: True where the galaxy's predictive entropy is within the threshold "
+                         "whose kept validation galaxies had at most this error rate (default: the threshold export "
+                         "chose, when the card has one; every output has 'predictive_entropy', an ensemble's also "
+                         "'mutual_information', the members' disagreement)")
     pr.add_argument("--chunk-size", type=int, default=1024, metavar="N",
                     help="images per chunk: the unit of work, of memory and of what a kill can lose (default: 1024)")
     pr.add_argument("--workers", type=int, default=None, metavar="N",

@@ -37,6 +37,9 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {  # (unit: "" dimensionless, 
     "status": (None, "ok, or why the image could not be read"),
     "predicted": (None, "most probable class"),
     "confidence": ("", "calibrated probability of the predicted class"),
+    "predictive_entropy": ("", "entropy of the calibrated probabilities, in nats"),
+    "mutual_information": ("", "ensemble members' disagreement (entropy of the mean - mean entropy), nats"),
+    "reliable": ("", "1: predictive entropy within the threshold chosen for the target error, else 0"),
     "domain_z": ("", "how unlike the training images, in training-set standard deviations"),
     "extra_inputs": (None, "where the model's extra inputs came from"),
     "ra": ("deg", "right ascension, from the input catalogue"),
@@ -174,6 +177,8 @@ def _records(table: pd.DataFrame) -> np.ndarray:
         if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
             encoded = [str(v).encode() for v in values]
             columns[name] = np.array(encoded, dtype=f"S{max(1, max(map(len, encoded), default=1))}")
+        elif pd.api.types.is_bool_dtype(values.dtype):  # a FITS logical is 'T'/'F', not numpy's bytes: 1/0 instead
+            columns[name] = values.to_numpy().astype(np.uint8)
         else:
             columns[name] = values.to_numpy()
     return np.rec.fromarrays(list(columns.values()), names=list(columns)) if columns else np.zeros(0)

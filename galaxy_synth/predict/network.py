@@ -19,29 +19,37 @@ import numpy as np
 import torch
 
 from galaxy_synth.predict.model_folder import ModelFolder, read_model_folder
+from galaxy_synth.predict.uncertainty import combine_member_views, is_ensemble, member_weights
 from synthesis.data import decode_image
 from synthesis.data import FitsLayout, decode_fits
 from synthesis import DataError
 from synthesis.hardware import autocast
-from synthesis.models import PackagedModel, fused_for_inference, load_model
-from synthesis.training import view_logits
+from synthesis.models import EnsembleModel, PackagedModel, fused_for_inference, load_ensemble, load_model
+from synthesis.training import view_logits, view_of
 
 
 @dataclass
 class LoadedModel(ModelFolder):
     """A model folder with its network loaded (``model``: what ``model.ts`` computes)."""
 
-    model: PackagedModel
+    model: PackagedModel | EnsembleModel
 
     @cached_property
     def inference_model(self) -> PackagedModel:
         """What predict runs: ``model`` with its batch norms folded into the convolutions (same outputs up to
         rounding, faster); ``model`` itself stays as trained (its parameters, its modules)."""
-        return fused_for_inference(self.model)
+        return self.model.fused() if isinstance(self.model, EnsembleModel) else fused_for_inference(self.model)
 
     def probabilities(self, images: np.ndarray, extras: np.ndarray, tta: bool = False, precision: str = "fp32") -> np.ndarray:
         """:func:`predict_probabilities` (the engine interface :class:`galaxy_synth.predict.onnx_engine.OnnxModel` shares)."""
-        return predict_probabilities(self, images, extras, tta, precision=precision)
+        return self.probabilities_with_members(images, extras, tta, precision)[0]
+
+    def probabilities_with_members(self, images: np.ndarray, extras: np.ndarray, tta: bool = False,
+                                   precision: str = "fp32") -> tuple[np.ndarray, np.ndarray | None]:
+        """The probabilities and, for an ensemble, each member's [M, N, K] (None for a single model)."""
+        if is_ensemble(self):
+            return ensemble_probabilities(self, images, extras, tta, precision=precision)
+        return predict_probabilities(self, images, extras, tta, precision=precision), None
 
 
 def load_model_dir(folder: str | Path | ModelFolder) -> LoadedModel:
@@ -50,6 +58,8 @@ def load_model_dir(folder: str | Path | ModelFolder) -> LoadedModel:
     header = folder if isinstance(folder, ModelFolder) else read_model_folder(folder)
     folder = header.folder
     try:
+        if is_ensemble(header):
+            return _loaded_ensemble(header)
         net, _, _ = load_model(folder / "model.pt", header.spec)  # the one weights format, or an older bare state dict
     except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
         raise DataError(f"model.pt in {folder} does not match its arch.json: {str(exc).splitlines()[0][:200]}") from None
@@ -82,6 +92,35 @@ def predict_probabilities(loaded: LoadedModel, images: np.ndarray, extras: np.nd
             logits = view_logits(forward, x, views, perm) * rescale
         out.append(torch.softmax(logits, dim=-1).mean(dim=0).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(perm)), np.float32)
+
+
+@torch.inference_mode()
+def ensemble_probabilities(loaded: LoadedModel, images: np.ndarray, extras: np.ndarray, tta: bool = False,
+                           batch_size: int = 64, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+    """An ensemble's calibrated probabilities [N, K] and its members' [M, N, K] (each averaged over the views)."""
+    views, perm, _ = loaded.test_time_views(tta)
+    model, weights = loaded.inference_model, member_weights(loaded)
+    temperature = float(loaded.card["probability_calibration"]["temperature"])
+    probs, members = [], []
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).float().permute(0, 3, 1, 2)
+        e = torch.from_numpy(np.array(extras[start:start + batch_size], dtype=np.float32)) if loaded.spec.n_extra else None
+        per_view = []
+        with autocast(x.device, precision):
+            for view in views:
+                got = model.member_probabilities(view_of(x, view), e).float()
+                per_view.append((got[..., list(perm)] if view[1] else got).numpy())
+        p, m = combine_member_views(np.stack(per_view), weights, temperature)
+        probs.append(p)
+        members.append(m)
+    k = len(perm)
+    return (np.concatenate(probs) if probs else np.zeros((0, k), np.float32),
+            np.concatenate(members, axis=1) if members else np.zeros((len(weights), 0, k), np.float32))
+
+
+def _loaded_ensemble(header: ModelFolder) -> LoadedModel:
+    ensemble = load_ensemble(header.folder / "model.pt", header.normalizer(), header.extra_scaler())
+    return LoadedModel(header.folder, header.card, header.spec, header.config, ensemble)
 
 
 def read_inputs(loaded: LoadedModel, rows: Sequence[Sequence[str]]) -> np.ndarray:

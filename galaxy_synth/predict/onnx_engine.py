@@ -16,6 +16,7 @@ import numpy as np
 
 from galaxy_common import DataError
 from galaxy_synth.predict.model_folder import ModelFolder
+from galaxy_synth.predict.uncertainty import combine_member_views, is_ensemble, member_weights
 from synthesis.training import array_view
 
 NEEDS_RUNTIME = "--engine onnx needs onnxruntime: pip install 'galaxy-synth[export]'"
@@ -50,16 +51,33 @@ class OnnxModel(ModelFolder):
     def probabilities(self, images: np.ndarray, extras: np.ndarray, tta: bool = False, precision: str = "fp32",
                       batch_size: int = 64) -> np.ndarray:
         """Calibrated probabilities [N, classes] for model inputs [N, S, S, C], as the torch engine computes them."""
+        return self.probabilities_with_members(images, extras, tta, precision, batch_size)[0]
+
+    def probabilities_with_members(self, images: np.ndarray, extras: np.ndarray, tta: bool = False,
+                                   precision: str = "fp32", batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+        """The probabilities and, for an ensemble (``model.onnx``'s second output), each member's [M, N, K]."""
         if precision != "fp32":
             raise DataError(FP32_ONLY)
         views, perm, rescale = self.test_time_views(tta)
         names = [i.name for i in self.session.get_inputs()]
-        out = []
+        ensemble = is_ensemble(self)
+        weights = member_weights(self) if ensemble else None
+        temperature = float(self.card["probability_calibration"]["temperature"]) if ensemble else 1.0
+        out, members = [], []
         for start in range(0, len(images), batch_size):
             x = np.asarray(images[start:start + batch_size], dtype=np.float32).transpose(0, 3, 1, 2)
             feeds = {}
             if self.spec.n_extra and len(names) > 1:
                 feeds[names[1]] = np.asarray(extras[start:start + batch_size], dtype=np.float32)
+            if ensemble:
+                per_view = []
+                for view in views:
+                    got = self.session.run(None, {names[0]: np.ascontiguousarray(array_view(x, view)), **feeds})[1]
+                    per_view.append((got[..., perm] if view[1] else got).transpose(1, 0, 2))  # [N, M, K] → [M, N, K]
+                p, m = combine_member_views(np.stack(per_view), weights, temperature)
+                out.append(p)
+                members.append(m)
+                continue
             logits = []
             for view in views:
                 got = self.session.run(None, {names[0]: np.ascontiguousarray(array_view(x, view)), **feeds})[0]
@@ -68,4 +86,7 @@ class OnnxModel(ModelFolder):
             scaled -= scaled.max(axis=-1, keepdims=True)
             p = np.exp(scaled)
             out.append((p / p.sum(axis=-1, keepdims=True)).mean(axis=0))
-        return np.concatenate(out) if out else np.zeros((0, len(perm)), np.float32)
+        probs = np.concatenate(out) if out else np.zeros((0, len(perm)), np.float32)
+        if not ensemble:
+            return probs, None
+        return probs, np.concatenate(members, axis=1) if members else np.zeros((len(weights), 0, len(perm)), np.float32)

@@ -33,6 +33,7 @@ class PredictSettings:
     overwrite: bool = False
     progress: bool = True
     embeddings: bool = False  # also each galaxy's pooled features (galaxy_synth.predict.embeddings)
+    target_error: float | None = None  # the `reliable` column's target (None: the card's threshold, if any)
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> PredictSettings:
@@ -41,4 +42,4 @@ class PredictSettings:
                    keep_columns=tuple(c.strip() for c in args.keep_columns.split(",") if c.strip()), out=Path(args.out),
                    tta=args.tta, chunk_size=args.chunk_size, workers=args.workers, dask=args.dask,
                    precision=args.precision, engine=args.engine, overwrite=args.overwrite, progress=args.progress,
-                   embeddings=args.embeddings)
+                   embeddings=args.embeddings, target_error=getattr(args, "target_error", None))

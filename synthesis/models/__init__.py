@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "equivariant": ["plain_convolutions"],
     "builder": ["build_model", "count_flops", "count_params", "cpu_images_per_second", "spec_cost"],
     "latency": ["CATALOGUE_BATCH", "LatencyTable", "measured_ms_per_image", "operators"],
+    "ensemble": ["ENSEMBLE_FORMAT", "EnsembleModel", "WithMemberProbabilities", "load_ensemble", "save_ensemble"],
     "package": ["PackagedModel", "fused_for_inference", "load_model", "save_model"],
     "spec": [
         "ArchSpec",

@@ -34,3 +34,6 @@ def test_card_numbers_match_a_re_evaluation(exported_study):
     assert cm.sum() == t["n_images"] == len(test) and np.trace(cm) / cm.sum() == pytest.approx(t["accuracy"])
     assert card["params"] == count_params(loaded.model.net)
     assert "trial" in (exported_study / "studies/exp/models/rank1/card.md").read_text()
+    selective = card["selective"]  # predict's `reliable`: chosen on the validation split for the target error
+    assert selective["target_error"] == 0.05 and len(selective["validation_curve"]["entropy"]) > 0
+    assert selective["validation_error"] is None or selective["validation_error"] <= 0.05

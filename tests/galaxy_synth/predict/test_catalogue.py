@@ -36,6 +36,7 @@ def test_chunked_output_equals_the_whole_catalogue_in_memory(exported_study, cat
     want = predict_probabilities(loaded, images, cat[["z", "z_err"]].to_numpy(np.float32))
     assert np.allclose(df[[f"p_{c}" for c in loaded.class_names]].to_numpy(), want, atol=1e-5)
     assert (df["status"] == "ok").all() and df["domain_z"].notna().all()
+    assert df["predictive_entropy"].notna().all() and "reliable" in df and "mutual_information" not in df
     assert json.loads((tmp_path / "p.csv.progress.json").read_text())["complete"] is True
 
 
@@ -263,3 +264,28 @@ def test_engine_and_precision_are_chosen_from_the_folder_and_impossible_requests
         inference_settings(read_model_folder(bare), "fp32", "onnx")
     with pytest.raises(DataError, match="runs fp32"):
         inference_settings(model, "bf16", "onnx")
+
+
+def test_an_output_begun_before_the_uncertainty_columns_is_refused_not_mixed(exported_study, catalogue, tmp_path, capsys):
+    """An older release's partial CSV (its journal's signature without the uncertainty columns) is another run:
+    refused without --overwrite, never appended to with more columns than its header; --overwrite redoes it."""
+    import hashlib
+
+    from galaxy_synth.predict.catalogue import _model_signature
+    from galaxy_synth.predict.catalogue_rows import rows_from_catalogue
+    from galaxy_synth.predict.model_folder import read_model_folder
+
+    model, out = _model(exported_study), tmp_path / "p.csv"
+    args = ["predict", "--model", str(model), "--catalogue", str(catalogue / "cat.csv"), "--chunk-size", "7",
+            "--workers", "1", "--precision", "fp32", "--engine", "torch", "--no-progress", "-o", str(out)]
+    assert main(args) == 0
+    header = read_model_folder(model)
+    rows = rows_from_catalogue(header, catalogue / "cat.csv")
+    old = hashlib.sha256(f"{rows.signature()}|{_model_signature(header)}|False|fp32|7".encode()).hexdigest()[:16]
+    journal = tmp_path / "p.csv.progress.json"
+    state = json.loads(journal.read_text())
+    journal.write_text(json.dumps({**state, "signature": old, "chunks": 1, "complete": False}))
+    before = out.read_bytes()
+    assert main(args) != 0 and "another model" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0 and "predictive_entropy" in pd.read_csv(out)

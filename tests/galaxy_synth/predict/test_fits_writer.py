@@ -91,7 +91,7 @@ def test_a_fits_output_holds_the_csv_values_with_units_descriptions_and_the_mode
     assert table.colnames == csv.columns.tolist() and len(table) == 40
     for name in csv.columns:
         got = table[name]
-        if got.dtype.kind in "fi":
+        if got.dtype.kind in "fiu":  # "u": a flag (reliable) as 1/0
             assert np.array_equal(np.asarray(got), csv[name].to_numpy(got.dtype), equal_nan=True), name
         else:
             assert got.tolist() == csv[name].astype(str).tolist(), name
