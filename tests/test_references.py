@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("galaxy_common", "proxies", "synthesis", "correlation", "galaxy_synth")
 FILE_PATH = re.compile(r"\b((?:%s|bench|tests)/[\w/]+\.py)\b" % "|".join(PACKAGES))
-DOTTED = re.compile(r"\b((?:%s)(?:\.\w+)+)" % "|".join(PACKAGES))
+DOTTED = re.compile(r"(?<![\w.])((?:%s)(?:\.\w+)+)" % "|".join(PACKAGES))  # not tests.synthesis.…
 NOT_NAMES = (".py", ".md", ".json", ".pt", ".csv")
 
 
