@@ -7,7 +7,7 @@ import torch
 from galaxy_synth.export.ensemble_folder import write_ensemble_network
 from galaxy_synth.export.folder import example_inputs
 from synthesis.models import EnsembleModel
-from tests.tests/synthesis/models/test_ensemble.py import SPECS, T, WEIGHTS, _members, _want
+from tests.synthesis.models.test_ensemble import SPECS, T, WEIGHTS, _members, _want
 
 
 def test_torchscript_and_onnx_files_give_the_average_and_the_members(tmp_path):
