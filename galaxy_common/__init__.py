@@ -7,7 +7,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "errors": ["DataError", "GalaxySynthError", "StudyMismatchError"],
     "figures": ["pyplot", "save_figure"],
-    "files": ["atomic_path", "atomic_write_text"],
+    "files": ["atomic_folder", "atomic_path", "atomic_write_text"],
     "statistics": [
         "bootstrap_ci",
         "bootstrap_interval",

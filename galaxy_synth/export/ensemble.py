@@ -21,6 +21,7 @@ import numpy as np
 from scipy.special import softmax
 from torch import nn
 
+from galaxy_common import atomic_folder
 from galaxy_synth.export.card import cpu_latency_ms, input_fields
 from galaxy_synth.export.ensemble_card import (
     ensemble_markdown,
@@ -28,7 +29,7 @@ from galaxy_synth.export.ensemble_card import (
     risk_coverage_summary,
     selective_classification,
 )
-from galaxy_synth.export.ensemble_folder import write_ensemble_network, write_folder_atomically, write_json
+from galaxy_synth.export.ensemble_folder import write_ensemble_network, write_json
 from galaxy_synth.export.folder import plain_packaged, test_predictions
 from synthesis import GalaxySynthError
 from synthesis.full_training import stored_or_trained
@@ -128,7 +129,7 @@ def export_ensemble(opened: Any, prep: Any, candidates: list[Candidate], val: An
                          temperature, tmp / "reliability.png", f"ensemble: test split, {len(y_test)} galaxies "
                          f"(ECE {c['ece_before']:.3f} → {c['ece_after']:.3f})")
 
-    write_folder_atomically(folder, write)
+    atomic_folder(folder, write)
     return folder, card
 
 

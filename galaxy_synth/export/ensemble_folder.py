@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,23 +57,6 @@ def write_ensemble_onnx(ensemble: EnsembleModel, spec: ArchSpec, path: Path) -> 
     if err > 1e-3:
         raise GalaxySynthError(f"ONNX export of the ensemble disagrees with torch (max |Δ| {err:.2g})")
     return {"written": True, "verified": True, "max_abs_diff_vs_torch": err, "checked_batch": 4, "outputs": outputs}
-
-
-def write_folder_atomically(folder: Path, write: Callable[[Path], Any]) -> Any:
-    """Run ``write(tmp)`` into a fresh temporary folder beside ``folder``, then swap it in: never a half-written model."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        result = write(tmp)
-        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return result
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import warnings
@@ -20,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from galaxy_common import atomic_folder
 from galaxy_synth.export.card_markdown import card_markdown
 from synthesis.data import PreprocessingConfig
 from synthesis import GalaxySynthError
@@ -108,27 +108,20 @@ def write_model_folder(folder: Path, net: nn.Module, packaged: PackagedModel, sp
                   preprocessing: PreprocessingConfig, predictions: pd.DataFrame,
                   calibration: TemperatureCalibration) -> dict:
     """Write every file into a fresh temporary folder, then swap it in: never a half-written model."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+
+    def write(tmp: Path) -> dict:
         save_model(tmp / "model.pt", net, spec, preprocessing, rank=card["rank"], study=card["study"], trial=card["trial"])
         (tmp / "arch.json").write_text(json.dumps(spec.to_dict(), indent=2))
         onnx_info = write_network_files(tmp, packaged, spec)
-        card = {**card, "onnx": onnx_info}
-        (tmp / "card.json").write_text(json.dumps(card, indent=2))
-        (tmp / "card.md").write_text(card_markdown(card))
+        written = {**card, "onnx": onnx_info}
+        (tmp / "card.json").write_text(json.dumps(written, indent=2))
+        (tmp / "card.md").write_text(card_markdown(written))
         predictions.to_csv(tmp / "test_predictions.csv", index=False)
         plot_reliability(calibration.test_before, calibration.test_after, calibration.temperature, tmp / "reliability.png",
                          f"rank {card['rank']} (trial {card['trial']}): test split, {card['test']['n_images']} galaxies")
-        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return onnx_info
+        return onnx_info
+
+    return atomic_folder(folder, write)
 
 
 def register_artifacts(study: Any, rank: int, trial_number: int, folder: Path, results: Path) -> None:
