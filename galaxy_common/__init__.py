@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
         "kendall",
         "mean_spearman_ci",
         "nanmean",
+        "paired_difference",
         "spearman",
         "spearman_columns",
         "top_k_recall",

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import softmax
 from torch import nn
 
-from galaxy_common import atomic_folder
+from galaxy_common import atomic_folder, paired_difference
 from galaxy_synth.export.card import cpu_latency_ms, input_fields
 from galaxy_synth.export.ensemble_card import (
     ensemble_markdown,
@@ -42,6 +42,7 @@ from synthesis.training import (
     greedy_selection,
     log_loss,
     mirror_permutation,
+    predictive_entropy,
     plot_reliability,
     reliability,
     split_view_logits,
@@ -109,6 +110,8 @@ def export_ensemble(opened: Any, prep: Any, candidates: list[Candidate], val: An
     best = min(members, key=lambda m: log_loss(m.val, y_val))  # the member drawn beside it in risk_coverage.png
     card = _ensemble_card(opened, prep, candidates, members, weights, selection, ensemble, domain, y_test, test_probs)
     card["probability_calibration"] = _calibration(test_members, weights, temperature, y_test)
+    card["test"]["paired"] = paired_with_members(test_probs, candidates, best, y_test)
+    card["test"]["errors_in_least_certain"] = errors_in_least_certain(test_probs, y_test)
     card["selective"] = selective_classification(calibrated_average(np.stack([m.val for m in members]), weights,
                                                                      temperature), y_val, target_error)
     folder = opened.settings.study_dir / "models" / "ensemble"
@@ -131,6 +134,30 @@ def export_ensemble(opened: Any, prep: Any, candidates: list[Candidate], val: An
 
     atomic_folder(folder, write)
     return folder, card
+
+
+def paired_with_members(test_probs: np.ndarray, candidates: list[Candidate], best: Candidate,
+                        y_test: np.ndarray) -> dict[str, Any]:
+    """The ensemble's test accuracy minus each candidate's on the same galaxies (paired bootstrap over galaxies),
+    and which candidate is the fair comparison: the best by validation log-loss (what one would have exported
+    alone) and, stricter, the best on the test split itself."""
+    right = test_probs.argmax(1) == y_test
+    by_trial = {str(c.trial): paired_difference(right, c.test.argmax(1) == y_test, n_resamples=10_000)
+                for c in candidates}
+    best_on_test = max(candidates, key=lambda c: float((c.test.argmax(1) == y_test).mean()))
+    return {"method": "accuracy(ensemble) − accuracy(candidate) on the same test galaxies; 95% bootstrap interval "
+                      "resampling galaxies", "best_by_validation": str(best.trial),
+            "best_on_test": str(best_on_test.trial), "candidates": by_trial}
+
+
+def errors_in_least_certain(probabilities: np.ndarray, labels: np.ndarray, share: float = 0.2) -> dict[str, float]:
+    """The share of all test errors that falls among the ``share`` of galaxies with the highest predictive entropy:
+    how much setting aside the least certain fifth cleans the catalogue."""
+    wrong = probabilities.argmax(1) != labels
+    order = np.argsort(-predictive_entropy(probabilities), kind="stable")
+    least_certain = order[: int(round(share * len(order)))]
+    return {"share_of_galaxies": share, "errors": int(wrong.sum()),
+            "share_of_errors": float(wrong[least_certain].sum() / wrong.sum()) if wrong.any() else float("nan")}
 
 
 def _calibration(test_members: np.ndarray, weights: np.ndarray, temperature: float, y_test: np.ndarray) -> dict:

@@ -68,6 +68,23 @@ def risk_coverage_summary(named: dict[str, np.ndarray], labels: np.ndarray, path
             "curves": summary}
 
 
+def _paired_lines(test: dict[str, Any]) -> str:
+    """The card's sentences on the paired comparison with the best member and on where the errors sit."""
+    lines = []
+    if "paired" in test:
+        p = test["paired"]
+        for label, trial in (("by validation log-loss", p["best_by_validation"]), ("on the test split", p["best_on_test"])):
+            d = p["candidates"][trial]
+            lines.append(f"Against the best candidate {label} (trial {trial}), on the same {d['n']} galaxies: accuracy "
+                         f"{d['difference']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] (paired bootstrap 95%; "
+                         f"{d['only_a_right']} galaxies only the ensemble gets right, {d['only_b_right']} only the member).")
+    if "errors_in_least_certain" in test:
+        e = test["errors_in_least_certain"]
+        lines.append(f"The {e['share_of_galaxies']:.0%} least certain test galaxies (highest entropy) hold "
+                     f"{e['share_of_errors']:.0%} of the ensemble's {e['errors']} errors.")
+    return "".join(f"\n{line}\n" for line in lines)
+
+
 def ensemble_markdown(card: dict[str, Any]) -> str:
     """``card.md`` of the ensemble folder."""
     t = card["test"]
@@ -86,7 +103,7 @@ Greedy ensemble selection (Caruana et al. 2004) on the validation split's log-lo
 
 | model | weight | accuracy | balanced accuracy | log-loss | ECE |
 |---|---|---|---|---|---|
-{rows}
+{rows}{_paired_lines(t)}
 ## Probabilities and uncertainty
 
 The weighted mean of the members' calibrated probabilities, its log divided by the temperature {card['probability_calibration']['temperature']:.3f} fitted on the validation split.

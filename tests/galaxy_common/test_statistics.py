@@ -39,3 +39,22 @@ def test_bootstrap_interval_brackets_the_statistic_and_narrows_with_more_rows():
         assert lo <= spearman(x, y) <= hi
         widths.append(hi - lo)
     assert widths[1] < widths[0]
+
+
+def test_paired_difference_counts_discordant_galaxies_and_its_interval_is_narrower_than_unpaired():
+    from galaxy_common.statistics import paired_difference
+
+    rng = np.random.default_rng(0)
+    b = rng.random(800) < 0.85
+    a = b.copy()
+    flip = rng.choice(np.flatnonzero(~b), size=20, replace=False)  # a is right on 20 galaxies b gets wrong
+    a[flip] = True
+    d = paired_difference(a, b)
+    assert d["difference"] == pytest.approx(20 / 800) and d["only_a_right"] == 20 and d["only_b_right"] == 0
+    low, high = d["ci95"]
+    assert 0 < low < d["difference"] < high
+    unpaired_se = np.sqrt(0.85 * 0.15 / 800)
+    assert high - low < 2 * 1.96 * unpaired_se  # pairing removes the shared galaxies' noise
+    assert paired_difference(b, a)["ci95"][1] < 0
+    with pytest.raises(ValueError):
+        paired_difference(a, b[:-1])

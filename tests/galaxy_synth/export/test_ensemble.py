@@ -37,6 +37,15 @@ def test_the_ensemble_folder_and_card(ensemble_study):
     for curve in card["risk_coverage"]["curves"].values():
         assert 0 <= curve["aurc"] <= 1 and len(curve["coverage"]) == len(curve["error"])
     assert card["onnx"]["verified"] and card["params"] > 0 and card["flops_per_image"] > 0
+    paired, y = card["test"]["paired"], card["test"]["n_images"]
+    assert set(paired["candidates"]) == {str(t) for t in card["ensemble"]["candidate_trials"]}
+    for trial, d in paired["candidates"].items():  # the paired difference is the difference of the accuracies
+        member = card["test"]["members"].get(trial)
+        if member is not None:
+            assert d["difference"] == pytest.approx(card["test"]["ensemble"]["accuracy"] - member["accuracy"])
+        assert d["n"] == y and d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+    assert 0 <= card["test"]["errors_in_least_certain"]["share_of_errors"] <= 1 or card["test"]["errors_in_least_certain"]["errors"] == 0
+    assert "best candidate by validation log-loss" in (folder / "card.md").read_text()
 
 
 def test_torchscript_and_onnx_average_the_members_calibrated_probabilities(ensemble_study):
@@ -125,3 +134,13 @@ def test_members_with_different_inputs_are_refused():
     check_shared_inputs([small, ArchSpec(num_classes=3, stages=(StageSpec(2, 12),), image_size=16)])  # same inputs
     with pytest.raises(GalaxySynthError, match="different inputs"):
         check_shared_inputs([small, ArchSpec(num_classes=3, stages=(StageSpec(1, 8),), image_size=32)])
+
+
+def test_errors_in_least_certain_counts_the_errors_among_the_highest_entropy_fifth():
+    from galaxy_synth.export.ensemble import errors_in_least_certain
+
+    labels = np.zeros(10, dtype=int)
+    sure_right = [0.99, 0.01]
+    probabilities = np.array([[0.45, 0.55], [0.4, 0.6]] + [sure_right] * 7 + [[0.02, 0.98]])  # 3 errors
+    e = errors_in_least_certain(probabilities, labels)
+    assert e["errors"] == 3 and e["share_of_errors"] == pytest.approx(2 / 3)  # the 2 least certain are 2 of the 3
