@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from galaxy_synth.cli import main
-from tests.galaxy_synth.export.test_ensemble import ensemble_study  # noqa: F401 — the fixture, by its name
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
@@ -27,7 +26,7 @@ def test_report_has_every_section_and_figure(exported_study, capsys):
     assert "<h2>Ensemble</h2>" not in page and not (exported_study / "studies/exp/report/risk_coverage_ensemble.png").exists()
 
 
-def test_report_shows_the_ensemble_beside_its_members_and_its_risk_coverage(ensemble_study):  # noqa: F811
+def test_report_shows_the_ensemble_beside_its_members_and_its_risk_coverage(ensemble_study):
     results = ensemble_study.parents[2]
     assert main(["report", "--results", str(results), "--study", "exp"]) == 0
     report = results / "studies/exp/report"
