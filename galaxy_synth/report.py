@@ -3,8 +3,10 @@
 Sections: data (class balance, split), optimisation history, parameter importances (Optuna's
 PED-ANOVA evaluator, which needs no scikit-learn), the proxy's calibration (the out-of-fold scatter
 and per-metric bars that ``correlate`` drew, with its cross-validated numbers), and the exported
-top models with their confusion matrices. Sections whose inputs do not exist yet (no
-``correlate``, no ``export``) say which command makes them.
+top models with their confusion matrices, and the ensemble where ``export --ensemble`` made one (its members'
+test metrics beside its own, the reliability threshold, the risk–coverage curves). Sections whose inputs do not
+exist yet (no ``correlate``, no ``export``) say which command makes them; a study without an ensemble has no
+ensemble section.
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ def write_study_report(storage: str, study_name: str | None, results: Path) -> P
     out = opened.settings.study_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     sections = [_data_section(opened, out), _search_section(opened, storage, out),
-                _calibration_section(opened.settings.study_dir, out), _models_section(opened.settings.study_dir, name, out)]
+                _calibration_section(opened.settings.study_dir, out), _models_section(opened.settings.study_dir, name, out),
+                _ensemble_section(opened.settings.study_dir, name, out)]
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>galaxy-synth: {html.escape(name)}"
             f"</title><style>{CSS}</style></head><body><h1>galaxy-synth study <code>{html.escape(name)}</code></h1>"
             f"<p class='note'>storage {html.escape(masked(storage))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>"
@@ -261,3 +264,53 @@ def _models_section(folder: Path, study_name: str, out: Path) -> str:
     if cards:
         return "<h2>Top models</h2><div class='cards'>" + "".join(cards) + "</div>"
     return "<h2>Top models</h2><p class='note'>None exported yet: run <code>galaxy-synth export</code> (make export).</p>"
+
+
+def _ensemble_section(folder: Path, study_name: str, out: Path) -> str:
+    """``models/ensemble/``: its members, its test metrics beside each member's, the reliability threshold and the
+    risk–coverage curves (drawn from the card's numbers); empty where the study has no ensemble."""
+    from synthesis.training import plot_risk_coverage
+
+    card_path = folder / "models" / "ensemble" / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    if card.get("study") != study_name:
+        return ""
+    ensemble, curves = card["ensemble"], card.get("risk_coverage", {}).get("curves", {})
+    n = len(ensemble["members"])
+    intro = (f"<p>{n} member{'s' if n > 1 else ''} chosen by greedy selection on the validation log-loss from the top "
+             f"{ensemble['candidates']} fully trained trials; {card['params']:,} parameters · "
+             f"{card['flops_per_image'] / 1e6:.1f} MFLOPs (summed) · {card['cpu_latency']['median_ms']:.2f} ms/image "
+             f"(CPU, 1 thread). Test split, {card['test']['n_images']} images:</p>")
+    figure = ""
+    if curves:
+        plot_risk_coverage({name: (c["coverage"], c["error"], c["aurc"]) for name, c in curves.items()},
+                           out / "risk_coverage_ensemble.png")
+        aurcs = ", ".join(f"{name} {c['aurc']:.4f}" for name, c in curves.items())
+        figure = _img("risk_coverage_ensemble.png", "error rate among the galaxies kept against the share kept, the "
+                                                    f"least certain (highest entropy) set aside first; AURC {aurcs}")
+    return ("<h2>Ensemble</h2>" + intro + _table(_ensemble_rows(card, curves)) + _selective_note(card.get("selective"))
+            + figure + f"<p class='note'>{html.escape(str(card_path.parent))}</p>")
+
+
+def _ensemble_rows(card: dict[str, Any], curves: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ensemble's test metrics, then each member's (AURC for those the card drew: the ensemble, its best member)."""
+    named = [("ensemble", 1.0, card["test"]["ensemble"])]
+    named += [(f"trial {m['trial']}", m["weight"], card["test"]["members"][str(m["trial"])])
+              for m in card["ensemble"]["members"]]
+    return [{"model": name, "weight": weight, "accuracy": metrics["accuracy"],
+             "balanced acc.": metrics["balanced_accuracy"], "log-loss": metrics["log_loss"], "ECE": metrics["ece"],
+             "AURC": curves.get(name, {}).get("aurc", "—")} for name, weight, metrics in named]
+
+
+def _selective_note(selective: dict[str, Any] | None) -> str:
+    """The reliability threshold chosen on the validation split for the target error (predict's ``reliable``)."""
+    if not selective:
+        return ""
+    target = f"a {selective['target_error']:.1%} error rate"
+    if selective.get("entropy_threshold") is None:
+        return f"<p>Reliability threshold: none; not even the most certain validation galaxies meet {target}.</p>"
+    error = selective.get("validation_error")
+    return (f"<p>Reliability threshold (predict's <code>reliable</code>): predictive entropy ≤ "
+            f"{selective['entropy_threshold']:.4g} nats, chosen on the validation split for {target}: it keeps "
+            f"{selective['validation_coverage']:.1%} of the validation galaxies"
+            + (f", {error:.1%} of them wrong" if error is not None else "") + ".</p>")

@@ -99,6 +99,20 @@ def exported_study(tmp_path_factory):
     return results
 
 
+@pytest.fixture(scope="session")
+def ensemble_study(exported_study, tmp_path_factory):
+    """A copy of the exported tiny study (its ranks 1-2 reused), with models/ensemble/ from its top 3: its models folder."""
+    import shutil
+
+    from galaxy_synth.cli import main
+
+    results = tmp_path_factory.mktemp("ensemble") / "results"
+    shutil.copytree(exported_study, results)
+    assert main(["export", "--top", "1", "--full-epochs", "2", "--ensemble", "3", "--ensemble-members", "4",
+                 "--results", str(results), "--study", "exp", "--no-progress"]) == 0
+    return results / "studies/exp/models"
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     """A 7-trial study on the embedded set, one per test module that asks (its ground truth accumulates)."""

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from synthesis.training import entropy_threshold, log_loss, predictive_entropy, reliability, risk_coverage
+from synthesis.training import (
+    entropy_threshold,
+    log_loss,
+    plot_risk_coverage,
+    predictive_entropy,
+    reliability,
+    risk_coverage,
+)
 
 CURVE_POINTS = 101  # the risk–coverage curves in card.json, at these coverages (the PNG draws every point)
 
@@ -42,28 +49,13 @@ def selective_classification(val_probabilities: np.ndarray, val_labels: np.ndarr
 def risk_coverage_summary(named: dict[str, np.ndarray], labels: np.ndarray, path: Path) -> dict[str, Any]:
     """AURC and the risk–coverage curve of each named probability matrix on the test split (entropy orders them);
     draws them all into ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     summary: dict[str, Any] = {}
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    drawn = {name: risk_coverage(predictive_entropy(p), p.argmax(1) == labels) for name, p in named.items()}
     grid = np.linspace(0.01, 1.0, CURVE_POINTS - 1)
-    for name, probabilities in named.items():
-        coverage, risk, aurc = risk_coverage(predictive_entropy(probabilities), probabilities.argmax(1) == labels)
+    for name, (coverage, risk, aurc) in drawn.items():
         at = np.clip(np.searchsorted(coverage, grid), 0, len(coverage) - 1)
         summary[name] = {"aurc": aurc, "coverage": grid.round(4).tolist(), "error": risk[at].round(5).tolist()}
-        ax.plot(coverage, risk, label=f"{name} (AURC {aurc:.3f})")
-    ax.set_xlabel("coverage (share of galaxies kept, least certain set aside)")
-    ax.set_ylabel("error rate among those kept (test split)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title("Risk–coverage on the test split", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_risk_coverage(drawn, path)
     return {"method": "galaxies kept in order of rising predictive entropy; AURC = mean error over coverages",
             "curves": summary}
 

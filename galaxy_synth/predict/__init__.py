@@ -5,7 +5,7 @@ Modules: :mod:`.model_folder` (the card, architecture and preprocessing, read wi
 (the same probabilities from ``model.onnx`` in ONNX Runtime, no torch), :mod:`.catalogue_rows` (what a
 run classifies: paths, carried columns, extra inputs), :mod:`.catalogue` (streaming inference in
 chunks: a decode pool started before the network loads, or Dask; engine and precision; resume),
-:mod:`.chunk_writers` (CSV with a journal, Parquet parts), :mod:`.fits_writer` (a FITS table assembled from
+:mod:`.chunk_writers` (CSV with a journal, Parquet parts, the ``.npy`` parts folder), :mod:`.fits_writer` (a FITS table assembled from
 parts), :mod:`.output_formats` (which writer ``-o`` names), :mod:`.embeddings` (``--embeddings``: each galaxy's
 pooled features), :mod:`.uncertainty` (``predictive_entropy``, an ensemble's ``mutual_information``, ``reliable``
 against the card's threshold or ``--target-error``), :mod:`.input_domain` (``domain_z``: how unlike the training images), :mod:`.settings`
@@ -24,7 +24,7 @@ _HOMES = {
     "model_folder": ("read_model_folder", "ModelFolder", "MODEL_FILES"),
     "network": ("load_model_dir", "LoadedModel", "predict_probabilities", "read_inputs"),
     "onnx_engine": ("OnnxModel",),
-    "chunk_writers": ("CsvChunkWriter", "ParquetChunkWriter"),
+    "chunk_writers": ("CsvChunkWriter", "ParquetChunkWriter", "PartsFolder"),
     "fits_writer": ("FitsChunkWriter", "read_fits_table"),
     "output_formats": ("output_format", "open_writer", "read_output", "embeddings_path"),
     "embeddings": ("embedding_engine", "classify_and_embed"),

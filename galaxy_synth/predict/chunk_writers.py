@@ -2,14 +2,17 @@
 (a FITS table: :mod:`galaxy_synth.predict.fits_writer`).
 
 Both resume: a rerun of the same run (same model, rows and options: the signature) goes on after
-the last whole chunk; another run's output is never silently mixed in or overwritten.
+the last whole chunk; another run's output is never silently mixed in or overwritten. :class:`PartsFolder`
+is the ``.npy`` parts folder from which a FITS table and an embeddings array are assembled at the end.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -103,8 +106,6 @@ class ParquetChunkWriter:
         if self._opened:
             return
         if self._replace:
-            import shutil
-
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "_signature").write_text(self.signature)
@@ -138,3 +139,60 @@ def _write_with_embeddings(path: Path, table: pd.DataFrame, embeddings: np.ndarr
     vectors = np.ascontiguousarray(embeddings, dtype=np.float16)
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float16()), vectors.shape[1])
     pq.write_table(pa.Table.from_pandas(table, preserve_index=False).append_column("embedding", column), path)
+
+
+class PartsFolder:
+    """Whole ``part-NNNNNN.npy`` files in a folder beside one output assembled from them when the run completes, and
+    the ``_signature`` of the run writing them (a rerun of the same run goes on after the last whole part).
+
+    Nothing is touched before the first write: only then, with ``replace``, are an earlier output and its parts
+    removed (see :meth:`CsvChunkWriter._open`)."""
+
+    def __init__(self, folder: Path, output: Path, signature: str, replace: bool) -> None:
+        self.folder, self.output, self.signature, self.replace = Path(folder), Path(output), signature, replace
+        marker = self.folder / "_signature"
+        self.found_signature = marker.read_text() if marker.is_file() else None  # of the run whose parts are there
+        self._opened = False
+
+    def part(self, index: int) -> Path:
+        return self.folder / f"part-{index:06d}.npy"
+
+    def whole_parts(self) -> int:
+        """Parts are written in order, each renamed into place whole: the first missing one is where to go on."""
+        n = 0
+        while self.part(n).is_file():
+            n += 1
+        return n
+
+    def write(self, index: int, array: np.ndarray) -> None:
+        """Part ``index``, written under a hidden name and synced, then renamed into place (a kill leaves none of it)."""
+        self._open()
+        part = self.part(index)
+        tmp = self.folder / f".{part.name}.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, part)
+
+    def assemble(self, chunks: int, write: Callable[[Path, list[Path]], None]) -> None:
+        """``write(tmp, parts)`` the output from the first ``chunks`` parts under a temporary name, rename it into
+        place, then remove the folder (a kill between the two leaves a whole output)."""
+        self._open()
+        tmp = self.output.with_name(f".{self.output.name}.tmp")
+        write(tmp, [self.part(i) for i in range(chunks)])
+        os.replace(tmp, self.output)
+        shutil.rmtree(self.folder)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _open(self) -> None:
+        if self._opened:
+            return
+        if self.replace:
+            self.output.unlink(missing_ok=True)
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "_signature").write_text(self.signature)
+        self._opened = True

@@ -16,8 +16,6 @@ resumes with the table. An unreadable image's row is NaN.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from galaxy_common import DataError
+from galaxy_synth.predict.chunk_writers import PartsFolder
 
 NEEDS_TORCH = ("--embeddings needs the torch engine (model.onnx gives only the class scores): "
                "use --engine torch or auto")
@@ -84,63 +83,40 @@ class EmbeddingFile:
 
     def __init__(self, out: Path, signature: str, overwrite: bool, chunks_done: int, complete: bool) -> None:
         self.path = out.with_name(out.name + ".embeddings.npy")
-        self.parts = out.with_name(out.name + ".embeddings.parts")
-        self.signature = signature
-        marker = self.parts / "_signature"
-        ours = marker.is_file() and marker.read_text() == signature  # parts of this run (perhaps killed before a row)
+        fresh = chunks_done == 0 and not complete
+        self._parts = PartsFolder(out.with_name(out.name + ".embeddings.parts"), self.path, signature, replace=fresh)
+        folder = self._parts.folder
+        ours = self._parts.found_signature == signature  # parts of this run (perhaps killed before a row)
         resuming = chunks_done > 0 and not complete
         if resuming and not ours:
-            raise DataError(f"{self.parts} is missing or holds another run: pass --overwrite or choose another -o")
-        if resuming and not all((self.parts / _part_name(i)).is_file() for i in range(chunks_done)):
-            raise DataError(f"{self.parts} lacks chunks the table has: pass --overwrite or choose another -o")
-        self._fresh = chunks_done == 0 and not complete
-        if self._fresh and not overwrite and (self.path.exists() or (self.parts.exists() and not ours)):
+            raise DataError(f"{folder} is missing or holds another run: pass --overwrite or choose another -o")
+        if resuming and self._parts.whole_parts() < chunks_done:
+            raise DataError(f"{folder} lacks chunks the table has: pass --overwrite or choose another -o")
+        if fresh and not overwrite and (self.path.exists() or (folder.exists() and not ours)):
             raise DataError(f"{self.path} exists and is not this run's: pass --overwrite or choose another -o")
-        self._opened = False
-
-    def _open(self) -> None:
-        """The first write: only now is an earlier run's file removed (nothing is lost if this run fails first)."""
-        if self._opened:
-            return
-        if self._fresh:
-            self.path.unlink(missing_ok=True)
-            shutil.rmtree(self.parts, ignore_errors=True)
-        self.parts.mkdir(parents=True, exist_ok=True)
-        (self.parts / "_signature").write_text(self.signature)
-        self._opened = True
 
     def append(self, index: int, vectors: np.ndarray) -> None:
-        self._open()
-        part = self.parts / _part_name(index)
-        tmp = self.parts / f".{part.name}.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(vectors, dtype=np.float16))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, part)
+        self._parts.write(index, np.asarray(vectors, dtype=np.float16))
 
     def finish(self, chunks: int) -> None:
-        """Assemble the parts into one array, written under a temporary name then renamed; a kill after the rename
-        leaves a whole file (a rerun finds no parts and keeps it)."""
-        if not self.parts.is_dir() and self.path.is_file():
+        """Assemble the parts into one array (a kill after its rename leaves a whole file: a rerun finds no parts
+        and keeps it)."""
+        if not self._parts.folder.is_dir() and self.path.is_file():
             return
-        self._open()
-        parts = [np.load(self.parts / _part_name(i), mmap_mode="r") for i in range(chunks)]
-        width = parts[0].shape[1] if parts else 0
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        whole = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(sum(map(len, parts)), width))
-        start = 0
-        for part in parts:  # one part in memory at a time
-            whole[start:start + len(part)] = part
-            start += len(part)
-        whole.flush()
-        del whole
-        os.replace(tmp, self.path)
-        shutil.rmtree(self.parts)
+        self._parts.assemble(chunks, _concatenate)
 
 
-def _part_name(index: int) -> str:
-    return f"part-{index:06d}.npy"
+def _concatenate(target: Path, parts: list[Path]) -> None:
+    """The parts' rows, one part in memory at a time, as one float16 ``.npy`` array."""
+    loaded = [np.load(part, mmap_mode="r") for part in parts]
+    width = loaded[0].shape[1] if loaded else 0
+    whole = np.lib.format.open_memmap(target, mode="w+", dtype=np.float16, shape=(sum(map(len, loaded)), width))
+    start = 0
+    for part in loaded:
+        whole[start:start + len(part)] = part
+        start += len(part)
+    whole.flush()
+    del whole
 
 
 class WithEmbeddingFile:

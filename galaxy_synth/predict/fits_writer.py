@@ -19,7 +19,6 @@ study, trial, creation date, a hash of ``model.pt``), the software version and t
 from __future__ import annotations
 
 import os
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from galaxy_common import DataError
+from galaxy_synth.predict.chunk_writers import PartsFolder
 
 NEEDS_ASTROPY = "FITS output needs astropy: pip install 'galaxy-synth[fits]' (or write a .csv or .parquet)"
 TEXT_COLUMNS = ("id", "file", "status", "predicted", "extra_inputs")  # never turned into numbers
@@ -91,63 +91,39 @@ class FitsChunkWriter:
                  header: dict[str, tuple[Any, str]] | None = None) -> None:
         self._fits = _astropy()
         self.path = Path(path)
-        self.parts = self.path.with_name(self.path.name + ".parts")
         self.signature = signature
         self.header = dict(header or {})
+        folder = self.path.with_name(self.path.name + ".parts")
+        self._replace = overwrite and (self.path.exists() or folder.exists())
+        self._parts = PartsFolder(folder, self.path, signature, replace=self._replace)
         written = _finished_signature(self._fits, self.path)
-        marker = self.parts / "_signature"
-        parts_signature = marker.read_text() if marker.is_file() else None
         if not overwrite:
             if self.path.exists() and written is None:
                 raise DataError(f"{self.path} exists and was not written by a resumable predict: pass --overwrite or choose another -o")
-            if (written not in (None, signature)) or (self.parts.exists() and parts_signature != signature):
+            if (written not in (None, signature)) or (folder.exists() and self._parts.found_signature != signature):
                 raise DataError(f"{self.path} is a run of another model, input list or option set (its header or "
-                                f"{self.parts.name} says so): pass --overwrite or choose another -o")
-        self._replace = overwrite and (self.path.exists() or self.parts.exists())
+                                f"{folder.name} says so): pass --overwrite or choose another -o")
         self.complete = not self._replace and written == signature
         if self.complete:
             self._next = int(self._fits.getval(self.path, "PREDCHNK", ext=1))
         else:
-            self._next = 0 if self._replace else _whole_parts(self.parts)
-        self._opened = False
+            self._next = 0 if self._replace else self._parts.whole_parts()
 
     @property
     def chunks_done(self) -> int:
         return self._next
 
-    def _open(self) -> None:
-        """The first write: only now is a replaced output removed (see :meth:`CsvChunkWriter._open`)."""
-        if self._opened:
-            return
-        if self._replace:
-            self.path.unlink(missing_ok=True)
-            shutil.rmtree(self.parts, ignore_errors=True)
-        self.parts.mkdir(parents=True, exist_ok=True)
-        (self.parts / "_signature").write_text(self.signature)
-        self._opened = True
-
     def append(self, table: pd.DataFrame, embeddings: np.ndarray | None = None) -> None:
-        self._open()
-        part = self.parts / f"part-{self._next:06d}.npy"
-        tmp = self.parts / f".{part.name}.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, _records(table))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, part)
+        self._parts.write(self._next, _records(table))
         self._next += 1
 
     def finish(self) -> None:
         if self.complete:
-            shutil.rmtree(self.parts, ignore_errors=True)  # a kill between the rename and the clean-up
+            self._parts.remove()  # a kill between the rename and the clean-up
             return
-        self._open()
-        parts = [self.parts / f"part-{i:06d}.npy" for i in range(self._next)]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        _write_table(self._fits, tmp, parts, {**self.header, "PREDSIG": (self.signature, "predict run signature (resume)"),
-                                              "PREDCHNK": (self._next, "chunks in this run")})
-        os.replace(tmp, self.path)
-        shutil.rmtree(self.parts)
+        keys = {**self.header, "PREDSIG": (self.signature, "predict run signature (resume)"),
+                "PREDCHNK": (self._next, "chunks in this run")}
+        self._parts.assemble(self._next, lambda tmp, parts: _write_table(self._fits, tmp, parts, keys))
         self.complete = True
 
 
@@ -159,14 +135,6 @@ def _finished_signature(fits: Any, path: Path) -> str | None:
         return str(fits.getval(path, "PREDSIG", ext=1))
     except (OSError, KeyError, IndexError, TypeError, ValueError):
         return None
-
-
-def _whole_parts(folder: Path) -> int:
-    """Parts are written in order, each renamed into place whole: the first missing one is where to go on."""
-    n = 0
-    while (folder / f"part-{n:06d}.npy").is_file():
-        n += 1
-    return n
 
 
 def _records(table: pd.DataFrame) -> np.ndarray:

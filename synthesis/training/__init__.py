@@ -9,6 +9,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "temperature": ["TemperatureCalibration", "calibrate_network", "fit_temperature", "plot_reliability", "reliability",
                     "split_view_logits", "view_probabilities"],
     "uncertainty": ["Selection", "entropy_threshold", "greedy_selection", "log_loss", "mutual_information",
-                    "predictive_entropy", "risk_coverage"],
+                    "plot_risk_coverage", "predictive_entropy", "risk_coverage"],
     "views": ["array_view", "dihedral_views", "mirror_permutation", "view_logits", "view_of"],
 })

@@ -9,12 +9,15 @@ All numpy, no torch: predict's ONNX process uses them. Entropies are in nats.
 * greedy ensemble selection (Caruana et al. 2004): forward selection with replacement of the member whose
   addition most lowers the validation log-loss of the weighted average, stopping when none lowers it;
 * risk–coverage: keep the galaxies whose entropy is lowest, the error rate among those kept against the share
-  kept; its area (AURC) is the mean of that error over every coverage (lower is better).
+  kept; its area (AURC) is the mean of that error over every coverage (lower is better). :func:`plot_risk_coverage`
+  draws it (the ensemble card's ``risk_coverage.png`` and the study report); matplotlib loads only there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -101,3 +104,26 @@ def entropy_threshold(entropy: np.ndarray, correct: np.ndarray, target_error: fl
     rate = errors / np.arange(1, len(u) + 1)
     allowed = np.flatnonzero((rate <= target_error) & np.r_[u[1:] != u[:-1], True])
     return float(u[allowed[-1]]) if len(allowed) else float("-inf")
+
+
+def plot_risk_coverage(curves: Mapping[str, tuple[Sequence[float], Sequence[float], float]], path: Path | str) -> None:
+    """Draw named test-split risk–coverage curves, each ``(coverage, error rate, AURC)`` as :func:`risk_coverage`
+    returns it, into ``path`` (each legend entry gives its AURC)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.style.context("default"):  # the same figure wherever it is drawn (Optuna's plots switch styles)
+        fig, ax = plt.subplots(figsize=(4.6, 4.2))
+        for name, (coverage, risk, aurc) in curves.items():
+            ax.plot(coverage, risk, label=f"{name} (AURC {aurc:.3f})")
+        ax.set_xlabel("coverage (share of galaxies kept, least certain set aside)")
+        ax.set_ylabel("error rate among those kept (test split)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title("Risk–coverage on the test split", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)

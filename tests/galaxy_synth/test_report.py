@@ -1,5 +1,6 @@
 """The study report: a static page whose every figure loads in a real headless browser."""
 
+import json
 import shutil
 import subprocess
 
@@ -22,6 +23,26 @@ def test_report_has_every_section_and_figure(exported_study, capsys):
                 "confusion_rank2.png"):
         assert f'src="{png}"' in page and (exported_study / "studies/exp/report" / png).stat().st_size > 1000
     assert "galaxy-synth correlate" in page  # the calibration section says how to fill it
+    assert "<h2>Ensemble</h2>" not in page and not (exported_study / "studies/exp/report/risk_coverage_ensemble.png").exists()
+
+
+def test_report_shows_the_ensemble_beside_its_members_and_its_risk_coverage(ensemble_study):
+    results = ensemble_study.parents[2]
+    assert main(["report", "--results", str(results), "--study", "exp"]) == 0
+    report = results / "studies/exp/report"
+    page = (report / "index.html").read_text()
+    section = page[page.index("<h2>Ensemble</h2>"):]
+    card = json.loads((ensemble_study / "ensemble" / "card.json").read_text())
+    for member in card["ensemble"]["members"]:
+        metrics = card["test"]["members"][str(member["trial"])]
+        assert f"<td>trial {member['trial']}</td><td>{member['weight']:.4g}</td><td>{metrics['accuracy']:.4g}</td>" in section
+    ensemble = card["test"]["ensemble"]
+    assert (f"<td>ensemble</td><td>1</td><td>{ensemble['accuracy']:.4g}</td><td>{ensemble['balanced_accuracy']:.4g}</td>"
+            f"<td>{ensemble['log_loss']:.4g}</td><td>{ensemble['ece']:.4g}</td>"
+            f"<td>{card['risk_coverage']['curves']['ensemble']['aurc']:.4g}</td>") in section
+    assert f"{card['flops_per_image'] / 1e6:.1f} MFLOPs" in section and "Reliability threshold" in section
+    assert all(f"{name} {c['aurc']:.4f}" in section for name, c in card["risk_coverage"]["curves"].items())
+    assert 'src="risk_coverage_ensemble.png"' in section and (report / "risk_coverage_ensemble.png").stat().st_size > 1000
 
 
 def test_report_renders_in_headless_chromium(exported_study, tmp_path):

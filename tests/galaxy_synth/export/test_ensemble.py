@@ -2,7 +2,6 @@
 its card says what predict needs, and predict runs it on both engines with the uncertainty columns."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -11,16 +10,6 @@ import torch
 from galaxy_synth.cli import main
 from galaxy_synth.export.folder import example_inputs
 from galaxy_synth.predict.network import load_model_dir
-
-
-@pytest.fixture(scope="module")
-def ensemble_study(exported_study, tmp_path_factory):
-    """A copy of the exported tiny study (its ranks 1-2 reused), with models/ensemble/ from its top 3."""
-    results = tmp_path_factory.mktemp("ensemble") / "results"
-    shutil.copytree(exported_study, results)
-    assert main(["export", "--top", "1", "--full-epochs", "2", "--ensemble", "3", "--ensemble-members", "4",
-                 "--results", str(results), "--study", "exp", "--no-progress"]) == 0
-    return results / "studies/exp/models"
 
 
 def test_the_ensemble_folder_and_card(ensemble_study):

@@ -2,11 +2,12 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from galaxy_common.errors import DataError
-from galaxy_synth.predict.chunk_writers import CsvChunkWriter, ParquetChunkWriter
+from galaxy_synth.predict.chunk_writers import CsvChunkWriter, ParquetChunkWriter, PartsFolder
 
 
 def _chunk(start: int, n: int = 3) -> pd.DataFrame:
@@ -58,3 +59,24 @@ def test_parquet_parts_resume_after_the_last_whole_part(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(out).reset_index(drop=True), pd.concat([_chunk(0), _chunk(3)], ignore_index=True))
     with pytest.raises(DataError, match="holds another run"):
         ParquetChunkWriter(out, "other")
+
+
+def test_a_parts_folder_replaces_nothing_before_its_first_part_and_goes_on_after_the_last_whole_one(tmp_path):
+    output = tmp_path / "out.npy"
+    output.write_bytes(b"an earlier run")
+    parts = PartsFolder(tmp_path / "out.parts", output, "sig", replace=True)
+    assert output.read_bytes() == b"an earlier run" and not parts.folder.exists()  # a run failing now loses nothing
+    parts.write(0, np.arange(3))
+    assert not output.exists() and (parts.folder / "_signature").read_text() == "sig"
+    parts.write(1, np.arange(2))
+    (parts.folder / ".part-000002.npy.tmp").write_bytes(b"half")  # a kill inside the third part's write
+    again = PartsFolder(parts.folder, output, "sig", replace=False)
+    assert again.found_signature == "sig" and again.whole_parts() == 2
+    again.write(2, np.arange(1))
+
+    def concatenate(target, paths):
+        with open(target, "wb") as f:
+            np.save(f, np.concatenate([np.load(p) for p in paths]))
+
+    again.assemble(3, concatenate)
+    assert np.load(output).tolist() == [0, 1, 2, 0, 1, 0] and not parts.folder.exists()

@@ -8,6 +8,7 @@ from synthesis.training.uncertainty import (
     greedy_selection,
     log_loss,
     mutual_information,
+    plot_risk_coverage,
     predictive_entropy,
     risk_coverage,
 )
@@ -81,3 +82,15 @@ def test_entropy_threshold_meets_the_target_error():
     assert kept.any() and (~correct[kept]).mean() <= 0.05
     assert (~correct[entropy <= np.sort(entropy)[kept.sum()]]).mean() > 0.05 or kept.all()  # the largest such threshold
     assert entropy_threshold(np.array([0.1]), np.array([False]), 0.05) == float("-inf")
+
+
+def test_the_risk_coverage_figure_draws_every_curve_with_its_aurc(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    labels = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", lambda ax, *a, **k: labels.extend(ax.get_legend_handles_labels()[1]))
+    curves = {"ensemble": risk_coverage(np.array([0.1, 0.2, 0.3]), np.array([True, True, False])),
+              "trial 4": risk_coverage(np.array([0.1, 0.2, 0.3]), np.array([False, True, True]))}
+    plot_risk_coverage(curves, tmp_path / "rc.png")
+    assert labels == [f"ensemble (AURC {curves['ensemble'][2]:.3f})", f"trial 4 (AURC {curves['trial 4'][2]:.3f})"]
+    assert (tmp_path / "rc.png").stat().st_size > 1000
