@@ -288,7 +288,10 @@ def _ensemble_section(folder: Path, study_name: str, out: Path) -> str:
         aurcs = ", ".join(f"{name} {c['aurc']:.4f}" for name, c in curves.items())
         figure = _img("risk_coverage_ensemble.png", "error rate among the galaxies kept against the share kept, the "
                                                     f"least certain (highest entropy) set aside first; AURC {aurcs}")
-    return ("<h2>Ensemble</h2>" + intro + _table(_ensemble_rows(card, curves)) + _selective_note(card.get("selective"))
+    from galaxy_synth.export import paired_sentences
+
+    paired = "".join(f"<p>{html.escape(line.replace('**', ''))}</p>" for line in paired_sentences(card["test"]))
+    return ("<h2>Ensemble</h2>" + intro + _table(_ensemble_rows(card, curves)) + paired + _selective_note(card.get("selective"))
             + figure + f"<p class='note'>{html.escape(str(card_path.parent))}</p>")
 
 

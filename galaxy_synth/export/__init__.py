@@ -27,9 +27,11 @@ one TorchScript / ONNX network averaging the members, with their probabilities).
 from galaxy_synth.export.card import cpu_latency_ms, model_card
 from galaxy_synth.export.card_markdown import card_markdown, usage_snippet
 from galaxy_synth.export.ensemble import export_ensemble
+from galaxy_synth.export.ensemble_card import paired_sentences
 from galaxy_synth.export.folder import test_predictions, write_model_folder, write_onnx
 from galaxy_synth.export.settings import ExportSettings
 from galaxy_synth.export.top import ExportedModel, export_top
 
 __all__ = ["export_top", "ExportSettings", "ExportedModel", "model_card", "cpu_latency_ms", "card_markdown",
-           "usage_snippet", "write_model_folder", "write_onnx", "test_predictions", "export_ensemble"]
+           "usage_snippet", "write_model_folder", "write_onnx", "test_predictions", "export_ensemble",
+           "paired_sentences"]

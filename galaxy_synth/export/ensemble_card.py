@@ -60,8 +60,9 @@ def risk_coverage_summary(named: dict[str, np.ndarray], labels: np.ndarray, path
             "curves": summary}
 
 
-def _paired_lines(test: dict[str, Any]) -> str:
-    """The card's sentences on the paired comparison with the best member and on where the errors sit."""
+def paired_sentences(test: dict[str, Any]) -> list[str]:
+    """The card's sentences on the paired comparison with the best member and on where the errors sit (the card
+    and the study report say the same)."""
     lines = []
     if "paired" in test:
         p = test["paired"]
@@ -74,7 +75,7 @@ def _paired_lines(test: dict[str, Any]) -> str:
         e = test["errors_in_least_certain"]
         lines.append(f"The {e['share_of_galaxies']:.0%} least certain test galaxies (highest entropy) hold "
                      f"{e['share_of_errors']:.0%} of the ensemble's {e['errors']} errors.")
-    return "".join(f"\n{line}\n" for line in lines)
+    return lines
 
 
 def ensemble_markdown(card: dict[str, Any]) -> str:
@@ -95,7 +96,7 @@ Greedy ensemble selection (Caruana et al. 2004) on the validation split's log-lo
 
 | model | weight | accuracy | balanced accuracy | log-loss | ECE |
 |---|---|---|---|---|---|
-{rows}{_paired_lines(t)}
+{rows}{"".join(f"{chr(10)}{line}{chr(10)}" for line in paired_sentences(t))}
 ## Probabilities and uncertainty
 
 The weighted mean of the members' calibrated probabilities, its log divided by the temperature {card['probability_calibration']['temperature']:.3f} fitted on the validation split.

@@ -41,6 +41,7 @@ def test_report_shows_the_ensemble_beside_its_members_and_its_risk_coverage(ense
             f"<td>{ensemble['log_loss']:.4g}</td><td>{ensemble['ece']:.4g}</td>"
             f"<td>{card['risk_coverage']['curves']['ensemble']['aurc']:.4g}</td>") in section
     assert f"{card['flops_per_image'] / 1e6:.1f} MFLOPs" in section and "Reliability threshold" in section
+    assert "Against the best candidate by validation log-loss" in section and "least certain test galaxies" in section
     assert all(f"{name} {c['aurc']:.4f}" in section for name, c in card["risk_coverage"]["curves"].items())
     assert 'src="risk_coverage_ensemble.png"' in section and (report / "risk_coverage_ensemble.png").stat().st_size > 1000
 
