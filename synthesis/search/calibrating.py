@@ -74,9 +74,10 @@ class CalibratingObjective(Objective):
         version = self.rescorer.refresh(trial.study)
         score = version.score(rung, budget, metrics, self.rescorer.prior, self.data.num_classes)
         signals = dict(trial.user_attrs.get(SIGNALS_ATTR) or {})
-        signals[str(budget)] = {"metrics": metrics, "scorer_version": version.number}
+        signals[str(budget)] = {"metrics": metrics, "scorer_version": version.number, "scorer_key": version.key}
         trial.set_user_attr(SIGNALS_ATTR, signals)
         trial.set_user_attr("scorer_version", version.number)
+        trial.set_user_attr("scorer_key", version.key)
         return score
 
 
@@ -125,7 +126,9 @@ class CalibratingSearch(SampledSearch):
         new = refit(trials, self.rungs, current_version(study), self.rescorer.prior, self.num_classes, self.seed)
         if new is None:
             return None
-        store_version(study, new)
+        if store_version(study, new) is not new:
+            self.rescorer.refresh(study)  # another worker stored a version as new: go on with that one
+            return None
         self.rescorer.refresh(study)
         self.versions.append(new)
         self.say(new.describe())

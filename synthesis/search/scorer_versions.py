@@ -3,8 +3,12 @@
 A version is a :class:`ScorerVersion`: per rung below the last, a
 :class:`synthesis.search.self_calibration.RungChoice` (prior, sturdy signal or in-study fit, with
 its ρ and interval), the trials it was fitted on and its number. Versions live in the study's
-user attrs (``scorer:v<N>``, and ``scorer:current`` = N), so a resumed run and every worker score
-with the same one; version 0 is the prior everywhere (no attr needed).
+user attrs (``scorer:v<N>-<fingerprint of its evidence>``, and ``scorer:current`` = that key), so a
+resumed run and every worker score with the same one; version 0 is the prior everywhere (no attr
+needed). Workers refit on their own: the key names the evidence, so two workers that both turn
+version N into N+1 at the same moment write two keys, never one over the other's (the pointer names
+whichever came last, and a trial records the key that scored it); and the pointer only moves forward
+(a worker that finds a newer version stored keeps that one instead of its own).
 
 Evidence (:func:`rung_evidence`): a trial that finished (or stopped at a rung) after reaching a
 rung above ``r`` has, at ``r``, its signals (``rung_signals`` user attr, written by
@@ -17,6 +21,8 @@ as today (there is nothing above it to learn from).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,7 +37,8 @@ from synthesis.search.self_calibration import Evidence, RungChoice, choose_rung_
 from synthesis.search.trials import finished
 
 CURRENT_KEY = "scorer:current"
-VERSION_KEY = "scorer:v{}"
+VERSION_KEY = "scorer:v{}"  # studies of the first calibrating release: the pointer held N
+VERSION_PREFIX = "scorer:v"
 SIGNALS_ATTR = "rung_signals"  # per trial: {budget: {"metrics": {...}, "scorer_version": N}}
 LABEL = "val_loss"  # the label is minus this metric at the highest rung a trial reached (lower is better)
 
@@ -50,8 +57,14 @@ class ScorerVersion:
     def __post_init__(self) -> None:
         self._proxies: dict[str, CompositeProxy] = {}
 
+    @property
+    def key(self) -> str:
+        """The user attr this version lives in: its number and a fingerprint of the trials it was fitted on."""
+        digest = hashlib.sha1(json.dumps(sorted(self.fitted_on)).encode()).hexdigest()[:10]
+        return f"{VERSION_PREFIX}{self.number}-{digest}"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.number, "fitted_on": self.fitted_on, "created": self.created,
+        return {"version": self.number, "key": self.key, "fitted_on": self.fitted_on, "created": self.created,
                 "label": f"-{LABEL} at the highest rung reached", "rungs": {b: c.to_dict() for b, c in self.rungs.items()}}
 
     @classmethod
@@ -90,23 +103,28 @@ class ScorerVersion:
 def current_version(study: optuna.Study) -> ScorerVersion:
     """The study's current scorer version, as stored (version 0, the prior, before any refit)."""
     attrs = study._storage.get_study_user_attrs(study._study_id)
-    number = attrs.get(CURRENT_KEY)
-    if number is None:
+    pointer = attrs.get(CURRENT_KEY)
+    if pointer is None:
         return ScorerVersion()
-    return ScorerVersion.from_dict(attrs[VERSION_KEY.format(number)])
+    return ScorerVersion.from_dict(attrs[pointer if isinstance(pointer, str) else VERSION_KEY.format(pointer)])
 
 
-def store_version(study: optuna.Study, version: ScorerVersion) -> None:
-    """Freeze ``version`` in the study's storage and make it current (the version first, then the pointer)."""
-    study.set_user_attr(VERSION_KEY.format(version.number), version.to_dict())
-    study.set_user_attr(CURRENT_KEY, version.number)
+def store_version(study: optuna.Study, version: ScorerVersion) -> ScorerVersion:
+    """Freeze ``version`` in the study's storage under its own key and make it current (the version first, then
+    the pointer) — unless another worker already stored one as new or newer: then that one, which is returned."""
+    stored = current_version(study)
+    if stored.number >= version.number:
+        return stored
+    study.set_user_attr(version.key, version.to_dict())
+    study.set_user_attr(CURRENT_KEY, version.key)
+    return version
 
 
 def stored_versions(study: optuna.Study) -> list[dict[str, Any]]:
-    """Every scorer version the study froze, oldest first (for the report)."""
+    """Every scorer version the study froze, oldest first (for the report; two of one number: two workers)."""
     attrs = study.user_attrs
-    found = [v for k, v in attrs.items() if k.startswith("scorer:v")]
-    return sorted(found, key=lambda v: v["version"])
+    found = [v for k, v in attrs.items() if k.startswith(VERSION_PREFIX)]
+    return sorted(found, key=lambda v: (v["version"], v.get("created", "")))
 
 
 def current_scorer_line(study: optuna.Study) -> str | None:

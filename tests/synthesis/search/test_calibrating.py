@@ -47,7 +47,7 @@ def test_a_tiny_calibrating_study_records_signals_and_versions_and_resumes(tmp_p
     promoted = sorted(t.number for t in done if highest_budget(t) == 2)
     versions = stored_versions(study)
     if promoted:  # a refit after each promoted trial that finished, the last fitted on all of them
-        assert study.user_attrs[CURRENT_KEY] == versions[-1]["version"] == len(versions)
+        assert study.user_attrs[CURRENT_KEY] == versions[-1]["key"] and versions[-1]["version"] == len(versions)
         assert versions[-1]["fitted_on"] == promoted and versions[-1]["rungs"]["1"]["chosen"] == "prior"
         assert "thin evidence" in versions[-1]["rungs"]["1"]["why"]
         assert [v.number for v in run.outcome] == [v["version"] for v in versions]
