@@ -22,8 +22,11 @@ the pick is the top of the study's own ranking among the trials finished by then
 training images: the ground truth of ``correlate``), reusing every full training of the same
 architecture through the ground-truth store. Regret = best 2-seed mean test accuracy (or balanced
 accuracy) measured on this data and split by any arm, minus the pick's; differences between two
-strategies are paired by search seed, with a bootstrap interval over the seeds. Every full
-training goes into bench/ground_truth/.
+strategies are paired by search seed, with a bootstrap interval over the seeds; and, on the same test
+galaxies, by galaxy (``paired_by_galaxy``: each pick's models reloaded from their weights, per galaxy
+the difference of the two arms' correctness averaged over the search seeds, galaxies resampled),
+which separates picks that each one's binomial SE cannot. Every full training goes into
+bench/ground_truth/.
 
     .venv/bin/python bench/anytime.py run --data gz1 rings --minutes 15 --seeds 0 1 2 3 --jobs 2 --results ../runs/anytime
     .venv/bin/python bench/anytime.py evaluate --data gz1 --budgets 5 15 --seeds 0 1 2 3 --results ../runs/anytime
@@ -145,8 +148,9 @@ def search_facts(study) -> dict:
             "shrunk_to_fit": len(shrunk), "reached_rung": dict(sorted(rungs.items(), key=lambda kv: int(kv[0])))}
 
 
-def full_result(store, name: str, number: int, attrs: dict, opened, prep) -> dict:
-    """The 2-seed mean of a model's full training (trained now where not stored), and its cost."""
+def full_result(store, name: str, number: int, attrs: dict, opened, prep, per_galaxy: bool = True) -> dict:
+    """The 2-seed mean of a model's full training (trained now where not stored), and its cost; with ``per_galaxy``
+    also each test galaxy's correctness (the models reloaded from their weights, retrained where those are gone)."""
     from dataclasses import replace
 
     import numpy as np
@@ -157,13 +161,33 @@ def full_result(store, name: str, number: int, attrs: dict, opened, prep) -> dic
 
     training = replace(FullTrainingSettings.of(opened.settings, FULL_EPOCHS), study_name=name, seeds=TRAINING_SEEDS,
                        progress=False)
-    records = [stored_or_trained(store, training, job, attrs, prep)[0] for job in training.jobs([number])]
+    trained = [stored_or_trained(store, training, job, attrs, prep, need_model=per_galaxy)
+               for job in training.jobs([number])]
+    records = [record for record, _, _ in trained]
     spec = model_spec_from_dict(attrs["arch"])
     params, flops = spec_cost(spec)
-    return {"trial": number, "architecture": spec.describe(), "params": params, "mflops": flops / 1e6,
-            "accuracy": float(np.mean([r.accuracy for r in records])),
-            "balanced_accuracy": float(np.mean([r.balanced_accuracy for r in records])),
-            "full_train_cpu_seconds_seed0": records[0].wall_seconds}
+    row = {"trial": number, "architecture": spec.describe(), "params": params, "mflops": flops / 1e6,
+           "accuracy": float(np.mean([r.accuracy for r in records])),
+           "balanced_accuracy": float(np.mean([r.balanced_accuracy for r in records])),
+           "full_train_cpu_seconds_seed0": records[0].wall_seconds}
+    if per_galaxy:
+        row["test_correct"] = test_correct([model for _, model, _ in trained], opened, prep)
+    return row
+
+
+def test_correct(models: list, opened, prep) -> list[float]:
+    """Per test galaxy (the split's order), the share of the training seeds' models that classify it right: what
+    two picks are paired on."""
+    import numpy as np
+    import torch
+
+    from synthesis.training.loop import evaluate as evaluate_split
+
+    test = prep.split("test", torch.device("cpu"))
+    labels = test.y.numpy()
+    right = [evaluate_split(m.cpu(), test, prep.normalizer, len(opened.data.class_names),
+                            keep_probabilities=True).probabilities.argmax(1) == labels for m in models]
+    return np.mean(right, axis=0).round(3).tolist()
 
 
 def reference_attrs(opened, reference: str) -> dict:
@@ -189,6 +213,7 @@ def evaluate_references(dataset: str, budgets: list[float], results: str, store)
         attrs = reference_attrs(opened, reference)
         t0 = time.process_time()
         result = full_result(store, opened.study.study_name, -k, attrs, opened, prep)
+        result.pop("test_correct", None)  # kept only for the searches' picks (the galaxy-paired comparisons)
         spent = time.process_time() - t0
         key = f"cpu_seconds_{reference}"
         if spent > 5 and key not in opened.study.user_attrs:  # trained now: its CPU time is its cost
@@ -303,7 +328,8 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
     comparisons = paired_comparisons(rows, budgets, seeds)
     summary = {"dataset": dataset, "budgets": budgets, "seeds": seeds, "best_known": best, "binomial_se_of_accuracy": se,
                "test_images": n_test, "machine_cores": MACHINE_CORES, "full_epochs": FULL_EPOCHS,
-               "training_seeds": list(TRAINING_SEEDS), "rows": rows, "paired": comparisons, "searches": facts,
+               "training_seeds": list(TRAINING_SEEDS), "rows": rows, "paired": comparisons,
+               "paired_by_galaxy": galaxy_paired_comparisons(rows, budgets, seeds), "searches": facts,
                "cheaper_than_references": cheaper_than_references(rows)}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"anytime_{dataset}.json").write_text(json.dumps(summary, indent=2))
@@ -312,12 +338,40 @@ def evaluate(dataset: str, budgets: list[float], seeds: list[int], results: str,
     return summary
 
 
+PAIRS = (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"),
+         ("tpe-calibrating", "random"), ("tpe-calibrating", "tpe-default"), ("tpe-calibrating", "tpe-promotion"),
+         ("progressive-narrow", "random"), ("tpe-calibrating", "progressive-narrow"))
+
+
 def paired_comparisons(rows: list[dict], budgets: list[float], seeds: list[int]) -> list[dict]:
-    return [c for b in budgets for m in ("accuracy", "balanced_accuracy")
-            for a, other in (("tpe-default", "random"), ("tpe-promotion", "random"), ("tpe-default", "tpe-promotion"),
-                             ("tpe-calibrating", "random"), ("tpe-calibrating", "tpe-default"),
-                             ("tpe-calibrating", "tpe-promotion"))
+    return [c for b in budgets for m in ("accuracy", "balanced_accuracy") for a, other in PAIRS
             if (c := paired(rows, a, other, m, b, seeds)) is not None]
+
+
+def galaxy_paired(rows: list[dict], a: str, b: str, budget: float, seeds: list[int]) -> dict | None:
+    """Test accuracy of a's picks minus b's on the same test galaxies: per galaxy, the difference of the two picks'
+    correctness (each the mean over its training seeds) averaged over the search seeds where both arms have a pick;
+    a 95% bootstrap interval that resamples galaxies. It separates two picks where each one's binomial SE cannot;
+    the search seeds' own spread is the seed-paired interval's business (:func:`paired`)."""
+    import numpy as np
+
+    def pick(strategy: str, seed: int):
+        return next((r["test_correct"] for r in rows if r["strategy"] == strategy and r["search_seed"] == seed
+                     and r["budget_minutes"] == budget and "test_correct" in r), None)
+
+    pairs = [(pick(a, s), pick(b, s)) for s in seeds]
+    pairs = [(np.asarray(x), np.asarray(y)) for x, y in pairs if x is not None and y is not None]
+    if not pairs:
+        return None
+    diff = np.mean([x - y for x, y in pairs], axis=0)
+    boot = diff[np.random.default_rng(0).integers(0, len(diff), size=(10_000, len(diff)))].mean(axis=1)
+    return {"a": a, "b": b, "budget_minutes": budget, "n_seeds": len(pairs), "test_galaxies": len(diff),
+            "mean_a_minus_b": float(diff.mean()),
+            "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]}
+
+
+def galaxy_paired_comparisons(rows: list[dict], budgets: list[float], seeds: list[int]) -> list[dict]:
+    return [c for b in budgets for a, other in PAIRS if (c := galaxy_paired(rows, a, other, b, seeds)) is not None]
 
 
 def combine(paths: list[Path], out: Path) -> dict:
@@ -336,7 +390,8 @@ def combine(paths: list[Path], out: Path) -> dict:
     seeds = sorted({r["search_seed"] for r in rows if r.get("search_seed") is not None})  # references have none
     se = (best["accuracy"] * (1 - best["accuracy"]) / parts[0]["test_images"]) ** 0.5
     summary = {**parts[0], "best_known": best, "binomial_se_of_accuracy": se, "seeds": seeds, "budgets": budgets, "rows": rows,
-               "paired": paired_comparisons(rows, budgets, seeds), "combined_from": [str(p) for p in paths],
+               "paired": paired_comparisons(rows, budgets, seeds),
+               "paired_by_galaxy": galaxy_paired_comparisons(rows, budgets, seeds), "combined_from": [str(p) for p in paths],
                "searches": {k: v for s in parts for k, v in s.get("searches", {}).items()},
                "cheaper_than_references": cheaper_than_references(rows)}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -344,6 +399,15 @@ def combine(paths: list[Path], out: Path) -> dict:
     plot(summary, out.with_suffix(".png"))
     plot_front(summary, out.with_name(f"{out.stem}_front.png"))
     return summary
+
+
+def galaxy_table(summary: dict) -> str:
+    """The galaxy-paired comparisons as a markdown table (BENCHMARKS)."""
+    lines = ["| budget | a − b | seeds | test galaxies | accuracy difference [95%, galaxies resampled] |", "|---|---|---|---|---|"]
+    for c in summary.get("paired_by_galaxy", []):
+        lines.append(f"| {c['budget_minutes']:g} min | {c['a']} − {c['b']} | {c['n_seeds']} | {c['test_galaxies']} | "
+                     f"{c['mean_a_minus_b']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] |")
+    return "\n".join(lines)
 
 
 def cheaper_than_references(rows: list[dict]) -> list[dict]:
@@ -478,6 +542,7 @@ def main() -> None:
         summary = evaluate(args.data, args.budgets, args.seeds, args.results, Path(args.out), args.strategies,
                            not args.no_references, args.tag)
         print(json.dumps({k: v for k, v in summary.items() if k not in ("rows", "searches")}, indent=2))
+        print(galaxy_table(summary))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +81,24 @@ def test_the_latency_model_check_runs_quick(tmp_path):
         assert row["predicted_ms_b1"] > 0 and row["measured_ms_b8"] > 0
     assert all(-1 <= s["spearman_predicted_vs_measured"] <= 1 and s["median_abs_pct_error"] >= 0
                for s in report["summary"].values())
+
+
+def test_the_anytime_benchmark_pairs_two_arms_on_the_same_test_galaxies():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("anytime", ROOT / "bench" / "anytime.py")
+    anytime = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(anytime)
+    rng = np.random.default_rng(0)
+    shared = (rng.random(800) < 0.85).astype(float)  # both picks right and wrong on most of the same galaxies
+    better = shared.copy()
+    better[np.flatnonzero(shared == 0)[:24]] = 1.0  # a gets 24 more galaxies right, 3 points: under 1 binomial SE...
+    rows = [{"strategy": "tpe-default", "search_seed": s, "budget_minutes": 5.0, "test_correct": better.tolist()}
+            for s in (0, 1)] + [{"strategy": "random", "search_seed": s, "budget_minutes": 5.0,
+                                  "test_correct": shared.tolist()} for s in (0, 1)]
+    (c,) = anytime.galaxy_paired_comparisons(rows, [5.0], [0, 1])
+    assert (c["a"], c["b"], c["n_seeds"], c["test_galaxies"]) == ("tpe-default", "random", 2, 800)
+    assert c["mean_a_minus_b"] == pytest.approx(24 / 800)
+    assert c["ci95"][0] > 0  # ...and still separated, paired on the galaxies
+    assert "tpe-default − random" in anytime.galaxy_table({"paired_by_galaxy": [c]})
+    assert anytime.galaxy_paired(rows, "tpe-calibrating", "random", 5.0, [0, 1]) is None  # an arm not run
