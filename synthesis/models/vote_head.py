@@ -37,6 +37,10 @@ class VoteHead(nn.Module):
             self.class_end = self.class_start + layout.answers[layout.class_question]
         self.from_question = layout.class_question is not None
 
+    @property
+    def in_features(self) -> int:  # what predict --embeddings reads off a head
+        return self.linear.in_features
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.votes(h)[0]
 
