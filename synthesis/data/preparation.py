@@ -12,7 +12,7 @@ import torch
 from synthesis.data.chirality import mirror_policy
 from synthesis.data.dataset import ClassMap, GalaxyImages, load_dataset
 from synthesis.data.fits import parse_hdu
-from synthesis.data.schema import QuestionSchema
+from synthesis.data.schema import QuestionSchema, load_schema
 from synthesis.data.preprocessing import (
     BandMapping,
     ExtraScaler,
@@ -58,7 +58,7 @@ def load_study_data(settings: DataSettings) -> GalaxyImages:
         cache_dir=settings.cache_dir,
         extra_columns=settings.extra_columns,
         options=SourceOptions(bands=settings.bands, hdu=parse_hdu(settings.hdu), soft_labels=settings.soft_labels,
-                              schema=settings.schema, keep_columns=settings.keep_columns),
+                              schema=load_schema(settings.schema) if settings.schema else None, keep_columns=settings.keep_columns),
         synthetic_n=settings.synthetic_n,
         synthetic_seed=settings.seed,
         progress=settings.progress,

@@ -178,12 +178,12 @@ def vote_counts(df: pd.DataFrame, schema: QuestionSchema, where: str) -> np.ndar
     missing = next((c for c in columns if c not in df.columns), None)
     if missing is not None:
         raise DataError(f"{where} has no column {missing!r} (asked for by --schema; found: {', '.join(df.columns)})")
-    totals: dict[str, np.ndarray] = {}
+    totals: dict[str, np.ndarray | None] = {"": None}  # None: counts whose question's total is their sum
     if schema.votes:
         totals[""] = _numbers(df, schema.votes, where, allow_nan=False)
         _not_negative(totals[""], df, where, schema.votes)
-    else:
-        totals[""] = np.full(len(df), float(schema.nominal_votes or 0.0))
+    elif schema.nominal_votes:
+        totals[""] = np.full(len(df), float(schema.nominal_votes))
     counts: dict[str, np.ndarray] = {}
     pending = list(schema.questions)
     while pending:  # parents first (the tree has no cycle, so this ends)
@@ -194,7 +194,9 @@ def vote_counts(df: pd.DataFrame, schema: QuestionSchema, where: str) -> np.ndar
     return np.concatenate([counts[q.name] for q in schema.questions], axis=1).astype(np.float32)
 
 
-def _question_counts(df: pd.DataFrame, q: Question, kind: str, total: np.ndarray, where: str) -> np.ndarray:
+def _question_counts(df: pd.DataFrame, q: Question, kind: str, total: np.ndarray | None, where: str) -> np.ndarray:
+    if total is None:  # counts of a question everyone is asked, no votes column: its total is their sum
+        total = np.nansum([_numbers(df, c, where, allow_nan=True) for c in q.columns], axis=0)
     asked = total > 0
     values = np.zeros((len(df), len(q.answers)))
     for k, column in enumerate(q.columns):
@@ -215,7 +217,7 @@ def _question_counts(df: pd.DataFrame, q: Question, kind: str, total: np.ndarray
     if over.any():
         i = int(np.flatnonzero(over)[0])
         what = "fractions sum to" if kind == "fractions" else "counts add up to"
-        raise DataError(f"{where} line {i + 2}: question {q.name!r}'s {what} {given[i]:g}, over "
+        raise DataError(f"{where} line {i + 2}: question {q.name!r}: its {what} {given[i]:g}, over "
                         f"{'1' if kind == 'fractions' else f'its {whole[i]:g} votes'}")
     if REST in q.columns:
         values[:, q.columns.index(REST)] = np.clip(whole - given, 0.0, None)
