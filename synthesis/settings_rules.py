@@ -64,7 +64,7 @@ def _parsed_or_none(fidelities: str | None) -> list[int] | None:
 
 def check_schema_file(path: str) -> None:
     """``--schema``'s rule: the file is a valid question schema (raises GalaxySynthError with one line if not)."""
-    from synthesis.data.schema import load_schema  # pandas behind it: only when a schema is given
+    from synthesis.data import load_schema  # pandas behind it: only when a schema is given
 
     load_schema(path)
 

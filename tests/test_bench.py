@@ -80,3 +80,17 @@ def test_the_latency_model_check_runs_quick(tmp_path):
         assert row["predicted_ms_b1"] > 0 and row["measured_ms_b8"] > 0
     assert all(-1 <= s["spearman_predicted_vs_measured"] <= 1 and s["median_abs_pct_error"] >= 0
                for s in report["summary"].values())
+
+
+def test_the_votes_benchmark_binarises_each_question_to_one_vote_for_its_majority():
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("votes_bench", ROOT / "bench" / "votes.py")
+    votes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(votes)
+    counts = np.array([[30.0, 10.0, 2.0, 5.0, 1.0], [4.0, 36.0, 0.0, 0.0, 0.0]])
+    assert votes.majority_votes(counts, [2, 3]).tolist() == [[1, 0, 0, 1, 0], [0, 1, 0, 0, 0]]  # unasked stays 0
+    diff = votes.paired(np.array([0.1, 0.2, np.nan, 0.4]), np.array([0.2, 0.2, 0.3, 0.2]))
+    assert diff["n"] == 3 and np.isclose(diff["mean"], (-0.1 + 0 + 0.2) / 3) and diff["lo"] <= diff["mean"] <= diff["hi"]

@@ -22,7 +22,7 @@ from proxies import guarded, is_collapsed
 from proxies import early_training_metrics
 from proxies import zero_cost_scores
 from synthesis import Cost, objective_info
-from synthesis.choices import Objective as ObjectiveName
+from synthesis import Objective as ObjectiveName
 from synthesis.data import TrialData
 from synthesis.models import CATALOGUE_BATCH, LatencyTable, build_model, cpu_images_per_second
 from synthesis.models import ArchSpec, OutputLayout, TrainConfig
