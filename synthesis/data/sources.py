@@ -371,6 +371,8 @@ def _list_hdf5(path: Path) -> Listing:
 def listing_for(path: str | None, extra_columns: Sequence[str] | None, synthetic_n: int, size: int, seed: int,
                 options: SourceOptions | None = None) -> Listing:
     options = options or SourceOptions()
+    if options.schema is not None and (path is None or path == SYNTHETIC_SOURCE):
+        raise DataError("--schema reads vote columns from a labels.csv catalogue: give --data FOLDER")
     if path is None or path == SYNTHETIC_SOURCE:
         from synthesis.data.synthetic import generate_galaxies
 

@@ -124,3 +124,4 @@ def test_the_hsc_example_reads_its_catalogue_where_present():
     classes, names = class_labels(counts, schema, str(labels))
     assert names == ("ring", "fan", "tail", "distortion")
     assert np.mean([names[k].startswith(n[:4]) for k, n in zip(classes, df["label_name"])]) == 1.0
+
