@@ -68,6 +68,8 @@ def test_the_card_records_the_schema(vote_study):
     card = json.loads((results / "studies" / "v" / "models" / "rank1" / "card.json").read_text())
     assert card["votes"]["schema"]["class_question"] == "kind" and card["votes"]["layout"]["answers"] == [2, 3]
     assert set(card["test"]["question_mae"]) == {"merging", "kind"}
+    markdown = (results / "studies" / "v" / "models" / "rank1" / "card.md").read_text()
+    assert "## Votes" in markdown and "`kind` (asked by `merging.yes`): round, disc, odd" in markdown
 
 
 @pytest.mark.parametrize("engine, out", [("torch", "p.csv"), ("onnx", "p.parquet"), ("torch", "p.fits")])
