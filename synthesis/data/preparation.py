@@ -12,7 +12,7 @@ import torch
 from synthesis.data.chirality import mirror_policy
 from synthesis.data.dataset import ClassMap, GalaxyImages, load_dataset
 from synthesis.data.fits import parse_hdu
-from synthesis.data.schema import QuestionSchema, load_schema
+from synthesis.data.schema import load_schema
 from synthesis.data.preprocessing import (
     BandMapping,
     ExtraScaler,
@@ -104,11 +104,6 @@ class PreparedData:
     @property
     def image_size(self) -> int:
         return self.data.size
-
-    @property
-    def schema(self) -> QuestionSchema | None:
-        """The questions the data's vote counts answer (``--schema``), or None."""
-        return QuestionSchema.from_dict(self.data.schema) if self.data.schema else None
 
     @property
     def n_extra(self) -> int:
