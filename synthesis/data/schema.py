@@ -178,24 +178,29 @@ def vote_counts(df: pd.DataFrame, schema: QuestionSchema, where: str) -> np.ndar
     missing = next((c for c in columns if c not in df.columns), None)
     if missing is not None:
         raise DataError(f"{where} has no column {missing!r} (asked for by --schema; found: {', '.join(df.columns)})")
-    totals: dict[str, np.ndarray | None] = {"": None}  # None: counts whose question's total is their sum
+    everyone = None  # the votes of a question everyone is asked (None: counts that are their own total)
     if schema.votes:
-        totals[""] = _numbers(df, schema.votes, where, allow_nan=False)
-        _not_negative(totals[""], df, where, schema.votes)
+        everyone = _numbers(df, schema.votes, where, allow_nan=False)
+        _not_negative(everyone, df, where, schema.votes)
     elif schema.nominal_votes:
-        totals[""] = np.full(len(df), float(schema.nominal_votes))
+        everyone = np.full(len(df), float(schema.nominal_votes))
     counts: dict[str, np.ndarray] = {}
     pending = list(schema.questions)
     while pending:  # parents first (the tree has no cycle, so this ends)
         q = next(q for q in pending if q.asked_by is None or q.asked_by[0] in counts)
         pending.remove(q)
-        total = totals[""] if q.asked_by is None else counts[q.asked_by[0]][:, schema.question(q.asked_by[0]).answers.index(q.asked_by[1])]
+        if schema.kind == "counts" and REST not in q.columns:
+            total = None  # counts given for every answer: the question's own total (its votes, however it was asked)
+        elif q.asked_by is None:
+            total = everyone
+        else:
+            total = counts[q.asked_by[0]][:, schema.question(q.asked_by[0]).answers.index(q.asked_by[1])]
         counts[q.name] = _question_counts(df, q, schema.kind, total, where)
     return np.concatenate([counts[q.name] for q in schema.questions], axis=1).astype(np.float32)
 
 
 def _question_counts(df: pd.DataFrame, q: Question, kind: str, total: np.ndarray | None, where: str) -> np.ndarray:
-    if total is None:  # counts of a question everyone is asked, no votes column: its total is their sum
+    if total is None:
         total = np.nansum([_numbers(df, c, where, allow_nan=True) for c in q.columns], axis=0)
     asked = total > 0
     values = np.zeros((len(df), len(q.answers)))

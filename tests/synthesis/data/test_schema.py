@@ -53,6 +53,12 @@ def test_counts_with_a_nominal_total_and_the_dict_round_trip(tmp_path):
     schema = _schema(tmp_path, 'kind = "counts"\n[[question]]\nname = "bar"\nanswers = { yes = "y", no = "n" }\n')
     counts = vote_counts(pd.DataFrame({"y": ["3", "0"], "n": ["1", "0"]}), schema, "c")
     assert counts.tolist() == [[3, 1], [0, 0]]  # a question nobody answered: zero votes
+    tree = _schema(tmp_path, 'kind = "counts"\nvotes = "v"\n[[question]]\nname = "a"\nanswers = { yes = "y", no = "rest" }\n'
+                             '[[question]]\nname = "b"\nasked_by = "a.yes"\nanswers = { p = "p", q = "rest" }\n')
+    got = vote_counts(pd.DataFrame({"v": ["10", "10"], "y": ["4", "0"], "p": ["1", "0"]}), tree, "c")
+    assert got.tolist() == [[4, 6, 1, 3], [0, 10, 0, 0]]  # rest: the total (votes, or the asking answer's count) minus
+    with pytest.raises(DataError, match="line 2: question 'b': its counts add up to 5, over its 4 votes"):
+        vote_counts(pd.DataFrame({"v": ["10"], "y": ["4"], "p": ["5"]}), tree, "c")
     assert QuestionSchema.from_dict(schema.to_dict()) == schema
     nominal = _schema(tmp_path, 'nominal_votes = 40\n[[question]]\nname = "q"\nanswers = { a = "a", b = "rest" }\n')
     assert vote_counts(pd.DataFrame({"a": ["0.25"]}), nominal, "c").tolist() == [[10, 30]]
