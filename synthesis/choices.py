@@ -19,6 +19,7 @@ class Objective(StrEnum):
     BALANCED_ACC = "balanced_acc"
     TRAIN_ACC = "train_acc"
     MULTI = "multi"
+    FRACTION_MAE = "val_fraction_mae"
 
 
 class Sampler(StrEnum):
@@ -120,6 +121,9 @@ OBJECTIVES = {
     Objective.BALANCED_ACC: ObjectiveInfo("val bal acc", "validation balanced accuracy", "val_balanced_acc", calibrated=False),
     Objective.TRAIN_ACC: ObjectiveInfo("train acc", "training accuracy (uncalibrated)", "train_acc", calibrated=False),
     Objective.MULTI: ObjectiveInfo("proxy", "composite proxy score and parameter count", "proxy", calibrated=True, multi=True),
+    # maximised as its negative (every trial value is maximised): −(mean over questions of |predicted − voted fraction|)
+    Objective.FRACTION_MAE: ObjectiveInfo("−frac MAE", "negative validation vote-fraction error", "val_fraction_mae",
+                                          calibrated=False),
 }
 
 

@@ -37,7 +37,6 @@ from synthesis.choices import (
     Schedule,
     Strategy,
     names,
-    objective_info,
 )
 from synthesis.declarations import (
     at_least,
@@ -49,6 +48,7 @@ from synthesis.declarations import (
 )
 from synthesis.errors import GalaxySynthError
 from synthesis.locations import dataset_name, default_storage_url, default_study_name, study_dir
+from synthesis.settings_rules import BETWEEN_FIELDS, check_schema_file, parse_fidelities
 
 OBJECTIVES, SAMPLERS, PRUNERS, STRATEGIES = names(Objective), names(Sampler), names(Pruner), names(Strategy)
 LOSSES, PRECISIONS, SCHEDULES, BAND_MAPPINGS = names(Loss), names(Precision), names(Schedule), names(BandMapping)
@@ -62,21 +62,6 @@ STORAGE_ENV = "GALAXY_SYNTH_STORAGE"  # the storage URL, for workers and for use
 
 
 STUDY_ATTR = "galaxy_synth"  # the Optuna study user attr that holds a study's frozen experiment
-
-
-def parse_fidelities(text: str) -> list[int]:
-    """``"2,6,18"`` → [2, 6, 18]: increasing epoch budgets with one ratio η between neighbours."""
-    try:
-        rungs = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise GalaxySynthError(f"--fidelities {text!r}: comma-separated epoch counts, e.g. 2,6,18") from None
-    if len(rungs) < 2 or rungs[0] < 1 or any(b <= a for a, b in zip(rungs, rungs[1:])):
-        raise GalaxySynthError(f"--fidelities {text!r}: at least two increasing epoch counts, e.g. 2,6,18")
-    eta = rungs[1] // rungs[0]
-    if rungs[1] % rungs[0] or any(b != a * eta for a, b in zip(rungs, rungs[1:])) or eta < 2:
-        raise GalaxySynthError(f"--fidelities {text!r}: each budget must be the previous one times the same whole "
-                               f"factor η >= 2 (e.g. 2,6,18 with η = 3; 2,4,8 with η = 2)")
-    return rungs
 
 
 SUBSET_PROBLEM = "--max-samples and --val-subset must be >= 2"  # one message for the two subsets
@@ -117,6 +102,9 @@ class StudySettings:
                                       help="labels.csv columns of per-class vote fractions or counts (Galaxy Zoo), one "
                                            "per class in class order, e.g. p_el,p_cw,p_acw,p_edge,p_dk,p_mg: trained as "
                                            "soft targets; the plurality class is the label for accuracy and the split")
+    schema: str | None = setting(None, group="data", frozen=True, metavar="FILE", parse=check_schema_file,
+                                 help="a TOML file of Galaxy Zoo questions, answers and vote columns (README: Vote "
+                                      "schemas): trained on the vote counts, one Dirichlet per question")
     keep_columns: list[str] | None = setting(None, group="data", metavar="COLS",
                                              help="labels.csv columns carried with every galaxy (e.g. ra,dec) into "
                                                   "test-set predictions of exported models; the id column always is")
@@ -207,7 +195,9 @@ class StudySettings:
                                          "val_acc unless given balanced_acc); train_acc = the trial's final-epoch training "
                                          "accuracy, the strongest uncalibrated signal measured; multi = composite and, as a "
                                          "second objective to minimise, the predicted time (--cost time) or the parameter "
-                                         "count (--cost flops) (Pareto front, no pruning)")
+                                         "count (--cost flops) (Pareto front, no pruning); val_fraction_mae = the mean "
+                                         "validation vote-fraction error over questions, minimised (--schema or "
+                                         "--soft-labels)")
     calibration: str | None = setting(None, metavar="FILE",
                                       help="proxy calibration JSON for a NEW study (default: RESULTS/proxy_weights.json if "
                                            "'galaxy-synth correlate' promoted one, else the shipped default); a resumed "
@@ -359,39 +349,3 @@ def check_ranges(s: StudySettings) -> None:
     found += [p for rule in BETWEEN_FIELDS for p in rule(s)]
     if found:
         raise GalaxySynthError("; ".join(found))
-
-
-def _fidelities_fit_the_trials(s: StudySettings) -> list[str]:
-    rungs = _parsed_or_none(s.fidelities)
-    if rungs is None:
-        return []  # none asked for, or the field's own rule already said what is wrong
-    found = []
-    if rungs[0] != s.epochs:
-        found.append(f"--fidelities {s.fidelities} must start at the trial budget --epochs {s.epochs}")
-    if s.objective in OBJECTIVES and objective_info(s.objective).multi:
-        found.append("--fidelities cannot promote multi-objective trials (Optuna does not prune them)")
-    return found
-
-
-def _progressive_scores_by_validation(s: StudySettings) -> list[str]:
-    if s.strategy == "progressive" and s.objective in OBJECTIVES and objective_info(s.objective).calibrated:
-        return [f"--strategy progressive scores children by validation accuracy (val_acc, or balanced_acc): "
-                f"--objective {s.objective} does not apply"]
-    return []
-
-
-def _calibrating_scores_one_objective(s: StudySettings) -> list[str]:
-    if s.strategy == "calibrating" and s.objective in OBJECTIVES and objective_info(s.objective).multi:
-        return ["--strategy calibrating learns from promotion, which cannot promote multi-objective trials: "
-                "--objective multi does not apply"]
-    return []
-
-
-def _parsed_or_none(fidelities: str | None) -> list[int] | None:
-    try:
-        return parse_fidelities(fidelities) if fidelities is not None else None
-    except GalaxySynthError:
-        return None
-
-
-BETWEEN_FIELDS = (_fidelities_fit_the_trials, _progressive_scores_by_validation, _calibrating_scores_one_objective)  # rules no one field can declare

@@ -102,3 +102,17 @@ def test_the_anytime_benchmark_pairs_two_arms_on_the_same_test_galaxies():
     assert c["ci95"][0] > 0  # ...and still separated, paired on the galaxies
     assert "tpe-default − random" in anytime.galaxy_table({"paired_by_galaxy": [c]})
     assert anytime.galaxy_paired(rows, "tpe-calibrating", "random", 5.0, [0, 1]) is None  # an arm not run
+
+
+def test_the_votes_benchmark_binarises_each_question_to_one_vote_for_its_majority():
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("votes_bench", ROOT / "bench" / "votes.py")
+    votes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(votes)
+    counts = np.array([[30.0, 10.0, 2.0, 5.0, 1.0], [4.0, 36.0, 0.0, 0.0, 0.0]])
+    assert votes.majority_votes(counts, [2, 3]).tolist() == [[1, 0, 0, 1, 0], [0, 1, 0, 0, 0]]  # unasked stays 0
+    diff = votes.paired(np.array([0.1, 0.2, np.nan, 0.4]), np.array([0.2, 0.2, 0.3, 0.2]))
+    assert diff["n"] == 3 and np.isclose(diff["mean"], (-0.1 + 0 + 0.2) / 3) and diff["lo"] <= diff["mean"] <= diff["hi"]

@@ -42,7 +42,7 @@ def model_card(opened: Any, prep: Any, trial: Any, net: nn.Module, packaged: Pac
         "params": count_params(net), "flops_per_image": count_flops(net, spec), "cpu_latency": cpu_latency_ms(packaged, spec),
         "test": {"n_images": len(test), "accuracy": result.accuracy, "balanced_accuracy": result.balanced_accuracy,
                  "macro_f1": result.macro_f1, "loss": result.loss, "confusion": result.confusion,
-                 "fraction_mae": result.fraction_mae,
+                 "fraction_mae": result.fraction_mae, **question_errors(spec, opened.data.schema, result.question_mae),
                  "confusion_axes": "rows = true class, columns = predicted, in class_names order"},
         "proxy": {"score": float(ranking.proxy_scores[number]), "calibration": ranking.proxy.name,
                   "calibration_hash": ranking.proxy.calibration_hash, "calibration_file": str(ranking.source)},
@@ -71,7 +71,25 @@ def input_fields(opened: Any, prep: Any, spec: ArchSpec) -> dict[str, Any]:
                          "note": "raw values; the packaged model standardises them" if data.extra_names else "none"},
         "mirror_pairs": [[data.class_names[a], data.class_names[b]] for a, b in prep.mirror_pairs],
         "flips_allowed": prep.allow_flips,
+        **vote_fields(spec, data.schema),
     }
+
+
+def vote_fields(spec: ArchSpec, schema: dict[str, Any] | None) -> dict[str, Any]:
+    """A vote model's (``--schema``) questions and head layout, what predict names its columns from; nothing for a
+    classifier (its card is as it was)."""
+    if schema is None or getattr(spec, "votes", None) is None:
+        return {}
+    return {"votes": {"schema": schema, "layout": spec.votes.to_dict(),
+                      "outputs": "model.ts: forward → class logits, votes → (class logits, concentrations); model.onnx: "
+                                 "outputs logits and concentrations (1 + 100·sigmoid, one Dirichlet per question)"}}
+
+
+def question_errors(spec: ArchSpec, schema: dict[str, Any] | None, question_mae: list[float] | None) -> dict[str, Any]:
+    """The test split's fraction error per question, by name (vote models only)."""
+    if not vote_fields(spec, schema) or question_mae is None:
+        return {}
+    return {"question_mae": {q["name"]: float(e) for q, e in zip(schema["question"], question_mae)}}
 
 
 def cpu_latency_ms(model: nn.Module, spec: ArchSpec, min_run_time: float = 0.3) -> dict[str, float]:

@@ -44,6 +44,23 @@ def _selective_line(card: dict[str, Any]) -> str:
             "`--target-error` picks another).")
 
 
+def _votes_section(card: dict[str, Any]) -> str:
+    """A vote model's (``synth --schema``) questions, their test fraction errors and its outputs; nothing for others."""
+    votes = card.get("votes")
+    if not votes:
+        return ""
+    errors = card["test"].get("question_mae") or {}
+    lines = [f"- `{q['name']}`" + (f" (asked by `{q['asked_by']}`)" if q.get("asked_by") else "") + ": "
+             + ", ".join(q["answers"]) + (f" — test fraction error {errors[q['name']]:.4f}" if q["name"] in errors else "")
+             for q in votes["schema"]["question"]]
+    return ("\n## Votes\n\nTrained on volunteer vote counts, one Dirichlet per question (Dirichlet-multinomial "
+            "likelihood)" + (f"; the class is the most-voted answer of `{votes['schema']['class_question']}`"
+                             if votes["schema"].get("class_question") else "") + ".\n\n" + "\n".join(lines)
+            + "\n\n`model.ts`: `model.votes(images[, extra])` gives (class logits, concentrations); `model.onnx`: "
+            "outputs `logits`, `concentrations`; `galaxy-synth predict` writes `{question}_{answer}_fraction` and "
+            "`_dirichlet` columns.\n")
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     t, names = card["test"], card["class_names"]
     header = "| true \\ predicted | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
@@ -61,7 +78,7 @@ def card_markdown(card: dict[str, Any]) -> str:
 |---|---|---|
 | {t['accuracy']:.4f} | {t['balanced_accuracy']:.4f} | {t['macro_f1']:.4f} |
 
-{header}{rows}
+{header}{rows}{_votes_section(card)}
 ## Probabilities
 
 {_calibration_line(card)}{_selective_line(card)}

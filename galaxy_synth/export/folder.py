@@ -35,26 +35,42 @@ def example_inputs(spec: ArchSpec, n: int = 2) -> tuple[torch.Tensor, ...]:
     return (images, torch.rand(n, spec.n_extra, generator=g, device="cpu")) if spec.n_extra else (images,)
 
 
+class _BothOutputs(nn.Module):
+    """A vote model as ONNX holds it: two named outputs, the class logits and the concentrations."""
+
+    def __init__(self, packaged: PackagedModel) -> None:
+        super().__init__()
+        self.packaged = packaged
+
+    def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.packaged.votes(images, extra)
+
+
 def write_onnx(model: PackagedModel, spec: ArchSpec, path: Path) -> dict[str, Any]:
-    """ONNX export checked against torch on a batch; a note instead when onnx is not installed."""
+    """ONNX export checked against torch on a batch; a note instead when onnx is not installed. A vote model
+    (``--schema``) has a second output, ``concentrations``."""
     if importlib.util.find_spec("onnx") is None:
         return {"written": False, "note": "onnx not installed (pip install 'galaxy-synth[export]')"}
     inputs = example_inputs(spec, n=4)
     names = ["images", "extra"][: len(inputs)]
+    votes = getattr(spec, "votes", None) is not None
+    # (the wrapper in the packaged model's mode: the exporter restores each module's mode from the top one)
+    exported, outputs = (_BothOutputs(model).train(model.training), ["logits", "concentrations"]) if votes \
+        else (model, ["logits"])
     # torch's exporter makes constants with the default device: pin it to the CPU, where export runs.
     with warnings.catch_warnings(), torch.device("cpu"):
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated but needs no onnxscript
-        torch.onnx.export(model, inputs, str(path), input_names=names, output_names=["logits"],
-                          dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(exported, inputs, str(path), input_names=names, output_names=outputs,
+                          dynamic_axes={n: {0: "batch"} for n in names + outputs}, dynamo=False)
     try:
         import onnxruntime as ort
     except ImportError:
         return {"written": True, "verified": False, "note": "onnxruntime not installed: not checked"}
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
+    got = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
     with torch.inference_mode():
-        want = model(*inputs).numpy()
-    err = float(np.abs(got - want).max())
+        want = [t.numpy() for t in (exported(*inputs) if votes else (model(*inputs),))]
+    err = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
     if err > 1e-3:
         raise GalaxySynthError(f"ONNX export of {path.parent.name} disagrees with torch (max |Δlogit| {err:.2g})")
     return {"written": True, "verified": True, "max_abs_diff_vs_torch": err, "checked_batch": 4}
@@ -81,7 +97,10 @@ def write_network_files(folder: Path, packaged: PackagedModel, spec: ArchSpec) -
     packaged = plain_packaged(packaged, spec)
     with warnings.catch_warnings(), torch.device("cpu"):
         warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still what plain torch loads
-        traced = torch.jit.trace(packaged, example_inputs(spec))
+        inputs = example_inputs(spec)
+        # a vote model keeps its second method: votes → (class logits, concentrations)
+        traced = torch.jit.trace(packaged, inputs) if getattr(spec, "votes", None) is None else \
+            torch.jit.trace_module(packaged, {"forward": inputs, "votes": inputs})
     traced.save(str(folder / "model.ts"))
     return write_onnx(packaged, spec, folder / "model.onnx")
 

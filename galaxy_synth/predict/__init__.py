@@ -8,7 +8,8 @@ chunks: a decode pool started before the network loads, or Dask; engine and prec
 :mod:`.chunk_writers` (CSV with a journal, Parquet parts, the ``.npy`` parts folder), :mod:`.fits_writer` (a FITS table assembled from
 parts), :mod:`.output_formats` (which writer ``-o`` names), :mod:`.embeddings` (``--embeddings``: each galaxy's
 pooled features), :mod:`.uncertainty` (``predictive_entropy``, an ensemble's ``mutual_information``, ``reliable``
-against the card's threshold or ``--target-error``), :mod:`.input_domain` (``domain_z``: how unlike the training images), :mod:`.settings`
+against the card's threshold or ``--target-error``), :mod:`.input_domain` (``domain_z``: how unlike the training images), :mod:`.votes` (a vote model's
+``{question}_{answer}_fraction`` / ``_dirichlet`` columns), :mod:`.settings`
 (:class:`PredictSettings`: one run's request) and :mod:`.command` (its command line, the run a request starts, and
 its printout).
 
@@ -22,7 +23,8 @@ _HOMES = {
     "catalogue": ("classify_catalogue", "predict_files", "inference_settings", "CatalogueSummary"),
     "catalogue_rows": ("rows_from_catalogue", "rows_from_files", "CatalogueRows"),
     "model_folder": ("read_model_folder", "ModelFolder", "MODEL_FILES"),
-    "network": ("load_model_dir", "LoadedModel", "predict_probabilities", "read_inputs"),
+    "network": ("load_model_dir", "LoadedModel", "predict_concentrations", "predict_probabilities", "read_inputs"),
+    "votes": ("add_vote_columns", "vote_columns"),
     "onnx_engine": ("OnnxModel",),
     "chunk_writers": ("CsvChunkWriter", "ParquetChunkWriter", "PartsFolder"),
     "fits_writer": ("FitsChunkWriter", "read_fits_table"),

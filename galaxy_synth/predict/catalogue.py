@@ -12,8 +12,8 @@ kill loses at most the chunks in flight, never duplicates a row); or to Parquet 
 
 Every row also gets ``domain_z`` (:mod:`galaxy_synth.predict.input_domain`): how unlike the training images
 its brightness, contrast, sky, concentration and colours are; the first chunk whose statistics are
-shifted by more than half a training SD on average warns once — a model trained on one survey
-is not to be trusted silently on another's images.
+shifted by more than half a training SD on average warns once — a model trained on one survey is not to be
+trusted silently on another's images. A model trained on votes (``--schema``) adds its per-answer columns.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from galaxy_synth.predict.model_folder import MODEL_FILES, ModelFolder, read_mod
 from galaxy_synth.predict.onnx_engine import FP32_ONLY, NEEDS_RUNTIME
 from galaxy_synth.predict.output_formats import open_writer
 from galaxy_synth.predict.settings import PredictSettings
+from galaxy_synth.predict.votes import add_vote_columns
 from synthesis.data import decode_rows
 from synthesis.hardware import cpu_bf16_flags
 
@@ -116,15 +117,14 @@ def score_decoded(network: Any, images: np.ndarray, status: list[str], extras: n
     """Predictions for decoded rows (:func:`synthesis.data.decode.decode_rows`): status, class, confidence,
     calibrated probabilities, uncertainty, domain_z (and ``attrs["embeddings"]``); NaN where the row could not be read."""
     inputs = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
-    ok = np.array([s == "ok" for s in status], dtype=bool)
-    names = network.class_names
+    ok, names = np.array([s == "ok" for s in status], dtype=bool), network.class_names
     probs, vectors, members = classify_with_members(network, inputs, np.asarray(extras), ok, tta, precision, embeddings)
     filled = np.nan_to_num(probs)
     out = pd.DataFrame({"status": status,
                         "predicted": [names[int(k)] if good else "" for k, good in zip(filled.argmax(1), ok)],
                         "confidence": np.where(ok, filled.max(axis=1), np.nan)})
-    for k, name in enumerate(names):
-        out[f"p_{name}"] = probs[:, k]
+    out = out.assign(**{f"p_{name}": probs[:, k] for k, name in enumerate(names)})
+    add_vote_columns(out, network, inputs, np.asarray(extras), ok, precision)  # --schema models: per-answer fractions
     add_uncertainty(out, network, probs, members)  # predictive_entropy (and an ensemble's mutual_information)
     out["domain_z"] = np.nan
     if ok.any():

@@ -57,6 +57,10 @@ def column_meta(name: str) -> tuple[str | None, str]:
         return "", f"calibrated probability of class {name[2:]}"
     if name.startswith("file_"):
         return None, f"image file, band {name[5:]}"
+    if name.endswith("_dirichlet"):  # a vote model's (synth --schema) columns, galaxy_synth.predict.votes
+        return "", f"Dirichlet concentration of answer {name[:-len('_dirichlet')]}"
+    if name.endswith("_fraction"):
+        return "", f"predicted vote fraction (Dirichlet mean) of answer {name[:-len('_fraction')]}"
     return None, "copied from the input catalogue"
 
 

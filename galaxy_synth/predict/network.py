@@ -51,6 +51,10 @@ class LoadedModel(ModelFolder):
             return ensemble_probabilities(self, images, extras, tta, precision=precision)
         return predict_probabilities(self, images, extras, tta, precision=precision), None
 
+    def concentrations(self, images: np.ndarray, extras: np.ndarray, precision: str = "fp32") -> np.ndarray:
+        """A vote model's Dirichlet concentrations [N, answers] (:func:`predict_concentrations`)."""
+        return predict_concentrations(self, images, extras, precision=precision)
+
 
 def load_model_dir(folder: str | Path | ModelFolder) -> LoadedModel:
     """Load an exported model folder (or the :class:`ModelFolder` already read); any missing or corrupt piece is
@@ -92,6 +96,21 @@ def predict_probabilities(loaded: LoadedModel, images: np.ndarray, extras: np.nd
             logits = view_logits(forward, x, views, perm) * rescale
         out.append(torch.softmax(logits, dim=-1).mean(dim=0).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(perm)), np.float32)
+
+
+@torch.inference_mode()
+def predict_concentrations(loaded: LoadedModel, images: np.ndarray, extras: np.ndarray, batch_size: int = 64,
+                           precision: str = "fp32") -> np.ndarray:
+    """A vote model's (``--schema``) Dirichlet concentrations [N, answers] for model inputs [N, S, S, C]: what
+    ``model.ts``'s ``votes`` method gives, on the images as they are (no test-time views)."""
+    model = loaded.inference_model
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).float().permute(0, 3, 1, 2)
+        e = torch.from_numpy(np.array(extras[start:start + batch_size], dtype=np.float32)) if loaded.spec.n_extra else None
+        with autocast(x.device, precision):
+            out.append(model.votes(x, e)[1].float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, loaded.spec.outputs), np.float32)
 
 
 @torch.inference_mode()

@@ -53,6 +53,20 @@ class OnnxModel(ModelFolder):
         """Calibrated probabilities [N, classes] for model inputs [N, S, S, C], as the torch engine computes them."""
         return self.probabilities_with_members(images, extras, tta, precision, batch_size)[0]
 
+    def concentrations(self, images: np.ndarray, extras: np.ndarray, precision: str = "fp32",
+                       batch_size: int = 64) -> np.ndarray:
+        """A vote model's Dirichlet concentrations [N, answers]: ``model.onnx``'s output ``concentrations``."""
+        if precision != "fp32":
+            raise DataError(FP32_ONLY)
+        names = [i.name for i in self.session.get_inputs()]
+        out = []
+        for start in range(0, len(images), batch_size):
+            feeds = {names[0]: np.ascontiguousarray(np.asarray(images[start:start + batch_size], np.float32).transpose(0, 3, 1, 2))}
+            if self.spec.n_extra and len(names) > 1:
+                feeds[names[1]] = np.asarray(extras[start:start + batch_size], dtype=np.float32)
+            out.append(self.session.run(["concentrations"], feeds)[0])
+        return np.concatenate(out) if out else np.zeros((0, self.spec.outputs), np.float32)
+
     def probabilities_with_members(self, images: np.ndarray, extras: np.ndarray, tta: bool = False,
                                    precision: str = "fp32", batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
         """The probabilities and, for an ensemble (``model.onnx``'s second output), each member's [M, N, K]."""

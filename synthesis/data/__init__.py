@@ -10,5 +10,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "fits": ["FITS_EXTENSIONS", "FitsLayout", "decode_fits"],
     "preparation": ["PreparedData", "TensorSplit", "TrialData", "data_plan", "load_study_data"],
     "preprocessing": ["BandMapping", "ExtraScaler", "Normalizer", "PreprocessingConfig", "asinh", "cached_to_units"],
+    "schema": ["QuestionSchema", "load_schema"],
     "settings": ["DataSettings"],
 })

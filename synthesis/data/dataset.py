@@ -52,6 +52,8 @@ class GalaxyImages:
     storage: tuple[float, ...] | None = None  # float16 cache: per-band divisor of the stored fluxes
     fits: dict | None = None  # FitsLayout.to_dict() of FITS cutouts
     soft: np.ndarray | None = None  # vote fractions [N, classes] (--soft-labels), else None
+    votes: np.ndarray | None = None  # vote counts [N, answers] (--schema), else None
+    schema: dict | None = None  # QuestionSchema.to_dict() of --schema
     catalogue: dict[str, list[str]] = field(default_factory=dict)  # columns carried through (id, ra, dec…)
 
     def __len__(self) -> int:
@@ -148,8 +150,9 @@ def load_dataset(
     where = path or SYNTHETIC_SOURCE
 
     labels, class_names, keep = class_map.apply(listing.labels, listing.class_names)
-    if listing.soft is not None and (class_map.merge or class_map.drop):
-        raise DataError("--merge/--drop with --soft-labels: add the vote columns up in the catalogue instead")
+    if (listing.soft is not None or listing.votes is not None) and (class_map.merge or class_map.drop):
+        raise DataError(f"--merge/--drop with {'--schema' if listing.votes is not None else '--soft-labels'}: add the vote "
+                        "columns up in the catalogue instead")
     validate_classes(labels, class_names, min_per_class, where)
 
     key_src = json.dumps({"v": CACHE_VERSION, "content": listing.content_hash, "size": size, "crop": crop})
@@ -160,9 +163,7 @@ def load_dataset(
     fingerprint = hashlib.sha256(f"{key_src}|{json.dumps(class_map.to_dict())}|{listing.extra_names}".encode()).hexdigest()[:16]
     layout = listing.fits
     data = GalaxyImages(
-        images=images,
-        labels=labels,
-        class_names=class_names,
+        images=images, labels=labels, class_names=class_names,
         ids=[i for i, k in zip(listing.ids, keep) if k],
         extras=listing.extras[keep],
         extra_names=listing.extra_names,
@@ -172,13 +173,18 @@ def load_dataset(
         channels=_channel_names(layout, images.shape[-1]),
         storage=storage,
         fits=layout.to_dict() if layout is not None else None,
-        soft=listing.soft[keep] if listing.soft is not None else None,
+        soft=_kept(listing.soft, keep), votes=_kept(listing.votes, keep),
+        schema=options.schema.to_dict() if options is not None and options.schema is not None else None,
         catalogue={k: [v for v, kept in zip(values, keep) if kept] for k, values in (listing.catalogue or {}).items()},
     )
     if cache_file is not None:
         data.cache_file = str(cache_file)
         write_rows(data)
     return data
+
+
+def _kept(rows: np.ndarray | None, keep: np.ndarray) -> np.ndarray | None:
+    return rows[keep] if rows is not None else None
 
 
 def _cached_pixels(listing: Listing, keep: np.ndarray, size: int, crop: float, cache_file: Path | None, progress: bool,
@@ -267,8 +273,9 @@ def write_rows(data: GalaxyImages) -> None:
         return
     meta = {"class_names": list(data.class_names), "extra_names": list(data.extra_names), "source": data.source,
             "fingerprint": data.fingerprint, "crop": data.crop, "channels": list(data.channels),
-            "storage": list(data.storage) if data.storage else None, "fits": data.fits, "catalogue": data.catalogue}
-    soft = {"soft": data.soft} if data.soft is not None else {}
+            "storage": list(data.storage) if data.storage else None, "fits": data.fits, "catalogue": data.catalogue,
+            **({"schema": data.schema} if data.schema else {})}
+    soft = {k: v for k, v in (("soft", data.soft), ("votes", data.votes)) if v is not None}
     try:
         with atomic_path(target) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, labels=data.labels, ids=np.asarray(data.ids, dtype=str), extras=data.extras,
@@ -287,6 +294,7 @@ def open_cached(cache_file: str | Path, fingerprint: str) -> GalaxyImages | None
             meta = json.loads(str(rows["meta"]))
             labels, ids, extras = rows["labels"], rows["ids"].tolist(), rows["extras"]
             soft = rows["soft"] if "soft" in rows.files else None
+            votes = rows["votes"] if "votes" in rows.files else None
     except (OSError, ValueError, KeyError):
         return None
     if meta["fingerprint"] != fingerprint:
@@ -299,7 +307,7 @@ def open_cached(cache_file: str | Path, fingerprint: str) -> GalaxyImages | None
                         crop=float(meta["crop"]), cache_file=str(cache_file),
                         channels=tuple(meta.get("channels") or ("R", "G", "B")[: images.shape[-1]]),
                         storage=tuple(meta["storage"]) if meta.get("storage") else None, fits=meta.get("fits"),
-                        soft=soft, catalogue=meta.get("catalogue") or {})
+                        soft=soft, votes=votes, schema=meta.get("schema"), catalogue=meta.get("catalogue") or {})
 
 
 def _stored_meta(cache_file: Path) -> dict:

@@ -12,6 +12,7 @@ import torch
 from synthesis.data.chirality import mirror_policy
 from synthesis.data.dataset import ClassMap, GalaxyImages, load_dataset
 from synthesis.data.fits import parse_hdu
+from synthesis.data.schema import load_schema
 from synthesis.data.preprocessing import (
     BandMapping,
     ExtraScaler,
@@ -26,12 +27,14 @@ from synthesis.data.splits import stratified_split, stratified_subset
 @dataclass
 class TensorSplit:
     """One split on the device: cached pixels [N,C,H,W] (uint8 or float16), labels, standardised extra inputs,
-    and the vote fractions [N, classes] where the catalogue has them."""
+    and the vote fractions [N, classes] (--soft-labels) or vote counts [N, answers] (--schema) where the catalogue
+    has them."""
 
     x: torch.Tensor
     y: torch.Tensor
     extra: torch.Tensor
     soft: torch.Tensor | None = None
+    votes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -55,7 +58,7 @@ def load_study_data(settings: DataSettings) -> GalaxyImages:
         cache_dir=settings.cache_dir,
         extra_columns=settings.extra_columns,
         options=SourceOptions(bands=settings.bands, hdu=parse_hdu(settings.hdu), soft_labels=settings.soft_labels,
-                              keep_columns=settings.keep_columns),
+                              schema=load_schema(settings.schema) if settings.schema else None, keep_columns=settings.keep_columns),
         synthetic_n=settings.synthetic_n,
         synthetic_seed=settings.seed,
         progress=settings.progress,
@@ -134,8 +137,9 @@ class PreparedData:
         x = torch.from_numpy(np.ascontiguousarray(np.asarray(data.images[idx]).transpose(0, 3, 1, 2))).to(device)
         y = torch.from_numpy(np.asarray(data.labels[idx])).to(device)
         extra = torch.from_numpy(self.extra_scaler.transform(np.asarray(data.extras[idx]))).to(device)
-        soft = torch.from_numpy(np.asarray(data.soft[idx], dtype=np.float32)).to(device) if data.soft is not None else None
-        return TensorSplit(x, y, extra, soft)
+        soft, votes = (torch.from_numpy(np.asarray(a[idx], dtype=np.float32)).to(device) if a is not None else None
+                       for a in (data.soft, data.votes))
+        return TensorSplit(x, y, extra, soft, votes)
 
     def training_kwargs(self) -> dict[str, Any]:
         """The arguments :func:`synthesis.training.train_model` takes from the data."""

@@ -27,6 +27,7 @@ class DataSettings:
     hdu: str | None
     band_mapping: str
     soft_labels: tuple[str, ...]  # the --soft-labels columns, in class order
+    schema: str | None  # the --schema file (read where the data are loaded)
     keep_columns: tuple[str, ...]
     max_samples: int
     val_subset: int
@@ -43,6 +44,7 @@ class DataSettings:
             extra_columns=tuple(settings.extra_columns) if settings.extra_columns is not None else None,
             bands=settings.bands, hdu=settings.hdu, band_mapping=settings.band_mapping,
             soft_labels=tuple(c.strip() for c in (settings.soft_labels or "").split(",") if c.strip()),
+            schema=settings.schema,
             keep_columns=tuple(settings.keep_columns or ()), max_samples=settings.max_samples,
             val_subset=settings.val_subset, synthetic_n=settings.synthetic_n, seed=settings.seed,
             cache_dir=settings.results_dir / "cache", progress=settings.progress)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from synthesis.data.decode import IMAGE_EXTENSIONS
+from synthesis.data.schema import QuestionSchema, class_labels, vote_counts
 from synthesis.data.fits import (
     BAND_COLUMN_PREFIX,
     FitsLayout,
@@ -55,6 +56,7 @@ class SourceOptions:
     bands: str | None = None
     hdu: str | int | None = None
     soft_labels: tuple[str, ...] = ()
+    schema: QuestionSchema | None = None  # --schema: vote counts per answer of a tree of questions
     keep_columns: tuple[str, ...] = ()
     id_column: str = "id"
 
@@ -74,6 +76,7 @@ class Listing:
     fits: FitsLayout | None = None  # FITS cutouts: files holds a path or a tuple of per-band paths per row
     catalogue: dict[str, list[str]] | None = None  # columns carried through (ids, ra, dec…)
     soft: np.ndarray | None = None  # vote fractions [N, classes] (--soft-labels)
+    votes: np.ndarray | None = None  # vote counts [N, answers] (--schema)
 
 
 def _hash_files(paths: Sequence, extra: bytes = b"") -> str:
@@ -110,7 +113,11 @@ def _list_csv_folder(root: Path, extra_columns: Sequence[str] | None, options: S
         raise DataError(f"{where} has no image column: need one of {FILE_COLUMNS} or 'id' (found: {', '.join(df.columns)})")
     ids = _unique_ids(df[options.id_column] if options.id_column in cols else
                       df["id"] if "id" in cols else df[file_col or band_columns[0]], where)
-    labels, class_names, soft = labels_of(df, where, options.soft_labels)
+    labels, class_names, soft = labels_of(df, where, options.soft_labels) if options.schema is None or \
+        options.schema.class_question is None else (None, (), None)
+    votes = vote_counts(df, options.schema, where) if options.schema is not None else None
+    if votes is not None and labels is None:
+        labels, class_names = class_labels(votes, options.schema, where)
     if band_columns:
         files, layout = _band_files(df, root, band_columns, options, where)
     else:
@@ -131,7 +138,7 @@ def _list_csv_folder(root: Path, extra_columns: Sequence[str] | None, options: S
     # (the options enter the hash only where given: data sets listed before they existed keep their fingerprint)
     content = _hash_files(files, csv_path.read_bytes() + (repr(options).encode() if options != SourceOptions() else b""))
     return Listing(files, labels, class_names, ids, extras, extra_names, content, "fits" if layout else "csv",
-                   fits=layout, catalogue=catalogue, soft=soft)
+                   fits=layout, catalogue=catalogue, soft=soft, votes=votes)
 
 
 def _fits_layout(files: list[str], options: SourceOptions, where: str) -> FitsLayout | None:
@@ -364,6 +371,8 @@ def _list_hdf5(path: Path) -> Listing:
 def listing_for(path: str | None, extra_columns: Sequence[str] | None, synthetic_n: int, size: int, seed: int,
                 options: SourceOptions | None = None) -> Listing:
     options = options or SourceOptions()
+    if options.schema is not None and (path is None or path == SYNTHETIC_SOURCE):
+        raise DataError("--schema reads vote columns from a labels.csv catalogue: give --data FOLDER")
     if path is None or path == SYNTHETIC_SOURCE:
         from synthesis.data.synthetic import generate_galaxies
 
@@ -380,7 +389,7 @@ def listing_for(path: str | None, extra_columns: Sequence[str] | None, synthetic
             return _list_hdf5(p)
         raise DataError(f"{path} is a file; expected a folder (with labels.csv or class sub-folders) or a .h5 file")
     if options != SourceOptions() and not (p / "labels.csv").exists():
-        raise DataError(f"{path}: --bands, --hdu, --soft-labels and --keep-columns need a labels.csv catalogue")
+        raise DataError(f"{path}: --bands, --hdu, --soft-labels, --schema and --keep-columns need a labels.csv catalogue")
     if (p / "labels.csv").exists():
         return _list_csv_folder(p, extra_columns, options)
     if any(f.suffix.lower() == ".csv" for f in p.iterdir()):

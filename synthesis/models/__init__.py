@@ -10,8 +10,11 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "latency": ["CATALOGUE_BATCH", "LatencyTable", "measured_ms_per_image", "operators"],
     "ensemble": ["ENSEMBLE_FORMAT", "EnsembleModel", "WithMemberProbabilities", "load_ensemble", "save_ensemble"],
     "package": ["PackagedModel", "fused_for_inference", "load_model", "save_model"],
+    "vote_head": ["VoteHead", "dirichlet_means", "dirichlet_multinomial_nll", "fraction_errors", "vote_head_of",
+                  "vote_loss"],
     "spec": [
         "ArchSpec",
+        "OutputLayout",
         "BLOCK_TYPES",
         "DOWNSAMPLE_MODES",
         "EQUIVARIANT_BLOCKS",

@@ -11,6 +11,7 @@ from torch import nn
 from synthesis.models.blocks import BLOCKS, InvertedResidualBlock, _conv_bn_relu
 from synthesis.models.equivariant import GroupPool, lifting_stem, plain_convolutions
 from synthesis.models.spec import ArchSpec, ModelSpec, ReferenceSpec, group_of
+from synthesis.models.vote_head import VoteHead
 
 
 class GalaxyNet(nn.Module):
@@ -55,7 +56,8 @@ class GalaxyNet(nn.Module):
             )
             features += spec.extra_hidden
         self.dropout = nn.Dropout(spec.dropout)
-        self.classifier = nn.Linear(features, spec.num_classes)
+        self.classifier: nn.Module = nn.Linear(features, spec.num_classes) if spec.votes is None else \
+            VoteHead(features, spec.votes)
 
     def features(self, x: torch.Tensor, extra: Optional[torch.Tensor] = None) -> torch.Tensor:
         h = torch.flatten(self.pool(self.stages(self.stem(x))), 1)
@@ -66,7 +68,12 @@ class GalaxyNet(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor, extra: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Class logits (a vote network's too: :class:`synthesis.models.vote_head.VoteHead`)."""
         return self.classifier(self.dropout(self.features(x, extra)))
+
+    def votes(self, x: torch.Tensor, extra: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A vote network's class logits and Dirichlet concentrations, from one pass."""
+        return self.classifier.votes(self.dropout(self.features(x, extra)))
 
 
 def build_model(spec: ModelSpec, device: torch.device | str = "cpu") -> nn.Module:
@@ -115,7 +122,7 @@ def spec_cost(spec: ModelSpec) -> tuple[int, int]:
         cost.linear(spec.n_extra, spec.extra_hidden)
         cost.linear(spec.extra_hidden, spec.extra_hidden)
         features += spec.extra_hidden
-    cost.linear(features, spec.num_classes)
+    cost.linear(features, spec.outputs)
     return cost.params, cost.flops
 
 

@@ -89,7 +89,7 @@ class _Head(nn.Module):
         self.extra_mlp = nn.Sequential(nn.Linear(spec.n_extra, spec.extra_hidden), nn.ReLU(inplace=True),
                                        nn.Linear(spec.extra_hidden, spec.extra_hidden), nn.ReLU(inplace=True)) \
             if spec.n_extra else nn.Identity()
-        self.classifier = nn.Linear(features + (spec.extra_hidden if spec.n_extra else 0), spec.num_classes)
+        self.classifier = nn.Linear(features + (spec.extra_hidden if spec.n_extra else 0), spec.outputs)
 
     def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         h = torch.flatten(self.pool(x), 1)

@@ -25,6 +25,7 @@ from synthesis.data import ExtraScaler, Normalizer, PreprocessingConfig, asinh
 from synthesis.models.builder import build_model
 from synthesis.models.equivariant import plain_convolutions
 from synthesis.models.spec import ModelSpec, model_spec_from_dict
+from synthesis.models.vote_head import VoteHead
 
 WEIGHTS_FORMAT = "galaxy-synth-model/1"
 
@@ -87,15 +88,27 @@ class PackagedModel(nn.Module):
         self.register_buffer("temperature", torch.tensor(float(temperature), **f32))
 
     def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        x = self._normalised(images)
+        if self.n_extra == 0 or extra is None:
+            return self.net(x) / self.temperature
+        return self.net(x, (extra - self.extra_mean) / self.extra_std) / self.temperature
+
+    def votes(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A vote network's calibrated class logits (as ``forward``) and its Dirichlet concentrations, from one pass."""
+        x = self._normalised(images)
+        if self.n_extra == 0 or extra is None:
+            logits, concentrations = self.net.votes(x)
+        else:
+            logits, concentrations = self.net.votes(x, (extra - self.extra_mean) / self.extra_std)
+        return logits / self.temperature, concentrations
+
+    def _normalised(self, images: torch.Tensor) -> torch.Tensor:
         x = images
         if self.mapping != "none":
             x = (x - self.band_offset) / self.band_scale
             if self.mapping == "asinh":
                 x = asinh(x)
-        x = (x - self.mean) / self.std
-        if self.n_extra == 0 or extra is None:
-            return self.net(x) / self.temperature
-        return self.net(x, (extra - self.extra_mean) / self.extra_std) / self.temperature
+        return (x - self.mean) / self.std
 
 
 def fused_for_inference(model: PackagedModel) -> PackagedModel:
@@ -113,7 +126,10 @@ def fused_for_inference(model: PackagedModel) -> PackagedModel:
     fast = copy.deepcopy(model).eval()  # fuse folds running statistics: only right in eval mode
     fast.net = plain_convolutions(fast.net)
     try:
-        fast.net = fuse(fast.net)
+        if isinstance(getattr(fast.net, "classifier", None), VoteHead):  # keep the network's votes method
+            fast.net.stem, fast.net.stages = fuse(fast.net.stem), fuse(fast.net.stages)
+        else:
+            fast.net = fuse(fast.net)
     except Exception:  # noqa: BLE001 — tracing fails in many ways on custom control flow; the unfused copy is right
         pass
     return fast

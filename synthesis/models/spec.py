@@ -79,6 +79,37 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class OutputLayout:
+    """How a vote network's last layer splits (``--schema``): ``classes`` class logits (the label column's classes;
+    0 when the class is a question's answer), then one Dirichlet per question, ``answers[q]`` concentrations each.
+    ``class_question``: the question whose Dirichlet mean is the class (None: the class logits are)."""
+
+    classes: int
+    answers: tuple[int, ...]
+    class_question: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "answers", tuple(int(a) for a in self.answers))
+
+    @property
+    def outputs(self) -> int:
+        return self.classes + sum(self.answers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classes": self.classes, "answers": list(self.answers), "class_question": self.class_question}
+
+    @classmethod
+    def of(cls, schema: dict[str, Any] | None, num_classes: int) -> OutputLayout | None:
+        """The layout for a data set's schema (``GalaxyImages.schema``, a ``QuestionSchema.to_dict()``); None: no
+        schema, a classifier."""
+        if not schema:
+            return None
+        names = [q["name"] for q in schema["question"]]
+        index = names.index(schema["class_question"]) if schema.get("class_question") else None
+        return cls(0 if index is not None else num_classes, tuple(len(q["answers"]) for q in schema["question"]), index)
+
+
+@dataclass(frozen=True)
 class ArchSpec:
     """A CNN for ``image_size``² RGB images, optionally joined by ``n_extra`` numeric inputs."""
 
@@ -94,12 +125,20 @@ class ArchSpec:
     n_extra: int = 0
     extra_hidden: int = 16
     version: int = SPEC_VERSION
+    votes: OutputLayout | None = None  # --schema: the vote head's layout; None: a classifier
 
     def __post_init__(self) -> None:
         # Frozen dataclass: coerce stage dicts/lists (from JSON) into a tuple of StageSpec.
         stages = tuple(s if isinstance(s, StageSpec) else StageSpec(**s) for s in self.stages)
         object.__setattr__(self, "stages", stages)
+        if isinstance(self.votes, dict):
+            object.__setattr__(self, "votes", OutputLayout(**self.votes))
         self.validate()
+
+    @property
+    def outputs(self) -> int:
+        """The last layer's width: the classes, or the vote head's class logits and concentrations."""
+        return self.votes.outputs if self.votes is not None else self.num_classes
 
     def validate(self) -> None:
         problems = []
@@ -123,13 +162,19 @@ class ArchSpec:
             problems.append("every stage needs depth >= 1 and width >= 1")
         if self.image_size < 2 ** len(self.stages):
             problems.append(f"image_size={self.image_size} too small for {len(self.stages)} downsamples")
+        if self.votes is not None and (self.votes.answers[self.votes.class_question] if self.votes.class_question is not None
+                                       else self.votes.classes) != self.num_classes:
+            problems.append(f"num_classes={self.num_classes} does not match the vote head {self.votes.to_dict()}")
         if self.version != SPEC_VERSION:
             problems.append(f"spec version {self.version} (this galaxy-synth reads {SPEC_VERSION})")
         if problems:
             raise GalaxySynthError("invalid architecture spec: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # a classifier's dict (and so its spec hash) stays what it was before vote heads existed
+        return {**data, "votes": self.votes.to_dict()} if self.votes is not None else \
+            {k: v for k, v in data.items() if k != "votes"}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,10 @@ from proxies import guarded, is_collapsed
 from proxies import early_training_metrics
 from proxies import zero_cost_scores
 from synthesis import Cost, objective_info
+from synthesis import Objective as ObjectiveName
 from synthesis.data import TrialData
 from synthesis.models import CATALOGUE_BATCH, LatencyTable, build_model, cpu_images_per_second
-from synthesis.models import ArchSpec, TrainConfig
+from synthesis.models import ArchSpec, OutputLayout, TrainConfig
 from synthesis.search.promotion import RungReporter
 from synthesis.search.ranking import COST_COLUMNS
 from synthesis.search.settings import TrialSettings
@@ -93,9 +95,12 @@ def record_training(trial: optuna.Trial, history: TrainHistory, params: int, flo
         "history": history.to_dict(), "wall_seconds": wall,
         "images_per_second": float(np.mean([e.images_per_second for e in history.epochs])),
         **{key: getattr(last, key) for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")},
+        **vote_metrics(last),
         "metrics": metrics, "zc_fraction_of_trial": zc.get("zc_seconds", 0.0) / max(wall + zc.get("zc_seconds", 0.0), 1e-9),
         "collapsed": is_collapsed(metrics, num_classes),
     }
+    if last.val_fraction_mae is not None:  # the objective val_fraction_mae reads it from the metrics
+        metrics["val_fraction_mae"] = float(last.val_fraction_mae)
     if proxy is not None:
         attrs["proxy_score"] = float(proxy.predict(pd.DataFrame([metrics]))[0])
     for key, value in attrs.items():
@@ -120,6 +125,7 @@ class Objective:
         d, s = self.data, self.settings
         yield_if_surplus(trial, s.trials)  # before any work; checked again when the trial would count as finished
         spec, train_cfg = self.space.suggest(trial, d.num_classes, d.image_size, d.n_extra, d.in_channels)
+        spec = replace(spec, votes=OutputLayout.of(d.data.schema, d.num_classes))  # --schema: a vote head
         train_cfg = train_cfg.replace(loss=s.loss, label_smoothing=s.label_smoothing, schedule=s.schedule, warmup=s.warmup)
         max_flops = s.max_flops
         fitted = fit_to_caps(spec, s.max_params, max_flops, self.space.widths, self.space.stem_widths, max_ms=s.max_ms,
@@ -170,7 +176,9 @@ class Objective:
             def report(record) -> None:
                 if multi:  # Optuna cannot prune (or take reports from) multi-objective trials
                     return
-                trial.report(record.val_acc, step=record.epoch)
+                fraction = s.objective == ObjectiveName.FRACTION_MAE  # pruned by what it is scored by
+                trial.report(validation_score(record, s.objective, d.num_classes) if fraction else record.val_acc,
+                             step=record.epoch)
                 if trial.should_prune():
                     trial.set_user_attr("prune_reason", f"pruner stopped it after epoch {record.epoch} (val_acc {record.val_acc:.3f})")
                     raise optuna.TrialPruned()
@@ -233,8 +241,19 @@ class Objective:
 def validation_score(record: EpochRecord, objective: str, num_classes: int) -> float:
     """A promoted trial's score above the first budget: validation accuracy, or balanced accuracy."""
     metrics = {"val_acc": record.val_acc, "val_balanced_acc": record.val_balanced_acc,
-               "val_predicted_classes": record.val_predicted_classes}
-    return trial_value(metrics, "balanced_acc" if objective == "balanced_acc" else "val_acc", None, num_classes)
+               "val_predicted_classes": record.val_predicted_classes, "val_fraction_mae": record.val_fraction_mae}
+    scored_by = objective if objective in ("balanced_acc", ObjectiveName.FRACTION_MAE) else "val_acc"
+    return trial_value(metrics, scored_by, None, num_classes)
+
+
+def vote_metrics(record: EpochRecord) -> dict[str, Any]:
+    """A vote study's (``--schema``/``--soft-labels``) fraction errors, as trial attributes; nothing for others."""
+    found: dict[str, Any] = {}
+    if record.val_fraction_mae is not None:
+        found["val_fraction_mae"] = float(record.val_fraction_mae)
+    if record.val_question_mae is not None:
+        found["val_question_mae"] = [float(v) for v in record.val_question_mae]  # in the schema's question order
+    return found
 
 
 def trial_value(metrics: dict[str, float], objective: str, proxy: CompositeProxy | None, num_classes: int) -> float:
@@ -243,6 +262,8 @@ def trial_value(metrics: dict[str, float], objective: str, proxy: CompositeProxy
         score = float(metrics["val_balanced_acc"])
     elif objective == "train_acc":
         score = float(metrics["train_acc"])
+    elif objective == ObjectiveName.FRACTION_MAE:  # minimised: every trial value is maximised
+        score = -float(metrics.get("val_fraction_mae", float("nan")))
     elif objective == "val_acc" or proxy is None:
         score = float(metrics["val_acc"])
     else:

@@ -53,7 +53,7 @@ from optuna.trial import TrialState
 from proxies import CompositeProxy
 from synthesis.data import TrialData
 from synthesis import GalaxySynthError
-from synthesis.models import ArchSpec, StageSpec, group_of
+from synthesis.models import ArchSpec, OutputLayout, StageSpec, group_of
 from synthesis.search.growth_child import (
     Candidate,
     child_key,
@@ -108,10 +108,11 @@ def max_stages_for(image_size: int) -> int:
     return max(1, int(math.log2(image_size)) - 1)
 
 
-def base_spec(num_classes: int, image_size: int, n_extra: int, growth: GrowthSettings, in_channels: int = 3) -> ArchSpec:
+def base_spec(num_classes: int, image_size: int, n_extra: int, growth: GrowthSettings, in_channels: int = 3,
+              votes: OutputLayout | None = None) -> ArchSpec:
     return ArchSpec(num_classes=num_classes, stages=(StageSpec(1, growth.start_width),), block=growth.block,
                     stem_width=growth.start_width, stem_kernel=3, downsample="maxpool", dropout=0.0,
-                    image_size=image_size, n_extra=n_extra, in_channels=in_channels)
+                    image_size=image_size, n_extra=n_extra, in_channels=in_channels, votes=votes)
 
 
 def grow(parent: ArchSpec, width: int) -> tuple[ArchSpec, str] | None:
@@ -258,7 +259,8 @@ def _promotions(study: optuna.Study, settings: StudySettings) -> list[dict[str, 
 def _candidates(parent: Any, data: Any, growth: GrowthSettings) -> list:
     """The step's candidate children: the seed network first, then the parent plus one block per width."""
     if parent is None:
-        return [(base_spec(len(data.class_names), data.size, data.extras.shape[1], growth, data.images.shape[-1]), "base")]
+        return [(base_spec(len(data.class_names), data.size, data.extras.shape[1], growth, data.images.shape[-1],
+                           OutputLayout.of(data.schema, len(data.class_names))), "base")]
     return [g for g in (grow(parent[1], w) for w in growth.widths) if g is not None]
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from proxies import CompositeProxy
 from proxies import guarded, is_collapsed
-from synthesis import Cost, RankBy, StudySettings, names, objective_info
+from synthesis import Cost, Objective, RankBy, StudySettings, names, objective_info
 from synthesis import GalaxySynthError
 from synthesis.models import TrainConfig, model_spec_from_dict
 from synthesis.search.trials import completed_trials, finished
@@ -103,8 +103,11 @@ def metrics_table(study: optuna.Study, proxy: CompositeProxy | None = None, by: 
             df.loc[scored, "proxy_score"] = [guarded(v, c) for v, c in zip(raw, df.loc[scored, "collapsed"])]
     if by == "objective":
         by = "proxy" if objective_info(objective).calibrated and proxy is not None else (
-            objective if objective in ("balanced_acc", "train_acc") else "val_acc")
-    source = {"proxy": "proxy_score", "val_acc": "val_acc", "balanced_acc": "val_balanced_acc", "train_acc": "train_acc"}[by]
+            objective if objective in ("balanced_acc", "train_acc", Objective.FRACTION_MAE) else "val_acc")
+    if by == Objective.FRACTION_MAE and "val_fraction_mae" in df:  # the error, minimised: its negative ranks
+        df["neg_val_fraction_mae"] = -df["val_fraction_mae"]
+    source = {"proxy": "proxy_score", "val_acc": "val_acc", "balanced_acc": "val_balanced_acc", "train_acc": "train_acc",
+              Objective.FRACTION_MAE: "neg_val_fraction_mae"}[by]
     if source not in df:
         raise GalaxySynthError(f"cannot rank by {by}: the study's trials have no {source}")
     df["rank_score"] = [guarded(v, c) if by != "proxy" and pd.notna(v) else v

@@ -8,7 +8,7 @@ from synthesis.choices import OBJECTIVES, Objective, RankBy, names, objective_in
 
 
 def test_values_are_the_strings_studies_store():
-    assert names(Objective) == ("composite", "val_acc", "balanced_acc", "train_acc", "multi")
+    assert names(Objective) == ("composite", "val_acc", "balanced_acc", "train_acc", "multi", "val_fraction_mae")
     assert Objective.COMPOSITE == "composite" and json.dumps({"o": Objective.VAL_ACC}) == '{"o": "val_acc"}'
     assert "proxy" in names(RankBy)
 

@@ -174,3 +174,20 @@ def test_hdf5_without_required_keys(tmp_path):
         load(tmp_path / "bad.h5")
 
 
+
+
+def test_a_reopened_cache_keeps_the_vote_counts_and_the_schema(csv_folder, tmp_path):
+    from synthesis.data.dataset import open_cached
+    from synthesis.data.schema import load_schema
+    from synthesis.data.sources import SourceOptions
+
+    df = pd.read_csv(csv_folder / "labels.csv")
+    df.assign(odd_fraction=0.25, n=40).to_csv(csv_folder / "labels.csv", index=False)
+    (tmp_path / "s.toml").write_text('votes = "n"\n[[question]]\nname = "q"\nanswers = { odd = "odd_fraction", no = "rest" }\n')
+    data = load(csv_folder, cache_dir=tmp_path / "cache", options=SourceOptions(schema=load_schema(tmp_path / "s.toml")))
+    assert data.votes[0].tolist() == [10, 30] and data.schema["question"][0]["name"] == "q"
+    again = open_cached(data.cache_file, data.fingerprint)
+    assert np.array_equal(again.votes, data.votes) and again.schema == data.schema
+    with pytest.raises(DataError, match="--merge/--drop with --schema"):
+        load(csv_folder, class_map=ClassMap.parse(drops=["merger"]),
+             options=SourceOptions(schema=load_schema(tmp_path / "s.toml")))

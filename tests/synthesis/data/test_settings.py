@@ -7,7 +7,7 @@ from synthesis.settings import StudySettings
 from tests.helpers import each_field_changed
 
 DATA_FIELDS = {"data", "size", "crop", "merge", "drop", "extra_columns", "bands", "hdu", "band_mapping", "soft_labels",
-               "keep_columns", "max_samples", "val_subset", "synthetic_n", "seed", "results", "progress"}
+               "schema", "keep_columns", "max_samples", "val_subset", "synthetic_n", "seed", "results", "progress"}
 
 
 def test_data_settings_follow_the_data_fields_and_nothing_else():

@@ -68,3 +68,22 @@ def test_a_study_made_before_cost_is_ranked_by_flops():
 
     assert study_cost({}) == study_cost({"settings": {"seed": 0}}) == "flops"
     assert study_cost({"settings": {"cost": "time"}}) == "time"
+
+
+def test_a_fraction_error_study_ranks_the_smallest_error_first():
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from synthesis.search import metrics_table
+    from synthesis.settings import STUDY_ATTR
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(STUDY_ATTR, {"objective": "val_fraction_mae", "class_names": ["a", "b"]})
+    for mae, acc in ((0.30, 0.9), (0.10, 0.5), (0.20, 0.7)):
+        study.add_trial(optuna.trial.create_trial(
+            value=-mae, params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+            user_attrs={"collapsed": False, "arch": {"block": "plain"},
+                        "metrics": {"val_fraction_mae": mae, "val_acc": acc, "val_predicted_classes": 2}}))
+    table = metrics_table(study)
+    assert list(table["val_fraction_mae"]) == [0.10, 0.20, 0.30] and set(table["ranked_by"]) == {"val_fraction_mae"}
+    assert list(table["rank_score"]) == [-0.10, -0.20, -0.30]  # not by validation accuracy

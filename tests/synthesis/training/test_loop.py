@@ -112,3 +112,31 @@ def test_cosine_schedule_anneals_to_zero(trial_data):
     hist, model = run(trial_data, cfg=TrainConfig(lr=1e-2, schedule="cosine"), epochs=2)
     assert hist.epochs[0].lr == pytest.approx(1e-2)
     assert hist.epochs[1].lr < 1e-2
+
+
+def test_a_vote_head_trains_on_counts_and_evaluate_reports_each_questions_fraction_error(trial_data):
+    from dataclasses import replace
+
+    from synthesis.models.spec import OutputLayout
+
+    d = trial_data
+    k = len(d.class_names)
+    torch.manual_seed(0)
+    # two questions: a yes/no everyone answers (30 votes) and the class question, asked of the yes voters only
+    def votes(split):
+        yes = torch.randint(0, 31, (len(split),)).float()
+        yes[::7] = 0  # some galaxies nobody called yes: their class question was not asked
+        kind = torch.nn.functional.one_hot(split.y, k).float() * yes[:, None]  # all yes voters pick the true class
+        return replace(split, votes=torch.cat([yes[:, None], 30 - yes[:, None], kind], dim=1))
+
+    train, val = votes(d.train), votes(d.val)
+    spec = replace(small_spec(d), votes=OutputLayout(0, (2, k), class_question=1))
+    model = build_model(spec)
+    hist = train_model(model, train, TrainConfig(lr=3e-3), 3, normalizer=d.normalizer, num_classes=k, val=val, seed=0)
+    assert hist.epochs[-1].train_loss < hist.epochs[0].batch_losses[0]  # the Dirichlet-multinomial NLL falls
+    ev = evaluate(model, val, d.normalizer, k)
+    asked = int((val.votes[:, 0] > 0).sum())
+    assert len(ev.question_mae) == 2 and asked < len(val)  # the class question is not asked where yes = 0
+    assert ev.fraction_mae == pytest.approx(np.mean(ev.question_mae))
+    assert hist.last.val_question_mae == pytest.approx(ev.question_mae)
+    assert "val_question_mae" not in run(d, epochs=1)[0].to_dict()["epochs"][0]  # classifiers' histories as they were
